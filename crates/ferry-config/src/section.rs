@@ -1,0 +1,328 @@
+//! [`Section`]: the typed reader a plugin uses over its element.
+//!
+//! Every accessor records the key it asked for. A value that does not parse is reported at the
+//! parameter's line and the accessor falls back to its default, so reading goes on and every
+//! mistake is collected. [`Section::finish`] then reports, at their lines, the parameters and
+//! sections nobody asked for (with a suggestion among the keys that were asked for) and keys
+//! written twice.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use crate::error::{Errors, Span};
+use crate::suggest;
+use crate::tree::{Element, Param};
+use crate::units::{self, ByteSize};
+
+/// A typed reader over one [`Element`], reporting into a shared [`Errors`] sink.
+#[derive(Debug)]
+pub struct Section<'a> {
+    elem: &'a Element,
+    errors: Errors,
+    read_keys: RefCell<BTreeSet<String>>,
+    read_children: RefCell<BTreeSet<String>>,
+}
+
+/// Records `name`; true when it was not recorded before.
+fn remember(set: &RefCell<BTreeSet<String>>, name: &str) -> bool {
+    let mut set = set.borrow_mut();
+    !set.contains(name) && set.insert(name.to_string())
+}
+
+impl<'a> Section<'a> {
+    /// A reader over `elem` reporting into `errors`.
+    pub fn new(elem: &'a Element, errors: &Errors) -> Self {
+        Section {
+            elem,
+            errors: errors.clone(),
+            read_keys: RefCell::new(BTreeSet::new()),
+            read_children: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    /// The section name (`match`, `buffer`, ...).
+    pub fn name(&self) -> &str {
+        &self.elem.name
+    }
+
+    /// The section argument (tag pattern, label name, chunk keys); empty when absent.
+    pub fn arg(&self) -> &str {
+        &self.elem.arg
+    }
+
+    /// Where the section was opened.
+    pub fn span(&self) -> &Span {
+        &self.elem.span
+    }
+
+    /// The element being read.
+    pub fn element(&self) -> &'a Element {
+        self.elem
+    }
+
+    /// The sink this reader reports into.
+    pub fn errors(&self) -> &Errors {
+        &self.errors
+    }
+
+    fn lookup(&self, key: &str) -> Option<&'a Param> {
+        remember(&self.read_keys, key);
+        self.elem.param(key)
+    }
+
+    /// The raw value of `key`.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.lookup(key).map(|p| p.value.as_str())
+    }
+
+    /// True when `key` is written.
+    pub fn has(&self, key: &str) -> bool {
+        self.lookup(key).is_some()
+    }
+
+    /// `@type`, or Fluentd's older alias `type`.
+    pub fn plugin_type(&self) -> Option<&'a str> {
+        let at = self.get("@type");
+        let old = self.get("type");
+        at.or(old)
+    }
+
+    /// `@id`.
+    pub fn id(&self) -> Option<&'a str> {
+        self.get("@id")
+    }
+
+    /// `@label`.
+    pub fn label(&self) -> Option<&'a str> {
+        self.get("@label")
+    }
+
+    /// `@log_level`.
+    pub fn log_level(&self) -> Option<&'a str> {
+        self.get("@log_level")
+    }
+
+    /// Every parameter, all recorded as known: for free-form sections such as
+    /// record_transformer's `<record>`, whose keys are data.
+    pub fn params(&self) -> &'a [Param] {
+        for p in &self.elem.params {
+            remember(&self.read_keys, &p.key);
+        }
+        &self.elem.params
+    }
+
+    /// The value of `key` as a string.
+    pub fn str(&self, key: &str) -> Option<String> {
+        self.get(key).map(str::to_string)
+    }
+
+    /// The value of `key`; when absent, reports "missing required parameter".
+    pub fn required_str(&self, key: &str) -> Option<String> {
+        let v = self.str(key);
+        if v.is_none() {
+            let msg = format!("missing required parameter '{key}' in <{}>", self.name());
+            self.errors.push(Some(self.elem.span.clone()), msg);
+        }
+        v
+    }
+
+    /// The value of `key`, or `default`.
+    pub fn str_or(&self, key: &str, default: &str) -> String {
+        self.str(key).unwrap_or_else(|| default.to_string())
+    }
+
+    fn typed<T>(&self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let p = self.lookup(key)?;
+        match parse(&p.value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = format!("invalid value for '{key}' in <{}>: {e}", self.name());
+                self.errors.push(Some(p.span.clone()), msg);
+                None
+            }
+        }
+    }
+
+    /// `key` as a boolean (`true`/`yes`/`false`/`no`; the key alone is true).
+    pub fn opt_bool(&self, key: &str) -> Option<bool> {
+        self.typed(key, units::parse_bool)
+    }
+
+    /// `key` as a boolean, or `default`.
+    pub fn bool_or(&self, key: &str, default: bool) -> bool {
+        self.opt_bool(key).unwrap_or(default)
+    }
+
+    /// `key` as a non-negative integer.
+    pub fn opt_u64(&self, key: &str) -> Option<u64> {
+        self.typed(key, |v| {
+            v.trim()
+                .parse()
+                .map_err(|_| format!("'{v}' is not a non-negative integer"))
+        })
+    }
+
+    /// `key` as a non-negative integer, or `default`.
+    pub fn u64_or(&self, key: &str, default: u64) -> u64 {
+        self.opt_u64(key).unwrap_or(default)
+    }
+
+    /// `key` as an integer.
+    pub fn opt_i64(&self, key: &str) -> Option<i64> {
+        self.typed(key, |v| {
+            v.trim()
+                .parse()
+                .map_err(|_| format!("'{v}' is not an integer"))
+        })
+    }
+
+    /// `key` as an integer, or `default`.
+    pub fn i64_or(&self, key: &str, default: i64) -> i64 {
+        self.opt_i64(key).unwrap_or(default)
+    }
+
+    /// `key` as a finite number.
+    pub fn opt_f64(&self, key: &str) -> Option<f64> {
+        self.typed(key, |v| match v.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() => Ok(n),
+            _ => Err(format!("'{v}' is not a number")),
+        })
+    }
+
+    /// `key` as a finite number, or `default`.
+    pub fn f64_or(&self, key: &str, default: f64) -> f64 {
+        self.opt_f64(key).unwrap_or(default)
+    }
+
+    /// `key` as a size (`8m`, `1g`, ...).
+    pub fn opt_size(&self, key: &str) -> Option<ByteSize> {
+        self.typed(key, units::parse_size)
+    }
+
+    /// `key` as a size, or `default`.
+    pub fn size_or(&self, key: &str, default: ByteSize) -> ByteSize {
+        self.opt_size(key).unwrap_or(default)
+    }
+
+    /// `key` as a duration (`60`, `1.5`, `10s`, `5m`, `1h`, `2d`, `500ms`).
+    pub fn opt_duration(&self, key: &str) -> Option<Duration> {
+        self.typed(key, units::parse_duration)
+    }
+
+    /// `key` as a duration, or `default`.
+    pub fn duration_or(&self, key: &str, default: Duration) -> Duration {
+        self.opt_duration(key).unwrap_or(default)
+    }
+
+    /// `key` as one of `allowed`, or `default` when absent; another value is reported with
+    /// the allowed list and a suggestion.
+    pub fn enum_or<'k>(&self, key: &str, allowed: &[&'k str], default: &'k str) -> &'k str {
+        self.opt_enum(key, allowed).unwrap_or(default)
+    }
+
+    /// `key` as one of `allowed`.
+    pub fn opt_enum<'k>(&self, key: &str, allowed: &[&'k str]) -> Option<&'k str> {
+        self.typed(key, |v| match allowed.iter().find(|a| **a == v) {
+            Some(a) => Ok(*a),
+            None => Err(format!(
+                "'{v}' is not one of {}{}",
+                allowed.join(", "),
+                suggest::hint(v, allowed.iter().copied())
+            )),
+        })
+    }
+
+    /// `key` as an array: a JSON array or a comma-separated list.
+    pub fn array(&self, key: &str) -> Option<Vec<String>> {
+        self.typed(key, units::parse_array)
+    }
+
+    /// `key` as a hash: a JSON object or `k1:v1,k2:v2`, in the order written.
+    pub fn hash(&self, key: &str) -> Option<Vec<(String, String)>> {
+        self.typed(key, units::parse_hash)
+    }
+
+    /// Where `key` is written, or the section's span when it is absent.
+    pub fn param_span(&self, key: &str) -> Span {
+        match self.elem.param(key) {
+            Some(p) => p.span.clone(),
+            None => self.elem.span.clone(),
+        }
+    }
+
+    /// Reports `msg` at the line of `key` (or of the section).
+    pub fn error(&self, key: Option<&str>, msg: impl Into<String>) {
+        let span = match key {
+            Some(key) => self.param_span(key),
+            None => self.elem.span.clone(),
+        };
+        self.errors.push(Some(span), msg);
+    }
+
+    /// The child section `name`; a second one is reported.
+    pub fn child(&self, name: &str) -> Option<Section<'a>> {
+        let first_read = remember(&self.read_children, name);
+        let mut found = self.elem.children_named(name);
+        let first = found.next()?;
+        if first_read {
+            for extra in found {
+                let msg = format!(
+                    "only one <{name}> section is allowed in <{}> (first at {})",
+                    self.name(),
+                    first.span
+                );
+                self.errors.push(Some(extra.span.clone()), msg);
+            }
+        }
+        Some(Section::new(first, &self.errors))
+    }
+
+    /// Every child section `name`, in order.
+    pub fn children(&self, name: &str) -> Vec<Section<'a>> {
+        remember(&self.read_children, name);
+        self.elem
+            .children_named(name)
+            .map(|c| Section::new(c, &self.errors))
+            .collect()
+    }
+
+    /// Reports every parameter and child section nobody read, and keys written twice.
+    pub fn finish(self) {
+        let keys = self.read_keys.borrow();
+        let known = || keys.iter().map(String::as_str);
+        let mut first_seen: HashMap<&str, &Span> = HashMap::new();
+        for p in &self.elem.params {
+            if !keys.contains(&p.key) {
+                let msg = format!(
+                    "unknown parameter '{}' in <{}>{}",
+                    p.key,
+                    self.name(),
+                    suggest::hint(&p.key, known())
+                );
+                self.errors.push(Some(p.span.clone()), msg);
+            } else if let Some(first) = first_seen.get(p.key.as_str()) {
+                let msg = format!(
+                    "parameter '{}' is written twice in <{}> (first at {first})",
+                    p.key,
+                    self.name(),
+                );
+                self.errors.push(Some(p.span.clone()), msg);
+            } else {
+                first_seen.insert(&p.key, &p.span);
+            }
+        }
+        let sections = self.read_children.borrow();
+        for c in &self.elem.children {
+            if !sections.contains(&c.name) {
+                let msg = format!(
+                    "unknown section <{}> in <{}>{}",
+                    c.name,
+                    self.name(),
+                    suggest::hint(&c.name, sections.iter().map(String::as_str))
+                );
+                self.errors.push(Some(c.span.clone()), msg);
+            }
+        }
+    }
+}
