@@ -1,1 +1,57 @@
-//! placeholder
+//! ferry-proto: the Forward protocol v1 codec, client and server side. Pure: no I/O, no runtime.
+//!
+//! Specification: <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1>.
+//!
+//! # Module map
+//!
+//! | module | job |
+//! |---|---|
+//! | [`msgpack`] | bounded reader, iterative skipper, writers, owned [`msgpack::Value`] |
+//! | [`time`] | [`time::EventTime`] and its ext type 0 encoding |
+//! | [`options`] | the options map: `size`, `chunk`, `compressed`, `fluent_signal`, `metadata` |
+//! | [`frame`] | [`frame::FrameDecoder`]: splits a TCP stream into top-level values |
+//! | [`request`] | one frame → [`request::Request`] (nil or an [`request::EventBatch`]) |
+//! | [`entries`] | walk, validate and sanitize an entry stream without building records |
+//! | [`compress`] | gzip (concatenated members) and zstd with an output cap |
+//! | [`encode`] | client-side encoders: PackedForward (as out_forward writes it), Message, Forward |
+//! | [`handshake`] | HELO / PING / PONG and the SHA-512 digests |
+//! | [`ack`] | `{"ack": chunk}` encode and parse |
+//! | [`heartbeat`] | the UDP heartbeat byte |
+//! | [`fuzzing`] | entry points for the fuzz targets |
+//!
+//! # What ferry accepts
+//!
+//! - Requests: `nil` (no-op), Message, Forward, PackedForward and CompressedPackedForward
+//!   (`compressed` = `gzip` with any number of concatenated members, or `zstd`). A
+//!   PackedForward payload and a `chunk` id may be str or bin; an ack echoes the chunk id with the
+//!   type it came with.
+//! - Event times: an integer (seconds), an EventTime extension (fixext8 or ext8), or Fluent Bit's
+//!   `[time, metadata]`. Float, str and other times are invalid events: skipped and counted, the
+//!   request is still acknowledged. A record must be a map.
+//! - Not accepted: Fluentd's JSON convenience mode (a connection starting with `[` or `{`; see
+//!   [`frame::is_json_start`]).
+//!
+//! # How a server uses it
+//!
+//! bytes from the socket → [`frame::FrameDecoder::decode`] → [`request::Request::parse`] →
+//! [`entries::sanitize`] → the entry stream goes into the buffer as bytes → [`ack::encode_ack`]
+//! when the request carried `chunk`.
+
+pub mod ack;
+pub mod compress;
+pub mod encode;
+pub mod entries;
+pub mod frame;
+pub mod fuzzing;
+pub mod handshake;
+pub mod heartbeat;
+pub mod msgpack;
+pub mod options;
+pub mod request;
+pub mod time;
+
+pub use entries::{EntryRef, Summary};
+pub use frame::{FrameDecoder, FrameError};
+pub use options::{ChunkId, ChunkIdKind, Compression, Options};
+pub use request::{EventBatch, Limits, Mode, Request, RequestError};
+pub use time::EventTime;

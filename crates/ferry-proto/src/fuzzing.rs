@@ -1,0 +1,153 @@
+//! Entry points for the fuzz targets (`fuzz/fuzz_targets/*.rs`) and the no-panic property
+//! tests. Each takes arbitrary bytes, drives every decoder over them, and checks the invariants
+//! that must hold for any input (a decoded handshake message re-encodes to one that decodes the
+//! same). A panic here is a bug.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::compress::decompress;
+use crate::entries;
+use crate::frame::FrameDecoder;
+use crate::handshake::{Ping, Pong, encode_helo, parse_helo};
+use crate::msgpack::Value;
+use crate::options::Compression;
+use crate::request::{Limits, Request};
+use crate::{ack, heartbeat};
+
+const MAX_FRAME: usize = 1 << 20;
+const LIMITS: Limits = Limits {
+    max_decompressed_bytes: 1 << 20,
+};
+
+/// The request path: the bytes split at a point chosen by the first byte, fed to a
+/// [`FrameDecoder`] in two parts; every frame parsed into a request and its entries walked,
+/// sanitized and rendered. Also the entry walker, the value decoder and the decompressors on the
+/// raw bytes.
+pub fn codec(data: &[u8]) {
+    let split = data
+        .first()
+        .map_or(0, |&b| usize::from(b) % (data.len() + 1));
+    let mut decoder = FrameDecoder::new(MAX_FRAME);
+    let mut buf = BytesMut::from(&data[..split]);
+    let mut frames = Vec::new();
+    let mut failed = drain(&mut decoder, &mut buf, &mut frames);
+    if !failed {
+        buf.extend_from_slice(&data[split..]);
+        failed = drain(&mut decoder, &mut buf, &mut frames);
+    }
+    if !failed {
+        assert!(decoder.pending_len() == 0 || decoder.in_frame());
+    }
+    for frame in frames {
+        request(frame);
+    }
+    walk_entries(Bytes::copy_from_slice(data));
+    if let Ok((v, used)) = Value::decode(data) {
+        assert!(used <= data.len());
+        let mut json = String::new();
+        v.write_json(&mut json);
+        assert_eq!(Value::decode(&v.to_bytes()).map(|(w, _)| w), Ok(v));
+    }
+    for kind in [Compression::Gzip, Compression::Zstd] {
+        if let Ok(out) = decompress(kind, data, 1 << 16) {
+            assert!(out.len() <= 1 << 16);
+        }
+    }
+}
+
+/// Decode frames until more bytes are needed; true on a (fatal) frame error.
+fn drain(decoder: &mut FrameDecoder, buf: &mut BytesMut, frames: &mut Vec<Bytes>) -> bool {
+    loop {
+        match decoder.decode(buf) {
+            Ok(Some(frame)) => {
+                assert!(frame.len() <= MAX_FRAME);
+                frames.push(frame);
+            }
+            Ok(None) => return false,
+            Err(e) => {
+                assert!(e.is_fatal());
+                return true;
+            }
+        }
+    }
+}
+
+fn request(frame: Bytes) {
+    match Request::parse(frame, &LIMITS) {
+        Ok(Request::Events(batch)) => walk_entries(batch.entries),
+        Ok(Request::Nil) => {}
+        Err(e) => {
+            // A frame split by FrameDecoder is exactly one value: refusing it never loses sync.
+            assert!(e.can_continue(), "{e}");
+        }
+    }
+}
+
+fn walk_entries(stream: Bytes) {
+    let summary = entries::validate(&stream);
+    let mut valid = 0u64;
+    for e in entries::iter(&stream) {
+        match e {
+            Ok(entry) => {
+                valid += 1;
+                if let Ok((record, _)) = Value::decode(entry.record) {
+                    let mut json = String::new();
+                    record.write_json(&mut json);
+                }
+            }
+            Err(err) if err.is_structural() => break,
+            Err(_) => {}
+        }
+    }
+    match (summary, entries::sanitize(stream)) {
+        (Ok(s), Ok((clean, s2))) => {
+            assert_eq!(s, s2);
+            assert_eq!(s.count, valid);
+            let again = entries::validate(&clean).expect("a sanitized stream is valid");
+            assert_eq!((again.count, again.invalid), (s.count, 0));
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("validate {a:?} and sanitize {b:?} disagree"),
+    }
+}
+
+/// The handshake and ack parsers on arbitrary bytes; whatever parses must re-encode to bytes that
+/// parse to the same message.
+pub fn handshake(data: &[u8]) {
+    if let Ok(helo) = parse_helo(data) {
+        let again = parse_helo(&encode_helo(&helo.nonce, &helo.auth, helo.keepalive));
+        assert_eq!(again, Ok(helo));
+    }
+    if let Ok(ping) = Ping::parse(data) {
+        assert_eq!(Ping::parse(&ping.encode()), Ok(ping));
+    }
+    if let Ok(pong) = Pong::parse(data) {
+        let again = Pong::parse(&pong.encode()).expect("an encoded PONG parses");
+        assert_eq!((again.ok, &again.hostname), (pong.ok, &pong.hostname));
+    }
+    if let Ok(chunk) = ack::parse_ack(data) {
+        assert_eq!(ack::parse_ack(&ack::encode_ack(&chunk)), Ok(chunk));
+    }
+    assert_eq!(heartbeat::reply(data), heartbeat::HEARTBEAT);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_and_handshake_entry_points_survive_sample_inputs() {
+        let samples: [&[u8]; 6] = [
+            b"",
+            b"\x93\xa3tag\xdb\x00\x00\x00\x0c\x92\xd7\x00\x65\x53\xf1\x00\x00\x00\x00\x01\x80\x81\xa4size\x01",
+            b"\x92\xa4HELO\x83\xa5nonce\xc4\x01x\xa4auth\xc4\x00\xa9keepalive\xc3",
+            b"\x95\xa4PONG\xc2\xa3bad\xa0\xa0",
+            b"\x81\xa3ack\xa2id",
+            b"\xdb\xff\xff\xff\xff\xc1\xc1",
+        ];
+        for s in samples {
+            codec(s);
+            handshake(s);
+        }
+    }
+}
