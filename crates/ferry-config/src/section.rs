@@ -287,6 +287,10 @@ impl<'a> Section<'a> {
             .collect()
     }
 
+    /// Ends reading without reporting unread parameters: for a section whose plugin type is
+    /// itself an error, where "unknown parameter" lines would only repeat that one mistake.
+    pub fn abandon(self) {}
+
     /// Reports every parameter and child section nobody read, and keys written twice.
     pub fn finish(self) {
         let keys = self.read_keys.borrow();

@@ -1,0 +1,68 @@
+//! Inputs: where events enter. Each input type is a variant of the closed [`InputConfig`]
+//! enum, dispatched with `match`.
+
+pub mod forward;
+
+use crate::router::Router;
+use crate::task::Tasks;
+use ferry_config::Section;
+use std::sync::Arc;
+
+/// Input plugin types this build of ferry provides.
+pub const INPUT_TYPES: &[&str] = &["forward"];
+
+/// Fluentd input types that ferry does not provide (yet): refused with a clear message.
+pub const FOREIGN_INPUT_TYPES: &[&str] = &[
+    "tail",
+    "prometheus",
+    "monitor_agent",
+    "http",
+    "syslog",
+    "tcp",
+    "udp",
+    "exec",
+    "dummy",
+    "sample",
+    "unix",
+    "windows_eventlog",
+];
+
+/// A parsed `<source>`.
+#[derive(Debug, Clone)]
+pub enum InputConfig {
+    Forward(forward::ForwardInputConfig),
+}
+
+impl InputConfig {
+    /// Builds the input named by the section's `@type`; the caller finishes the section.
+    pub fn from_section(section: &Section<'_>) -> Option<Self> {
+        let kind = crate::plugin::plugin_type(section, "input", INPUT_TYPES, FOREIGN_INPUT_TYPES)?;
+        match kind {
+            "forward" => Some(Self::Forward(forward::ForwardInputConfig::from_section(
+                section,
+            ))),
+            _ => None,
+        }
+    }
+
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Self::Forward(c) => c.label.as_deref(),
+        }
+    }
+}
+
+/// Binds an input's sockets (so bind errors surface at start-up) and spawns its tasks.
+pub async fn start(
+    id: String,
+    config: &InputConfig,
+    router: Arc<Router>,
+    tasks: &Tasks,
+) -> anyhow::Result<()> {
+    let route = router
+        .route_for(config.label())
+        .ok_or_else(|| anyhow::anyhow!("input {id}: label {:?} is not defined", config.label()))?;
+    match config {
+        InputConfig::Forward(c) => forward::start(id, c.clone(), router, route, tasks).await,
+    }
+}

@@ -1,0 +1,209 @@
+//! Shared helpers for tests that run the real `ferry` binary and real clients.
+#![allow(dead_code, clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago on 127.0.0.1 (TCP; the UDP port of the same number is
+/// checked too, since the forward input binds both).
+pub fn free_port() -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A running ferry process, killed when dropped (also when the test panics). Its stdout and
+/// stderr lines are collected by background threads.
+pub struct Ferry {
+    pub child: Child,
+    pub stdout: Receiver<String>,
+    pub stderr: Receiver<String>,
+    pub _dir: tempfile::TempDir,
+}
+
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pump(stream: impl std::io::Read + Send + 'static, echo: &'static str) -> Receiver<String> {
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if std::env::var_os("FERRY_TEST_ECHO").is_some() {
+                eprintln!("[ferry {echo}] {line}");
+            }
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+pub fn ferry_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ferry")
+}
+
+impl Ferry {
+    /// Starts ferry with `config` (written to a temp file) and waits until `port` accepts.
+    pub fn start(config: &str, port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.conf");
+        std::fs::write(&path, config).unwrap();
+        let mut cmd = Command::new(ferry_bin());
+        cmd.arg("-c").arg(&path);
+        Self::spawn(cmd, dir, port)
+    }
+
+    /// Starts ferry on its embedded default configuration (port 24224).
+    pub fn start_default() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::spawn(Command::new(ferry_bin()), dir, 24224)
+    }
+
+    fn spawn(mut cmd: Command, dir: tempfile::TempDir, port: u16) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ferry");
+        let stdout = pump(child.stdout.take().unwrap(), "stdout");
+        let stderr = pump(child.stderr.take().unwrap(), "stderr");
+        let mut ferry = Self {
+            child,
+            stdout,
+            stderr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = ferry.child.try_wait() {
+                let logs: Vec<String> = ferry.stderr.try_iter().collect();
+                panic!(
+                    "ferry exited with {status} before listening on {port}:\n{}",
+                    logs.join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ferry did not listen on {port} within 20 s"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        ferry
+    }
+
+    /// Collects `n` stdout lines, failing after `timeout`.
+    pub fn stdout_lines(&self, n: usize, timeout: Duration) -> Vec<String> {
+        collect(&self.stdout, n, timeout, "stdout")
+    }
+
+    /// Stderr lines received so far.
+    pub fn stderr_so_far(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
+
+pub fn collect(rx: &Receiver<String>, n: usize, timeout: Duration, what: &str) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut lines = Vec::with_capacity(n);
+    while lines.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(RecvTimeoutError::Timeout) => {
+                panic!(
+                    "got {} of {n} {what} lines within {timeout:?}: {lines:#?}",
+                    lines.len()
+                )
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!(
+                    "{what} closed after {} of {n} lines: {lines:#?}",
+                    lines.len()
+                )
+            }
+        }
+    }
+    lines
+}
+
+/// The Python interpreter of the test venv (with fluent-logger and msgpack), installed by
+/// `scripts/test`. `None` (and a note) when it is missing and the run does not require it;
+/// a failure when `FERRY_TEST_DEPS=1` (as in CI), so a missing install cannot pass silently.
+pub fn python() -> Option<PathBuf> {
+    let path = std::env::var_os("FERRY_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".test-deps/venv/bin/python"));
+    let ok = Command::new(&path)
+        .args(["-c", "import fluent.sender, msgpack"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("FERRY_TEST_DEPS").is_none(),
+        "the Python test venv is missing at {}: scripts/test installs it",
+        path.display()
+    );
+    eprintln!("skipping: no Python venv with fluent-logger (run scripts/test to install it)");
+    None
+}
+
+/// Runs a Python script with the test venv; panics with its output if it fails.
+pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
+    let mut child = Command::new(python)
+        .arg("-")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The captured wire vectors shipped beside the repository.
+pub fn vectors_dir() -> PathBuf {
+    std::env::var_os("FERRY_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/vectors"))
+}

@@ -1,0 +1,47 @@
+# Sourced by scripts/test: installs what the tests need into .test-deps/ (once per machine; later
+# runs reuse it) and exports where the tests find it. Tests that need one of these fail with a
+# clear message when FERRY_TEST_DEPS=1 and the program is missing.
+set -euo pipefail
+deps="$root/.test-deps"
+mkdir -p "$deps"
+
+apt_updated=""
+apt_install() {
+  # Installs Debian packages that are not installed yet.
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "== apt-get install ${missing[*]}"
+  if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Python clients: the real fluent-logger and msgpack from PyPI, in a private venv.
+venv="$deps/venv"
+if ! "$venv/bin/python" -c 'import fluent.sender, fluent.asyncsender, msgpack' 2>/dev/null; then
+  echo "== installing Python test clients into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'fluent-logger==0.11.1' 'msgpack>=1.0'
+fi
+export FERRY_TEST_PYTHON="$venv/bin/python"
+
+# Node client: @fluent-org/logger from npm.
+node_dir="$deps/node"
+if [ ! -f "$node_dir/node_modules/@fluent-org/logger/package.json" ]; then
+  echo "== installing @fluent-org/logger into $node_dir"
+  mkdir -p "$node_dir"
+  npm install --silent --no-audit --no-fund --prefix "$node_dir" '@fluent-org/logger@1.0.10' >/dev/null
+fi
+export FERRY_TEST_NODE_MODULES="$node_dir/node_modules"
+
+# Go client: fluent-logger-golang from Debian, built against Debian's Go toolchain in GOPATH mode.
+apt_install golang-go golang-github-fluent-fluent-logger-golang-dev
+go_sender="$deps/go-fluent-sender"
+go_src="$root/crates/ferry/tests/clients/go_sender.go"
+if [ ! -x "$go_sender" ] || [ "$go_src" -nt "$go_sender" ]; then
+  echo "== building the Go fluent-logger test client"
+  GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$deps/go-cache" go build -o "$go_sender" "$go_src"
+fi
+export FERRY_TEST_GO_SENDER="$go_sender"
+
+export FERRY_TEST_DEPS=1
