@@ -1,0 +1,327 @@
+//! Recovery of a file buffer at open (format in [`crate::format`]).
+//!
+//! Every chunk found under the buffer directory is examined once, in bounded memory (64 KiB
+//! scan buffers, never a whole chunk): the journal header is decoded and the records are
+//! streamed and checked. Then:
+//! * a torn tail (see [`crate::format`]) is truncated to the last whole append and reported as a
+//!   [`TornTail`]; for a chunk that was never sealed, trailing appends whose crc32c fails are
+//!   part of the tail (walking back from the end, stopping at the first good one);
+//! * a chunk with no data left (zero-byte files, a header with no append) is deleted and
+//!   reported, so crashes cannot pile up empty files;
+//! * anything else wrong moves the chunk's files to `quarantine/` with a reason file, reported
+//!   and counted. Nothing is dropped silently, and a broken chunk never fails the open.
+//!
+//! Recovered chunks are all queued (never merged, never appended to again), sealed ones first in
+//! their seal order, then the ones that were still staged in creation order. Reading the whole
+//! payload for crc verification is deferred to the chunk's first `take`, so opening many GB
+//! costs one journal scan per chunk plus the tail checks.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::chunk::Content;
+use crate::file_chunk::{ChunkPaths, FileChunk, VERIFY_BUF, move_to_quarantine};
+use crate::format::{self, Header, RECORD_LEN, Record};
+use crate::key::ChunkId;
+use crate::retry::RetryState;
+use crate::state::{Body, Effects, Entry, Phase, State};
+mod report;
+mod scan;
+
+use scan::scan_journal;
+
+use crate::storage::{OpenMode, Storage, StorageFile, read_exact_at, stream_range};
+pub use report::{
+    QuarantineReason, QuarantinedChunk, RecoveredChunk, RecoveryFailure, RecoveryReport, TornTail,
+};
+
+pub(crate) struct Context {
+    pub storage: Arc<dyn Storage>,
+    pub dir: PathBuf,
+    pub quarantine: PathBuf,
+    pub name: String,
+    pub segment_target: u64,
+}
+
+/// A chunk ready to be queued.
+pub(crate) struct Recovered {
+    file: FileChunk,
+    header: Header,
+    content: Content,
+    sealed: Option<u64>,
+    retry: Option<(u32, SystemTime)>,
+}
+
+#[derive(Default)]
+struct Group {
+    payload: Option<(PathBuf, u64)>,
+    journal: Option<(PathBuf, u64)>,
+}
+
+enum Examined {
+    Keep(Box<Recovered>),
+    Empty,
+}
+
+/// Scans the directory and recovers every chunk of this buffer.
+pub(crate) fn recover(ctx: &Context, report: &mut RecoveryReport) -> io::Result<Vec<Recovered>> {
+    let mut groups: BTreeMap<ChunkId, Group> = BTreeMap::new();
+    for entry in ctx.storage.list(&ctx.dir)? {
+        if !entry.is_file {
+            continue;
+        }
+        let Some((id, suffix)) = format::parse_file_name(&ctx.name, &entry.name) else {
+            continue;
+        };
+        let path = ctx.dir.join(&entry.name);
+        let group = groups.entry(id).or_default();
+        match suffix {
+            format::PAYLOAD_SUFFIX => group.payload = Some((path, entry.len)),
+            format::JOURNAL_SUFFIX => group.journal = Some((path, entry.len)),
+            _ => report.unknown_files.push(path),
+        }
+    }
+    let mut out = Vec::new();
+    for (id, group) in groups {
+        let paths = ChunkPaths {
+            payload: ctx
+                .dir
+                .join(format::file_name(&ctx.name, &id, format::PAYLOAD_SUFFIX)),
+            journal: ctx
+                .dir
+                .join(format::file_name(&ctx.name, &id, format::JOURNAL_SUFFIX)),
+        };
+        match examine(ctx, id, &group, &paths, report) {
+            Ok(Examined::Keep(r)) => out.push(*r),
+            Ok(Examined::Empty) => {
+                for (path, _) in [&group.payload, &group.journal].into_iter().flatten() {
+                    match ctx.storage.remove(path) {
+                        Ok(()) => report.removed_empty.push(path.clone()),
+                        Err(error) => report.failures.push(RecoveryFailure {
+                            path: path.clone(),
+                            error,
+                        }),
+                    }
+                }
+            }
+            Err(reason) => {
+                let text = reason.to_string();
+                match move_to_quarantine(
+                    ctx.storage.as_ref(),
+                    &ctx.quarantine,
+                    &ctx.name,
+                    &id,
+                    &paths,
+                    &text,
+                ) {
+                    Ok(moved) => {
+                        tracing::error!(chunk = %id, %reason, to = %moved.payload.display(),
+                            "broken buffer chunk moved to quarantine");
+                        let moved_to = if group.payload.is_some() {
+                            moved.payload
+                        } else {
+                            moved.journal
+                        };
+                        report.quarantined.push(QuarantinedChunk {
+                            id,
+                            reason,
+                            moved_to,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::error!(chunk = %id, %reason, error = %e.source, "cannot quarantine broken chunk");
+                        report.failures.push(RecoveryFailure {
+                            path: e.path,
+                            error: e.source,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by_key(|r| {
+        (
+            r.sealed.unwrap_or(u64::MAX),
+            r.header.create_seq,
+            r.header.id,
+        )
+    });
+    report.recovered = out
+        .iter()
+        .map(|r| RecoveredChunk {
+            id: r.header.id,
+            key: r.header.key.clone(),
+            bytes: r.content.bytes,
+            records: r.content.records,
+            was_staged: r.sealed.is_none(),
+        })
+        .collect();
+    Ok(out)
+}
+
+/// Queues recovered chunks into a fresh state.
+pub(crate) fn install(
+    recovered: Vec<Recovered>,
+    st: &mut State,
+    fx: &mut Effects,
+    now: SystemTime,
+) {
+    let max_seq = recovered
+        .iter()
+        .map(|r| r.header.create_seq.max(r.sealed.unwrap_or(0)))
+        .max()
+        .unwrap_or(0);
+    st.next_seq = st.next_seq.max(max_seq);
+    for r in recovered {
+        let seq = st.take_seq();
+        let file = Arc::new(r.file);
+        let mut e = Entry::new(
+            r.header.id,
+            Arc::new(r.header.key),
+            r.header.created,
+            r.header.create_seq,
+            Body::File(file.clone()),
+        );
+        e.phase = Phase::Queued;
+        e.queue_seq = seq;
+        e.queued_at = now;
+        e.verified = false;
+        e.compressed = r.header.gzip;
+        if let Some((steps, first)) = r.retry {
+            e.retry = RetryState::restored(steps, first);
+        }
+        st.total_bytes += r.content.bytes;
+        e.content = r.content;
+        if r.sealed.is_none() {
+            fx.records.push((file, Record::Seal { seq, at: now }));
+        }
+        st.queue.insert(seq, e.id);
+        st.entries.insert(e.id, e);
+    }
+    fx.notify = !st.queue.is_empty();
+}
+
+/// (crc, end, records) of append number `i`.
+fn read_append(
+    file: &dyn StorageFile,
+    hl: u64,
+    seed: u32,
+    i: u64,
+) -> Result<(u32, u64, u64), QuarantineReason> {
+    let mut raw = [0u8; RECORD_LEN];
+    read_exact_at(file, &mut raw, hl + i * RECORD_LEN as u64)?;
+    match format::decode_record(&raw, i, seed) {
+        Ok(Record::Append { crc, end, records }) => Ok((crc, end, records)),
+        Ok(_) => Err(QuarantineReason::Structure {
+            index: i,
+            what: "expected an append",
+        }),
+        Err(error) => Err(QuarantineReason::JournalCorrupt { index: i, error }),
+    }
+}
+
+fn examine(
+    ctx: &Context,
+    id: ChunkId,
+    group: &Group,
+    paths: &ChunkPaths,
+    report: &mut RecoveryReport,
+) -> Result<Examined, QuarantineReason> {
+    let plen = group.payload.as_ref().map(|p| p.1);
+    let Some((jpath, jlen)) = &group.journal else {
+        return match plen {
+            Some(0) => Ok(Examined::Empty),
+            _ => Err(QuarantineReason::OrphanPayload),
+        };
+    };
+    if *jlen == 0 {
+        return match plen {
+            None | Some(0) => Ok(Examined::Empty),
+            Some(n) => Err(QuarantineReason::EmptyJournalWithData(n)),
+        };
+    }
+    let journal = ctx.storage.open(jpath, OpenMode::ReadWrite)?;
+    let scan = scan_journal(journal.as_ref(), *jlen, id, ctx.segment_target)?;
+    let Some(plen) = plen else {
+        return if scan.content.bytes == 0 {
+            Ok(Examined::Empty)
+        } else {
+            Err(QuarantineReason::MissingPayload(scan.content.bytes))
+        };
+    };
+    let payload = ctx.storage.open(&paths.payload, OpenMode::ReadWrite)?;
+    let hl = scan.header.len as u64;
+    let seed = format::record_seed(&id);
+    let mut keep = scan.appends;
+    let mut end = scan.content.bytes;
+    let mut records = scan.content.records;
+    if scan.sealed.is_some() && end > plen {
+        return Err(QuarantineReason::PayloadShort {
+            expected: end,
+            found: plen,
+        });
+    }
+    if scan.sealed.is_none() {
+        let mut scratch = vec![0u8; VERIFY_BUF];
+        while keep > 0 {
+            let (crc, e, r) = read_append(journal.as_ref(), hl, seed, keep - 1)?;
+            let start = if keep >= 2 {
+                read_append(journal.as_ref(), hl, seed, keep - 2)?.1
+            } else {
+                0
+            };
+            let intact = e <= plen && {
+                let mut got = 0u32;
+                stream_range(payload.as_ref(), start, e - start, &mut scratch, |p| {
+                    got = crc32c::crc32c_append(got, p);
+                })?;
+                got == crc
+            };
+            if intact {
+                break;
+            }
+            keep -= 1;
+            end = start;
+            records = records.saturating_sub(r);
+        }
+    }
+    let journal_keep = if scan.sealed.is_some() {
+        hl + scan.valid_slots * RECORD_LEN as u64
+    } else {
+        hl + keep * RECORD_LEN as u64
+    };
+    let torn = TornTail {
+        id: Some(id),
+        path: paths.payload.clone(),
+        kept_bytes: end,
+        payload_bytes_removed: plen.saturating_sub(end),
+        journal_bytes_removed: jlen.saturating_sub(journal_keep),
+        appends_removed: scan.appends - keep,
+        records_removed: scan.content.records - records,
+    };
+    if torn.payload_bytes_removed > 0 || torn.journal_bytes_removed > 0 {
+        payload.set_len(end)?;
+        journal.set_len(journal_keep)?;
+        payload.sync_data()?;
+        journal.sync_data()?;
+        tracing::warn!(chunk = %id, kept = end, payload_removed = torn.payload_bytes_removed,
+            appends_removed = torn.appends_removed, "truncated torn tail of buffer chunk");
+        report.torn_tails.push(torn);
+    }
+    if end == 0 {
+        return Ok(Examined::Empty);
+    }
+    let mut content = scan.content;
+    content.truncate(end, records);
+    let file = FileChunk::recovered(ctx.storage.clone(), id, paths.clone(), hl);
+    Ok(Examined::Keep(Box::new(Recovered {
+        file,
+        header: scan.header,
+        content,
+        sealed: scan.sealed,
+        retry: scan.retry,
+    })))
+}

@@ -1,0 +1,107 @@
+//! Streaming scan of a chunk journal: header, then records in bounded batches.
+
+use std::time::SystemTime;
+
+use super::QuarantineReason;
+use crate::chunk::Content;
+use crate::format::{self, Header, RECORD_LEN, Record, RecordError};
+use crate::key::ChunkId;
+use crate::storage::{StorageFile, read_exact_at};
+
+/// Records scanned per read.
+const SCAN_RECORDS: usize = 2048;
+
+pub(super) struct Scan {
+    pub(super) header: Header,
+    pub(super) content: Content,
+    pub(super) appends: u64,
+    pub(super) valid_slots: u64,
+    pub(super) sealed: Option<u64>,
+    pub(super) retry: Option<(u32, SystemTime)>,
+}
+
+pub(super) fn scan_journal(
+    file: &dyn StorageFile,
+    len: u64,
+    id: ChunkId,
+    target: u64,
+) -> Result<Scan, QuarantineReason> {
+    let head_len = usize::try_from(len)
+        .unwrap_or(usize::MAX)
+        .min(format::MAX_HEADER_LEN);
+    let mut head = vec![0u8; head_len];
+    read_exact_at(file, &mut head, 0)?;
+    let header = format::decode_header(&head).map_err(QuarantineReason::Header)?;
+    if header.id != id {
+        return Err(QuarantineReason::IdMismatch { found: header.id });
+    }
+    let seed = format::record_seed(&id);
+    let hl = header.len as u64;
+    let slots = len.saturating_sub(hl) / RECORD_LEN as u64;
+    let mut scan = Scan {
+        header,
+        content: Content::default(),
+        appends: 0,
+        valid_slots: slots,
+        sealed: None,
+        retry: None,
+    };
+    let mut buf = vec![0u8; SCAN_RECORDS * RECORD_LEN];
+    let mut first_bad: Option<(u64, RecordError)> = None;
+    let mut index = 0u64;
+    while index < slots {
+        let n = (slots - index).min(SCAN_RECORDS as u64) as usize;
+        let bytes = &mut buf[..n * RECORD_LEN];
+        read_exact_at(file, bytes, hl + index * RECORD_LEN as u64)?;
+        for (i, slot) in bytes.chunks_exact(RECORD_LEN).enumerate() {
+            let mut raw = [0u8; RECORD_LEN];
+            raw.copy_from_slice(slot);
+            let at = index + i as u64;
+            match (first_bad, format::decode_record(&raw, at, seed)) {
+                (Some((index, error)), Ok(_)) => {
+                    return Err(QuarantineReason::JournalCorrupt { index, error });
+                }
+                (Some(_), Err(_)) => {}
+                (None, Err(e)) => first_bad = Some((at, e)),
+                (None, Ok(rec)) => apply_record(&mut scan, rec, at, target)?,
+            }
+        }
+        index += n as u64;
+    }
+    if let Some((bad, _)) = first_bad {
+        scan.valid_slots = bad;
+    }
+    Ok(scan)
+}
+
+fn apply_record(
+    scan: &mut Scan,
+    rec: Record,
+    index: u64,
+    target: u64,
+) -> Result<(), QuarantineReason> {
+    let structure = |what| Err(QuarantineReason::Structure { index, what });
+    match rec {
+        Record::Append { end, records, .. } => {
+            if scan.sealed.is_some() {
+                return structure("append after seal");
+            }
+            if index != scan.appends || end <= scan.content.bytes {
+                return structure("append end offsets do not increase");
+            }
+            scan.content.push(end - scan.content.bytes, records, target);
+            scan.appends += 1;
+        }
+        Record::Seal { seq, .. } => {
+            if scan.sealed.is_some() {
+                return structure("second seal");
+            }
+            scan.sealed = Some(seq);
+        }
+        Record::Retry {
+            steps,
+            first_failure,
+        } => scan.retry = Some((steps, first_failure)),
+    }
+    Ok(())
+}
