@@ -3,6 +3,7 @@
 //! within the grace period, and anything that did not finish is logged by name.
 
 use crate::input;
+use crate::output::Output;
 use crate::pipeline::PipelineConfig;
 use crate::router::Router;
 use crate::task::Tasks;
@@ -24,7 +25,13 @@ impl App {
     /// Builds outputs and binds inputs. Fails if any input cannot bind.
     pub async fn start(config: &PipelineConfig) -> anyhow::Result<Self> {
         let tasks = Tasks::new();
-        let router = Arc::new(Router::build(&config.routes));
+        let mut outputs = Vec::new();
+        for m in config.routes.matches() {
+            let output = Output::build(m.id.clone(), &m.output).await?;
+            output.start(&tasks);
+            outputs.push(Arc::new(output));
+        }
+        let router = Arc::new(Router::new(&config.routes, outputs));
         for source in &config.sources {
             input::start(
                 source.id.clone(),

@@ -92,7 +92,8 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
         crate::plugin::plugin_type(filter, "filter", &[], FOREIGN_FILTER_TYPES);
     }
 
-    let root_matches = read_matches(directives.matches, &mut ids);
+    let root_dir = system.root_dir.clone();
+    let root_matches = read_matches(directives.matches, &mut ids, root_dir.as_ref());
     let mut labels = Vec::new();
     let mut label_names = HashSet::new();
     for label in directives.labels {
@@ -104,7 +105,7 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
         }
         labels.push(LabelConfig {
             name: label.name,
-            matches: read_matches(label.matches, &mut ids),
+            matches: read_matches(label.matches, &mut ids, root_dir.as_ref()),
             span: label.span,
         });
     }
@@ -153,7 +154,11 @@ fn read_system(section: Section<'_>) -> SystemConfig {
     }
 }
 
-fn read_matches(sections: Vec<Section<'_>>, ids: &mut Ids) -> Vec<MatchConfig> {
+fn read_matches(
+    sections: Vec<Section<'_>>,
+    ids: &mut Ids,
+    root_dir: Option<&PathBuf>,
+) -> Vec<MatchConfig> {
     let mut out = Vec::new();
     for section in sections {
         let pattern = match MatchPattern::parse(section.arg()) {
@@ -163,12 +168,12 @@ fn read_matches(sections: Vec<Section<'_>>, ids: &mut Ids) -> Vec<MatchConfig> {
                 None
             }
         };
-        let Some(output) = OutputConfig::from_section(&section) else {
+        let id = ids.assign(&section, section.plugin_type().unwrap_or("output"));
+        let Some(output) = OutputConfig::from_section(&section, &id, root_dir) else {
             section.abandon();
             continue;
         };
         if let Some(pattern) = pattern {
-            let id = ids.assign(&section, section.plugin_type().unwrap_or("output"));
             out.push(MatchConfig {
                 pattern,
                 id,

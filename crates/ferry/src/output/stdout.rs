@@ -4,9 +4,8 @@
 //! batch are written with a single `write_all` under a lock, so batches from concurrent
 //! connections never interleave within a line.
 
-use super::EmitError;
+use super::SinkError;
 use super::format::{FormatConfig, FormatKind};
-use crate::event::Batch;
 use ferry_config::Section;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::AsyncWriteExt;
@@ -30,7 +29,6 @@ pub struct Stdout {
     pub id: String,
     config: StdoutConfig,
     out: Mutex<tokio::io::Stdout>,
-    pub emit_records: AtomicU64,
     pub broken_entries: AtomicU64,
 }
 
@@ -40,32 +38,23 @@ impl Stdout {
             id,
             config,
             out: Mutex::new(tokio::io::stdout()),
-            emit_records: AtomicU64::new(0),
             broken_entries: AtomicU64::new(0),
         }
     }
 
-    pub async fn emit(&self, batch: &Batch) -> Result<(), EmitError> {
-        let mut text = String::with_capacity(batch.entries.len() * 2);
-        let broken = self
-            .config
-            .format
-            .write_lines(&batch.tag, &batch.entries, &mut text);
+    /// Prints the events of one entry stream.
+    pub async fn write_stream(&self, tag: &str, stream: &[u8]) -> Result<(), SinkError> {
+        let mut text = String::with_capacity(stream.len() * 2);
+        let broken = self.config.format.write_lines(tag, stream, &mut text);
         if broken > 0 {
             self.broken_entries.fetch_add(broken, Ordering::Relaxed);
-            tracing::error!(output = %self.id, tag = %batch.tag, broken, "entries could not be formatted");
+            tracing::error!(output = %self.id, tag = %tag, broken, "entries could not be formatted");
         }
         let mut out = self.out.lock().await;
         let written = async {
             out.write_all(text.as_bytes()).await?;
             out.flush().await
         };
-        written.await.map_err(|source| EmitError::Io {
-            id: self.id.clone(),
-            source,
-        })?;
-        self.emit_records
-            .fetch_add(batch.records, Ordering::Relaxed);
-        Ok(())
+        written.await.map_err(SinkError::Io)
     }
 }

@@ -9,6 +9,7 @@ pub mod pattern;
 
 use crate::event::Batch;
 use crate::output::{EmitError, Output, OutputConfig};
+
 use ferry_config::Span;
 use pattern::MatchPattern;
 use std::collections::{HashMap, HashSet};
@@ -44,6 +45,15 @@ pub struct RoutesConfig {
     pub labels: Vec<LabelConfig>,
 }
 
+impl RoutesConfig {
+    /// Every `<match>` in configuration order: the top level, then each label's.
+    pub fn matches(&self) -> impl Iterator<Item = &MatchConfig> {
+        self.root
+            .iter()
+            .chain(self.labels.iter().flat_map(|l| l.matches.iter()))
+    }
+}
+
 /// Which table an input emits into: the top level or a label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteId(usize);
@@ -74,16 +84,16 @@ pub struct Router {
 }
 
 impl Router {
-    /// Builds every output and the routing tables. Label names are checked at configuration
-    /// time, so `route_for` of a configured label always succeeds.
-    pub fn build(config: &RoutesConfig) -> Self {
-        let mut outputs = Vec::new();
+    /// Builds the routing tables over `outputs`, which hold one output per `<match>` in
+    /// configuration order: the top level first, then each label's (see [`RoutesConfig::matches`]).
+    pub fn new(config: &RoutesConfig, outputs: Vec<Arc<Output>>) -> Self {
+        let mut next = 0;
         let mut make_table = |name: &str, matches: &[MatchConfig]| {
             let rules = matches
                 .iter()
                 .map(|m| {
-                    outputs.push(Arc::new(Output::build(m.id.clone(), &m.output)));
-                    (m.pattern.clone(), outputs.len() - 1)
+                    next += 1;
+                    (m.pattern.clone(), next - 1)
                 })
                 .collect();
             Table {

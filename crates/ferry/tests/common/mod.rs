@@ -207,3 +207,88 @@ pub fn vectors_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("../shared/vectors"))
 }
+
+/// A Forward client that sends numbered events (`{"seq": n, "pad": ...}`) in PackedForward
+/// requests with a `chunk` id and waits for each ack. Returns the sequence numbers whose ack
+/// arrived; stops at the first error (the server was killed, say).
+pub struct AckedSender {
+    stream: TcpStream,
+    next_chunk: u64,
+}
+
+impl AckedSender {
+    pub fn connect(port: u16) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            next_chunk: 0,
+        })
+    }
+
+    /// Sends events `seqs` as one request and waits for its ack.
+    pub fn send(
+        &mut self,
+        tag: &str,
+        seqs: std::ops::Range<u64>,
+        pad: usize,
+    ) -> std::io::Result<()> {
+        use bytes::BytesMut;
+        use ferry_proto::encode::{encode_packed_forward, write_entry};
+        use ferry_proto::msgpack::Value;
+        use ferry_proto::options::{ChunkId, Compression};
+        use ferry_proto::time::EventTime;
+        let mut entries = BytesMut::new();
+        let count = seqs.end - seqs.start;
+        let padding = "x".repeat(pad);
+        for seq in seqs {
+            let record = Value::Map(vec![
+                (Value::Str("seq".into()), Value::UInt(seq)),
+                (Value::Str("pad".into()), Value::Str(padding.clone().into())),
+            ]);
+            let time = EventTime {
+                sec: 1_700_000_000 + (seq % 100_000) as u32,
+                nsec: 0,
+            };
+            write_entry(&mut entries, time, false, &record.to_bytes());
+        }
+        self.next_chunk += 1;
+        let chunk = ChunkId::str(format!("chunk-{}-{}", std::process::id(), self.next_chunk));
+        let mut req = BytesMut::new();
+        encode_packed_forward(
+            &mut req,
+            tag,
+            &entries,
+            count,
+            Some(&chunk),
+            Compression::Text,
+        );
+        self.stream.write_all(&req)?;
+        let expected = ferry_proto::ack::encode_ack(&chunk);
+        let mut got = vec![0u8; expected.len()];
+        std::io::Read::read_exact(&mut self.stream, &mut got)?;
+        if got != expected[..] {
+            return Err(std::io::Error::other("ack does not match the chunk"));
+        }
+        Ok(())
+    }
+}
+
+/// The `seq` values of JSON lines (as printed by a stdout output with `<format> @type json`).
+pub fn seqs_of(lines: &[String]) -> Vec<u64> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["seq"].as_u64())
+        .collect()
+}
+
+/// Sends SIGKILL (or another signal) to a process.
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}

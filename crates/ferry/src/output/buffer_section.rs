@@ -1,0 +1,203 @@
+//! `<buffer CHUNK_KEYS>`: Fluentd's buffer parameters read into a [`ferry_buffer::BufferConfig`].
+//!
+//! Names and defaults are Fluentd's (memory: 8 MiB chunks, 512 MiB in total; file: 256 MiB
+//! chunks, 64 GiB in total). ferry adds `durability` for file buffers: `fsync` (the default: an
+//! event is acknowledged only once it is on disk) or `os_cache` (in the page cache: survives a
+//! crash of ferry, not of the machine).
+
+use ferry_buffer::{
+    BufferConfig, BufferType, Compress, Durability, FlushMode, OverflowAction, RetryConfig,
+    RetryType,
+};
+use ferry_config::{ByteSize, Section};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How events are grouped into chunks (`<buffer tag,time,key1>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkKeys {
+    pub tag: bool,
+    pub time: bool,
+    /// Record keys: events with different values of these keys go to different chunks.
+    pub record: Vec<String>,
+}
+
+/// A checked `<buffer>` section.
+#[derive(Debug, Clone)]
+pub struct BufferSetup {
+    pub config: BufferConfig,
+    pub keys: ChunkKeys,
+    pub flush_thread_count: usize,
+    pub slow_flush_log_threshold: Duration,
+}
+
+/// What the output wants by default: out_forward needs `tag` as a chunk key, file outputs
+/// default to `time`.
+#[derive(Debug, Clone, Copy)]
+pub struct BufferDefaults {
+    pub keys: &'static str,
+    pub timekey: Option<Duration>,
+}
+
+impl BufferSetup {
+    /// Reads `section` (the output's `<buffer>`, or `None` for an output that buffers by
+    /// default without one). `output_id` and `root_dir` give a file buffer its default path.
+    pub fn from_section(
+        section: Option<&Section<'_>>,
+        defaults: BufferDefaults,
+        output_id: &str,
+        root_dir: Option<&PathBuf>,
+        has_secondary: bool,
+    ) -> Self {
+        let Some(s) = section else {
+            let mut config = BufferConfig::memory();
+            config.timekey = defaults.timekey;
+            config.retry.has_secondary = has_secondary;
+            return Self {
+                config,
+                keys: parse_keys(defaults.keys, None),
+                flush_thread_count: 1,
+                slow_flush_log_threshold: Duration::from_secs(20),
+            };
+        };
+        let arg = if s.arg().trim().is_empty() {
+            defaults.keys
+        } else {
+            s.arg()
+        };
+        let keys = parse_keys(arg, Some(s));
+        let mut config = match s.enum_or("@type", &["memory", "file"], "memory") {
+            "file" => {
+                let path = match (s.str("path"), root_dir) {
+                    (Some(p), _) => PathBuf::from(p),
+                    (None, Some(root)) => root.join("buffer").join(output_id),
+                    (None, None) => {
+                        s.error(None, "a file buffer needs 'path' (or <system> root_dir)");
+                        PathBuf::new()
+                    }
+                };
+                let mut c = BufferConfig::file(path);
+                c.durability = match s.enum_or("durability", &["fsync", "os_cache"], "fsync") {
+                    "os_cache" => Durability::OsCache,
+                    _ => Durability::Fsync,
+                };
+                c
+            }
+            _ => BufferConfig::memory(),
+        };
+        config.chunk_limit_size = s
+            .size_or("chunk_limit_size", ByteSize(config.chunk_limit_size))
+            .0;
+        config.chunk_limit_records = s.opt_u64("chunk_limit_records");
+        config.total_limit_size = s
+            .size_or("total_limit_size", ByteSize(config.total_limit_size))
+            .0;
+        config.queue_limit_length = s.opt_u64("queue_limit_length");
+        config.chunk_full_threshold = s.f64_or("chunk_full_threshold", 0.95);
+        config.flush_mode = match s.enum_or(
+            "flush_mode",
+            &["default", "interval", "immediate", "lazy"],
+            "default",
+        ) {
+            "interval" => FlushMode::Interval,
+            "immediate" => FlushMode::Immediate,
+            "lazy" => FlushMode::Lazy,
+            _ => FlushMode::Default,
+        };
+        config.flush_interval = s.duration_or("flush_interval", Duration::from_secs(60));
+        config.flush_at_shutdown = s.opt_bool("flush_at_shutdown");
+        config.overflow_action = match s.enum_or(
+            "overflow_action",
+            &["throw_exception", "block", "drop_oldest_chunk"],
+            "throw_exception",
+        ) {
+            "block" => OverflowAction::Block,
+            "drop_oldest_chunk" => OverflowAction::DropOldestChunk,
+            _ => OverflowAction::ThrowException,
+        };
+        config.compress = match s.enum_or("compress", &["text", "gzip"], "text") {
+            "gzip" => Compress::Gzip,
+            _ => Compress::Text,
+        };
+        config.timekey = s.opt_duration("timekey").or(defaults.timekey);
+        if keys.time && config.timekey.is_none() {
+            s.error(None, "'time' is a chunk key but 'timekey' is not set");
+        }
+        config.timekey_wait = s.duration_or("timekey_wait", Duration::from_secs(600));
+        config.timekey_use_utc = s.bool_or("timekey_use_utc", false);
+        config.retry = read_retry(s, has_secondary);
+        // Accepted for Fluentd compatibility; ferry's flushers are woken by the buffer itself.
+        let _ = s.opt_duration("flush_thread_interval");
+        let _ = s.opt_duration("flush_thread_burst_interval");
+        let _ = s.opt_duration("delayed_commit_timeout");
+        let _ = s.opt_bool("disable_chunk_backup");
+        let flush_thread_count = s.u64_or("flush_thread_count", 1);
+        if flush_thread_count == 0 || flush_thread_count > 64 {
+            s.error(
+                Some("flush_thread_count"),
+                "flush_thread_count must be 1 to 64",
+            );
+        }
+        let slow_flush_log_threshold =
+            s.duration_or("slow_flush_log_threshold", Duration::from_secs(20));
+        if let Err(e) = config.validate() {
+            s.error(None, format!("invalid buffer: {e}"));
+        }
+        Self {
+            config,
+            keys,
+            flush_thread_count: flush_thread_count.clamp(1, 64) as usize,
+            slow_flush_log_threshold,
+        }
+    }
+
+    pub fn is_file(&self) -> bool {
+        matches!(self.config.buffer_type, BufferType::File { .. })
+    }
+}
+
+fn read_retry(s: &Section<'_>, has_secondary: bool) -> RetryConfig {
+    let d = RetryConfig::default();
+    RetryConfig {
+        retry_type: match s.enum_or(
+            "retry_type",
+            &["exponential_backoff", "periodic"],
+            "exponential_backoff",
+        ) {
+            "periodic" => RetryType::Periodic,
+            _ => RetryType::ExponentialBackoff,
+        },
+        retry_wait: s.duration_or("retry_wait", d.retry_wait),
+        retry_exponential_backoff_base: s.f64_or(
+            "retry_exponential_backoff_base",
+            d.retry_exponential_backoff_base,
+        ),
+        retry_max_interval: s.opt_duration("retry_max_interval"),
+        retry_randomize: s.bool_or("retry_randomize", d.retry_randomize),
+        retry_timeout: s.duration_or("retry_timeout", d.retry_timeout),
+        retry_max_times: s
+            .opt_u64("retry_max_times")
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        retry_forever: s.bool_or("retry_forever", d.retry_forever),
+        retry_secondary_threshold: s
+            .f64_or("retry_secondary_threshold", d.retry_secondary_threshold),
+        has_secondary,
+    }
+}
+
+fn parse_keys(arg: &str, section: Option<&Section<'_>>) -> ChunkKeys {
+    let mut keys = ChunkKeys::default();
+    for key in arg.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        match key {
+            "tag" => keys.tag = true,
+            "time" => keys.time = true,
+            k if k.starts_with('$') => {
+                if let Some(s) = section {
+                    s.error(None, format!("chunk key '{k}': record accessor syntax is not supported; name the top-level key"));
+                }
+            }
+            k => keys.record.push(k.to_string()),
+        }
+    }
+    keys
+}

@@ -1,0 +1,142 @@
+//! Sinks: the destination part of an output, a closed enum dispatched with `match`.
+//!
+//! A sink takes events two ways: [`Sink::write_batch`] for an unbuffered output (one batch as
+//! it arrives) and [`Sink::write_chunk`] for a buffered one (one chunk from the buffer). A sink
+//! that needs records reads a chunk segment by segment (segments end on append boundaries, so
+//! each is whole entries): memory stays bounded by one segment, whatever the chunk size.
+
+use super::{SinkConfig, null, stdout};
+use crate::event::Batch;
+use bytes::Bytes;
+use ferry_buffer::Chunk;
+use ferry_proto::compress::decompress;
+use ferry_proto::options::Compression;
+use std::io::{self, Read};
+
+/// The largest decompressed segment a sink reads from a gzip chunk.
+const MAX_SEGMENT_DECOMPRESSED: usize = 512 * 1024 * 1024;
+
+/// Why a sink did not take events.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("write failed: {0}")]
+    Io(#[source] io::Error),
+    #[error("reading the chunk from the buffer failed: {0}")]
+    ReadChunk(#[source] io::Error),
+    #[error("chunk content is not valid: {0}")]
+    BadChunk(String),
+}
+
+impl SinkError {
+    /// Whether the same write may succeed later; a chunk whose content is broken never will.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::BadChunk(_))
+    }
+
+    /// A short class name for log lines (`error_class=...`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Io(_) => "IOError",
+            Self::ReadChunk(_) => "BufferReadError",
+            Self::BadChunk(_) => "BrokenChunkError",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Sink {
+    Stdout(stdout::Stdout),
+    Null(null::Null),
+}
+
+impl Sink {
+    pub fn build(id: &str, config: &SinkConfig) -> Self {
+        match config {
+            SinkConfig::Stdout(c) => Self::Stdout(stdout::Stdout::new(id.to_string(), c.clone())),
+            SinkConfig::Null(_) => Self::Null(null::Null::new(id.to_string())),
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Stdout(_) => "stdout",
+            Self::Null(_) => "null",
+        }
+    }
+
+    /// Writes one batch as it arrives (unbuffered outputs).
+    pub async fn write_batch(&self, batch: &Batch) -> Result<(), SinkError> {
+        match self {
+            Self::Stdout(o) => o.write_stream(&batch.tag, &batch.entries).await,
+            Self::Null(o) => {
+                o.take(batch.records);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes one buffered chunk.
+    pub async fn write_chunk(&self, chunk: &Chunk) -> Result<(), SinkError> {
+        match self {
+            Self::Null(o) => {
+                o.take(chunk.records());
+                Ok(())
+            }
+            Self::Stdout(o) => {
+                let tag = chunk.key().tag.clone().unwrap_or_default();
+                let mut segments = SegmentReader::new(chunk)?;
+                while let Some(stream) = segments.next().await? {
+                    o.write_stream(&tag, &stream).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reads a chunk's segments one at a time on a blocking thread, decompressing gzip chunks.
+pub struct SegmentReader {
+    reader: Option<ferry_buffer::ChunkReader>,
+    lens: std::vec::IntoIter<u64>,
+    gzip: bool,
+}
+
+impl SegmentReader {
+    pub fn new(chunk: &Chunk) -> Result<Self, SinkError> {
+        let lens: Vec<u64> = chunk.segments().iter().map(|s| s.len).collect();
+        Ok(Self {
+            reader: Some(chunk.reader().map_err(SinkError::ReadChunk)?),
+            lens: lens.into_iter(),
+            gzip: chunk.compressed(),
+        })
+    }
+
+    /// The next segment's entry stream, or `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, SinkError> {
+        let Some(len) = self.lens.next() else {
+            return Ok(None);
+        };
+        let Some(mut reader) = self.reader.take() else {
+            return Ok(None);
+        };
+        let len =
+            usize::try_from(len).map_err(|_| SinkError::BadChunk("segment too large".into()))?;
+        let gzip = self.gzip;
+        let (reader, data) = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len];
+            let read = reader.read_exact(&mut buf);
+            (reader, read.map(|()| buf))
+        })
+        .await
+        .map_err(|e| SinkError::ReadChunk(io::Error::other(e)))?;
+        self.reader = Some(reader);
+        let data = data.map_err(SinkError::ReadChunk)?;
+        if gzip {
+            let plain = decompress(Compression::Gzip, &data, MAX_SEGMENT_DECOMPRESSED)
+                .map_err(|e| SinkError::BadChunk(e.to_string()))?;
+            Ok(Some(Bytes::from(plain)))
+        } else {
+            Ok(Some(Bytes::from(data)))
+        }
+    }
+}
