@@ -173,3 +173,88 @@ fn torn_and_corrupt_buffer_files_are_truncated_and_quarantined_and_ferry_starts(
     );
     assert!(std::fs::metadata(&quarantined[0]).unwrap().len() > 0);
 }
+
+#[test]
+fn new_events_are_acknowledged_promptly_while_a_large_backlog_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Run 1: stage a backlog (~64 MB over 8 tags) that never flushes, then die.
+    let staging = config(port, dir.path(), "null", "1h", "256m");
+    let ferry = Ferry::start(&staging, port);
+    let mut sender = AckedSender::connect(port).unwrap();
+    let per_request = 1000u64;
+    let requests = 320u64;
+    for r in 0..requests {
+        let tag = format!("backlog.{}", r % 8);
+        sender
+            .send(&tag, r * per_request..(r + 1) * per_request, 150)
+            .unwrap();
+    }
+    signal(ferry.child.id(), "KILL");
+    drop(ferry);
+    let backlog = per_request * requests;
+
+    // Run 2: the recovered backlog drains to stdout while a client sends new events.
+    let ferry = Ferry::start(&config(port, dir.path(), "stdout", "1s", "256m"), port);
+    let started = Instant::now();
+    let mut sender = AckedSender::connect(port).unwrap();
+    let fresh_base = 10_000_000u64;
+    let mut latencies = Vec::new();
+    let mut delivered_backlog = 0u64;
+    let mut delivered_fresh = 0u64;
+    let mut backlog_done_at = None;
+    for i in 0..100u64 {
+        let t = Instant::now();
+        sender
+            .send("fresh", fresh_base + i * 20..fresh_base + (i + 1) * 20, 150)
+            .unwrap();
+        latencies.push(t.elapsed());
+        for seq in seqs_of(&ferry.stdout.try_iter().collect::<Vec<_>>()) {
+            if seq >= fresh_base {
+                delivered_fresh += 1
+            } else {
+                delivered_backlog += 1
+            }
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    let fresh_acked_at = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while delivered_backlog < backlog || delivered_fresh < 2000 {
+        assert!(
+            Instant::now() < deadline,
+            "backlog {delivered_backlog}/{backlog}, fresh {delivered_fresh}/2000"
+        );
+        match ferry.stdout.recv_timeout(Duration::from_secs(5)) {
+            Ok(line) => {
+                for seq in seqs_of(&[line]) {
+                    if seq >= fresh_base {
+                        delivered_fresh += 1
+                    } else {
+                        delivered_backlog += 1
+                    }
+                }
+            }
+            Err(_) => continue,
+        }
+        if delivered_backlog >= backlog && backlog_done_at.is_none() {
+            backlog_done_at = Some(started.elapsed());
+        }
+    }
+    let backlog_done_at = backlog_done_at.unwrap_or_else(|| started.elapsed());
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    let p99 = latencies[latencies.len() * 99 / 100];
+    eprintln!(
+        "backlog of {backlog} events ({} MB) drained in {backlog_done_at:?}; 100 new requests acked by {fresh_acked_at:?}: ack latency p50 {p50:?}, p99 {p99:?}",
+        backlog * 200 / 1_000_000
+    );
+    assert!(
+        fresh_acked_at < backlog_done_at,
+        "the new events must be acknowledged while the backlog is still draining"
+    );
+    assert!(
+        p99 < Duration::from_millis(500),
+        "ack latency p99 {p99:?} during replay"
+    );
+}
