@@ -44,4 +44,8 @@ if [ ! -x "$go_sender" ] || [ "$go_src" -nt "$go_sender" ]; then
 fi
 export FERRY_TEST_GO_SENDER="$go_sender"
 
+# Prometheus from Debian, for the test that lets a real Prometheus scrape ferry.
+apt_install prometheus
+export FERRY_TEST_PROMETHEUS=/usr/bin/prometheus
+
 export FERRY_TEST_DEPS=1

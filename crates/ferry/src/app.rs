@@ -1,12 +1,20 @@
-//! Running a checked pipeline: build outputs and the router, bind every input, then wait for
-//! a signal. SIGTERM and SIGINT stop ferry: inputs stop accepting, in-flight requests finish
-//! within the grace period, and anything that did not finish is logged by name.
+//! Running a checked pipeline and answering signals.
+//!
+//! | signal | what ferry does |
+//! |---|---|
+//! | SIGTERM, SIGINT | stop: inputs stop accepting, buffers flush as `flush_at_shutdown` says within the grace period, file buffers keep the rest on disk; what did not finish is logged by name |
+//! | SIGHUP | reload: the file is read and checked again; a broken file is refused with every error and the running pipeline kept; a good one replaces the pipeline (buffers reopen, forward outputs start with every server healthy again: failback) |
+//! | SIGUSR1 | flush: every staged chunk is queued for flushing now |
+//! | SIGCONT | dump: every task, its state and since when, written to `<dump_dir>/ferry-dump-<pid>.json` |
 
+use crate::admin::{self, AdminState, dump};
 use crate::input;
+use crate::metrics::Registry;
 use crate::output::Output;
-use crate::pipeline::PipelineConfig;
+use crate::pipeline::{self, PipelineConfig};
 use crate::router::Router;
 use crate::task::Tasks;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
@@ -22,16 +30,18 @@ pub struct App {
 }
 
 impl App {
-    /// Builds outputs and binds inputs. Fails if any input cannot bind.
-    pub async fn start(config: &PipelineConfig) -> anyhow::Result<Self> {
+    /// Builds outputs (opening their buffers), binds inputs and registers every collector.
+    pub async fn start(config: &PipelineConfig, registry: &Registry) -> anyhow::Result<Self> {
         let tasks = Tasks::new();
         let mut outputs = Vec::new();
         for m in config.routes.matches() {
-            let output = Output::build(m.id.clone(), &m.output).await?;
+            let output = Arc::new(Output::build(m.id.clone(), &m.output).await?);
             output.start(&tasks);
-            outputs.push(Arc::new(output));
+            registry.register(Arc::clone(&output) as Arc<dyn crate::metrics::Collector>);
+            outputs.push(output);
         }
         let router = Arc::new(Router::new(&config.routes, outputs));
+        registry.register(Arc::clone(&router) as Arc<dyn crate::metrics::Collector>);
         for source in &config.sources {
             input::start(
                 source.id.clone(),
@@ -44,7 +54,19 @@ impl App {
         Ok(Self { tasks, router })
     }
 
-    /// Stops every task, waiting up to `grace`.
+    /// Queues every staged chunk for flushing now (SIGUSR1).
+    pub async fn flush_now(&self) {
+        for output in self.router.outputs() {
+            if let Some(b) = &output.buffered {
+                let buffer = Arc::clone(&b.buffer);
+                let _ = tokio::task::spawn_blocking(move || buffer.flush_all()).await;
+                b.notify.notify_one();
+            }
+        }
+    }
+
+    /// Stops every task, waiting up to `grace`, and reports what did not stop and any events
+    /// still held by memory buffers (lost with the process).
     pub async fn stop(self, grace: Duration) {
         let left = self.tasks.shutdown(grace).await;
         for t in &left {
@@ -56,20 +78,101 @@ impl App {
                 t.detail
             );
         }
+        for output in self.router.outputs() {
+            let Some(b) = &output.buffered else { continue };
+            let stats = b.buffer.stats();
+            if b.setup.is_file() {
+                if stats.total_records > 0 {
+                    tracing::info!(
+                        "output {}: {} events stay in the file buffer for the next start",
+                        output.id,
+                        stats.total_records
+                    );
+                }
+            } else if stats.total_records > 0 {
+                tracing::error!(
+                    "output {}: {} events in its memory buffer could not be flushed before stopping and are lost",
+                    output.id,
+                    stats.total_records
+                );
+            }
+            b.buffer.close();
+        }
     }
 }
 
-/// Runs `config` until SIGTERM or SIGINT.
-pub async fn run(config: PipelineConfig) -> anyhow::Result<()> {
+/// Runs `config` (read from `path`, or the embedded default) until SIGTERM or SIGINT.
+pub async fn run(mut config: PipelineConfig, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let app = App::start(&config).await?;
-    tracing::info!("ferry {} started", env!("CARGO_PKG_VERSION"));
-    let which = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!("received {which}, shutting down");
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut cont = signal(SignalKind::from_raw(18))?;
+    let registry = Registry::default();
+    let dump_dir = config
+        .system
+        .dump_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let admin_state = AdminState::new(registry.clone(), dump_dir.clone());
+    admin::start(&config.admin, Arc::clone(&admin_state))?;
+    let mut app = App::start(&config, &registry).await?;
+    admin_state.set_tasks(Some(app.tasks.clone()));
+    tracing::info!(
+        "ferry {} started (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("received SIGTERM, shutting down"); break; }
+            _ = int.recv() => { tracing::info!("received SIGINT, shutting down"); break; }
+            _ = usr1.recv() => {
+                tracing::info!("received SIGUSR1, flushing buffers");
+                app.flush_now().await;
+            }
+            _ = cont.recv() => {
+                let text = serde_json::to_string_pretty(&admin_state.dump()).unwrap_or_default();
+                match dump::write_file(&dump_dir, &text) {
+                    Ok(p) => tracing::info!("received SIGCONT, state dump written to {}", p.display()),
+                    Err(e) => tracing::error!("received SIGCONT, state dump could not be written to {}: {e}", dump_dir.display()),
+                }
+            }
+            _ = hup.recv() => {
+                tracing::info!("received SIGHUP, reloading configuration");
+                match pipeline::load(path.as_deref()) {
+                    Err(errors) => {
+                        for e in &errors.0 {
+                            tracing::error!("config reload refused: {e}");
+                        }
+                        tracing::error!("config reload refused ({} errors); the running configuration is kept", errors.0.len());
+                    }
+                    Ok(new_config) => {
+                        if new_config.admin != config.admin {
+                            tracing::warn!("changes to prometheus and monitor_agent sources take effect at the next start");
+                        }
+                        admin_state.set_tasks(None);
+                        app.stop(SHUTDOWN_GRACE).await;
+                        registry.clear();
+                        app = match App::start(&new_config, &registry).await {
+                            Ok(a) => {
+                                config = new_config;
+                                tracing::info!("configuration reloaded");
+                                a
+                            }
+                            Err(e) => {
+                                tracing::error!("the new configuration did not start ({e:#}); restarting the previous one");
+                                registry.clear();
+                                App::start(&config, &registry).await?
+                            }
+                        };
+                        admin_state.set_tasks(Some(app.tasks.clone()));
+                    }
+                }
+            }
+        }
+    }
+    admin_state.set_tasks(None);
     app.stop(SHUTDOWN_GRACE).await;
     tracing::info!("ferry stopped");
     Ok(())

@@ -4,7 +4,10 @@
 //!
 //! | module | what it does |
 //! |---|---|
-//! | [`app`] | start-up and shutdown: binds inputs, builds outputs, handles signals |
+//! | [`app`] | start-up, signals (stop, reload, flush, dump) and shutdown |
+//! | [`admin`] | `/metrics`, `/api/plugins.json`, `/api/health`, `/api/dump`, on their own thread |
+//! | [`metrics`] | every metric name (in `metrics::names`), the registry and collectors |
+//! | [`status`] | `ferry status`: a running ferry's buffer flow and advice, for people |
 //! | [`pipeline`] | configuration tree → typed, checked pipeline (`--dry-run` stops here) |
 //! | [`input`] | where events enter (`forward`) |
 //! | [`router`] | tag → output, with Fluentd's `<match>` and `<label>` rules |
@@ -14,14 +17,17 @@
 //! | [`logging`] | log lines in Fluentd's shape, so runbooks carry over |
 //! | [`plugin`] | checks shared by every plugin family |
 
+pub mod admin;
 pub mod app;
 pub mod event;
 pub mod input;
 pub mod logging;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod plugin;
 pub mod router;
+pub mod status;
 pub mod task;
 
 /// Log levels, as Fluentd names them.

@@ -1,6 +1,6 @@
 //! The `ferry` command.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,10 +22,40 @@ struct Cli {
     /// Log level: trace, debug, info, warn, error or fatal (overrides <system> log_level).
     #[arg(long, value_name = "LEVEL", value_parser = clap::builder::PossibleValuesParser::new(ferry::LOG_LEVELS))]
     log_level: Option<String>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show a running ferry's buffer flow, forward servers and tuning advice (reads its
+    /// monitor_agent endpoint).
+    Status {
+        /// The monitor_agent endpoint of the running ferry.
+        #[arg(long, default_value = "http://127.0.0.1:24220")]
+        url: String,
+        /// Seconds between the two readings that rates are computed from.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Status { url, interval }) = &cli.command {
+        let interval = std::time::Duration::from_secs_f64(interval.clamp(0.1, 60.0));
+        return match ferry::status::run(url, interval) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ferry status: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let config = match ferry::pipeline::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(errors) => {
@@ -72,7 +102,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(ferry::app::run(config)) {
+    match runtime.block_on(ferry::app::run(config, cli.config.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -2,6 +2,7 @@
 //! `<label>` checked, every error collected with its file:line before anything binds.
 //! `ferry --dry-run` is exactly this step.
 
+use crate::admin::{ADMIN_TYPES, AdminConfig};
 use crate::input::InputConfig;
 use crate::output::OutputConfig;
 use crate::router::pattern::MatchPattern;
@@ -19,6 +20,8 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.conf");
 pub struct SystemConfig {
     pub log_level: Option<String>,
     pub root_dir: Option<PathBuf>,
+    /// Where state dumps are written (SIGCONT, `/api/dump`); default `/tmp`, as sigdump.
+    pub dump_dir: Option<PathBuf>,
 }
 
 /// One `<source>`.
@@ -35,6 +38,8 @@ pub struct PipelineConfig {
     pub system: SystemConfig,
     pub sources: Vec<SourceConfig>,
     pub routes: RoutesConfig,
+    /// `<source>`s that serve metrics and the monitor API.
+    pub admin: Vec<AdminConfig>,
 }
 
 /// Fluentd filter types: refused until ferry provides them.
@@ -69,7 +74,16 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
         .unwrap_or_default();
 
     let mut sources = Vec::new();
+    let mut admin = Vec::new();
     for section in directives.sources {
+        if let Some(kind) = section
+            .plugin_type()
+            .and_then(|t| ADMIN_TYPES.iter().find(|k| **k == t))
+        {
+            admin.extend(AdminConfig::from_section(&section, kind));
+            section.finish();
+            continue;
+        }
         match InputConfig::from_section(&section) {
             Some(input) => {
                 let id = ids.assign(&section, section.plugin_type().unwrap_or("input"));
@@ -130,6 +144,7 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
             root: root_matches,
             labels,
         },
+        admin,
     })
 }
 
@@ -140,6 +155,7 @@ fn read_system(section: Section<'_>) -> SystemConfig {
             .to_string()
     });
     let root_dir = section.str("root_dir").map(PathBuf::from);
+    let dump_dir = section.str("dump_dir").map(PathBuf::from);
     let workers = section.u64_or("workers", 1);
     if workers != 1 {
         section.error(
@@ -151,6 +167,7 @@ fn read_system(section: Section<'_>) -> SystemConfig {
     SystemConfig {
         log_level,
         root_dir,
+        dump_dir,
     }
 }
 

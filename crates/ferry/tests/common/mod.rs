@@ -292,3 +292,41 @@ pub fn signal(pid: u32, sig: &str) {
         .unwrap();
     assert!(status.success(), "kill -{sig} {pid} failed");
 }
+
+impl Ferry {
+    /// The configuration file this ferry was started with (tests rewrite it before SIGHUP).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("ferry.conf")
+    }
+}
+
+/// A child process killed when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A program the test script installs (path from `env`, else `name` on PATH). `None` with a
+/// note when missing and not required; a failure when `FERRY_TEST_DEPS=1`.
+pub fn program(env: &str, name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env).map(PathBuf::from).or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    if let Some(p) = path.filter(|p| p.is_file()) {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("FERRY_TEST_DEPS").is_none(),
+        "{name} is missing: scripts/test installs it"
+    );
+    eprintln!("skipping: {name} is not installed (run scripts/test to install it)");
+    None
+}

@@ -1,0 +1,199 @@
+//! Metrics: plugins keep their counters in atomics; at scrape time the [`Registry`] asks every
+//! registered [`Collector`] to write its samples into an [`Exposition`], which renders the
+//! Prometheus text format. The hot path never touches the registry.
+
+pub mod collect;
+pub mod names;
+
+use names::Family;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Counter or gauge, as Prometheus types them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+#[derive(Debug, Default)]
+struct FamilySamples {
+    help: &'static str,
+    kind: Option<Kind>,
+    samples: Vec<(String, f64)>,
+}
+
+/// The samples of one scrape, grouped by family.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    families: BTreeMap<&'static str, FamilySamples>,
+}
+
+impl Exposition {
+    fn push(&mut self, family: Family, kind: Kind, labels: &[(&str, &str)], value: f64) {
+        let entry = self.families.entry(family.0).or_default();
+        entry.help = family.1;
+        entry.kind = Some(kind);
+        let mut rendered = String::new();
+        if !labels.is_empty() {
+            rendered.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    rendered.push(',');
+                }
+                let _ = write!(rendered, "{k}=\"");
+                for c in v.chars() {
+                    match c {
+                        '\\' => rendered.push_str("\\\\"),
+                        '"' => rendered.push_str("\\\""),
+                        '\n' => rendered.push_str("\\n"),
+                        c => rendered.push(c),
+                    }
+                }
+                rendered.push('"');
+            }
+            rendered.push('}');
+        }
+        entry.samples.push((rendered, value));
+    }
+
+    pub fn counter(&mut self, family: Family, labels: &[(&str, &str)], value: u64) {
+        self.push(family, Kind::Counter, labels, value as f64);
+    }
+
+    pub fn gauge(&mut self, family: Family, labels: &[(&str, &str)], value: f64) {
+        self.push(family, Kind::Gauge, labels, value);
+    }
+
+    /// The Prometheus text format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, fam) in &self.families {
+            let kind = match fam.kind {
+                Some(Kind::Counter) => "counter",
+                _ => "gauge",
+            };
+            let _ = writeln!(out, "# HELP {name} {}", fam.help);
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, value) in &fam.samples {
+                if value.is_finite() {
+                    let _ = writeln!(out, "{name}{labels} {value}");
+                } else {
+                    let _ = writeln!(out, "{name}{labels} NaN");
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether a family has at least one sample (for tests and `ferry status`).
+    pub fn has(&self, name: &str) -> bool {
+        self.families
+            .get(name)
+            .is_some_and(|f| !f.samples.is_empty())
+    }
+}
+
+/// A plugin as monitor_agent's `/api/plugins.json` shows it.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    pub plugin_id: String,
+    pub category: &'static str,
+    pub type_name: &'static str,
+    pub output_plugin: bool,
+    /// Extra fields (numbers) such as `buffer_queue_length`, `emit_records`, `retry_count`.
+    pub fields: Vec<(&'static str, serde_json::Value)>,
+}
+
+/// Something that has metrics: an input, an output, the router.
+pub trait Collector: Send + Sync {
+    fn collect(&self, out: &mut Exposition);
+    /// How monitor_agent lists it (`None`: not a plugin).
+    fn plugin_info(&self) -> Option<PluginInfo> {
+        None
+    }
+}
+
+/// Every collector of the running pipeline.
+#[derive(Default, Clone)]
+pub struct Registry {
+    collectors: Arc<Mutex<Vec<Arc<dyn Collector>>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub fn register(&self, c: Arc<dyn Collector>) {
+        self.collectors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(c);
+    }
+
+    /// Drops every collector (on reload, before the new pipeline registers its own).
+    pub fn clear(&self) {
+        self.collectors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn snapshot(&self) -> Vec<Arc<dyn Collector>> {
+        self.collectors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn gather(&self) -> Exposition {
+        let mut out = Exposition::default();
+        for c in self.snapshot() {
+            c.collect(&mut out);
+        }
+        out
+    }
+
+    pub fn plugins(&self) -> Vec<PluginInfo> {
+        self.snapshot()
+            .iter()
+            .filter_map(|c| c.plugin_info())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_render_once_with_every_sample_and_escaped_labels() {
+        let mut e = Exposition::default();
+        e.counter(
+            names::OUTPUT_EMIT_RECORDS,
+            &[("plugin_id", "a"), ("type", "null")],
+            3,
+        );
+        e.counter(
+            names::OUTPUT_EMIT_RECORDS,
+            &[("plugin_id", "b\"x"), ("type", "null")],
+            4,
+        );
+        e.gauge(names::OUTPUT_BUFFER_AVAILABLE_SPACE_RATIO, &[], 99.5);
+        let text = e.render();
+        assert_eq!(
+            text.matches("# TYPE fluentd_output_status_emit_records counter")
+                .count(),
+            1
+        );
+        assert!(
+            text.contains("fluentd_output_status_emit_records{plugin_id=\"a\",type=\"null\"} 3\n")
+        );
+        assert!(text.contains("plugin_id=\"b\\\"x\""));
+        assert!(text.contains("fluentd_output_status_buffer_available_space_ratio 99.5\n"));
+    }
+}

@@ -1,0 +1,217 @@
+//! `ferry status`: reads a running ferry's monitor API twice, a moment apart, and prints for
+//! people each output's buffer flow (in and out rates, what is held, time to drain) with the
+//! tuning advice operators otherwise work out by hand from the logs.
+
+use crate::admin::http::get;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+/// One output's numbers at one moment.
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    type_name: String,
+    emit_records: f64,
+    held_records: f64,
+    held_bytes: f64,
+    space_ratio: Option<f64>,
+    retry_count: f64,
+    slow_flush_count: f64,
+    num_errors: f64,
+    extra: serde_json::Map<String, Value>,
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    v.get(k).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn read(url: &str) -> anyhow::Result<BTreeMap<String, Sample>> {
+    let (status, body) = get(url, "/api/plugins.json").map_err(|e| {
+        anyhow::anyhow!("cannot reach {url}: {e} (is a monitor_agent source configured?)")
+    })?;
+    anyhow::ensure!(status == 200, "{url}/api/plugins.json answered {status}");
+    let doc: Value = serde_json::from_str(&body)?;
+    let mut out = BTreeMap::new();
+    for p in doc["plugins"].as_array().cloned().unwrap_or_default() {
+        if p["plugin_category"] != "output" {
+            continue;
+        }
+        let id = p["plugin_id"].as_str().unwrap_or("?").to_string();
+        out.insert(
+            id,
+            Sample {
+                type_name: p["type"].as_str().unwrap_or("?").to_string(),
+                emit_records: num(&p, "emit_records"),
+                held_records: num(&p, "ferry_buffer_records"),
+                held_bytes: num(&p, "buffer_total_queued_size"),
+                space_ratio: p
+                    .get("buffer_available_buffer_space_ratios")
+                    .and_then(Value::as_f64),
+                retry_count: num(&p, "retry_count"),
+                slow_flush_count: num(&p, "slow_flush_count"),
+                num_errors: num(&p, "num_errors"),
+                extra: p.as_object().cloned().unwrap_or_default(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn bytes(n: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} {}", units[i])
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+fn duration(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "never (nothing leaves)".into();
+    }
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+/// Builds the report from two readings `dt` apart.
+fn report(
+    url: &str,
+    a: &BTreeMap<String, Sample>,
+    b: &BTreeMap<String, Sample>,
+    dt: f64,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "ferry at {url}");
+    let _ = writeln!(
+        out,
+        "{:<24} {:<10} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        "OUTPUT", "TYPE", "IN ev/s", "OUT ev/s", "HELD", "FREE", "DRAIN"
+    );
+    let mut advice = Vec::new();
+    for (id, now) in b {
+        let before = a.get(id).cloned().unwrap_or_default();
+        let in_rate = (now.emit_records - before.emit_records) / dt;
+        let out_rate = (in_rate - (now.held_records - before.held_records) / dt).max(0.0);
+        let drain = if now.held_records <= 0.0 {
+            "-".to_string()
+        } else if out_rate > 0.0 {
+            duration(now.held_records / out_rate)
+        } else {
+            duration(f64::INFINITY)
+        };
+        let free = now
+            .space_ratio
+            .map_or("-".to_string(), |r| format!("{r:.1}%"));
+        let _ = writeln!(
+            out,
+            "{id:<24} {:<10} {in_rate:>12.0} {out_rate:>12.0} {:>12} {free:>10} {drain:>10}",
+            now.type_name,
+            bytes(now.held_bytes)
+        );
+        if now.space_ratio.is_some_and(|r| r < 20.0) {
+            advice.push(format!("{id}: buffer {:.0}% full: the destination takes less than arrives; add flush_thread_count, raise total_limit_size, or add aggregators", 100.0 - now.space_ratio.unwrap_or(0.0)));
+        }
+        if now.retry_count > before.retry_count {
+            advice.push(format!("{id}: flushes are failing and being retried: look for 'temporarily failed to flush the buffer' in the log"));
+        }
+        if now.slow_flush_count > before.slow_flush_count {
+            advice.push(format!("{id}: flushes slower than slow_flush_log_threshold: the destination is slow or overloaded (CPU-bound aggregators answer late)"));
+        }
+        if now.num_errors > before.num_errors && now.retry_count == before.retry_count {
+            advice.push(format!(
+                "{id}: errors without retries: chunks were moved to the secondary or quarantine"
+            ));
+        }
+        if let Some(servers) = now.extra.get("servers").and_then(Value::as_array) {
+            for s in servers {
+                let name = s["name"].as_str().unwrap_or("?");
+                let phi = s["phi"].as_f64().unwrap_or(0.0);
+                let threshold = s["phi_threshold"].as_f64().unwrap_or(16.0);
+                let state = s["state"].as_str().unwrap_or("?");
+                let _ = writeln!(
+                    out,
+                    "    server {name:<28} {state:<10} phi {phi:>6.2}  rtt {}  {}",
+                    s["rtt_ms"]
+                        .as_f64()
+                        .map_or("-".into(), |r| format!("{r:.1} ms")),
+                    s["last_error"].as_str().unwrap_or("")
+                );
+                if phi > threshold * 0.5 && state == "healthy" {
+                    advice.push(format!("{id}: server {name} phi {phi:.1} is near phi_threshold {threshold}: heartbeats arrive late (the aggregator may be CPU-bound); raise phi_threshold or heartbeat_interval, or relieve the aggregator"));
+                }
+            }
+        }
+    }
+    if advice.is_empty() {
+        let _ = writeln!(out, "\nno advice: buffers drain and nothing is failing");
+    } else {
+        let _ = writeln!(out, "\nadvice:");
+        for a in advice {
+            let _ = writeln!(out, "  - {a}");
+        }
+    }
+    out
+}
+
+/// `ferry status --url URL --interval SECS`.
+pub fn run(url: &str, interval: Duration) -> anyhow::Result<String> {
+    let url = if url.starts_with("http://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    };
+    let t0 = Instant::now();
+    let a = read(&url)?;
+    std::thread::sleep(interval);
+    let b = read(&url)?;
+    let dt = t0.elapsed().as_secs_f64().max(0.001);
+    Ok(report(&url, &a, &b, dt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(emit: f64, held: f64, ratio: f64) -> Sample {
+        Sample {
+            type_name: "file".into(),
+            emit_records: emit,
+            held_records: held,
+            held_bytes: held * 200.0,
+            space_ratio: Some(ratio),
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn rates_and_drain_time_come_from_two_readings() {
+        let a = BTreeMap::from([("out".to_string(), sample(1000.0, 500.0, 90.0))]);
+        let b = BTreeMap::from([("out".to_string(), sample(3000.0, 400.0, 90.0))]);
+        let text = report("http://x", &a, &b, 2.0);
+        // in: 1000 ev/s; held fell by 50 ev/s, so out is 1050 ev/s; 400 held drain in 0s.
+        assert!(text.contains(" 1000 "), "{text}");
+        assert!(text.contains(" 1050 "), "{text}");
+        assert!(text.contains("no advice"), "{text}");
+    }
+
+    #[test]
+    fn a_nearly_full_buffer_with_nothing_leaving_gets_advice() {
+        let a = BTreeMap::from([("out".to_string(), sample(1000.0, 500.0, 15.0))]);
+        let b = BTreeMap::from([("out".to_string(), sample(3000.0, 2500.0, 10.0))]);
+        let text = report("http://x", &a, &b, 2.0);
+        assert!(text.contains("never"), "{text}");
+        assert!(text.contains("90% full"), "{text}");
+    }
+}

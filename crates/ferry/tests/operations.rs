@@ -1,0 +1,452 @@
+//! Operating a running ferry: metrics scraped by a real Prometheus, the monitor API, the state
+//! dump, signals, `ferry status`, and the packaging manifests.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use common::{AckedSender, Ferry, free_port, seqs_of, signal};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    ferry::admin::http::get(&format!("127.0.0.1:{port}"), path).unwrap()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn ops_config(port: u16, admin: u16, buffer: &Path, flush: &str) -> String {
+    format!(
+        "<system>\n  dump_dir {dir}/dumps\n</system>\n\
+         <source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n\
+         <source>\n  @type prometheus\n  bind 127.0.0.1\n  port {admin}\n</source>\n\
+         <source>\n  @type prometheus_output_monitor\n  interval 5\n</source>\n\
+         <match **>\n  @type stdout\n  @id archive\n  <format>\n    @type json\n  </format>\n  <buffer tag>\n    @type file\n    path {dir}/buf\n    flush_interval {flush}\n  </buffer>\n</match>\n",
+        dir = buffer.display()
+    )
+}
+
+#[test]
+fn metrics_and_monitor_api_show_the_buffer_with_fluentd_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let ferry = Ferry::start(&ops_config(port, admin, dir.path(), "1h"), port);
+    let mut sender = AckedSender::connect(port).unwrap();
+    sender.send("ops.metrics", 0..500, 100).unwrap();
+    let (status, text) = http_get(admin, "/metrics");
+    assert_eq!(status, 200);
+    for name in [
+        "fluentd_output_status_buffer_total_bytes",
+        "fluentd_output_status_buffer_stage_byte_size",
+        "fluentd_output_status_buffer_queue_byte_size",
+        "fluentd_output_status_buffer_available_space_ratio",
+        "fluentd_output_status_retry_count",
+        "fluentd_output_status_num_errors",
+        "fluentd_output_status_emit_count",
+        "fluentd_output_status_emit_records",
+        "fluentd_output_status_write_count",
+        "fluentd_output_status_rollback_count",
+        "fluentd_output_status_slow_flush_count",
+        "fluentd_output_status_flush_time_count",
+        "ferry_router_unmatched_records_total",
+        "ferry_tasks",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} missing from /metrics:\n{text}"
+        );
+    }
+    assert!(
+        text.contains(
+            "fluentd_output_status_emit_records{plugin_id=\"archive\",type=\"stdout\"} 500"
+        ),
+        "{text}"
+    );
+    let staged = text
+        .lines()
+        .find(|l| {
+            l.starts_with("fluentd_output_status_buffer_stage_byte_size{plugin_id=\"archive\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap();
+    assert!(
+        staged > 50_000.0,
+        "500 events of ~120 bytes are staged, got {staged}"
+    );
+
+    let (status, plugins) = http_get(admin, "/api/plugins.json");
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&plugins).unwrap();
+    let out = doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plugin_id"] == "archive")
+        .unwrap();
+    assert_eq!(out["plugin_category"], "output");
+    assert_eq!(out["output_plugin"], true);
+    assert_eq!(out["emit_records"], 500);
+    assert_eq!(out["buffer_stage_length"], 1);
+    assert_eq!(http_get(admin, "/api/health").0, 200);
+    assert_eq!(http_get(admin, "/nope").0, 404);
+    drop(ferry);
+}
+
+#[test]
+fn a_real_prometheus_scrapes_ferry_under_load_and_answers_queries() {
+    let Some(prometheus) = common::program("FERRY_TEST_PROMETHEUS", "prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin, prom_port) = (free_port(), free_port(), free_port());
+    let ferry = Ferry::start(&ops_config(port, admin, dir.path(), "1s"), port);
+    let prom_dir = dir.path().join("prom");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    std::fs::write(
+        prom_dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ferry\n    static_configs:\n      - targets: ['127.0.0.1:{admin}']\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(prometheus)
+        .arg(format!(
+            "--config.file={}",
+            prom_dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            prom_dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _prom = common::KillOnDrop(child);
+    // Load while Prometheus scrapes.
+    let loader = thread::spawn(move || {
+        let mut sender = AckedSender::connect(port).unwrap();
+        for i in 0..200u64 {
+            sender
+                .send("ops.load", i * 100..(i + 1) * 100, 200)
+                .unwrap();
+            thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let query =
+        "/api/v1/query?query=fluentd_output_status_emit_records%7Bplugin_id%3D%22archive%22%7D";
+    let mut last = String::new();
+    wait_for(
+        "Prometheus to hold ferry's emit_records",
+        Duration::from_secs(60),
+        || {
+            if let Ok((200, body)) =
+                ferry::admin::http::get(&format!("127.0.0.1:{prom_port}"), query)
+            {
+                last = body;
+                let v: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
+                v["data"]["result"][0]["value"][1]
+                    .as_str()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .is_some_and(|n| n > 0.0)
+            } else {
+                false
+            }
+        },
+    );
+    loader.join().unwrap();
+    for metric in [
+        "fluentd_output_status_buffer_total_bytes",
+        "fluentd_output_status_buffer_available_space_ratio",
+    ] {
+        let (status, body) = ferry::admin::http::get(
+            &format!("127.0.0.1:{prom_port}"),
+            &format!("/api/v1/query?query={metric}"),
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["data"]["result"][0]["metric"]["plugin_id"], "archive",
+            "{metric}: {body}"
+        );
+    }
+    drop(ferry);
+}
+
+#[test]
+fn sighup_with_a_broken_file_keeps_running_and_a_good_one_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let ferry = Ferry::start(&ops_config(port, admin, dir.path(), "1s"), port);
+    let conf = ferry.config_path();
+    std::fs::write(
+        &conf,
+        "<source>\n  @type forward\n  prot 1\n</source>\n<matc **>\n</matc>\n",
+    )
+    .unwrap();
+    signal(ferry.child.id(), "HUP");
+    let mut log = Vec::new();
+    wait_for("the reload to be refused", Duration::from_secs(10), || {
+        log.extend(ferry.stderr_so_far());
+        log.iter()
+            .any(|l| l.contains("config reload refused (2 errors)"))
+    });
+    assert!(
+        log.iter()
+            .any(|l| l.contains("ferry.conf:3: unknown parameter 'prot'")),
+        "{log:#?}"
+    );
+    // Still serving.
+    AckedSender::connect(port)
+        .unwrap()
+        .send("ops.after", 0..10, 10)
+        .unwrap();
+    wait_for(
+        "events after the refused reload",
+        Duration::from_secs(10),
+        || ferry.stdout.try_iter().count() > 0,
+    );
+    // A good file with another buffer directory is taken.
+    let dir2 = tempfile::tempdir().unwrap();
+    std::fs::write(&conf, ops_config(port, admin, dir2.path(), "1s")).unwrap();
+    signal(ferry.child.id(), "HUP");
+    wait_for("the reload", Duration::from_secs(20), || {
+        log.extend(ferry.stderr_so_far());
+        log.iter().any(|l| l.contains("configuration reloaded"))
+    });
+    wait_for(
+        "the reloaded input to listen",
+        Duration::from_secs(10),
+        || AckedSender::connect(port).is_ok(),
+    );
+    AckedSender::connect(port)
+        .unwrap()
+        .send("ops.reloaded", 100..110, 10)
+        .unwrap();
+    wait_for(
+        "the new buffer directory to be used",
+        Duration::from_secs(10),
+        || dir2.path().join("buf").exists(),
+    );
+}
+
+#[test]
+fn sigterm_loses_nothing_that_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let conf = ops_config(port, admin, dir.path(), "1h");
+    let mut ferry = Ferry::start(&conf, port);
+    let mut sender = AckedSender::connect(port).unwrap();
+    for i in 0..20u64 {
+        sender.send("ops.term", i * 100..(i + 1) * 100, 50).unwrap();
+    }
+    signal(ferry.child.id(), "TERM");
+    let status = ferry.child.wait().unwrap();
+    assert!(status.success(), "ferry exits cleanly on SIGTERM: {status}");
+    let mut delivered = seqs_of(&ferry.stdout.try_iter().collect::<Vec<_>>());
+    // The file buffer kept what was not flushed; the next start delivers it.
+    let ferry = Ferry::start(
+        &conf.replace("flush_interval 1h", "flush_interval 1s"),
+        port,
+    );
+    wait_for("every acknowledged event", Duration::from_secs(30), || {
+        delivered.extend(seqs_of(&ferry.stdout.try_iter().collect::<Vec<_>>()));
+        delivered.iter().copied().collect::<BTreeSet<_>>().len() == 2000
+    });
+}
+
+#[test]
+fn sigusr1_flushes_staged_chunks_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let ferry = Ferry::start(&ops_config(port, admin, dir.path(), "1h"), port);
+    AckedSender::connect(port)
+        .unwrap()
+        .send("ops.usr1", 0..100, 10)
+        .unwrap();
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        ferry.stdout.try_iter().count(),
+        0,
+        "nothing flushes before its interval"
+    );
+    signal(ferry.child.id(), "USR1");
+    let lines = ferry.stdout_lines(100, Duration::from_secs(10));
+    assert_eq!(seqs_of(&lines).len(), 100);
+}
+
+#[test]
+fn sigcont_writes_a_dump_that_names_every_running_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let ferry = Ferry::start(&ops_config(port, admin, dir.path(), "1h"), port);
+    let _idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    signal(ferry.child.id(), "CONT");
+    let file = dir
+        .path()
+        .join("dumps")
+        .join(format!("ferry-dump-{}.json", ferry.child.id()));
+    wait_for("the dump file", Duration::from_secs(10), || file.exists());
+    let dump: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let tasks = dump["tasks"].as_array().unwrap();
+    let names: Vec<&str> = tasks.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for expected in [
+        "accept",
+        "heartbeat udp",
+        "conn 127.0.0.1:",
+        "output archive flusher 0",
+    ] {
+        assert!(
+            names.iter().any(|n| n.contains(expected)),
+            "no task like '{expected}' in {names:#?}"
+        );
+    }
+    for t in tasks {
+        assert!(t["state"].as_str().is_some_and(|s| !s.is_empty()), "{t}");
+        assert!(t["since"].as_str().is_some_and(|s| s.contains('T')), "{t}");
+    }
+    // The same dump over HTTP.
+    let (status, body) = http_get(admin, "/api/dump");
+    assert_eq!(status, 200);
+    let over_http: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(over_http["pid"], ferry.child.id());
+}
+
+#[test]
+fn ferry_status_shows_buffer_flow_of_a_running_ferry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let conf = ops_config(port, admin, dir.path(), "1h")
+        .replace("@type prometheus\n", "@type monitor_agent\n");
+    let ferry = Ferry::start(&conf, port);
+    AckedSender::connect(port)
+        .unwrap()
+        .send("ops.status", 0..1000, 100)
+        .unwrap();
+    let out = Command::new(common::ferry_bin())
+        .args([
+            "status",
+            "--url",
+            &format!("127.0.0.1:{admin}"),
+            "--interval",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("archive") && text.contains("stdout"),
+        "{text}"
+    );
+    assert!(
+        text.contains("KiB"),
+        "the staged events are shown as held: {text}"
+    );
+    drop(ferry);
+}
+
+#[test]
+fn packaging_manifests_parse_with_the_expected_kinds() {
+    let root = common::workspace_root().join("deploy");
+    let read =
+        |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let docs = |p: &str| -> Vec<serde_yaml::Value> {
+        serde_yaml::Deserializer::from_str(&read(p))
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect()
+    };
+    let forwarder = docs("kubernetes/forwarder-daemonset.yaml");
+    let kinds: Vec<&str> = forwarder
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"DaemonSet") && kinds.contains(&"ConfigMap"),
+        "{kinds:?}"
+    );
+    let ds = forwarder.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
+    let pod = &ds["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["annotations"]["prometheus.io/scrape"],
+        "true"
+    );
+    assert!(
+        pod["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .contains("ferry")
+    );
+
+    let aggregator = docs("kubernetes/aggregator-statefulset.yaml");
+    let sts = aggregator
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet")
+        .expect("a StatefulSet");
+    assert!(aggregator.iter().any(|d| d["kind"] == "Service"));
+    let claims = sts["spec"]["volumeClaimTemplates"].as_sequence().unwrap();
+    assert_eq!(
+        claims[0]["metadata"]["name"], "buffer",
+        "the buffer lives on a persistent volume"
+    );
+    let mounts = sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        .as_sequence()
+        .unwrap();
+    assert!(mounts.iter().any(|m| m["name"] == "buffer"));
+
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("grafana/ferry-buffers.json")).unwrap();
+    let exprs: String = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(exprs.contains("fluentd_output_status_buffer_total_bytes"));
+    assert!(read("systemd/ferry.service").contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    assert!(read("docker/Dockerfile").contains("FROM scratch"));
+    // The configurations shipped in the manifests are valid ferry configurations.
+    for (file, key) in [
+        ("kubernetes/forwarder-daemonset.yaml", "ferry.conf"),
+        ("kubernetes/aggregator-statefulset.yaml", "ferry.conf"),
+    ] {
+        let cm = docs(file)
+            .into_iter()
+            .find(|d| d["kind"] == "ConfigMap")
+            .unwrap();
+        let conf = cm["data"][key].as_str().unwrap().to_string();
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ferry.conf");
+        std::fs::write(&path, conf).unwrap();
+        let out = Command::new(common::ferry_bin())
+            .arg("--dry-run")
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
