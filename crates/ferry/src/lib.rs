@@ -6,7 +6,8 @@
 //! |---|---|
 //! | [`app`] | start-up and shutdown: binds inputs, builds outputs, handles signals |
 //! | [`pipeline`] | configuration tree → typed, checked pipeline (`--dry-run` stops here) |
-//! | [`input`] | where events enter (`forward`) |
+//! | [`input`] | where events enter (`forward`, `tail`) |
+//! | [`parse`] | log lines → records: Fluentd's `<parse>` types (json, regexp, syslog, ...) |
 //! | [`router`] | tag → output, with Fluentd's `<match>` and `<label>` rules |
 //! | [`output`] | where events go (`stdout`, `null`) and how they are formatted |
 //! | [`event`] | the batch of events that travels between them (msgpack bytes) |
@@ -19,6 +20,7 @@ pub mod event;
 pub mod input;
 pub mod logging;
 pub mod output;
+pub mod parse;
 pub mod pipeline;
 pub mod plugin;
 pub mod router;
