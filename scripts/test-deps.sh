@@ -44,4 +44,7 @@ if [ ! -x "$go_sender" ] || [ "$go_src" -nt "$go_sender" ]; then
 fi
 export FERRY_TEST_GO_SENDER="$go_sender"
 
+# logrotate, for the tail input's rotation drills.
+apt_install logrotate
+
 export FERRY_TEST_DEPS=1

@@ -143,11 +143,17 @@ impl FileReader {
             if let Some(i) = memchr(b'\n', self.buf.get(self.scan..self.end).unwrap_or_default()) {
                 let nl = self.scan + i;
                 let end = self.base + nl as u64 + 1;
+                let start = self.base + self.start as u64;
                 match self.skipping_from.take() {
                     Some(from) => f(LineEvent::TooLong {
                         start: from,
                         end,
                         len: end - from - 1,
+                    }),
+                    None if nl - self.start > self.max_line => f(LineEvent::TooLong {
+                        start,
+                        end,
+                        len: (nl - self.start) as u64,
                     }),
                     None => {
                         let mut line = &self.buf[self.start..nl];
@@ -156,7 +162,7 @@ impl FileReader {
                         }
                         f(LineEvent::Line {
                             bytes: line,
-                            start: self.base + self.start as u64,
+                            start,
                             end,
                         });
                     }
@@ -310,6 +316,15 @@ mod tests {
             r.buf.len() <= MAX_READ + 1001 + MIN_BUFFER,
             "buffer stayed bounded"
         );
+    }
+
+    #[test]
+    fn a_whole_over_long_line_already_in_the_buffer_is_skipped() {
+        let mut content = vec![b'y'; 2000];
+        content.extend_from_slice(b"\nok\n");
+        let (_d, mut r) = reader_over(&content, 0, 1024);
+        let (lines, _) = collect(&mut r, 100);
+        assert_eq!(lines, vec!["<skipped 2000>".to_string(), "ok".into()]);
     }
 
     #[test]
