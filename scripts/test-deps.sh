@@ -48,4 +48,7 @@ export FERRY_TEST_GO_SENDER="$go_sender"
 apt_install prometheus
 export FERRY_TEST_PROMETHEUS=/usr/bin/prometheus
 
+# logrotate, for the tail input's rotation drills.
+apt_install logrotate
+
 export FERRY_TEST_DEPS=1

@@ -9,7 +9,8 @@
 //! | [`metrics`] | every metric name (in `metrics::names`), the registry and collectors |
 //! | [`status`] | `ferry status`: a running ferry's buffer flow and advice, for people |
 //! | [`pipeline`] | configuration tree → typed, checked pipeline (`--dry-run` stops here) |
-//! | [`input`] | where events enter (`forward`) |
+//! | [`input`] | where events enter (`forward`, `tail`) |
+//! | [`parse`] | log lines → records: Fluentd's `<parse>` types (json, regexp, syslog, ...) |
 //! | [`router`] | tag → output, with Fluentd's `<match>` and `<label>` rules |
 //! | [`output`] | where events go (`stdout`, `null`) and how they are formatted |
 //! | [`event`] | the batch of events that travels between them (msgpack bytes) |
@@ -24,6 +25,7 @@ pub mod input;
 pub mod logging;
 pub mod metrics;
 pub mod output;
+pub mod parse;
 pub mod pipeline;
 pub mod plugin;
 pub mod router;

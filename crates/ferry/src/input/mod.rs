@@ -2,6 +2,7 @@
 //! enum, dispatched with `match`.
 
 pub mod forward;
+pub mod tail;
 
 use crate::router::Router;
 use crate::task::Tasks;
@@ -9,11 +10,10 @@ use ferry_config::Section;
 use std::sync::Arc;
 
 /// Input plugin types this build of ferry provides.
-pub const INPUT_TYPES: &[&str] = &["forward"];
+pub const INPUT_TYPES: &[&str] = &["forward", "tail"];
 
 /// Fluentd input types that ferry does not provide (yet): refused with a clear message.
 pub const FOREIGN_INPUT_TYPES: &[&str] = &[
-    "tail",
     "prometheus",
     "monitor_agent",
     "http",
@@ -31,6 +31,7 @@ pub const FOREIGN_INPUT_TYPES: &[&str] = &[
 #[derive(Debug, Clone)]
 pub enum InputConfig {
     Forward(forward::ForwardInputConfig),
+    Tail(tail::TailInputConfig),
 }
 
 impl InputConfig {
@@ -41,6 +42,7 @@ impl InputConfig {
             "forward" => Some(Self::Forward(forward::ForwardInputConfig::from_section(
                 section,
             ))),
+            "tail" => Some(Self::Tail(tail::TailInputConfig::from_section(section))),
             _ => None,
         }
     }
@@ -48,6 +50,7 @@ impl InputConfig {
     pub fn label(&self) -> Option<&str> {
         match self {
             Self::Forward(c) => c.label.as_deref(),
+            Self::Tail(c) => c.label.as_deref(),
         }
     }
 }
@@ -64,5 +67,6 @@ pub async fn start(
         .ok_or_else(|| anyhow::anyhow!("input {id}: label {:?} is not defined", config.label()))?;
     match config {
         InputConfig::Forward(c) => forward::start(id, c.clone(), router, route, tasks).await,
+        InputConfig::Tail(c) => tail::start(id, c.clone(), router, route, tasks).await,
     }
 }

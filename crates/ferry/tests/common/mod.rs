@@ -75,6 +75,65 @@ impl Ferry {
         Self::spawn(cmd, dir, port)
     }
 
+    /// Starts ferry with `config` (no listening socket needed): waits for its "started" log
+    /// line. `env` is added to ferry's environment.
+    pub fn start_logged(config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.conf");
+        std::fs::write(&path, config).unwrap();
+        let mut cmd = Command::new(ferry_bin());
+        cmd.arg("-c").arg(&path);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ferry");
+        let stdout = pump(child.stdout.take().unwrap(), "stdout");
+        let stderr = pump(child.stderr.take().unwrap(), "stderr");
+        let (tx, seen) = channel();
+        let mut ferry = Self {
+            child,
+            stdout,
+            stderr: seen,
+            _dir: dir,
+        };
+        // Forward stderr, watching for the start line.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match stderr.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => {
+                    let started = line.contains("]: ferry ") && line.ends_with(" started");
+                    let _ = tx.send(line);
+                    if started {
+                        break;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = ferry.child.wait().unwrap();
+                    let logs: Vec<String> = ferry.stderr.try_iter().collect();
+                    panic!(
+                        "ferry exited with {status} before starting:\n{}",
+                        logs.join("\n")
+                    );
+                }
+            }
+            assert!(Instant::now() < deadline, "ferry did not start within 20 s");
+        }
+        thread::spawn(move || {
+            for line in stderr {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ferry
+    }
+
     /// Starts ferry on its embedded default configuration (port 24224).
     pub fn start_default() -> Self {
         let dir = tempfile::tempdir().unwrap();

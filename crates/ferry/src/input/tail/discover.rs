@@ -1,0 +1,202 @@
+//! Which files the `path` patterns name now: strftime directives evaluated against the current
+//! time, `*` globs expanded, `exclude_path` and `limit_recently_modified` applied. Symlinks are
+//! followed (`/var/log/containers/*.log` are links to the runtime's files). Blocking: callers
+//! run it on a blocking thread.
+
+use super::config::TailInputConfig;
+use super::identity::FileId;
+use crate::parse::time::strftime;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A file a pattern names.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub id: FileId,
+    pub mtime: SystemTime,
+}
+
+/// What one scan found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub files: BTreeMap<PathBuf, Found>,
+    /// Directories to watch for new files: the fixed parent directory of each pattern.
+    pub dirs: Vec<PathBuf>,
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Expands every pattern at time `now`.
+pub fn scan(cfg: &TailInputConfig, now: SystemTime) -> Scan {
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let excludes: Vec<glob::Pattern> = cfg
+        .exclude_path
+        .iter()
+        .filter_map(|p| glob::Pattern::new(&strftime(p, secs, cfg.path_offset)).ok())
+        .collect();
+    let mut out = Scan::default();
+    for pattern in &cfg.paths {
+        let pattern = strftime(pattern, secs, cfg.path_offset);
+        if let Some(parent) = Path::new(&pattern).parent()
+            && !has_glob(&parent.to_string_lossy())
+            && !out.dirs.iter().any(|d| d == parent)
+        {
+            out.dirs.push(parent.to_path_buf());
+        }
+        let candidates: Vec<PathBuf> = if has_glob(&pattern) {
+            match glob::glob(&pattern) {
+                Ok(paths) => paths.filter_map(Result::ok).collect(),
+                Err(e) => {
+                    tracing::warn!("tail: invalid path pattern {pattern}: {e}");
+                    Vec::new()
+                }
+            }
+        } else {
+            vec![PathBuf::from(&pattern)]
+        };
+        for path in candidates {
+            if excludes
+                .iter()
+                .any(|x| x.matches_path(&path) || x.matches(&path.to_string_lossy()))
+            {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue; // missing, or a dangling link
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
+            if let Some(limit) = cfg.limit_recently_modified
+                && now.duration_since(mtime).unwrap_or(Duration::ZERO) > limit
+            {
+                continue;
+            }
+            out.files.insert(
+                path,
+                Found {
+                    id: FileId::of(&meta),
+                    mtime,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// Looks in `dir` for the file `id` (a file renamed while ferry was stopped).
+pub fn find_in_dir(dir: &Path, id: &FileId) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries.filter_map(Result::ok).find_map(|e| {
+        let meta = std::fs::metadata(e.path()).ok()?;
+        (meta.is_file() && FileId::of(&meta).matches(id)).then(|| e.path())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::ParseSetup;
+
+    fn cfg(paths: Vec<String>, exclude: Vec<String>) -> TailInputConfig {
+        TailInputConfig {
+            paths,
+            exclude_path: exclude,
+            tag: "t".into(),
+            label: None,
+            pos_file: None,
+            read_from_head: false,
+            refresh_interval: Duration::from_secs(60),
+            rotate_wait: Duration::from_secs(5),
+            read_lines_limit: 1000,
+            read_bytes_limit_per_second: None,
+            follow_inodes: false,
+            limit_recently_modified: None,
+            path_key: None,
+            max_line_size: 1024,
+            emit_unmatched_lines: false,
+            multiline_flush_interval: None,
+            enable_stat_watcher: true,
+            path_offset: 0,
+            parse: ParseSetup {
+                parser: crate::parse::Parser::None {
+                    key: "message".into(),
+                },
+                multiline: None,
+            },
+        }
+    }
+
+    #[test]
+    fn globs_dates_excludes_and_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let today = strftime(
+            "%Y%m%d",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64,
+            0,
+        );
+        for name in [
+            "a.log",
+            "b.log",
+            "skip.log",
+            "c.txt",
+            &format!("app.{today}.log"),
+        ] {
+            std::fs::write(d.join(name), b"x\n").unwrap();
+        }
+        std::fs::create_dir(d.join("sub.log")).unwrap();
+        std::os::unix::fs::symlink(d.join("a.log"), d.join("link.log")).unwrap();
+        std::os::unix::fs::symlink(d.join("gone"), d.join("dangling.log")).unwrap();
+        let c = cfg(
+            vec![
+                format!("{}/*.log", d.display()),
+                format!("{}/app.%Y%m%d.log", d.display()),
+            ],
+            vec![format!("{}/skip.*", d.display())],
+        );
+        let s = scan(&c, SystemTime::now());
+        let names: Vec<String> = s
+            .files
+            .keys()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let mut want = vec![
+            "a.log".to_string(),
+            format!("app.{today}.log"),
+            "b.log".into(),
+            "link.log".into(),
+        ];
+        want.sort();
+        assert_eq!(names, want);
+        assert_eq!(
+            s.files[&d.join("link.log")].id,
+            s.files[&d.join("a.log")].id
+        );
+        assert_eq!(s.dirs, vec![d.to_path_buf()]);
+        assert_eq!(
+            find_in_dir(d, &s.files[&d.join("b.log")].id),
+            Some(d.join("b.log"))
+        );
+    }
+
+    #[test]
+    fn limit_recently_modified_leaves_old_files_out() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.log"), b"x\n").unwrap();
+        let mut c = cfg(vec![format!("{}/*.log", dir.path().display())], vec![]);
+        c.limit_recently_modified = Some(Duration::from_secs(60));
+        assert_eq!(scan(&c, SystemTime::now()).files.len(), 1);
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        assert_eq!(scan(&c, later).files.len(), 0);
+    }
+}

@@ -1,0 +1,258 @@
+//! One followed file: its identity, reader and decoder, and one read step.
+//!
+//! A read step runs on a blocking thread (the reader and decoder move there and back): it
+//! checks the open file for truncation, reads up to the limits, and builds the entries. The
+//! caller emits them and, once committed, advances [`Tailed::committed`].
+//!
+//! Truncation (copytruncate, or a file rewritten in place) is seen two ways: the size is below
+//! what was read, or the file no longer starts with the bytes it started with (the fingerprint
+//! changed: truncated and refilled past the old offset between two checks). Either way reading
+//! starts over at 0; lines held from before the truncation are emitted first.
+
+use super::decode::{Built, LineDecoder};
+use super::identity::{FileId, Fingerprint};
+use super::metrics::FileGauge;
+use super::reader::{FileReader, LineEvent};
+use ferry_proto::time::EventTime;
+use inotify::WatchDescriptor;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Whether the path still leads to this file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// The file the path names now.
+    Current,
+    /// Renamed away, deleted, or no longer matched: read to the end, then closed once
+    /// `rotate_wait` has passed since `since`.
+    Rotated { since: Instant },
+}
+
+/// Per-file read throttle (`read_bytes_limit_per_second`).
+#[derive(Debug)]
+pub struct Throttle {
+    window: Instant,
+    bytes: u64,
+    pub counted: bool,
+}
+
+impl Throttle {
+    fn new() -> Self {
+        Self {
+            window: Instant::now(),
+            bytes: 0,
+            counted: false,
+        }
+    }
+
+    /// Bytes this file may still read in the current second.
+    pub fn allowance(&mut self, limit: Option<u64>) -> u64 {
+        let Some(limit) = limit else {
+            return u64::MAX;
+        };
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.window = Instant::now();
+            self.bytes = 0;
+            self.counted = false;
+        }
+        limit.saturating_sub(self.bytes)
+    }
+
+    pub fn spend(&mut self, n: u64) {
+        self.bytes += n;
+    }
+}
+
+#[derive(Debug)]
+pub struct Tailed {
+    pub path: PathBuf,
+    pub path_str: String,
+    pub id: FileId,
+    pub fp: Fingerprint,
+    /// `None` only while a read step holds them.
+    pub reader: Option<FileReader>,
+    pub decoder: Option<LineDecoder>,
+    pub state: FileState,
+    /// Everything before this offset is committed (or deliberately skipped).
+    pub committed: u64,
+    pub gauge: Arc<FileGauge>,
+    pub wd: Option<WatchDescriptor>,
+    pub throttle: Throttle,
+    /// When the last line arrived (for `multiline_flush_interval`).
+    pub last_line: Instant,
+    /// The last read reached the end of the file.
+    pub at_eof: bool,
+    pub mtime: std::time::SystemTime,
+    last_size: u64,
+}
+
+/// What one read step produced.
+#[derive(Debug, Default)]
+pub struct Step {
+    pub built: Built,
+    /// Where a restart must resume once `built` is committed.
+    pub safe: u64,
+    pub eof: bool,
+    pub bytes_read: u64,
+    pub lines: usize,
+    pub skipped_long: Vec<(u64, u64)>,
+    /// The file was truncated: (size seen, offset read so far).
+    pub truncated: Option<(u64, u64)>,
+    /// The file's link count (0: deleted).
+    pub nlink: u64,
+}
+
+/// What a read step does besides reading.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepMode {
+    /// Emit the multiline event held (flush interval passed).
+    pub flush_multiline: bool,
+    /// The file is being closed: hand out its partial last line and held lines.
+    pub finish: bool,
+}
+
+impl Tailed {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        path: PathBuf,
+        id: FileId,
+        fp: Fingerprint,
+        reader: FileReader,
+        decoder: LineDecoder,
+        start: u64,
+        gauge: Arc<FileGauge>,
+        mtime: std::time::SystemTime,
+    ) -> Self {
+        Self {
+            path_str: path.to_string_lossy().into_owned(),
+            path,
+            id,
+            fp,
+            reader: Some(reader),
+            decoder: Some(decoder),
+            state: FileState::Current,
+            committed: start,
+            gauge,
+            wd: None,
+            throttle: Throttle::new(),
+            last_line: Instant::now(),
+            at_eof: false,
+            mtime,
+            last_size: start,
+        }
+    }
+
+    pub fn is_rotated(&self) -> bool {
+        matches!(self.state, FileState::Rotated { .. })
+    }
+
+    /// Rotated, read to the end, and `rotate_wait` has passed.
+    pub fn can_close(&self, rotate_wait: Duration) -> bool {
+        match self.state {
+            FileState::Rotated { since } => self.at_eof && since.elapsed() >= rotate_wait,
+            FileState::Current => false,
+        }
+    }
+
+    pub fn has_pending_multiline(&self) -> bool {
+        self.decoder
+            .as_ref()
+            .is_some_and(|d| d.pending_start().is_some())
+    }
+
+    /// One read step on a blocking thread. `None` if the thread could not run (shutdown).
+    pub async fn step(
+        &mut self,
+        max_lines: usize,
+        max_bytes: u64,
+        mode: StepMode,
+    ) -> Option<io::Result<Step>> {
+        let mut reader = self.reader.take()?;
+        let mut decoder = self.decoder.take()?;
+        let (fp, last_size) = (self.fp, self.last_size);
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = run_step(
+                &mut reader,
+                &mut decoder,
+                fp,
+                last_size,
+                max_lines,
+                max_bytes,
+                mode,
+            );
+            (reader, decoder, r)
+        })
+        .await
+        .ok()?;
+        let (reader, decoder, result) = joined;
+        self.reader = Some(reader);
+        self.decoder = Some(decoder);
+        let (step, fp, size) = match result {
+            Ok(ok) => ok,
+            Err(e) => return Some(Err(e)),
+        };
+        self.fp = fp;
+        self.last_size = size;
+        self.at_eof = step.eof;
+        if step.lines > 0 {
+            self.last_line = Instant::now();
+        }
+        Some(Ok(step))
+    }
+}
+
+fn run_step(
+    reader: &mut FileReader,
+    decoder: &mut LineDecoder,
+    mut fp: Fingerprint,
+    last_size: u64,
+    max_lines: usize,
+    max_bytes: u64,
+    mode: StepMode,
+) -> io::Result<(Step, Fingerprint, u64)> {
+    let now = EventTime::now();
+    decoder.begin(now);
+    let mut step = Step::default();
+    let meta = reader.file().metadata()?;
+    step.nlink = meta.nlink();
+    let size = meta.len();
+    let read_to = reader.read_offset();
+    let rewritten = size != last_size && fp.len > 0 && !fp.matches(reader.file())?;
+    if size < read_to || rewritten {
+        step.truncated = Some((size, read_to));
+        if let Some((bytes, start, _)) = reader.take_partial() {
+            decoder.line(&bytes, start, now, &mut step.built);
+        }
+        decoder.flush(now, &mut step.built);
+        reader.reset(0);
+        fp = Fingerprint::default();
+    }
+    let summary = reader.read_lines(max_lines, max_bytes, &mut |event| match event {
+        LineEvent::Line { bytes, start, .. } => decoder.line(bytes, start, now, &mut step.built),
+        LineEvent::TooLong { start, len, .. } => step.skipped_long.push((start, len)),
+    })?;
+    step.eof = summary.eof;
+    step.lines = summary.lines;
+    step.bytes_read = summary.bytes_read;
+    if mode.finish && summary.eof {
+        if let Some((bytes, start, _)) = reader.take_partial() {
+            decoder.line(&bytes, start, now, &mut step.built);
+        }
+        decoder.flush(now, &mut step.built);
+    } else if mode.flush_multiline {
+        decoder.flush(now, &mut step.built);
+    }
+    step.safe = decoder
+        .pending_start()
+        .unwrap_or_else(|| reader.safe_offset());
+    if !fp.is_complete() && reader.read_offset() > u64::from(fp.len) {
+        fp = Fingerprint::read(reader.file())?;
+    }
+    if summary.eof {
+        reader.release_buffer();
+    }
+    Ok((step, fp, size.max(reader.read_offset())))
+}

@@ -1,0 +1,82 @@
+//! Counters of one tail input. Names are Fluentd's (in_tail and fluent-plugin-prometheus'
+//! `prometheus_tail_monitor`) where Fluentd has one; the hot path touches atomics only.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+pub const FILES_OPENED: &str = "fluentd_input_files_opened_total";
+pub const FILES_CLOSED: &str = "fluentd_input_files_closed_total";
+pub const FILES_ROTATED: &str = "fluentd_input_files_rotated_total";
+pub const FILES_THROTTLED: &str = "fluentd_input_files_throttled_total";
+pub const FILES_TRACKED: &str = "fluentd_input_files_tracked_count";
+pub const FILE_POSITION: &str = "fluentd_tail_file_position";
+pub const FILE_INODE: &str = "fluentd_tail_file_inode";
+pub const POLLING_FALLBACKS: &str = "ferry_tail_polling_fallback_total";
+pub const LONG_LINES_SKIPPED: &str = "ferry_tail_long_lines_skipped_total";
+pub const UNMATCHED_LINES: &str = "ferry_tail_unmatched_lines_total";
+pub const EMIT_RETRIES: &str = "ferry_tail_emit_retries_total";
+pub const RECORDS_DROPPED: &str = "ferry_tail_records_dropped_total";
+
+/// Position and inode of one tailed path (labelled by path when exported).
+#[derive(Debug, Default)]
+pub struct FileGauge {
+    pub position: AtomicU64,
+    pub inode: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub struct TailMetrics {
+    pub files_opened: AtomicU64,
+    pub files_closed: AtomicU64,
+    pub files_rotated: AtomicU64,
+    pub files_throttled: AtomicU64,
+    pub files_tracked: AtomicI64,
+    /// Times inotify could not be used (no instance, no watch, queue overflow) and polling
+    /// took over.
+    pub polling_fallbacks: AtomicU64,
+    pub long_lines_skipped: AtomicU64,
+    pub unmatched_lines: AtomicU64,
+    pub emit_records: AtomicU64,
+    pub emit_retries: AtomicU64,
+    /// Records no output could ever take (larger than a buffer chunk): dropped and logged.
+    pub records_dropped: AtomicU64,
+    pub bytes_read: AtomicU64,
+    files: Mutex<BTreeMap<String, Arc<FileGauge>>>,
+}
+
+impl TailMetrics {
+    /// The gauge of `path`, created on first use.
+    pub fn gauge(&self, path: &str) -> Arc<FileGauge> {
+        let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(files.entry(path.to_string()).or_default())
+    }
+
+    /// Forgets the gauge of a path no longer tailed.
+    pub fn drop_gauge(&self, path: &str) {
+        self.files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(path);
+    }
+
+    /// (path, position, inode) of every tailed path.
+    pub fn file_positions(&self) -> Vec<(String, u64, u64)> {
+        self.files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(p, g)| {
+                (
+                    p.clone(),
+                    g.position.load(Ordering::Relaxed),
+                    g.inode.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,366 @@
+//! The position file (`pos_file`): how far each file has been committed.
+//!
+//! # Format
+//!
+//! Text, one line per file, fields separated by tabs, numbers in fixed-width lowercase hex:
+//!
+//! ```text
+//! <path>\t<offset:16>\t<inode:16>\t<device:16>\t<fingerprint length:4>\t<fingerprint hash:16>\n
+//! /var/log/app.log\t00000000000a3f10\t0000000000041b2c\t0000000000000803\t0100\t9ae1c2b35f0e77d4
+//! ```
+//!
+//! The first three fields are Fluentd's `in_tail` format, so Fluentd reads a ferry position
+//! file (it stops parsing the inode at the tab). In the path, `\`, tab and newline are written
+//! `\\`, `\t` and `\n`. ferry reads Fluentd's three-field lines too (device and fingerprint
+//! unknown: the entry matches by inode alone) and skips Fluentd's unwatched entries (offset
+//! `ffffffffffffffff`). A line that does not parse is skipped and counted.
+//!
+//! # Invariants and recovery
+//!
+//! - An offset is written only after the lines before it were committed by the output, so a
+//!   restart re-reads at most what was emitted after the last write (at-least-once).
+//! - The file is replaced whole: written to `<pos_file>.tmp`, fsynced, renamed over
+//!   `<pos_file>`, and the directory fsynced. A crash leaves the old or the new file, never a
+//!   mix; a left-over `.tmp` is overwritten by the next write.
+//! - Writes are ordered by a generation number: an older snapshot never replaces a newer one.
+
+use super::identity::{FileId, Fingerprint};
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
+
+/// Fluentd's offset for entries it no longer watches.
+const UNWATCHED: u64 = u64::MAX;
+/// The largest position file read (a million files' worth of lines).
+const MAX_POS_FILE: u64 = 256 * 1024 * 1024;
+
+/// One file's committed position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PosEntry {
+    pub path: String,
+    pub offset: u64,
+    pub id: FileId,
+    pub fp: Fingerprint,
+}
+
+/// Why the position file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PositionError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("position file {path} is larger than {MAX_POS_FILE} bytes")]
+    TooLarge { path: PathBuf },
+}
+
+impl PositionError {
+    /// A failed write is retried with the next snapshot; reading at start-up is not retried.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Io { .. })
+    }
+}
+
+fn io_err<'p>(
+    op: &'static str,
+    path: &'p Path,
+) -> impl FnOnce(io::Error) -> PositionError + use<'p> {
+    move |source| PositionError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What [`load`] found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub entries: Vec<PosEntry>,
+    /// Lines in Fluentd's three-field format.
+    pub fluentd_lines: usize,
+    /// Lines that did not parse.
+    pub skipped_lines: usize,
+    /// When the file was last written: files modified after this changed while ferry was down.
+    pub modified: Option<SystemTime>,
+}
+
+fn escape(path: &str, out: &mut String) {
+    for c in path.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// The file's text for `entries`.
+pub fn encode(entries: &[PosEntry]) -> String {
+    let mut out = String::with_capacity(entries.len() * 96);
+    for e in entries {
+        escape(&e.path, &mut out);
+        let _ = writeln!(
+            out,
+            "\t{:016x}\t{:016x}\t{:016x}\t{:04x}\t{:016x}",
+            e.offset, e.id.ino, e.id.dev, e.fp.len, e.fp.hash
+        );
+    }
+    out
+}
+
+fn hex(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.trim(), 16).ok()
+}
+
+/// Parses one line; `Ok(None)` for Fluentd's unwatched entries.
+fn parse_line(line: &str) -> Result<Option<(PosEntry, bool)>, ()> {
+    let fields: Vec<&str> = line.split('\t').collect();
+    let (path, offset, ino) = match fields.as_slice() {
+        [path, offset, ino, ..] => (unescape(path), hex(offset).ok_or(())?, hex(ino).ok_or(())?),
+        _ => return Err(()),
+    };
+    if offset == UNWATCHED {
+        return Ok(None);
+    }
+    let (dev, fp, fluentd) = match fields.as_slice() {
+        [_, _, _] => (0, Fingerprint::default(), true),
+        [_, _, _, dev, len, hash] => {
+            let len = u16::try_from(hex(len).ok_or(())?).map_err(|_| ())?;
+            let hash = hex(hash).ok_or(())?;
+            (hex(dev).ok_or(())?, Fingerprint { len, hash }, false)
+        }
+        _ => return Err(()),
+    };
+    let entry = PosEntry {
+        path,
+        offset,
+        id: FileId { dev, ino },
+        fp,
+    };
+    Ok(Some((entry, fluentd)))
+}
+
+/// Parses a whole position file's text.
+pub fn decode(text: &str) -> Loaded {
+    let mut loaded = Loaded::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match parse_line(line) {
+            Ok(Some((entry, fluentd))) => {
+                loaded.fluentd_lines += usize::from(fluentd);
+                // The last line for an inode wins, as Fluentd's compaction keeps the last.
+                loaded.entries.retain(|e| !e.id.matches(&entry.id));
+                loaded.entries.push(entry);
+            }
+            Ok(None) => {}
+            Err(()) => loaded.skipped_lines += 1,
+        }
+    }
+    loaded
+}
+
+/// Reads the position file; a missing file is an empty table.
+pub fn load(path: &Path) -> Result<Loaded, PositionError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
+    let meta = file.metadata().map_err(io_err("stat", path))?;
+    if meta.len() > MAX_POS_FILE {
+        return Err(PositionError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    io::Read::take(&file, MAX_POS_FILE)
+        .read_to_end_bounded(&mut bytes)
+        .map_err(io_err("read", path))?;
+    let mut loaded = decode(&String::from_utf8_lossy(&bytes));
+    loaded.modified = meta.modified().ok();
+    Ok(loaded)
+}
+
+/// `read_to_end` on a reader already bounded by `take`.
+trait ReadBounded {
+    fn read_to_end_bounded(&mut self, out: &mut Vec<u8>) -> io::Result<()>;
+}
+
+impl<R: io::Read> ReadBounded for io::Take<R> {
+    // `read` with a bounded reader and a fixed chunk: no unbounded allocation.
+    fn read_to_end_bounded(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match io::Read::read(self, &mut chunk) {
+                Ok(0) => return Ok(()),
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Writes `entries` to `path` atomically (see the module docs).
+pub fn store(path: &Path, entries: &[PosEntry]) -> Result<(), PositionError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_err("create", &tmp))?;
+    file.write_all(encode(entries).as_bytes())
+        .map_err(io_err("write", &tmp))?;
+    file.sync_all().map_err(io_err("fsync", &tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io_err("rename", path))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))
+}
+
+/// The position file of one tail input, written from several tasks (the coalescing writer and
+/// the final write at shutdown) in generation order.
+#[derive(Debug)]
+pub struct PositionStore {
+    path: PathBuf,
+    stored: Mutex<u64>,
+}
+
+impl PositionStore {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            stored: Mutex::new(0),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes snapshot `generation` unless a newer one is already on disk. Blocking.
+    pub fn save(&self, generation: u64, entries: &[PosEntry]) -> Result<bool, PositionError> {
+        let mut stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+        if generation <= *stored {
+            return Ok(false);
+        }
+        store(&self.path, entries)?;
+        *stored = generation;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, offset: u64, ino: u64) -> PosEntry {
+        PosEntry {
+            path: path.into(),
+            offset,
+            id: FileId { dev: 2049, ino },
+            fp: Fingerprint {
+                len: 256,
+                hash: 0xdead_beef,
+            },
+        }
+    }
+
+    #[test]
+    fn entries_roundtrip_including_awkward_paths() {
+        let entries = vec![
+            entry("/var/log/app.log", 1234, 99),
+            entry("/tmp/odd\tname\nwith\\slash", u64::MAX - 1, 7),
+        ];
+        let text = encode(&entries);
+        assert_eq!(text.lines().count(), 2);
+        let loaded = decode(&text);
+        assert_eq!(loaded.entries, entries);
+        assert_eq!(loaded.skipped_lines, 0);
+        assert!(text.starts_with("/var/log/app.log\t00000000000004d2\t0000000000000063\t"));
+    }
+
+    #[test]
+    fn fluentd_position_files_are_read_by_inode_and_unwatched_entries_dropped() {
+        let text = "/var/log/a.log\t000000000000002a\t0000000000001f00\n\
+                    /var/log/old.log\tffffffffffffffff\t0000000000001f01\n\
+                    garbage line\n";
+        let loaded = decode(text);
+        assert_eq!(loaded.fluentd_lines, 1);
+        assert_eq!(loaded.skipped_lines, 1);
+        assert_eq!(loaded.entries.len(), 1);
+        let e = &loaded.entries[0];
+        assert_eq!((e.offset, e.id.ino, e.id.dev, e.fp.len), (42, 0x1f00, 0, 0));
+    }
+
+    #[test]
+    fn fluentd_reads_the_first_three_fields_of_a_ferry_line() {
+        // Ruby's `"2a\t...".to_i(16)` stops at the tab; so does splitting on the first tabs.
+        let text = encode(&[entry("/x", 42, 0x1f00)]);
+        let mut fields = text.trim_end().splitn(3, '\t');
+        assert_eq!(fields.next(), Some("/x"));
+        assert_eq!(hex(fields.next().unwrap()), Some(42));
+        let ino = fields.next().unwrap();
+        assert_eq!(hex(&ino[..16]), Some(0x1f00));
+    }
+
+    #[test]
+    fn the_last_entry_for_an_inode_wins() {
+        let text = encode(&[entry("/a", 1, 5), entry("/b", 9, 5)]);
+        let loaded = decode(&text);
+        assert_eq!(loaded.entries, vec![entry("/b", 9, 5)]);
+    }
+
+    #[test]
+    fn store_replaces_the_file_and_older_generations_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pos");
+        assert!(load(&path).unwrap().entries.is_empty());
+        let store = PositionStore::new(path.clone());
+        assert!(store.save(2, &[entry("/a", 10, 1)]).unwrap());
+        assert!(!store.save(1, &[entry("/a", 5, 1)]).unwrap());
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.entries, vec![entry("/a", 10, 1)]);
+        assert!(loaded.modified.is_some());
+        assert!(!dir.path().join("pos.tmp").exists());
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_io_error() {
+        let err = store(Path::new("/nonexistent-dir/pos"), &[]).unwrap_err();
+        assert!(err.is_retryable());
+        assert!(err.to_string().contains("/nonexistent-dir/pos.tmp"));
+    }
+}

@@ -1,0 +1,413 @@
+//! The tail task: discovers files, follows each path across rotations, reads, emits, and
+//! records positions after commits.
+//!
+//! Files are grouped by the path that named them (a *slot*); a slot's queue holds the files
+//! that path named over time, oldest first: rotated files still being finished, then the
+//! current one. A rotated file that still has data is read before the newer files of its slot.
+//! A file (device and inode) is followed by one slot only, so a rotated file that a glob also
+//! matches under its new name is never read twice.
+
+use super::config::TailInputConfig;
+use super::discover::{self, Scan};
+use super::file::{FileState, Tailed};
+use super::metrics::TailMetrics;
+use super::step::step_and_emit;
+use super::table::PositionTable;
+use super::watcher::Watcher;
+use crate::router::{RouteId, Router};
+use crate::task::TaskHandle;
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often rotated, throttled and multiline-holding files are looked at without events.
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+
+/// The task was cancelled (or the pipeline is shutting down).
+#[derive(Debug)]
+pub struct Stop;
+
+/// What every file operation needs.
+#[derive(Debug)]
+pub struct Ctx {
+    pub id: String,
+    pub cfg: Arc<TailInputConfig>,
+    pub router: Arc<Router>,
+    pub route: RouteId,
+    pub metrics: Arc<TailMetrics>,
+    pub table: PositionTable,
+    /// When a per-line warning was last logged (unix seconds).
+    pub last_warn: std::sync::atomic::AtomicU64,
+}
+
+/// How a newly opened file's start offset is chosen (see [`Tail::start_offset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Found at start-up.
+    Startup,
+    /// Appeared while running (a new file, or the file after a rotation): from the head.
+    Head,
+}
+
+#[derive(Debug)]
+pub struct Slot {
+    pub tag: Arc<str>,
+    pub files: VecDeque<Tailed>,
+}
+
+/// What the last run left behind, for files found at start-up.
+#[derive(Debug, Clone, Copy)]
+pub struct Previous {
+    /// When the position file was last written (`None`: ferry has not run with it before).
+    pub written: Option<SystemTime>,
+}
+
+#[derive(Debug)]
+pub struct Tail {
+    pub ctx: Ctx,
+    pub watcher: Watcher,
+    pub slots: BTreeMap<PathBuf, Slot>,
+    pub tracked: HashSet<super::identity::FileId>,
+    pub dirs: BTreeSet<PathBuf>,
+    pub previous: Previous,
+    pub store: Option<Arc<super::position::PositionStore>>,
+}
+
+impl Tail {
+    pub async fn run(mut self, h: TaskHandle) {
+        h.set("discovering files");
+        let _stopped: Result<(), Stop> = self.main(&h).await;
+        if let Some(store) = self.store.clone() {
+            h.set("writing the position file");
+            let table = self.ctx.table.clone();
+            match tokio::task::spawn_blocking(move || table.save_now(&store)).await {
+                Ok(Err(e)) => tracing::error!(
+                    "tail input {}: cannot write the position file at shutdown: {e}",
+                    self.ctx.id
+                ),
+                Ok(Ok(_)) | Err(_) => {}
+            }
+        }
+        h.set("stopped");
+    }
+
+    async fn main(&mut self, h: &TaskHandle) -> Result<(), Stop> {
+        self.refresh(true).await;
+        self.drain_startup(h).await?;
+        let mut refresh = tokio::time::interval(self.ctx.cfg.refresh_interval);
+        refresh.reset();
+        let mut poll_every = self.watcher.poll_interval();
+        let mut poll = tokio::time::interval(poll_every);
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        let mut dirty: BTreeSet<PathBuf> = BTreeSet::new();
+        loop {
+            let mut more = false;
+            for path in std::mem::take(&mut dirty) {
+                if self.service_slot(&path, h).await? {
+                    more = true;
+                    dirty.insert(path);
+                }
+            }
+            if more {
+                tokio::task::yield_now().await;
+                if h.is_cancelled() {
+                    return Err(Stop);
+                }
+                continue;
+            }
+            if self.watcher.poll_interval() != poll_every {
+                poll_every = self.watcher.poll_interval();
+                poll = tokio::time::interval(poll_every);
+            }
+            h.set("waiting for changes");
+            tokio::select! {
+                () = h.cancelled() => return Err(Stop),
+                wake = self.watcher.wait() => {
+                    for p in wake.files {
+                        dirty.extend(self.slot_of(&p));
+                    }
+                    if wake.rescan {
+                        self.refresh(false).await;
+                        dirty.extend(self.slots.keys().cloned());
+                    }
+                }
+                _ = poll.tick() => dirty.extend(self.slots.keys().cloned()),
+                _ = refresh.tick() => {
+                    self.refresh(false).await;
+                    dirty.extend(self.slots.keys().cloned());
+                }
+                _ = housekeeping.tick() => {
+                    for (path, slot) in &self.slots {
+                        if slot.files.iter().any(|f| f.is_rotated() || f.has_pending_multiline() || f.throttle.counted) {
+                            dirty.insert(path.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The slot a watched path belongs to (a rotated file is watched under its slot's path).
+    fn slot_of(&self, path: &Path) -> Option<PathBuf> {
+        self.slots.contains_key(path).then(|| path.to_path_buf())
+    }
+
+    /// Start-up: files that have data are read to their end, the oldest first, so rotated
+    /// files (still matched by the glob) are finished before the files that replaced them.
+    async fn drain_startup(&mut self, h: &TaskHandle) -> Result<(), Stop> {
+        let mut order: Vec<(SystemTime, PathBuf)> = self
+            .slots
+            .iter()
+            .map(|(p, s)| {
+                let oldest = s.files.iter().map(|f| f.mtime).min();
+                (oldest.unwrap_or(SystemTime::UNIX_EPOCH), p.clone())
+            })
+            .collect();
+        order.sort();
+        for (_, path) in order {
+            h.set_detail("reading files at start-up", path.display().to_string());
+            while self.service_slot(&path, h).await? {}
+        }
+        Ok(())
+    }
+
+    /// Re-expands the patterns: opens new files, retires paths no longer matched, drops
+    /// position entries of files that are gone.
+    pub async fn refresh(&mut self, startup: bool) {
+        let cfg = Arc::clone(&self.ctx.cfg);
+        let Ok(scan) =
+            tokio::task::spawn_blocking(move || discover::scan(&cfg, SystemTime::now())).await
+        else {
+            return;
+        };
+        for dir in &scan.dirs {
+            if self.dirs.insert(dir.clone()) {
+                self.watcher.watch_dir(dir);
+            }
+        }
+        let mut new: Vec<(SystemTime, PathBuf)> = scan
+            .files
+            .iter()
+            .filter(|(p, f)| !self.slots.contains_key(*p) && !self.tracked.contains(&f.id))
+            .map(|(p, f)| (f.mtime, p.clone()))
+            .collect();
+        new.sort();
+        for (_, path) in new {
+            let tag: Arc<str> = self.ctx.cfg.tag_for(&path.to_string_lossy()).into();
+            self.slots.insert(
+                path.clone(),
+                Slot {
+                    tag,
+                    files: VecDeque::new(),
+                },
+            );
+            if startup {
+                self.recover_moved(&path).await;
+            }
+            self.open(&path, if startup { Start::Startup } else { Start::Head })
+                .await;
+        }
+        self.retire_unmatched(&scan);
+        let known: HashSet<_> = scan.files.values().map(|f| f.id).collect();
+        let tracked = &self.tracked;
+        self.ctx
+            .table
+            .retain(|e| tracked.contains(&e.id) || known.iter().any(|k| k.matches(&e.id)));
+    }
+
+    fn retire_unmatched(&mut self, scan: &Scan) {
+        let gone: Vec<PathBuf> = self
+            .slots
+            .keys()
+            .filter(|p| !scan.files.contains_key(*p))
+            .cloned()
+            .collect();
+        for path in gone {
+            let Some(slot) = self.slots.get_mut(&path) else {
+                continue;
+            };
+            for f in slot.files.iter_mut() {
+                if f.state == FileState::Current {
+                    f.state = FileState::Rotated {
+                        since: Instant::now(),
+                    };
+                }
+            }
+            if slot.files.is_empty() {
+                self.slots.remove(&path);
+                self.ctx.metrics.drop_gauge(&path.to_string_lossy());
+            }
+        }
+    }
+
+    /// Start-up: when the position file knows a file under `path` that is no longer there,
+    /// look for it in the same directory (renamed while ferry was stopped) and finish it first.
+    async fn recover_moved(&mut self, path: &Path) {
+        let path_str = path.to_string_lossy();
+        let (_, entries) = self.ctx.table.snapshot();
+        let Some(entry) = entries.into_iter().find(|e| e.path == path_str) else {
+            return;
+        };
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        if super::identity::FileId::of(&meta).matches(&entry.id) || self.tracked.contains(&entry.id)
+        {
+            return;
+        }
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let id = entry.id;
+        let Ok(Some(moved)) =
+            tokio::task::spawn_blocking(move || discover::find_in_dir(&dir, &id)).await
+        else {
+            return;
+        };
+        tracing::info!(
+            "tail input {}: {} was rotated while ferry was stopped; finishing {} from offset {}",
+            self.ctx.id,
+            path.display(),
+            moved.display(),
+            entry.offset
+        );
+        if let Some(mut f) = self.open_file(path, &moved, Start::Startup).await {
+            f.state = FileState::Rotated {
+                since: Instant::now() - self.ctx.cfg.rotate_wait,
+            };
+            if let Some(slot) = self.slots.get_mut(path) {
+                slot.files.push_back(f);
+            }
+        }
+    }
+
+    /// Opens the file `path` names now and appends it to its slot as the current file.
+    pub async fn open(&mut self, path: &Path, start: Start) {
+        if let Some(f) = self.open_file(path, path, start).await
+            && let Some(slot) = self.slots.get_mut(path)
+        {
+            slot.files.push_back(f);
+        }
+    }
+
+    /// Checks what the slot's path names now: a different file is a rotation; no file means
+    /// the current one was moved or deleted.
+    pub async fn check_path(&mut self, path: &Path) {
+        let meta = std::fs::metadata(path).ok().filter(|m| m.is_file());
+        let Some(slot) = self.slots.get_mut(path) else {
+            return;
+        };
+        let current = slot
+            .files
+            .iter_mut()
+            .rev()
+            .find(|f| f.state == FileState::Current);
+        let rotate_wait = self.ctx.cfg.rotate_wait;
+        match (meta, current) {
+            (Some(m), Some(cur)) => {
+                let id = super::identity::FileId::of(&m);
+                if cur.id == id {
+                    return;
+                }
+                cur.state = FileState::Rotated {
+                    since: Instant::now(),
+                };
+                self.ctx
+                    .metrics
+                    .files_rotated
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    "detected rotation of {}; waiting {} seconds",
+                    path.display(),
+                    rotate_wait.as_secs_f64()
+                );
+                if !self.tracked.contains(&id) {
+                    self.open(path, Start::Head).await;
+                }
+            }
+            (Some(m), None) => {
+                if !self.tracked.contains(&super::identity::FileId::of(&m)) {
+                    self.open(path, Start::Head).await;
+                }
+            }
+            (None, Some(cur)) => {
+                cur.state = FileState::Rotated {
+                    since: Instant::now(),
+                };
+                tracing::info!(
+                    "tail input {}: {} was moved or deleted; reading what is left of it",
+                    self.ctx.id,
+                    path.display()
+                );
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// One pass over a slot: rotation check, then one read step per file (older files first;
+    /// a rotated file with data left keeps the newer ones waiting). Returns whether data is
+    /// left to read.
+    pub async fn service_slot(&mut self, path: &Path, h: &TaskHandle) -> Result<bool, Stop> {
+        self.check_path(path).await;
+        let mut more = false;
+        let mut i = 0;
+        loop {
+            let (tag, rotated) = {
+                let Some(slot) = self.slots.get(path) else {
+                    break;
+                };
+                let Some(f) = slot.files.get(i) else {
+                    break;
+                };
+                (Arc::clone(&slot.tag), f.is_rotated())
+            };
+            let closing = {
+                let f = &self.slots[path].files[i];
+                rotated && f.at_eof && f.can_close(self.ctx.cfg.rotate_wait)
+            };
+            let Some(slot) = self.slots.get_mut(path) else {
+                break;
+            };
+            let file = &mut slot.files[i];
+            let step = step_and_emit(&self.ctx, file, &tag, closing, h).await?;
+            if closing && step.as_ref().is_some_and(|s| s.eof) {
+                let f = slot.files.remove(i);
+                if let Some(f) = f {
+                    self.close(f, step.as_ref().map_or(1, |s| s.nlink));
+                }
+                continue;
+            }
+            let has_more = step.as_ref().is_some_and(|s| !s.eof);
+            more |= has_more;
+            if rotated && has_more {
+                break;
+            }
+            i += 1;
+        }
+        if let Some(slot) = self.slots.get(path)
+            && slot.files.is_empty()
+            && std::fs::metadata(path).is_err()
+        {
+            self.slots.remove(path);
+        }
+        Ok(more)
+    }
+
+    fn close(&mut self, f: Tailed, nlink: u64) {
+        self.watcher.unwatch(f.wd.clone());
+        self.tracked.remove(&f.id);
+        let m = &self.ctx.metrics;
+        m.files_closed.fetch_add(1, Ordering::Relaxed);
+        m.files_tracked.fetch_sub(1, Ordering::Relaxed);
+        if nlink == 0 {
+            self.ctx.table.remove(&f.id);
+        }
+        tracing::info!(
+            "tail input {}: closed {} at offset {}{}",
+            self.ctx.id,
+            f.path.display(),
+            f.committed,
+            if nlink == 0 { " (deleted)" } else { "" }
+        );
+    }
+}

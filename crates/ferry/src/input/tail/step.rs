@@ -1,0 +1,240 @@
+//! One read step of one file, its emission, and the position update after the commit.
+//!
+//! Positions advance only after [`Router::emit`](crate::router::Router::emit) returned, that
+//! is after the output committed the lines. When the output refuses (buffer full, disk error),
+//! the same batch is offered again with backoff: lines are never skipped. Only records that no
+//! output could ever take (one record larger than a buffer chunk) are dropped, logged and
+//! counted, so they cannot stall the file forever.
+
+use super::file::{Step, StepMode, Tailed};
+use super::metrics::TailMetrics;
+use super::position::PosEntry;
+use super::run::{Ctx, Stop};
+use crate::event::Batch;
+use crate::output::EmitError;
+use crate::task::TaskHandle;
+use bytes::{Bytes, BytesMut};
+use ferry_buffer::AppendError;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Bytes read per step at most (a batch stays well under a buffer chunk).
+pub const MAX_STEP_BYTES: u64 = 4 * 1024 * 1024;
+/// Longest wait between two offers of a refused batch.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+/// Per-line warnings (unmatched lines, skipped long lines) are logged at most this often.
+const WARN_EVERY_SECS: u64 = 10;
+
+/// Whether a per-line warning may be logged now (at most one per [`WARN_EVERY_SECS`]).
+fn may_warn(last: &std::sync::atomic::AtomicU64) -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let prev = last.load(Ordering::Relaxed);
+    now >= prev + WARN_EVERY_SECS
+        && last
+            .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
+/// Reads one step of `f`, emits it, and records the new position once committed. `Ok(None)`
+/// when nothing was read (throttled, or a read error that was logged).
+pub async fn step_and_emit(
+    ctx: &Ctx,
+    f: &mut Tailed,
+    tag: &Arc<str>,
+    closing: bool,
+    h: &TaskHandle,
+) -> Result<Option<Step>, Stop> {
+    let cfg = &ctx.cfg;
+    let m = &ctx.metrics;
+    let allowance = f.throttle.allowance(cfg.read_bytes_limit_per_second);
+    if allowance == 0 {
+        if !f.throttle.counted {
+            f.throttle.counted = true;
+            m.files_throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        return Ok(None);
+    }
+    let flush_multiline = cfg
+        .multiline_flush_interval
+        .is_some_and(|d| f.has_pending_multiline() && f.last_line.elapsed() >= d);
+    let mode = StepMode {
+        flush_multiline,
+        finish: closing,
+    };
+    h.set_detail("reading", f.path_str.clone());
+    let fp_before = f.fp;
+    let mut step = match f
+        .step(cfg.read_lines_limit, allowance.min(MAX_STEP_BYTES), mode)
+        .await
+    {
+        None => return Err(Stop),
+        Some(Err(e)) => {
+            if may_warn(&ctx.last_warn) {
+                tracing::warn!(
+                    "tail input {}: cannot read {}: {e}; trying again later",
+                    ctx.id,
+                    f.path.display()
+                );
+            }
+            return Ok(None);
+        }
+        Some(Ok(s)) => s,
+    };
+    f.throttle.spend(step.bytes_read);
+    TailMetrics::add(&m.bytes_read, step.bytes_read);
+    if let Some((size, read)) = step.truncated {
+        m.files_rotated.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            "tail input {}: {} was truncated (size {size}, read up to {read}, or its first bytes changed); reading it from the start",
+            ctx.id,
+            f.path.display()
+        );
+    }
+    if let Some((start, len)) = step.skipped_long.first() {
+        TailMetrics::add(&m.long_lines_skipped, step.skipped_long.len() as u64);
+        if may_warn(&ctx.last_warn) {
+            tracing::warn!(
+                "tail input {}: skipped {} line(s) longer than max_line_size {} in {} (first: {len} bytes at offset {start})",
+                ctx.id,
+                step.skipped_long.len(),
+                cfg.max_line_size,
+                f.path.display()
+            );
+        }
+    }
+    if step.built.unmatched > 0 {
+        TailMetrics::add(&m.unmatched_lines, step.built.unmatched);
+        if let Some((e, line)) = &step.built.first_error
+            && may_warn(&ctx.last_warn)
+        {
+            tracing::warn!(
+                "tail input {}: {e} in {}: {line:?} ({} such lines in this read{})",
+                ctx.id,
+                f.path.display(),
+                step.built.unmatched,
+                if cfg.emit_unmatched_lines {
+                    ", emitted as unmatched_line"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if step.built.records > 0 {
+        let records = step.built.records;
+        let entries = std::mem::take(&mut step.built.entries).freeze();
+        h.set_detail(
+            "waiting for commit",
+            format!("{records} records of {}", f.path_str),
+        );
+        emit(ctx, tag, entries, records, h).await?;
+        TailMetrics::add(&m.emit_records, records);
+    }
+    if step.safe != f.committed || f.fp != fp_before || step.truncated.is_some() {
+        f.committed = step.safe;
+        f.gauge.position.store(f.committed, Ordering::Relaxed);
+        ctx.table.set(PosEntry {
+            path: f.path_str.clone(),
+            offset: f.committed,
+            id: f.id,
+            fp: f.fp,
+        });
+    }
+    Ok(Some(step))
+}
+
+/// Whether no retry can ever make the output take this batch.
+fn never_fits(e: &EmitError) -> bool {
+    matches!(
+        e,
+        EmitError::Split { .. }
+            | EmitError::Buffer {
+                source: AppendError::ChunkOverflow { .. }
+                    | AppendError::TooManyRecords { .. }
+                    | AppendError::KeyTooLarge { .. },
+                ..
+            }
+    )
+}
+
+/// Offers a batch until it is committed (see the module docs).
+async fn emit(
+    ctx: &Ctx,
+    tag: &Arc<str>,
+    entries: Bytes,
+    records: u64,
+    h: &TaskHandle,
+) -> Result<(), Stop> {
+    let batch = Batch::new(Arc::clone(tag), entries, records);
+    let mut wait = Duration::from_millis(100);
+    let mut attempts = 0u64;
+    loop {
+        let result = tokio::select! {
+            r = ctx.router.emit(ctx.route, &batch) => r,
+            () = h.cancelled() => return Err(Stop),
+        };
+        let e = match result {
+            Ok(_) => {
+                if attempts > 0 {
+                    tracing::info!(
+                        "tail input {}: {records} records committed after {attempts} retries",
+                        ctx.id
+                    );
+                }
+                return Ok(());
+            }
+            Err(EmitError::ShuttingDown) => return Err(Stop),
+            Err(e) => e,
+        };
+        if never_fits(&e) {
+            return emit_one_by_one(ctx, &batch, &e, h).await;
+        }
+        attempts += 1;
+        ctx.metrics.emit_retries.fetch_add(1, Ordering::Relaxed);
+        if attempts == 1 || attempts.is_power_of_two() {
+            tracing::warn!(
+                "tail input {}: output refused {records} records ({e}); offering the same lines again in {wait:?} (attempt {attempts})",
+                ctx.id
+            );
+        }
+        h.set_detail("waiting to retry emit", e.to_string());
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = h.cancelled() => return Err(Stop),
+        }
+        wait = (wait * 2).min(MAX_RETRY_WAIT);
+    }
+}
+
+/// A batch with a record that can never fit: every record is offered alone, and only those
+/// that cannot fit are dropped.
+async fn emit_one_by_one(
+    ctx: &Ctx,
+    batch: &Batch,
+    first: &EmitError,
+    h: &TaskHandle,
+) -> Result<(), Stop> {
+    if batch.records <= 1 {
+        ctx.metrics
+            .records_dropped
+            .fetch_add(batch.records, Ordering::Relaxed);
+        tracing::error!(
+            "tail input {}: dropped a record of {} bytes that no output chunk can hold: {first}",
+            ctx.id,
+            batch.entries.len()
+        );
+        return Ok(());
+    }
+    for entry in ferry_proto::entries::iter(&batch.entries) {
+        let Ok(entry) = entry else {
+            break; // built by ferry itself: never malformed
+        };
+        let mut one = BytesMut::with_capacity(entry.raw.len());
+        one.extend_from_slice(entry.raw);
+        Box::pin(emit(ctx, &batch.tag, one.freeze(), 1, h)).await?;
+    }
+    Ok(())
+}

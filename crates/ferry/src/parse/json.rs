@@ -1,0 +1,250 @@
+//! `@type json`: one JSON object per line, transcoded straight to msgpack (no intermediate
+//! tree). Key order is kept; integers stay integers (signed or unsigned), other numbers become
+//! float64. serde_json bounds nesting (128 levels), so hostile lines cannot exhaust the stack.
+//!
+//! Containers are written with a 5-byte header whose count is patched at the end; containers
+//! of fewer than 16 elements are then shrunk to the 1-byte fix form, so the output is what a
+//! msgpack encoder would write.
+
+use super::record::Record;
+use super::{ParseError, TimeSpec};
+use bytes::{BufMut, BytesMut};
+use ferry_proto::msgpack::{write_bool, write_f64, write_int, write_nil, write_str, write_uint};
+use ferry_proto::time::EventTime;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+
+#[derive(Debug, Clone)]
+pub struct JsonParser {
+    pub time: TimeSpec,
+}
+
+impl JsonParser {
+    pub fn parse(&self, line: &[u8], rec: &mut Record) -> Result<Option<EventTime>, ParseError> {
+        if line.trim_ascii_start().first() != Some(&b'{') {
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+                    Ok(_) => ParseError::NotAnObject,
+                    Err(e) => ParseError::Json(e.to_string()),
+                },
+            );
+        }
+        let mut de = serde_json::Deserializer::from_slice(line);
+        let top = TopLevel {
+            rec,
+            spec: &self.time,
+        };
+        let time = de
+            .deserialize_map(top)
+            .map_err(|e| ParseError::Json(e.to_string()))?;
+        de.end().map_err(|e| ParseError::Json(e.to_string()))?;
+        time
+    }
+}
+
+/// The top-level object: fields go into the record, the time key is taken out.
+struct TopLevel<'a> {
+    rec: &'a mut Record,
+    spec: &'a TimeSpec,
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = Result<Option<EventTime>, ParseError>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut time = None;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if self.spec.key.as_deref() == Some(key.as_str()) {
+                let value: serde_json::Value = map.next_value()?;
+                let parsed = match &value {
+                    serde_json::Value::String(s) => self.spec.read(s.as_bytes()),
+                    serde_json::Value::Number(n) => n
+                        .as_f64()
+                        .and_then(|f| self.spec.from_number(f))
+                        .ok_or_else(|| ParseError::Time(n.to_string())),
+                    other => Err(ParseError::Time(other.to_string())),
+                };
+                match parsed {
+                    Ok(t) => time = Some(t),
+                    Err(e) => return Ok(Err(e)),
+                }
+                if self.spec.keep {
+                    write_str(self.rec.buf(), key.as_str().as_bytes());
+                    write_tree(self.rec.buf(), &value);
+                    self.rec.add_field();
+                }
+                continue;
+            }
+            write_str(self.rec.buf(), key.as_str().as_bytes());
+            map.next_value_seed(ValueSeed {
+                out: self.rec.buf(),
+            })?;
+            self.rec.add_field();
+        }
+        Ok(Ok(time))
+    }
+}
+
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(KeySeed)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Key::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Key::Owned(v.to_string()))
+    }
+}
+
+/// Writes any JSON value as msgpack into `out`.
+struct ValueSeed<'a> {
+    out: &'a mut BytesMut,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Starts a container with a 32-bit count header; returns where it starts.
+fn open(out: &mut BytesMut, marker: u8) -> usize {
+    let at = out.len();
+    out.put_u8(marker);
+    out.put_u32(0);
+    at
+}
+
+/// Patches the count, shrinking to the fix form when it fits.
+fn close(out: &mut BytesMut, at: usize, count: u32, fix_base: u8, marker16: u8) {
+    let end = out.len();
+    if count < 16 {
+        out[at] = fix_base | count as u8;
+        out.copy_within(at + 5..end, at + 1);
+        out.truncate(end - 4);
+    } else if count <= u32::from(u16::MAX) {
+        out[at] = marker16;
+        out[at + 1..at + 3].copy_from_slice(&(count as u16).to_be_bytes());
+        out.copy_within(at + 5..end, at + 3);
+        out.truncate(end - 2);
+    } else {
+        out[at + 1..at + 5].copy_from_slice(&count.to_be_bytes());
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        write_bool(self.out, v);
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        write_int(self.out, v);
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        write_uint(self.out, v);
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        write_f64(self.out, v);
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        write_str(self.out, v.as_bytes());
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        write_nil(self.out);
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        write_nil(self.out);
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let at = open(self.out, 0xdd);
+        let mut n = 0u32;
+        while seq
+            .next_element_seed(ValueSeed { out: self.out })?
+            .is_some()
+        {
+            n += 1;
+        }
+        close(self.out, at, n, 0x90, 0xdc);
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let at = open(self.out, 0xdf);
+        let mut n = 0u32;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            write_str(self.out, key.as_str().as_bytes());
+            map.next_value_seed(ValueSeed { out: self.out })?;
+            n += 1;
+        }
+        close(self.out, at, n, 0x80, 0xde);
+        Ok(())
+    }
+}
+
+/// A parsed `serde_json::Value` as msgpack (for a kept time key).
+fn write_tree(out: &mut BytesMut, v: &serde_json::Value) {
+    use serde_json::Value as J;
+    match v {
+        J::Null => write_nil(out),
+        J::Bool(b) => write_bool(out, *b),
+        J::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => write_uint(out, u),
+            (None, Some(i)) => write_int(out, i),
+            _ => write_f64(out, n.as_f64().unwrap_or(0.0)),
+        },
+        J::String(s) => write_str(out, s.as_bytes()),
+        J::Array(items) => {
+            ferry_proto::msgpack::write_array_len(out, items.len());
+            for i in items {
+                write_tree(out, i);
+            }
+        }
+        J::Object(m) => {
+            ferry_proto::msgpack::write_map_len(out, m.len());
+            for (k, v) in m {
+                write_str(out, k.as_bytes());
+                write_tree(out, v);
+            }
+        }
+    }
+}

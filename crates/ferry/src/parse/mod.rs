@@ -1,0 +1,343 @@
+//! Parsers: one log line → a msgpack record and an event time, as Fluentd's `<parse>` section
+//! describes them. Used by the tail input; written to serve a `parser` filter as well.
+//!
+//! | `@type` | record | time |
+//! |---|---|---|
+//! | `none` | `{message_key: line}` | now |
+//! | `json` | the object (nested values kept, key order kept) | `time_key` (default `time`) |
+//! | `regexp` | named captures of `expression` | `time_key` (default `time`) |
+//! | `apache2` | host, user, method, path, code, size, referer, agent | `[time]` |
+//! | `nginx` | remote, host, user, method, path, code, size, referer, agent, http_x_forwarded_for | `[time]` |
+//! | `syslog` | RFC 3164 (pri, host, ident, pid, message) or RFC 5424 (+ msgid, extradata) | header |
+//! | `ltsv` | `label:value` pairs split on tabs | `time_key` if set |
+//! | `csv` / `tsv` | `keys` zipped with the fields | `time_key` if set |
+//! | `cri` | stream, logtag, message | the leading RFC 3339 time |
+//! | `multiline` | `format1..N` joined into one expression, matched on the joined lines | as regexp |
+//!
+//! Docker's `json-file` lines (`{"log":..,"stream":..,"time":..}`) are `@type json`: the RFC 3339
+//! `time` is read without a `time_format`.
+//!
+//! Parsers never panic on any input: lines are bytes (not necessarily UTF-8), a line that does
+//! not match is a [`ParseError`], which the caller counts (or emits as `unmatched_line`).
+
+mod delimited;
+mod json;
+pub mod record;
+mod regexp;
+pub mod time;
+
+use ferry_config::Section;
+use ferry_proto::time::EventTime;
+pub use record::{FieldType, Record};
+use regexp::RegexParser;
+
+/// Why a line did not become a record. Every variant concerns one line only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("pattern not matched")]
+    NoMatch,
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("JSON value is not an object")]
+    NotAnObject,
+    #[error("invalid time format: value = {0}")]
+    Time(String),
+}
+
+impl ParseError {
+    /// Parsing goes on with the next line whatever the error.
+    pub fn can_continue(&self) -> bool {
+        true
+    }
+}
+
+/// How the time field is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeParse {
+    /// `time_format`, or RFC 3339 (and epoch numbers) when none is given.
+    Format(Option<time::TimeFormat>),
+    /// `time_type unixtime`: integer seconds.
+    Unixtime,
+    /// `time_type float`: seconds with a fraction.
+    Float,
+}
+
+/// `time_key`, `time_format`, `time_type`, `keep_time_key`, `timezone`/`utc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeSpec {
+    pub key: Option<String>,
+    pub parse: TimeParse,
+    /// Zone of times that carry none, in seconds east of UTC.
+    pub offset: i32,
+    pub keep: bool,
+}
+
+impl TimeSpec {
+    /// Reads a time value from the line.
+    pub fn read(&self, v: &[u8]) -> Result<EventTime, ParseError> {
+        let bad = || ParseError::Time(String::from_utf8_lossy(v).into_owned());
+        match &self.parse {
+            TimeParse::Format(Some(f)) => f.parse(v, self.offset).ok_or_else(bad),
+            TimeParse::Format(None) => time::parse_rfc3339(v, self.offset)
+                .or_else(|| epoch(record::leading_float(v), v))
+                .ok_or_else(bad),
+            TimeParse::Unixtime => epoch(record::leading_int(v) as f64, v).ok_or_else(bad),
+            TimeParse::Float => epoch(record::leading_float(v), v).ok_or_else(bad),
+        }
+    }
+
+    /// A numeric time value (JSON numbers).
+    pub fn from_number(&self, secs: f64) -> Option<EventTime> {
+        epoch(secs, b"0")
+    }
+}
+
+fn epoch(secs: f64, text: &[u8]) -> Option<EventTime> {
+    if !text.first().is_some_and(u8::is_ascii_digit) || !(0.0..4.3e9).contains(&secs) {
+        return None;
+    }
+    EventTime::from_unix_nanos((secs * 1e9) as u128)
+}
+
+/// A compiled parser.
+#[derive(Debug, Clone)]
+pub enum Parser {
+    None { key: String },
+    Json(json::JsonParser),
+    Regex(RegexParser),
+    Ltsv(delimited::Ltsv),
+    Csv(delimited::Csv),
+    Cri(delimited::Cri),
+}
+
+/// `<parse>` with the settings of `@type multiline`.
+#[derive(Debug, Clone)]
+pub struct ParseSetup {
+    pub parser: Parser,
+    pub multiline: Option<MultilineSetup>,
+}
+
+/// `format_firstline`: lines are joined (with `\n`) from one line matching `firstline` up to
+/// the next; the joined text goes to the parser.
+#[derive(Debug, Clone)]
+pub struct MultilineSetup {
+    pub firstline: regex::bytes::Regex,
+}
+
+/// The parser types `<parse> @type` accepts.
+pub const PARSER_TYPES: &[&str] = &[
+    "none",
+    "json",
+    "regexp",
+    "apache2",
+    "nginx",
+    "syslog",
+    "ltsv",
+    "csv",
+    "tsv",
+    "cri",
+    "multiline",
+];
+
+impl Parser {
+    /// Parses one line (without its newline) into `rec` (cleared first). Returns the event time,
+    /// or `None` when the line carries none (the caller uses the current time).
+    pub fn parse(&self, line: &[u8], rec: &mut Record) -> Result<Option<EventTime>, ParseError> {
+        rec.clear();
+        match self {
+            Self::None { key } => {
+                rec.str(key, line);
+                Ok(None)
+            }
+            Self::Json(p) => p.parse(line, rec),
+            Self::Regex(p) => p.parse(line, rec),
+            Self::Ltsv(p) => p.parse(line, rec),
+            Self::Csv(p) => p.parse(line, rec),
+            Self::Cri(p) => p.parse(line, rec),
+        }
+    }
+
+    /// `Some(message_key)` for `@type none`, which the tail input encodes without a parser.
+    pub fn none_key(&self) -> Option<&str> {
+        match self {
+            Self::None { key } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Strips Fluentd's `/.../flags` around an expression and turns Ruby flags into inline ones
+/// (`i`, `x`; `m` is Ruby's dot-matches-newline, `(?s)` here).
+pub fn strip_slashes(expr: &str) -> String {
+    let t = expr.trim();
+    if let Some(rest) = t.strip_prefix('/')
+        && let Some(end) = rest.rfind('/')
+    {
+        let flags = &rest[end + 1..];
+        if flags.chars().all(|c| matches!(c, 'i' | 'm' | 'x')) {
+            let mut inline = String::new();
+            for (c, f) in [('i', "i"), ('m', "s"), ('x', "x")] {
+                if flags.contains(c) {
+                    inline.push_str(f);
+                }
+            }
+            let body = &rest[..end];
+            return if inline.is_empty() {
+                body.to_string()
+            } else {
+                format!("(?{inline}){body}")
+            };
+        }
+    }
+    t.to_string()
+}
+
+/// Compiles a regular expression written in a config file, reporting errors at `key`.
+pub fn compile_regex(section: &Section<'_>, key: &str, expr: &str) -> Option<regex::bytes::Regex> {
+    match regex::bytes::RegexBuilder::new(&strip_slashes(expr))
+        .size_limit(32 << 20)
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            section.error(Some(key), format!("invalid regular expression: {e}"));
+            None
+        }
+    }
+}
+
+impl ParseSetup {
+    /// Reads a `<parse>` section; errors go to the section's sink, and the caller finishes it.
+    pub fn from_section(s: &Section<'_>) -> Self {
+        let kind = crate::plugin::plugin_type(s, "parser", PARSER_TYPES, &[]).unwrap_or("none");
+        let time_default = matches!(kind, "json" | "regexp" | "multiline").then_some("time");
+        let time = read_time_spec(s, time_default);
+        let types = read_types(s);
+        let mut multiline = None;
+        let parser = match kind {
+            "json" => Parser::Json(json::JsonParser { time }),
+            "regexp" => match s.required_str("expression") {
+                Some(e) => match compile_regex(s, "expression", &e) {
+                    Some(re) => Parser::Regex(RegexParser::new(re, time, &types)),
+                    None => none_parser(),
+                },
+                None => none_parser(),
+            },
+            "apache2" => Parser::Regex(regexp::apache2(time_for_preset(s, time))),
+            "nginx" => Parser::Regex(regexp::nginx(time_for_preset(s, time))),
+            "syslog" => Parser::Regex(regexp::syslog(s, time)),
+            "ltsv" => Parser::Ltsv(delimited::Ltsv::from_section(s, time, types)),
+            "csv" => Parser::Csv(delimited::Csv::from_section(s, b',', time, types)),
+            "tsv" => Parser::Csv(delimited::Csv::from_section(s, b'\t', time, types)),
+            "cri" => Parser::Cri(delimited::Cri::from_section(s, time)),
+            "multiline" => {
+                let (parser, setup) = read_multiline(s, time, &types);
+                multiline = setup;
+                parser
+            }
+            _ => Parser::None {
+                key: s.str_or("message_key", "message"),
+            },
+        };
+        Self { parser, multiline }
+    }
+}
+
+fn none_parser() -> Parser {
+    Parser::None {
+        key: "message".into(),
+    }
+}
+
+/// Presets carry their own time format; `time_format` may still override it.
+fn time_for_preset(s: &Section<'_>, mut time: TimeSpec) -> TimeSpec {
+    if !s.has("time_format") {
+        time.parse = TimeParse::Format(time::TimeFormat::compile("%d/%b/%Y:%H:%M:%S %z").ok());
+    }
+    time.key = Some("time".into());
+    time
+}
+
+fn read_time_spec(s: &Section<'_>, default_key: Option<&str>) -> TimeSpec {
+    let key = s.str("time_key").or(default_key.map(str::to_string));
+    let format = s.str("time_format").and_then(|f| {
+        time::TimeFormat::compile(&f)
+            .map_err(|e| s.error(Some("time_format"), e))
+            .ok()
+    });
+    let parse = match s.enum_or("time_type", &["string", "unixtime", "float"], "string") {
+        "unixtime" => TimeParse::Unixtime,
+        "float" => TimeParse::Float,
+        _ => TimeParse::Format(format),
+    };
+    let mut offset = 0;
+    if let Some(tz) = s.str("timezone") {
+        match time::parse_offset(&tz) {
+            Some(o) => offset = o,
+            None => s.error(
+                Some("timezone"),
+                format!("timezone '{tz}' is not a fixed offset such as +09:00 or UTC"),
+            ),
+        }
+    }
+    // `utc true` is the default; `localtime` is accepted and means the same zone: ferry reads
+    // times without a zone in `timezone` (UTC unless set).
+    let _ = s.opt_bool("utc");
+    let _ = s.opt_bool("localtime");
+    let _ = s.opt_bool("estimate_current_event");
+    TimeSpec {
+        key,
+        parse,
+        offset,
+        keep: s.bool_or("keep_time_key", false),
+    }
+}
+
+fn read_types(s: &Section<'_>) -> Vec<(String, FieldType)> {
+    let Some(pairs) = s.hash("types") else {
+        return Vec::new();
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| match FieldType::parse(&v) {
+            Some(t) => Some((k, t)),
+            None => {
+                s.error(
+                    Some("types"),
+                    format!("type '{v}' of '{k}' is not one of string, integer, float, bool"),
+                );
+                None
+            }
+        })
+        .collect()
+}
+
+fn read_multiline(
+    s: &Section<'_>,
+    time: TimeSpec,
+    types: &[(String, FieldType)],
+) -> (Parser, Option<MultilineSetup>) {
+    let firstline = s
+        .required_str("format_firstline")
+        .and_then(|e| compile_regex(s, "format_firstline", &e));
+    let mut body = String::new();
+    for n in 1..=20 {
+        match s.str(&format!("format{n}")) {
+            Some(f) => body.push_str(&strip_slashes(&f)),
+            None => break,
+        }
+    }
+    if body.is_empty() {
+        s.error(None, "@type multiline needs format1 (and format2..formatN)");
+        return (none_parser(), None);
+    }
+    let parser = match compile_regex(s, "format1", &format!("(?s){body}")) {
+        Some(re) => Parser::Regex(RegexParser::new(re, time, types)),
+        None => none_parser(),
+    };
+    let setup = firstline.map(|firstline| MultilineSetup { firstline });
+    (parser, setup)
+}
+
+#[cfg(test)]
+mod tests;

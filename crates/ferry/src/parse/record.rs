@@ -1,0 +1,198 @@
+//! Building one record as msgpack: fields are written as they are parsed into a reusable
+//! buffer, then framed as a PackedForward entry `[time, {fields}]` once the time is known.
+
+use bytes::{BufMut, BytesMut};
+use ferry_proto::encode::write_entry;
+use ferry_proto::msgpack::{write_bool, write_f64, write_int, write_map_len, write_nil, write_str};
+use ferry_proto::time::EventTime;
+
+/// How a captured string becomes a value (`types key:integer,...`, as Fluentd converts them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    /// Ruby's `to_i`: an optional sign and the leading digits; none gives 0.
+    Integer,
+    /// Ruby's `to_f`: the leading number; none gives 0.0.
+    Float,
+    /// `true`, `yes` and `1` are true; anything else is false.
+    Bool,
+}
+
+impl FieldType {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "string" => Self::String,
+            "integer" | "int" => Self::Integer,
+            "float" => Self::Float,
+            "bool" => Self::Bool,
+            _ => return None,
+        })
+    }
+}
+
+/// The leading integer of `v` (Ruby's `String#to_i`).
+pub fn leading_int(v: &[u8]) -> i64 {
+    let s = v.trim_ascii_start();
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut n: i64 = 0;
+    for b in digits.iter().take_while(|b| b.is_ascii_digit()) {
+        n = n.saturating_mul(10).saturating_add(i64::from(b - b'0'));
+    }
+    if neg { -n } else { n }
+}
+
+/// The leading number of `v` (Ruby's `String#to_f`).
+pub fn leading_float(v: &[u8]) -> f64 {
+    let s = v.trim_ascii_start();
+    let mut end = 0;
+    let mut seen_dot = false;
+    let mut seen_e = false;
+    while let Some(&b) = s.get(end) {
+        let ok = b.is_ascii_digit()
+            || (matches!(b, b'-' | b'+') && (end == 0 || matches!(s[end - 1], b'e' | b'E')))
+            || (b == b'.' && !seen_dot && !seen_e)
+            || (matches!(b, b'e' | b'E') && !seen_e && end > 0);
+        if !ok {
+            break;
+        }
+        seen_dot |= b == b'.';
+        seen_e |= matches!(b, b'e' | b'E');
+        end += 1;
+    }
+    let text = std::str::from_utf8(&s[..end]).unwrap_or("");
+    // Back off a dangling exponent or sign (`1e`, `2e+`).
+    let mut text = text;
+    while !text.is_empty() && text.parse::<f64>().is_err() {
+        text = &text[..text.len() - 1];
+    }
+    text.parse().unwrap_or(0.0)
+}
+
+/// One record under construction. Reused line after line: [`Record::clear`] keeps the memory.
+#[derive(Debug, Default)]
+pub struct Record {
+    fields: BytesMut,
+    count: u32,
+}
+
+impl Record {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn clear(&mut self) {
+        self.fields.clear();
+        self.count = 0;
+    }
+
+    /// Fields written so far.
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// A string field.
+    pub fn str(&mut self, key: &str, value: &[u8]) {
+        write_str(&mut self.fields, key.as_bytes());
+        write_str(&mut self.fields, value);
+        self.count += 1;
+    }
+
+    pub fn nil(&mut self, key: &str) {
+        write_str(&mut self.fields, key.as_bytes());
+        write_nil(&mut self.fields);
+        self.count += 1;
+    }
+
+    pub fn int(&mut self, key: &str, value: i64) {
+        write_str(&mut self.fields, key.as_bytes());
+        write_int(&mut self.fields, value);
+        self.count += 1;
+    }
+
+    /// A captured string converted to `ty`.
+    pub fn typed(&mut self, key: &str, value: &[u8], ty: FieldType) {
+        write_str(&mut self.fields, key.as_bytes());
+        match ty {
+            FieldType::String => write_str(&mut self.fields, value),
+            FieldType::Integer => write_int(&mut self.fields, leading_int(value)),
+            FieldType::Float => write_f64(&mut self.fields, leading_float(value)),
+            FieldType::Bool => {
+                write_bool(&mut self.fields, matches!(value, b"true" | b"yes" | b"1"))
+            }
+        }
+        self.count += 1;
+    }
+
+    /// Raw access for encoders that write a key and a value themselves (JSON); each such pair
+    /// must be followed by [`Record::add_field`].
+    pub fn buf(&mut self) -> &mut BytesMut {
+        &mut self.fields
+    }
+
+    pub fn add_field(&mut self) {
+        self.count += 1;
+    }
+
+    /// The record as a msgpack map.
+    pub fn write_map(&self, out: &mut BytesMut) {
+        write_map_len(out, self.count as usize);
+        out.put_slice(&self.fields);
+    }
+
+    /// Appends the entry `[time, record]` to an entry stream.
+    pub fn write_entry(&self, out: &mut BytesMut, time: EventTime) {
+        let mut map = BytesMut::with_capacity(5);
+        write_map_len(&mut map, self.count as usize);
+        out.reserve(16 + self.fields.len());
+        write_entry(out, time, false, &map);
+        out.put_slice(&self.fields);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_proto::msgpack::Value;
+
+    #[test]
+    fn ruby_style_number_conversions() {
+        assert_eq!(leading_int(b"200"), 200);
+        assert_eq!(leading_int(b"-"), 0);
+        assert_eq!(leading_int(b"-12abc"), -12);
+        assert_eq!(leading_float(b"1.5e3x"), 1500.0);
+        assert_eq!(leading_float(b"2e"), 2.0);
+        assert_eq!(leading_float(b"abc"), 0.0);
+    }
+
+    #[test]
+    fn an_entry_is_time_then_the_map_of_fields_in_order() {
+        let mut r = Record::new();
+        r.str("a", b"x");
+        r.typed("n", b"42", FieldType::Integer);
+        r.nil("z");
+        let mut out = BytesMut::new();
+        r.write_entry(&mut out, EventTime::new(5, 6));
+        let (v, used) = Value::decode(&out).unwrap();
+        assert_eq!(used, out.len());
+        let Value::Array(parts) = v else {
+            panic!("entry is an array")
+        };
+        assert_eq!(parts[0], Value::Ext(0, vec![0, 0, 0, 5, 0, 0, 0, 6].into()));
+        assert_eq!(
+            parts[1],
+            Value::Map(vec![
+                (Value::Str("a".into()), Value::Str("x".into())),
+                (Value::Str("n".into()), Value::UInt(42)),
+                (Value::Str("z".into()), Value::Nil),
+            ])
+        );
+    }
+}
