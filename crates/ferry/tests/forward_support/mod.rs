@@ -365,11 +365,30 @@ pub fn server(name: &str, port: u16, extra: &str) -> String {
 /// A forwarder: forward input on `port`, forward output with `params` and `servers`, behind
 /// a file buffer at `buffer` with short flush and retry intervals.
 pub fn forwarder_config(port: u16, buffer: &Path, params: &str, servers: &str) -> String {
+    forwarder_config_with(
+        port,
+        buffer,
+        params,
+        servers,
+        "    retry_wait 200ms\n    retry_max_interval 1s\n    retry_forever true\n    flush_thread_count 2\n",
+        "",
+    )
+}
+
+/// [`forwarder_config`] with more `<buffer>` parameters and a `<secondary>` section.
+pub fn forwarder_config_with(
+    port: u16,
+    buffer: &Path,
+    params: &str,
+    servers: &str,
+    buffer_params: &str,
+    secondary: &str,
+) -> String {
     format!(
         "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n\
          <match **>\n  @type forward\n{params}{servers}\
          <buffer tag>\n    @type file\n    path {}\n    flush_mode interval\n    flush_interval 200ms\n    chunk_limit_size 64k\n\
-             retry_wait 200ms\n    retry_max_interval 1s\n    retry_forever true\n  </buffer>\n</match>\n",
+             {buffer_params}  </buffer>\n{secondary}</match>\n",
         buffer.display()
     )
 }

@@ -199,6 +199,18 @@ impl Shared {
     }
 
     async fn send_to(&self, node: &Node, req: &Request<'_>) -> Result<(), ForwardError> {
+        // A server detached meanwhile (phi, another flusher's failure) is given up on at once:
+        // its ack may never come, and the request can go elsewhere now.
+        let detached = node.detach_signal();
+        tokio::select! {
+            r = self.exchange(node, req) => r,
+            () = detached => Err(ForwardError::DetachedInFlight {
+                node: node.name().to_string(),
+            }),
+        }
+    }
+
+    async fn exchange(&self, node: &Node, req: &Request<'_>) -> Result<(), ForwardError> {
         let cfg = &self.config;
         let mut conn = checkout(self, node).await?;
         let written = write_request(&mut conn, node.name(), req, cfg.send_timeout).await?;
@@ -208,10 +220,8 @@ impl Shared {
         bump(&node.metrics.requests_sent, 1);
         bump(&node.metrics.bytes_sent, written);
         if let Some(id) = &req.ack {
-            node.metrics.acks_pending.fetch_add(1, Ordering::Relaxed);
-            let acked = await_ack(&mut conn, node.name(), id, cfg.ack_response_timeout).await;
-            node.metrics.acks_pending.fetch_sub(1, Ordering::Relaxed);
-            acked?;
+            let _pending = Pending::new(&node.metrics.acks_pending);
+            await_ack(&mut conn, node.name(), id, cfg.ack_response_timeout).await?;
             bump(&m.acks_received, 1);
         }
         bump(&m.records_sent, req.records);
@@ -228,7 +238,9 @@ impl Shared {
             ForwardError::AckMismatch { .. } | ForwardError::AckInvalid { .. } => {
                 bump(&m.acks_mismatched, 1);
             }
-            ForwardError::AckTimeout { .. } | ForwardError::AckClosed { .. } => {
+            ForwardError::AckTimeout { .. }
+            | ForwardError::AckClosed { .. }
+            | ForwardError::DetachedInFlight { .. } => {
                 bump(&m.acks_lost, 1);
                 tracing::warn!(
                     "no response from node. regard it as unavailable. host=\"{}\" port={} server=\"{}\" error=\"{e}\"",
@@ -252,5 +264,22 @@ impl Shared {
                 },
             );
         }
+    }
+}
+
+/// Counts a request waiting for its ack for as long as it lives (also when the wait is
+/// abandoned).
+struct Pending<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Pending<'a> {
+    fn new(gauge: &'a std::sync::atomic::AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Self(gauge)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -92,6 +92,8 @@ pub enum ForwardError {
     AckTimeout { node: String, after: Duration },
     #[error("server '{node}': connection lost while waiting for the ack: {detail}")]
     AckClosed { node: String, detail: String },
+    #[error("server '{node}' was detached while a request to it was in flight")]
+    DetachedInFlight { node: String },
     #[error("server '{node}': ack for another chunk (sent {sent:?}, got {got:?})")]
     AckMismatch {
         node: String,
@@ -157,6 +159,7 @@ impl ForwardError {
             },
             Self::AckTimeout { .. } => "Fluent::Plugin::ForwardOutput::AckResponseTimeout",
             Self::AckClosed { .. } => "Fluent::Plugin::ForwardOutput::AckConnectionLost",
+            Self::DetachedInFlight { .. } => "Fluent::Plugin::ForwardOutput::NodeDetached",
             Self::AckMismatch { .. } => "Fluent::Plugin::ForwardOutput::AckMismatch",
             Self::AckInvalid { .. } => "Fluent::Plugin::ForwardOutput::AckInvalid",
             Self::ReadChunk(_) => "BufferReadError",
@@ -192,7 +195,10 @@ impl ForwardError {
 
     /// The request was written but its ack never came: the server may hold the events.
     pub fn ack_lost(&self) -> bool {
-        matches!(self, Self::AckTimeout { .. } | Self::AckClosed { .. })
+        matches!(
+            self,
+            Self::AckTimeout { .. } | Self::AckClosed { .. } | Self::DetachedInFlight { .. }
+        )
     }
 
     /// The chunk should go back to the queue without counting a retry.

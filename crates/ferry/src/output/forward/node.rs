@@ -87,6 +87,8 @@ pub struct Node {
     pub udp_sent: Mutex<Option<Instant>>,
     /// When a request to this server last completed (acknowledged, or written without acks).
     last_ok: Mutex<Option<Instant>>,
+    /// Bumped at every detach: requests in flight to the server stop waiting for it.
+    detached: tokio::sync::watch::Sender<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -115,6 +117,7 @@ impl Node {
             probing: AtomicBool::new(false),
             udp_sent: Mutex::new(None),
             last_ok: Mutex::new(None),
+            detached: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -202,6 +205,7 @@ impl Node {
 
     fn detach_locked(&self, h: &mut Health, reason: &DetachReason<'_>) {
         self.set_available(h, false);
+        self.detached.send_modify(|n| *n += 1);
         h.detector.clear();
         self.dns.invalidate();
         self.drop_idle();
@@ -234,6 +238,16 @@ impl Node {
             self.server.port
         );
         true
+    }
+
+    /// Resolves when the server is detached after this call.
+    pub fn detach_signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.detached.subscribe();
+        async move {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// A request to this server completed.
