@@ -173,3 +173,80 @@ fn fresh(at: Instant, cfg: &ForwardConfig) -> bool {
         Some(ttl) => !ttl.is_zero() && at.elapsed() < ttl,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[derive(Debug, Default)]
+    struct Counting {
+        calls: AtomicUsize,
+    }
+
+    impl Resolve for Counting {
+        fn lookup(&self, _host: String, port: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) as u8;
+            Box::pin(async move {
+                Ok(vec![
+                    SocketAddr::from(([10, 0, 0, n], port)),
+                    SocketAddr::from(([10, 0, 1, n], port)),
+                ])
+            })
+        }
+    }
+
+    fn server() -> ServerConfig {
+        ServerConfig {
+            host: "agg.example".into(),
+            port: 24224,
+            name: "agg".into(),
+            weight: 60,
+            standby: false,
+            shared_key: None,
+            username: String::new(),
+            password: Default::default(),
+            tls: None,
+        }
+    }
+
+    fn spawn(_name: String, fut: BoxFuture<()>) {
+        tokio::spawn(fut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn addresses_are_cached_until_invalidated_or_expired() {
+        let resolver: Arc<dyn Resolve> = Arc::new(Counting::default());
+        let mut cfg = ForwardConfig::with_servers(Vec::new());
+        let cache = DnsCache::default();
+        let s = server();
+        let first = cache.addresses(&s, &resolver, &cfg, &spawn).await.unwrap();
+        let again = cache.addresses(&s, &resolver, &cfg, &spawn).await.unwrap();
+        assert_eq!(first, again, "expire_dns_cache unset: cached");
+        cache.invalidate();
+        let fresh = cache.addresses(&s, &resolver, &cfg, &spawn).await.unwrap();
+        assert_ne!(first, fresh, "resolved again after a connect failure");
+
+        cfg.expire_dns_cache = Some(Duration::from_secs(30));
+        let a = cache.addresses(&s, &resolver, &cfg, &spawn).await.unwrap();
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let b = cache.addresses(&s, &resolver, &cfg, &spawn).await.unwrap();
+        assert_ne!(a, b, "expired after 30 s");
+        cfg.expire_dns_cache = Some(Duration::ZERO);
+        let c = cache.addresses(&s, &resolver, &cfg, &spawn).await.unwrap();
+        let d = cache.addresses(&s, &resolver, &cfg, &spawn).await.unwrap();
+        assert_ne!(c, d, "0: resolved before every connect");
+    }
+
+    #[tokio::test]
+    async fn round_robin_spreads_connections_over_every_address() {
+        let resolver: Arc<dyn Resolve> = Arc::new(Counting::default());
+        let cfg = ForwardConfig::with_servers(Vec::new());
+        let cache = DnsCache::default();
+        let addrs = cache.addresses(&server(), &resolver, &cfg, &spawn).await.unwrap();
+        let picks: Vec<_> = (0..4).map(|_| cache.pick(&addrs, true).unwrap()).collect();
+        assert_eq!(picks, vec![addrs[0], addrs[1], addrs[0], addrs[1]]);
+        assert_eq!(cache.pick(&addrs, false), Some(addrs[0]));
+    }
+}

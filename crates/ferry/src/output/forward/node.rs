@@ -298,3 +298,91 @@ impl Node {
         lock(&self.idle).len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(cfg: &ForwardConfig) -> Node {
+        let server = ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 24224,
+            name: "agg".into(),
+            weight: 60,
+            standby: false,
+            shared_key: None,
+            username: String::new(),
+            password: Default::default(),
+            tls: None,
+        };
+        Node::new(0, server, cfg, 0.0)
+    }
+
+    #[test]
+    fn with_fluentds_defaults_silence_detaches_at_the_first_tick_after_36_8_seconds() {
+        let cfg = ForwardConfig::with_servers(Vec::new());
+        let n = node(&cfg);
+        for t in 1..=30 {
+            n.heartbeat(f64::from(t), true, &cfg);
+            assert!(!n.tick(f64::from(t) + 0.5, &cfg));
+        }
+        // Heartbeats stop after t = 30; the timer ticks every second.
+        let detached_at = (31..120).find(|&t| n.tick(f64::from(t), &cfg)).unwrap();
+        assert_eq!(detached_at, 67, "30 + 36.84 s of silence, seen at the next tick");
+        assert!(!n.is_available());
+        assert_eq!(n.sample_size(), 0, "detaching clears the window");
+    }
+
+    #[test]
+    fn a_detached_server_recovers_after_recover_wait_of_heartbeats() {
+        let cfg = ForwardConfig::with_servers(Vec::new());
+        let n = node(&cfg);
+        n.detach(&DetachReason::HardTimeout, &cfg);
+        let mut recovered_after = None;
+        for k in 1..=20 {
+            let t = 100.0 + f64::from(k);
+            if n.heartbeat(t, true, &cfg) {
+                recovered_after = Some(k);
+                break;
+            }
+            n.tick(t + 0.5, &cfg);
+        }
+        // recover_wait 10 s / interval 1 s: more than 10 samples, the 11th heartbeat.
+        assert_eq!(recovered_after, Some(11));
+        assert!(n.is_available());
+    }
+
+    #[test]
+    fn a_detached_server_that_goes_quiet_for_hard_timeout_starts_recovery_over() {
+        let cfg = ForwardConfig::with_servers(Vec::new());
+        let n = node(&cfg);
+        n.detach(&DetachReason::HardTimeout, &cfg);
+        for k in 1..=5 {
+            n.heartbeat(f64::from(k), true, &cfg);
+        }
+        assert_eq!(n.sample_size(), 5);
+        n.tick(5.0 + 61.0, &cfg);
+        assert_eq!(n.sample_size(), 0);
+    }
+
+    #[test]
+    fn heartbeat_none_keeps_every_server_healthy() {
+        let mut cfg = ForwardConfig::with_servers(Vec::new());
+        cfg.heartbeat_type = HeartbeatType::None;
+        let n = node(&cfg);
+        assert!(!n.tick(1000.0, &cfg));
+        assert!(!n.detach(&DetachReason::HardTimeout, &cfg));
+        assert!(n.is_available());
+    }
+
+    #[test]
+    fn failback_brings_back_a_server_that_answered_since_it_was_detached() {
+        let cfg = ForwardConfig::with_servers(Vec::new());
+        let n = node(&cfg);
+        n.detach(&DetachReason::HardTimeout, &cfg);
+        assert!(!n.failback(), "no heartbeat since the detach");
+        n.heartbeat(1.0, true, &cfg);
+        assert!(n.failback());
+        assert!(n.is_available());
+    }
+}
