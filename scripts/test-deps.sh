@@ -25,6 +25,12 @@ if ! "$venv/bin/python" -c 'import fluent.sender, fluent.asyncsender, msgpack' 2
 fi
 export FERRY_TEST_PYTHON="$venv/bin/python"
 
+# An independent Forward server (its own shared-key handshake) for the forward output's tests.
+if ! "$venv/bin/python" -c 'import fluentbit_server.fluentbit_server' 2>/dev/null; then
+  echo "== installing fluentbit-server-py into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'fluentbit-server-py==1.0.7'
+fi
+
 # Node client: @fluent-org/logger from npm.
 node_dir="$deps/node"
 if [ ! -f "$node_dir/node_modules/@fluent-org/logger/package.json" ]; then

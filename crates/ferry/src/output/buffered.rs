@@ -322,6 +322,19 @@ async fn flush_chunk(ctx: &FlushContext, chunk: Chunk, h: &TaskHandle) -> bool {
             }
             true
         }
+        Err(e) if e.rolls_back() => {
+            // A lost ack: the destination already took the servers concerned out of rotation,
+            // so the chunk is sent again at once, elsewhere, without counting a retry.
+            m.num_errors.fetch_add(1, Ordering::Relaxed);
+            m.rollback_count.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "chunk_id=\"{chunk_id}\" rolled back to the queue without counting a retry: error_class={} error=\"{e}\" plugin_id=\"{}\"",
+                e.class(),
+                ctx.id
+            );
+            let _ = blocking(move || buffer.rollback(chunk)).await;
+            false
+        }
         Err(e) => {
             m.num_errors.fetch_add(1, Ordering::Relaxed);
             if !e.is_retryable() {
@@ -353,7 +366,16 @@ async fn flush_chunk(ctx: &FlushContext, chunk: Chunk, h: &TaskHandle) -> bool {
                 }
                 Some(RetryDecision::UseSecondary(chunk)) => {
                     let delivered = match &ctx.secondary {
-                        Some(sec) => sec.write_chunk(&chunk).await.is_ok(),
+                        Some(sec) => match sec.write_chunk(&chunk).await {
+                            Ok(()) => true,
+                            Err(se) => {
+                                tracing::warn!(
+                                    "secondary of output {} failed to take chunk_id=\"{chunk_id}\": {se}; the chunk stays in the buffer",
+                                    ctx.id
+                                );
+                                false
+                            }
+                        },
                         None => false,
                     };
                     if delivered {

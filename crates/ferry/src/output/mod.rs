@@ -9,7 +9,9 @@
 pub mod buffer_section;
 pub mod buffered;
 pub mod format;
+pub mod forward;
 pub mod null;
+pub mod secondary;
 pub mod sink;
 pub mod stdout;
 
@@ -23,12 +25,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Output plugin types this build of ferry provides.
-pub const OUTPUT_TYPES: &[&str] = &["stdout", "null"];
+pub const OUTPUT_TYPES: &[&str] = &["stdout", "null", "forward"];
 
 /// Fluentd output types that ferry does not provide (yet): refused with a clear message.
 pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
     "file",
-    "forward",
     "kafka2",
     "kafka",
     "copy",
@@ -48,6 +49,8 @@ pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
 pub enum SinkConfig {
     Stdout(stdout::StdoutConfig),
     Null(null::NullConfig),
+    Forward(forward::ForwardConfig),
+    SecondaryFile(secondary::SecondaryConfig),
 }
 
 /// A parsed `<match>` output.
@@ -56,6 +59,8 @@ pub struct OutputConfig {
     pub sink: SinkConfig,
     /// `Some` when events go through a buffer.
     pub buffer: Option<BufferSetup>,
+    /// `<secondary>`: takes chunks the sink keeps failing on.
+    pub secondary: Option<SinkConfig>,
 }
 
 impl OutputConfig {
@@ -71,19 +76,60 @@ impl OutputConfig {
         let sink = match kind {
             "stdout" => SinkConfig::Stdout(stdout::StdoutConfig::from_section(section)),
             "null" => SinkConfig::Null(null::NullConfig::from_section(section)),
+            "forward" => SinkConfig::Forward(forward::ForwardConfig::from_section(section)),
             _ => return None,
         };
-        // stdout and null buffer only when asked to, as in Fluentd.
-        let buffer = section.child("buffer").map(|b| {
-            let defaults = BufferDefaults {
-                keys: "tag",
-                timekey: None,
-            };
-            let setup = BufferSetup::from_section(Some(&b), defaults, id, root_dir, false);
-            b.finish();
-            setup
+        let secondary = section.child("secondary").and_then(|s| {
+            let config = secondary::SecondaryConfig::from_section(&s);
+            match config {
+                Some(c) => {
+                    s.finish();
+                    Some(SinkConfig::SecondaryFile(c))
+                }
+                None => {
+                    s.abandon();
+                    None
+                }
+            }
         });
-        Some(Self { sink, buffer })
+        let has_secondary = secondary.is_some();
+        let buffer_section = section.child("buffer");
+        // stdout and null buffer only when asked to, as in Fluentd; forward always does.
+        let mut buffer = match (&sink, &buffer_section) {
+            (SinkConfig::Forward(_), _) | (_, Some(_)) => {
+                let defaults = BufferDefaults {
+                    keys: "tag",
+                    timekey: None,
+                };
+                Some(BufferSetup::from_section(
+                    buffer_section.as_ref(),
+                    defaults,
+                    id,
+                    root_dir,
+                    has_secondary,
+                ))
+            }
+            _ => None,
+        };
+        if let Some(b) = buffer_section {
+            b.finish();
+        }
+        if let (SinkConfig::Forward(f), Some(setup)) = (&sink, buffer.as_mut()) {
+            if !setup.keys.tag {
+                section.error(None, "the forward output needs 'tag' among its chunk keys");
+            }
+            if f.compress == forward::config::Compress::Gzip {
+                setup.config.compress = ferry_buffer::Compress::Gzip;
+            }
+        }
+        if has_secondary && buffer.is_none() {
+            section.error(None, "<secondary> needs a buffered output (add a <buffer>)");
+        }
+        Some(Self {
+            sink,
+            buffer,
+            secondary,
+        })
     }
 }
 
@@ -130,6 +176,7 @@ pub struct OutputMetrics {
 pub struct Output {
     pub id: String,
     pub sink: Arc<Sink>,
+    pub secondary: Option<Arc<Sink>>,
     pub buffered: Option<Arc<buffered::Buffered>>,
     pub metrics: Arc<OutputMetrics>,
 }
@@ -138,6 +185,13 @@ impl Output {
     /// Builds the sink and opens (recovers) the buffer.
     pub async fn build(id: String, config: &OutputConfig) -> anyhow::Result<Self> {
         let sink = Arc::new(Sink::build(&id, &config.sink));
+        sink.prepare()
+            .await
+            .map_err(|e| anyhow::anyhow!("output {id}: {e}"))?;
+        let secondary = config
+            .secondary
+            .as_ref()
+            .map(|c| Arc::new(Sink::build(&format!("{id}.secondary"), c)));
         let buffered = match &config.buffer {
             Some(setup) => Some(Arc::new(
                 buffered::Buffered::open(&id, setup.clone()).await?,
@@ -147,6 +201,7 @@ impl Output {
         Ok(Self {
             id,
             sink,
+            secondary,
             buffered,
             metrics: Arc::default(),
         })
@@ -154,6 +209,7 @@ impl Output {
 
     /// Spawns the flushers of a buffered output.
     pub fn start(&self, tasks: &Tasks) {
+        self.sink.start(tasks);
         let Some(buffered) = &self.buffered else {
             return;
         };
@@ -161,7 +217,7 @@ impl Output {
             id: self.id.clone(),
             buffered: Arc::clone(buffered),
             sink: Arc::clone(&self.sink),
-            secondary: None,
+            secondary: self.secondary.clone(),
             metrics: Arc::clone(&self.metrics),
         });
         for n in 0..buffered.setup.flush_thread_count {

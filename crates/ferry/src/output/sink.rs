@@ -5,8 +5,9 @@
 //! that needs records reads a chunk segment by segment (segments end on append boundaries, so
 //! each is whole entries): memory stays bounded by one segment, whatever the chunk size.
 
-use super::{SinkConfig, null, stdout};
+use super::{SinkConfig, forward, null, secondary, stdout};
 use crate::event::Batch;
+use crate::task::Tasks;
 use bytes::Bytes;
 use ferry_buffer::Chunk;
 use ferry_proto::compress::decompress;
@@ -25,12 +26,24 @@ pub enum SinkError {
     ReadChunk(#[source] io::Error),
     #[error("chunk content is not valid: {0}")]
     BadChunk(String),
+    #[error(transparent)]
+    Forward(#[from] forward::ForwardError),
 }
 
 impl SinkError {
     /// Whether the same write may succeed later; a chunk whose content is broken never will.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::BadChunk(_))
+        match self {
+            Self::BadChunk(_) => false,
+            Self::Forward(e) => e.is_retryable(),
+            _ => true,
+        }
+    }
+
+    /// The chunk goes back to the queue without counting a retry (the forward output lost an
+    /// ack: the request goes elsewhere at once).
+    pub fn rolls_back(&self) -> bool {
+        matches!(self, Self::Forward(e) if e.rolls_back())
     }
 
     /// A short class name for log lines (`error_class=...`).
@@ -39,6 +52,7 @@ impl SinkError {
             Self::Io(_) => "IOError",
             Self::ReadChunk(_) => "BufferReadError",
             Self::BadChunk(_) => "BrokenChunkError",
+            Self::Forward(e) => e.class(),
         }
     }
 }
@@ -47,6 +61,8 @@ impl SinkError {
 pub enum Sink {
     Stdout(stdout::Stdout),
     Null(null::Null),
+    Forward(forward::Forward),
+    SecondaryFile(secondary::SecondaryFile),
 }
 
 impl Sink {
@@ -54,6 +70,25 @@ impl Sink {
         match config {
             SinkConfig::Stdout(c) => Self::Stdout(stdout::Stdout::new(id.to_string(), c.clone())),
             SinkConfig::Null(_) => Self::Null(null::Null::new(id.to_string())),
+            SinkConfig::Forward(c) => Self::Forward(forward::Forward::new(id, c.clone())),
+            SinkConfig::SecondaryFile(c) => {
+                Self::SecondaryFile(secondary::SecondaryFile::new(id.to_string(), c.clone()))
+            }
+        }
+    }
+
+    /// Start-up checks that need the network (the forward output's DNS and connections).
+    pub async fn prepare(&self) -> Result<(), SinkError> {
+        match self {
+            Self::Forward(f) => f.prepare().await.map_err(SinkError::Forward),
+            _ => Ok(()),
+        }
+    }
+
+    /// Spawns the sink's own tasks (the forward output's heartbeat timer).
+    pub fn start(&self, tasks: &Tasks) {
+        if let Self::Forward(f) = self {
+            f.start(tasks);
         }
     }
 
@@ -61,6 +96,8 @@ impl Sink {
         match self {
             Self::Stdout(_) => "stdout",
             Self::Null(_) => "null",
+            Self::Forward(_) => "forward",
+            Self::SecondaryFile(s) => s.type_name(),
         }
     }
 
@@ -72,6 +109,10 @@ impl Sink {
                 o.take(batch.records);
                 Ok(())
             }
+            Self::Forward(f) => Ok(f.write_batch(batch).await?),
+            Self::SecondaryFile(_) => Err(SinkError::Io(io::Error::other(
+                "a secondary output takes buffered chunks only",
+            ))),
         }
     }
 
@@ -90,6 +131,8 @@ impl Sink {
                 }
                 Ok(())
             }
+            Self::Forward(f) => Ok(f.write_chunk(chunk).await?),
+            Self::SecondaryFile(s) => s.write_chunk(chunk).await.map(drop),
         }
     }
 }

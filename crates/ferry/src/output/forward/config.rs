@@ -1,0 +1,380 @@
+//! `<match> @type forward`: parameters with Fluentd's names and defaults, plus ferry's own
+//! (`max_request_size`, `resolve_timeout`, `standby_policy`). Everything is checked here, before
+//! anything connects: TLS files are read and each server's TLS client is built, so
+//! `ferry --dry-run` reports an unreadable certificate with its file and line.
+
+use super::tls::{self, TlsOptions, TlsVersion};
+use ferry_config::{ByteSize, Section};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest request sent to a server when `max_request_size` is not set: chunks are cut into
+/// requests of at most this size on append boundaries (Fluent Bit's in_forward refuses more
+/// than 6 MB by default, Fluentd's memory chunks are 8 MiB).
+pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 8 * 1024 * 1024;
+
+/// A secret from the configuration: shown as `<secret>` in debug output.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// `transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Tls,
+}
+
+/// `heartbeat_type`: how a server's liveness is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatType {
+    /// A successful connection (with TLS and handshake when configured) is a heartbeat. With
+    /// `keepalive`, an idle cached connection is probed by writing a msgpack `nil` (ignored by
+    /// receivers) instead of opening a new connection: cheaper, but it proves the peer's kernel
+    /// and the connection alive, not that the peer process is responsive.
+    Transport,
+    /// A datagram `0x00` to the server's port; the peer process answers `0x00`. Detects a hung
+    /// process (SIGSTOP, a blocked event loop); lost datagrams raise phi on lossy networks.
+    Udp,
+    /// No probes: every server is always considered healthy (for a load balancer in front).
+    None,
+}
+
+/// `standby_policy` (ferry): when `standby` servers take load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandbyPolicy {
+    /// Standby servers take load only while no regular server is healthy. Gains: standby
+    /// aggregators stay idle as long as any regular one works. Loses: the surviving regular
+    /// servers carry the lost share.
+    WhenAllDown,
+    /// Fluentd's rule: available standby servers are promoted one by one until they cover
+    /// the weight of the regular servers that are down. Gains: capacity stays constant.
+    /// Loses: a standby takes load as soon as any one regular server is down.
+    CoverLostWeight,
+}
+
+/// `<server>`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// `name`, or `host:port`: how log lines and metrics name the server.
+    pub name: String,
+    pub weight: u32,
+    pub standby: bool,
+    pub shared_key: Option<Secret>,
+    pub username: String,
+    pub password: Secret,
+    /// The TLS client for this server (`transport tls`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl ServerConfig {
+    /// `host` as an IP address when it is one: such a server never needs DNS.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host.trim_matches(['[', ']']).parse().ok()
+    }
+}
+
+/// `<security>`: the shared-key handshake, as the client.
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    pub self_hostname: String,
+    pub shared_key: Secret,
+}
+
+/// `compress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compress {
+    Text,
+    Gzip,
+}
+
+/// A checked `@type forward` output.
+#[derive(Debug, Clone)]
+pub struct ForwardConfig {
+    pub servers: Vec<ServerConfig>,
+    pub transport: Transport,
+    pub send_timeout: Duration,
+    pub connect_timeout: Option<Duration>,
+    pub heartbeat_type: HeartbeatType,
+    pub heartbeat_interval: Duration,
+    pub recover_wait: Duration,
+    pub hard_timeout: Duration,
+    pub phi_threshold: f64,
+    pub phi_failure_detector: bool,
+    pub require_ack_response: bool,
+    pub ack_response_timeout: Duration,
+    /// `None`: cache until a connect fails or the server is detached; `Some(0)`: never cache.
+    pub expire_dns_cache: Option<Duration>,
+    pub dns_round_robin: bool,
+    pub ignore_network_errors_at_startup: bool,
+    pub verify_connection_at_startup: bool,
+    pub compress: Compress,
+    pub keepalive: bool,
+    pub keepalive_timeout: Option<Duration>,
+    pub send_keepalive_packet: bool,
+    pub time_as_integer: bool,
+    pub security: Option<SecurityConfig>,
+    pub max_request_size: u64,
+    pub resolve_timeout: Duration,
+    pub standby_policy: StandbyPolicy,
+}
+
+impl ForwardConfig {
+    /// Fluentd's defaults with `servers`; for tests and programmatic use.
+    pub fn with_servers(servers: Vec<ServerConfig>) -> Self {
+        Self {
+            servers,
+            transport: Transport::Tcp,
+            send_timeout: Duration::from_secs(60),
+            connect_timeout: None,
+            heartbeat_type: HeartbeatType::Transport,
+            heartbeat_interval: Duration::from_secs(1),
+            recover_wait: Duration::from_secs(10),
+            hard_timeout: Duration::from_secs(60),
+            phi_threshold: 16.0,
+            phi_failure_detector: true,
+            require_ack_response: false,
+            ack_response_timeout: Duration::from_secs(190),
+            expire_dns_cache: None,
+            dns_round_robin: false,
+            ignore_network_errors_at_startup: false,
+            verify_connection_at_startup: false,
+            compress: Compress::Text,
+            keepalive: false,
+            keepalive_timeout: None,
+            send_keepalive_packet: false,
+            time_as_integer: false,
+            security: None,
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            resolve_timeout: Duration::from_secs(5),
+            standby_policy: StandbyPolicy::WhenAllDown,
+        }
+    }
+
+    /// The bound on one connection attempt: `connect_timeout`, else `send_timeout`.
+    pub fn connect_limit(&self) -> Duration {
+        self.connect_timeout.unwrap_or(self.send_timeout)
+    }
+
+    /// Reads the output's parameters and `<server>`, `<security>` sections (the caller reads
+    /// `<buffer>` and `<secondary>`).
+    pub fn from_section(section: &Section<'_>) -> Self {
+        let mut c = Self::with_servers(Vec::new());
+        let s = section;
+        c.transport = match s.enum_or("transport", &["tcp", "tls"], "tcp") {
+            "tls" => Transport::Tls,
+            _ => Transport::Tcp,
+        };
+        c.send_timeout = s.duration_or("send_timeout", c.send_timeout);
+        c.connect_timeout = s.opt_duration("connect_timeout");
+        c.heartbeat_type = match s.enum_or(
+            "heartbeat_type",
+            &["transport", "tcp", "udp", "none"],
+            "transport",
+        ) {
+            "udp" => HeartbeatType::Udp,
+            "none" => HeartbeatType::None,
+            _ => HeartbeatType::Transport,
+        };
+        c.heartbeat_interval = s.duration_or("heartbeat_interval", c.heartbeat_interval);
+        if c.heartbeat_interval.is_zero() {
+            s.error(
+                Some("heartbeat_interval"),
+                "heartbeat_interval must be above 0",
+            );
+            c.heartbeat_interval = Duration::from_secs(1);
+        }
+        c.recover_wait = s.duration_or("recover_wait", c.recover_wait);
+        c.hard_timeout = s.duration_or("hard_timeout", c.hard_timeout);
+        c.phi_threshold = s.f64_or("phi_threshold", c.phi_threshold);
+        c.phi_failure_detector = s.bool_or("phi_failure_detector", true);
+        c.require_ack_response = s.bool_or("require_ack_response", false);
+        c.ack_response_timeout = s.duration_or("ack_response_timeout", c.ack_response_timeout);
+        // Fluentd polls sockets with these; ferry's reads are event-driven and bounded.
+        let _ = s.opt_u64("read_interval_msec");
+        let _ = s.opt_size("read_length");
+        c.expire_dns_cache = s.opt_duration("expire_dns_cache");
+        c.dns_round_robin = s.bool_or("dns_round_robin", false);
+        if c.dns_round_robin && c.heartbeat_type == HeartbeatType::Udp {
+            s.error(
+                Some("dns_round_robin"),
+                "heartbeat_type must be 'transport' or 'none' when dns_round_robin is enabled",
+            );
+        }
+        c.ignore_network_errors_at_startup = s.bool_or("ignore_network_errors_at_startup", false);
+        c.verify_connection_at_startup = s.bool_or("verify_connection_at_startup", false);
+        c.compress = match s.enum_or("compress", &["text", "gzip", "zstd"], "text") {
+            "gzip" => Compress::Gzip,
+            "zstd" => {
+                s.error(
+                    Some("compress"),
+                    "compress zstd is not available for the forward output (use gzip)",
+                );
+                Compress::Text
+            }
+            _ => Compress::Text,
+        };
+        c.keepalive = s.bool_or("keepalive", false);
+        c.keepalive_timeout = s.opt_duration("keepalive_timeout");
+        c.send_keepalive_packet = s.bool_or("send_keepalive_packet", false);
+        if c.send_keepalive_packet && !c.keepalive {
+            s.error(
+                Some("send_keepalive_packet"),
+                "send_keepalive_packet needs keepalive true",
+            );
+        }
+        c.time_as_integer = s.bool_or("time_as_integer", false);
+        c.max_request_size = s
+            .size_or("max_request_size", ByteSize(DEFAULT_MAX_REQUEST_SIZE))
+            .0;
+        if c.max_request_size < 1024 || c.max_request_size > u64::from(u32::MAX) {
+            s.error(
+                Some("max_request_size"),
+                "max_request_size must be between 1k and 4g",
+            );
+            c.max_request_size = DEFAULT_MAX_REQUEST_SIZE;
+        }
+        c.resolve_timeout = s.duration_or("resolve_timeout", c.resolve_timeout);
+        c.standby_policy = match s.enum_or(
+            "standby_policy",
+            &["when_all_down", "cover_lost_weight"],
+            "when_all_down",
+        ) {
+            "cover_lost_weight" => StandbyPolicy::CoverLostWeight,
+            _ => StandbyPolicy::WhenAllDown,
+        };
+        c.security = s.child("security").map(|sec| {
+            let cfg = SecurityConfig {
+                self_hostname: sec.required_str("self_hostname").unwrap_or_default(),
+                shared_key: Secret(sec.required_str("shared_key").unwrap_or_default()),
+            };
+            sec.finish();
+            cfg
+        });
+        let tls = read_tls(s, c.transport);
+        for server in s.children("server") {
+            if let Some(sc) = read_server(&server, tls.as_ref()) {
+                c.servers.push(sc);
+            }
+            server.finish();
+        }
+        if c.servers.is_empty() {
+            s.error(None, "the forward output needs at least one <server>");
+        }
+        if let Some(sd) = s.child("service_discovery") {
+            sd.error(
+                None,
+                "<service_discovery> is not available in this ferry build; list <server>s",
+            );
+            sd.abandon();
+        }
+        c
+    }
+}
+
+fn read_tls(s: &Section<'_>, transport: Transport) -> Option<TlsOptions> {
+    let version = match s.enum_or("tls_version", &["TLSv1_2", "TLSv1_3"], "TLSv1_2") {
+        "TLSv1_3" => TlsVersion::Tls13,
+        _ => TlsVersion::Tls12,
+    };
+    // OpenSSL cipher strings have no meaning for rustls, which offers only its safe suites.
+    let _ = s.str("tls_ciphers");
+    let mut ca = s.array("tls_cert_path").unwrap_or_default();
+    ca.extend(s.array("tls_ca_cert_path").unwrap_or_default());
+    let options = TlsOptions {
+        version,
+        ca_paths: ca.into_iter().map(PathBuf::from).collect(),
+        client_cert: s.str("tls_client_cert_path").map(PathBuf::from),
+        client_key: s.str("tls_client_private_key_path").map(PathBuf::from),
+        verify_hostname: s.bool_or("tls_verify_hostname", true),
+        insecure: s.bool_or("tls_insecure_mode", false),
+        allow_self_signed: s.bool_or("tls_allow_self_signed_cert", false),
+        material: None,
+    };
+    if s.has("tls_client_private_key_passphrase") {
+        s.error(
+            Some("tls_client_private_key_passphrase"),
+            "encrypted private keys are not supported: give an unencrypted PEM key",
+        );
+    }
+    for windows in [
+        "tls_cert_thumbprint",
+        "tls_cert_logical_store_name",
+        "tls_cert_use_enterprise_store",
+    ] {
+        if s.has(windows) {
+            s.error(
+                Some(windows),
+                "the Windows certificate store is not supported",
+            );
+        }
+    }
+    if options.client_cert.is_some() != options.client_key.is_some() {
+        s.error(
+            None,
+            "tls_client_cert_path and tls_client_private_key_path go together",
+        );
+    }
+    if transport != Transport::Tls {
+        return None;
+    }
+    match tls::load(&options) {
+        Ok(material) => Some(TlsOptions {
+            material: Some(Arc::new(material)),
+            ..options
+        }),
+        Err(e) => {
+            s.error(None, format!("transport tls: {e}"));
+            None
+        }
+    }
+}
+
+fn read_server(s: &Section<'_>, tls: Option<&TlsOptions>) -> Option<ServerConfig> {
+    let host = s.required_str("host")?;
+    let port = s.u64_or("port", 24224);
+    let Ok(port) = u16::try_from(port) else {
+        s.error(
+            Some("port"),
+            format!("port {port} is out of range (1-65535)"),
+        );
+        return None;
+    };
+    let weight = s.u64_or("weight", 60);
+    let weight = u32::try_from(weight).unwrap_or_else(|_| {
+        s.error(Some("weight"), "weight is too large");
+        60
+    });
+    let name = s.str("name").unwrap_or_else(|| format!("{host}:{port}"));
+    let mut server = ServerConfig {
+        host,
+        port,
+        name,
+        weight,
+        standby: s.bool_or("standby", false),
+        shared_key: s.str("shared_key").map(Secret),
+        username: s.str_or("username", ""),
+        password: Secret(s.str_or("password", "")),
+        tls: None,
+    };
+    if let Some(options) = tls {
+        match tls::client_config(options, &server) {
+            Ok(c) => server.tls = Some(c),
+            Err(e) => {
+                s.error(None, format!("server {}: {e}", server.name));
+                return None;
+            }
+        }
+    }
+    Some(server)
+}

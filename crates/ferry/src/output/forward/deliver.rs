@@ -1,0 +1,285 @@
+//! Delivering a chunk: its requests one after the other, each to the next healthy server in
+//! rotation, failing over within the same flush.
+//!
+//! Per request: pick a healthy server not yet tried for it → connection (kept-alive or new) →
+//! write → wait for the ack → keep or close the connection. On failure the server may be
+//! detached ([`ForwardError::detaches_node`]) and the request goes to the next server
+//! ([`ForwardError::tries_next_node`]) until every healthy server was tried.
+//!
+//! Progress within a chunk is remembered in memory, so after a failure only the requests not
+//! yet acknowledged are sent again (a restart forgets it and sends the whole chunk: the
+//! receiver may then see some events twice; ferry never loses them). A request whose ack was
+//! lost is sent again to the next server: the events may arrive twice, counted in
+//! `duplicates_resent`.
+
+use super::Shared;
+use super::conn::{checkin, checkout};
+use super::error::ForwardError;
+use super::metrics::bump;
+use super::node::{DetachReason, Node};
+use super::send::{Payload, Request, SplitOptions, ack_id, await_ack, plan, split, write_request};
+use crate::event::Batch;
+use ferry_buffer::Chunk;
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+/// Chunks with remembered progress beyond which the memory is reset (chunks that failed for
+/// good leave entries behind; forgetting them only costs possible duplicates).
+const MAX_PROGRESS_ENTRIES: usize = 4096;
+
+/// How far a chunk got.
+#[derive(Debug, Default, Clone)]
+pub struct Progress {
+    /// Requests acknowledged: every sub-piece of spans before `span`, and `sub` of `span`.
+    span: usize,
+    sub: usize,
+    /// A request written whose ack was lost: sending it again may duplicate its events.
+    suspect: Option<(usize, usize)>,
+    /// Rollbacks without a counted retry in a row.
+    free_rollbacks: usize,
+}
+
+impl Shared {
+    fn progress(&self, uid: &[u8; 16]) -> Progress {
+        let map = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(uid).cloned().unwrap_or_default()
+    }
+
+    fn update_progress(&self, uid: [u8; 16], f: impl FnOnce(&mut Progress)) {
+        let mut map = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= MAX_PROGRESS_ENTRIES && !map.contains_key(&uid) {
+            map.clear();
+        }
+        f(map.entry(uid).or_default());
+    }
+
+    fn forget_progress(&self, uid: &[u8; 16]) {
+        let mut map = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        map.remove(uid);
+    }
+
+    pub(super) async fn write_chunk(&self, chunk: &Chunk) -> Result<(), ForwardError> {
+        let uid = chunk.unique_id();
+        let result = self.send_chunk(chunk, uid).await;
+        match result {
+            Ok(()) => {
+                self.forget_progress(&uid);
+                Ok(())
+            }
+            Err(e) => {
+                let free = self.progress(&uid).free_rollbacks;
+                if e.ack_lost() && free < self.nodes.len() {
+                    self.update_progress(uid, |p| p.free_rollbacks += 1);
+                    bump(&self.metrics.rollbacks, 1);
+                    Err(ForwardError::RolledBack(Box::new(e)))
+                } else {
+                    self.update_progress(uid, |p| p.free_rollbacks = 0);
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn send_chunk(&self, chunk: &Chunk, uid: [u8; 16]) -> Result<(), ForwardError> {
+        let Some(tag) = chunk.key().tag.as_deref() else {
+            return Err(ForwardError::BrokenChunk(
+                "the chunk has no tag (the forward output needs the 'tag' chunk key)".into(),
+            ));
+        };
+        let cfg = &self.config;
+        let max = cfg.max_request_size;
+        let spans = plan(chunk.segments(), max);
+        if spans.len() > 1 {
+            bump(&self.metrics.chunks_split, 1);
+        }
+        let start = self.progress(&uid);
+        let ack = |span, sub| cfg.require_ack_response.then(|| ack_id(&uid, span, sub));
+        for (si, span) in spans.iter().enumerate().skip(start.span) {
+            let skip_sub = if si == start.span { start.sub } else { 0 };
+            if span.len <= max && !cfg.time_as_integer {
+                let req = Request {
+                    tag,
+                    payload: Payload::Range {
+                        chunk,
+                        offset: span.offset,
+                        len: span.len,
+                    },
+                    records: span.records,
+                    compressed: chunk.compressed(),
+                    ack: ack(si, 0),
+                };
+                self.deliver(&req, Some((uid, si, 0))).await?;
+            } else {
+                let opts = SplitOptions {
+                    max: usize::try_from(max).unwrap_or(usize::MAX),
+                    time_as_integer: cfg.time_as_integer,
+                    gzip: chunk.compressed(),
+                };
+                let mut pieces = split(chunk, *span, opts)?;
+                let mut sub = 0;
+                while let Some(piece) = pieces.recv().await {
+                    let piece = piece?;
+                    if sub >= skip_sub {
+                        if piece.oversize {
+                            bump(&self.metrics.oversize_entries, 1);
+                        }
+                        let req = Request {
+                            tag,
+                            payload: Payload::Bytes(piece.bytes),
+                            records: piece.records,
+                            compressed: chunk.compressed(),
+                            ack: ack(si, sub),
+                        };
+                        self.deliver(&req, Some((uid, si, sub))).await?;
+                        self.update_progress(uid, |p| (p.span, p.sub) = (si, sub + 1));
+                    }
+                    sub += 1;
+                }
+            }
+            self.update_progress(uid, |p| (p.span, p.sub) = (si + 1, 0));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn write_batch(&self, batch: &Batch) -> Result<(), ForwardError> {
+        let uid: [u8; 16] = rand::random();
+        let req = Request {
+            tag: &batch.tag,
+            payload: Payload::Bytes(batch.entries.clone()),
+            records: batch.records,
+            compressed: false,
+            ack: self.config.require_ack_response.then(|| ack_id(&uid, 0, 0)),
+        };
+        self.deliver(&req, None).await
+    }
+
+    /// Sends one request to the next healthy servers until one takes it.
+    async fn deliver(
+        &self,
+        req: &Request<'_>,
+        piece: Option<([u8; 16], usize, usize)>,
+    ) -> Result<(), ForwardError> {
+        let mut tried: Vec<usize> = Vec::new();
+        let mut last: Option<ForwardError> = None;
+        loop {
+            let pick = self
+                .balancer
+                .pick(|i| self.nodes[i].is_available() && !tried.contains(&i));
+            let Some(i) = pick else {
+                bump(&self.metrics.no_nodes_available, u64::from(last.is_none()));
+                return Err(last.unwrap_or(ForwardError::NoNodesAvailable));
+            };
+            let node = &self.nodes[i];
+            match self.send_to(node, req).await {
+                Ok(()) => {
+                    if let Some((uid, span, sub)) = piece
+                        && self.progress(&uid).suspect == Some((span, sub))
+                    {
+                        bump(&self.metrics.duplicates_resent, 1);
+                        bump(&self.metrics.duplicate_records_resent, req.records);
+                        self.update_progress(uid, |p| p.suspect = None);
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.failed_on(node, &e);
+                    if let Some((uid, span, sub)) = piece
+                        && e.ack_lost()
+                    {
+                        self.update_progress(uid, |p| p.suspect = Some((span, sub)));
+                    }
+                    if !e.tries_next_node() {
+                        return Err(e);
+                    }
+                    tried.push(i);
+                    last = Some(e);
+                }
+            }
+        }
+    }
+
+    async fn send_to(&self, node: &Node, req: &Request<'_>) -> Result<(), ForwardError> {
+        // A server detached meanwhile (phi, another flusher's failure) is given up on at once:
+        // its ack may never come, and the request can go elsewhere now.
+        let detached = node.detach_signal();
+        tokio::select! {
+            r = self.exchange(node, req) => r,
+            () = detached => Err(ForwardError::DetachedInFlight {
+                node: node.name().to_string(),
+            }),
+        }
+    }
+
+    async fn exchange(&self, node: &Node, req: &Request<'_>) -> Result<(), ForwardError> {
+        let cfg = &self.config;
+        let mut conn = checkout(self, node).await?;
+        let written = write_request(&mut conn, node.name(), req, cfg.send_timeout).await?;
+        let m = &self.metrics;
+        bump(&m.requests_sent, 1);
+        bump(&m.bytes_sent, written);
+        bump(&node.metrics.requests_sent, 1);
+        bump(&node.metrics.bytes_sent, written);
+        if let Some(id) = &req.ack {
+            let _pending = Pending::new(&node.metrics.acks_pending);
+            await_ack(&mut conn, node.name(), id, cfg.ack_response_timeout).await?;
+            bump(&m.acks_received, 1);
+        }
+        bump(&m.records_sent, req.records);
+        node.request_succeeded();
+        checkin(self, node, conn);
+        Ok(())
+    }
+
+    /// Logs, counts and detaches after a failed request.
+    fn failed_on(&self, node: &Node, e: &ForwardError) {
+        bump(&node.metrics.errors, 1);
+        let m = &self.metrics;
+        match e {
+            ForwardError::AckMismatch { .. } | ForwardError::AckInvalid { .. } => {
+                bump(&m.acks_mismatched, 1);
+            }
+            ForwardError::AckTimeout { .. }
+            | ForwardError::AckClosed { .. }
+            | ForwardError::DetachedInFlight { .. } => {
+                bump(&m.acks_lost, 1);
+                tracing::warn!(
+                    "no response from node. regard it as unavailable. host=\"{}\" port={} server=\"{}\" error=\"{e}\"",
+                    node.server.host,
+                    node.server.port,
+                    node.name()
+                );
+            }
+            _ => {}
+        }
+        if !e.ack_lost() {
+            tracing::warn!("output {}: {e} error_class={}", self.id, e.class());
+        }
+        if e.detaches_node() {
+            let message = e.to_string();
+            self.detach(
+                node,
+                &DetachReason::Error {
+                    class: e.class(),
+                    message: &message,
+                },
+            );
+        }
+    }
+}
+
+/// Counts a request waiting for its ack for as long as it lives (also when the wait is
+/// abandoned).
+struct Pending<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Pending<'a> {
+    fn new(gauge: &'a std::sync::atomic::AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Self(gauge)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,337 @@
+//! TLS for the forward output (`transport tls`), with rustls.
+//!
+//! What is verified:
+//! - the certificate chain, against `tls_cert_path` / `tls_ca_cert_path` (PEM files), or the
+//!   system bundle (`SSL_CERT_FILE`, then the usual distribution paths) when none is given;
+//! - the name: a server given by IP address is checked against the certificate's IP SANs (no
+//!   SNI is sent); a server given by name against its DNS SANs (the name is also the SNI). When
+//!   the host is an IP address and `<server> name` is a DNS name, a certificate for that name is
+//!   accepted too, as Fluentd does;
+//! - `tls_verify_hostname false`: the chain still, the name not;
+//! - `tls_allow_self_signed_cert true`: a self-signed server certificate is accepted (its name
+//!   is still checked);
+//! - `tls_insecure_mode true`: nothing (the handshake signatures are still checked against the
+//!   presented key).
+//!
+//! Client certificates (`tls_client_cert_path` + `tls_client_private_key_path`) are sent when
+//! the server asks. A failed verification is an ordinary connection failure: logged with the
+//! server's name, retried with backoff, never a reason to move a chunk aside.
+
+use super::config::ServerConfig;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use std::io::{BufReader, Read};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Largest PEM file read.
+const MAX_PEM_BYTES: u64 = 16 * 1024 * 1024;
+
+/// System CA bundles tried when no CA file is configured (the first that exists is used).
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// `tls_version`: the lowest version offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// The TLS parameters of a forward output.
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    pub version: TlsVersion,
+    pub ca_paths: Vec<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub verify_hostname: bool,
+    pub insecure: bool,
+    pub allow_self_signed: bool,
+    /// The files, once loaded.
+    pub material: Option<Arc<TlsMaterial>>,
+}
+
+/// Certificates and keys read from the configured files.
+#[derive(Debug)]
+pub struct TlsMaterial {
+    pub roots: Arc<RootCertStore>,
+    pub client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+}
+
+/// Why the TLS configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("{path} holds no PEM private key")]
+    NoKey { path: PathBuf },
+    #[error("no CA certificates: set tls_cert_path (no system bundle found, SSL_CERT_FILE unset)")]
+    NoRoots,
+    #[error("{0}")]
+    Rustls(#[from] Error),
+    #[error("certificate verifier: {0}")]
+    Verifier(String),
+}
+
+fn open_pem(path: &Path) -> Result<BufReader<std::io::Take<std::fs::File>>, TlsConfigError> {
+    let file = std::fs::File::open(path).map_err(|source| TlsConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(BufReader::new(file.take(MAX_PEM_BYTES)))
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+    let mut reader = open_pem(path)?;
+    let certs = rustls_pemfile::certs(&mut reader)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsConfigError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+/// Reads the configured files.
+pub fn load(options: &TlsOptions) -> Result<TlsMaterial, TlsConfigError> {
+    let mut roots = RootCertStore::empty();
+    let mut paths = options.ca_paths.clone();
+    if paths.is_empty() {
+        let env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+        let found = env
+            .into_iter()
+            .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
+            .find(|p| p.is_file());
+        paths.extend(found);
+    }
+    for path in &paths {
+        for cert in read_certs(path)? {
+            // A bundle may hold certificates webpki cannot use as anchors; skip those.
+            let _ = roots.add(cert);
+        }
+    }
+    if roots.is_empty() && !options.insecure {
+        return Err(TlsConfigError::NoRoots);
+    }
+    let client = match (&options.client_cert, &options.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs(cert)?;
+            let mut reader = open_pem(key)?;
+            let key = rustls_pemfile::private_key(&mut reader)
+                .map_err(|source| TlsConfigError::Read {
+                    path: key.clone(),
+                    source,
+                })?
+                .ok_or_else(|| TlsConfigError::NoKey { path: key.clone() })?;
+            Some((chain, key))
+        }
+        _ => None,
+    };
+    Ok(TlsMaterial {
+        roots: Arc::new(roots),
+        client,
+    })
+}
+
+/// The name the certificate must carry for `server`.
+pub fn server_name(server: &ServerConfig) -> Result<ServerName<'static>, TlsConfigError> {
+    match server.ip() {
+        Some(ip) => Ok(ServerName::IpAddress(ip.into())),
+        None => ServerName::try_from(server.host.clone())
+            .map_err(|e| TlsConfigError::Verifier(format!("host {:?}: {e}", server.host))),
+    }
+}
+
+/// The TLS client for one server.
+pub fn client_config(
+    options: &TlsOptions,
+    server: &ServerConfig,
+) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let material = match &options.material {
+        Some(m) => Arc::clone(m),
+        None => Arc::new(load(options)?),
+    };
+    let webpki = if material.roots.is_empty() {
+        None
+    } else {
+        Some(
+            WebPkiServerVerifier::builder_with_provider(
+                Arc::clone(&material.roots),
+                Arc::clone(&provider),
+            )
+            .build()
+            .map_err(|e| TlsConfigError::Verifier(e.to_string()))?,
+        )
+    };
+    let alt_name = match server.ip() {
+        Some(_) if server.name != format!("{}:{}", server.host, server.port) => {
+            ServerName::try_from(server.name.clone()).ok()
+        }
+        _ => None,
+    };
+    let verifier = Arc::new(Verifier {
+        webpki,
+        alt_name,
+        verify_hostname: options.verify_hostname,
+        allow_self_signed: options.allow_self_signed,
+        insecure: options.insecure,
+        provider: Arc::clone(&provider),
+    });
+    let versions: &[&rustls::SupportedProtocolVersion] = match options.version {
+        TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let config = match &material.client {
+        Some((chain, key)) => builder.with_client_auth_cert(chain.clone(), key.clone_key())?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// webpki verification with the relaxations the configuration asks for.
+#[derive(Debug)]
+struct Verifier {
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    alt_name: Option<ServerName<'static>>,
+    verify_hostname: bool,
+    allow_self_signed: bool,
+    insecure: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+fn is_name_error(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+        )
+    )
+}
+
+impl Verifier {
+    fn check(
+        &self,
+        webpki: &WebPkiServerVerifier,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        match webpki.verify_server_cert(end_entity, intermediates, name, &[], now) {
+            Err(e) if is_name_error(&e) => {
+                if !self.verify_hostname {
+                    return Ok(ServerCertVerified::assertion());
+                }
+                match &self.alt_name {
+                    Some(alt) => {
+                        webpki.verify_server_cert(end_entity, intermediates, alt, &[], now)
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        if self.insecure {
+            return Ok(ServerCertVerified::assertion());
+        }
+        let result = match &self.webpki {
+            Some(w) => self.check(w, end_entity, intermediates, server_name, now),
+            None => Err(Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+        };
+        match result {
+            Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                if self.allow_self_signed && intermediates.is_empty() =>
+            {
+                // Trust the presented certificate itself: accepted only if it is self-signed
+                // and names the server.
+                let mut own = RootCertStore::empty();
+                own.add(end_entity.clone().into_owned())?;
+                let w = WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(own),
+                    Arc::clone(&self.provider),
+                )
+                .build()
+                .map_err(|e| Error::General(e.to_string()))?;
+                self.check(&w, end_entity, &[], server_name, now)
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Whether an address is an IP literal (for log lines).
+pub fn is_ip(host: &str) -> bool {
+    host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok()
+}

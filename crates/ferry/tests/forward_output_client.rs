@@ -1,0 +1,343 @@
+//! The forward output as a client, in-process against fake aggregators whose behaviour each
+//! test controls: DNS that hangs, heartbeat faults, kept-alive heartbeats, request pieces and
+//! their ack ids, lost and wrong acks, gzip and integer times.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod forward_support;
+
+use ferry::output::forward::dns::{BoxFuture, Resolve};
+use ferry::output::forward::{Forward, ForwardError};
+use ferry::task::Tasks;
+use forward_support::*;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn conf(params: &str, servers: &str) -> String {
+    format!("<match **>\n  @type forward\n{params}{servers}</match>\n")
+}
+
+#[derive(Debug, Default)]
+struct HangingResolver {
+    calls: AtomicUsize,
+}
+
+impl Resolve for HangingResolver {
+    fn lookup(&self, _host: String, _port: u16) -> BoxFuture<std::io::Result<Vec<SocketAddr>>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolver_that_never_answers_does_not_stop_delivery_to_a_server_given_by_address() {
+    let agg = FakeAggregator::start(AckPolicy::Ack).await;
+    let servers = format!(
+        "  <server>\n    name stuck\n    host never-answers.invalid\n  </server>\n{}",
+        server("direct", agg.port, "")
+    );
+    let params = "  require_ack_response true\n  resolve_timeout 300ms\n  heartbeat_interval 100ms\n  phi_threshold 2\n";
+    let resolver = Arc::new(HangingResolver::default());
+    let fwd = Forward::with_resolver(
+        "dns",
+        forward_config(&conf(params, &servers)),
+        resolver.clone(),
+    );
+    let tasks = Tasks::new();
+    fwd.start(&tasks);
+    let buffer = memory_buffer_with("dns", 20, 50, 20);
+    let started = Instant::now();
+    for chunk in take_all(&buffer) {
+        let sent = tokio::time::timeout(Duration::from_secs(5), fwd.write_chunk(&chunk)).await;
+        sent.expect("write_chunk is bounded by resolve_timeout")
+            .unwrap();
+        buffer.ack(chunk).unwrap();
+    }
+    let mut seqs = agg.state.seqs();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..1000).collect::<Vec<_>>());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        resolver.calls.load(Ordering::SeqCst),
+        1,
+        "one lookup in flight per server, however many connects wait on it"
+    );
+    assert!(fwd.metrics().dns_failures.load(Ordering::Relaxed) >= 1);
+    tasks.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_timer_survives_panics_and_errors_and_the_server_recovers() {
+    let agg = FakeAggregator::start(AckPolicy::Ack).await;
+    let params =
+        "  heartbeat_interval 50ms\n  phi_threshold 1\n  recover_wait 200ms\n  hard_timeout 1s\n";
+    let fwd = Forward::new(
+        "hb",
+        forward_config(&conf(params, &server("a", agg.port, ""))),
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    fwd.inject_heartbeat_fault(Some(Arc::new(move |_node| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        match n {
+            n if n < 40 && n % 2 == 0 => panic!("injected heartbeat panic {n}"),
+            n if n < 40 => Err(format!("injected heartbeat error {n}")),
+            _ => Ok(()),
+        }
+    })));
+    let tasks = Tasks::new();
+    fwd.start(&tasks);
+    let m = fwd.metrics();
+    eventually(
+        Duration::from_secs(10),
+        "the faulty server is detached",
+        || m.detach_count.load(Ordering::Relaxed) >= 1,
+    )
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the faults end and the server recovers",
+        || fwd.nodes()[0].is_available() && m.recover_count.load(Ordering::Relaxed) >= 1,
+    )
+    .await;
+    assert!(calls.load(Ordering::SeqCst) > 40, "the timer kept ticking");
+    assert!(m.heartbeat_errors.load(Ordering::Relaxed) >= 40);
+    assert_eq!(m.healthy_nodes_count.load(Ordering::Relaxed), 1);
+    tasks.shutdown(Duration::from_secs(2)).await;
+}
+
+async fn accepts_during(keepalive: bool, run: Duration) -> (usize, usize) {
+    let agg = FakeAggregator::start(AckPolicy::Ack).await;
+    let params = format!("  heartbeat_interval 50ms\n  keepalive {keepalive}\n");
+    let fwd = Forward::new(
+        "ka",
+        forward_config(&conf(&params, &server("a", agg.port, ""))),
+    );
+    let tasks = Tasks::new();
+    fwd.start(&tasks);
+    tokio::time::sleep(run).await;
+    tasks.shutdown(Duration::from_secs(2)).await;
+    assert!(fwd.nodes()[0].is_available());
+    (
+        agg.state.accepts.load(Ordering::SeqCst),
+        agg.state.nils.load(Ordering::SeqCst),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_alive_heartbeats_reuse_one_connection_instead_of_connecting_every_interval() {
+    let (accepts, nils) = accepts_during(true, Duration::from_millis(1500)).await;
+    assert!(accepts <= 2, "keepalive: {accepts} connections in 1.5 s");
+    assert!(nils >= 10, "each heartbeat writes a nil request: {nils}");
+    let (accepts, nils) = accepts_during(false, Duration::from_millis(1500)).await;
+    assert!(
+        accepts >= 10,
+        "without keepalive each heartbeat connects: {accepts}"
+    );
+    assert_eq!(nils, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_larger_than_max_request_size_goes_in_pieces_with_distinct_ack_ids() {
+    let agg = FakeAggregator::start(AckPolicy::Ack).await;
+    let params = "  require_ack_response true\n  max_request_size 16k\n  heartbeat_type none\n";
+    let fwd = Forward::new(
+        "split",
+        forward_config(&conf(params, &server("a", agg.port, ""))),
+    );
+    // Chunk 0: 20 appends of ~4 KiB in 8 KiB segments (cut on append boundaries); chunk 1:
+    // one 100 KiB append (cut on entry boundaries).
+    let segmented = memory_buffer("seg", 1, 20, 40, 80, |c| c.segment_target_size = 8 * 1024);
+    let one_append = memory_buffer("big", 1, 1, 1000, 80, |_| {});
+    for buffer in [&segmented, &one_append] {
+        let chunk = take_all(buffer).pop().unwrap();
+        let records = chunk.records();
+        let before = agg.state.requests().len();
+        fwd.write_chunk(&chunk).await.unwrap();
+        let requests = agg.state.requests()[before..].to_vec();
+        assert!(requests.len() >= 6, "{} requests", requests.len());
+        let mut ids = HashSet::new();
+        for r in &requests {
+            assert!(
+                r.frame_len <= 16 * 1024 + 200,
+                "request of {} bytes",
+                r.frame_len
+            );
+            assert!(ids.insert(r.chunk.clone().unwrap()), "ack ids are distinct");
+        }
+        let first = ferry_proto::options::ChunkId::from_unique_id(&chunk.unique_id());
+        assert_eq!(requests[0].chunk.as_deref(), Some(&first.bytes[..]));
+        assert_eq!(requests.iter().map(|r| r.records).sum::<u64>(), records);
+        buffer.ack(chunk).unwrap();
+    }
+    let seqs = agg.state.seqs();
+    assert_eq!(seqs.len(), 800 + 1000);
+    assert!(fwd.metrics().chunks_split.load(Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_lost_ack_only_the_unacknowledged_pieces_are_sent_again_with_the_same_ids() {
+    let agg = FakeAggregator::start(AckPolicy::Ack).await;
+    *agg.state.fail_from.lock().unwrap() = Some(3);
+    let params = "  require_ack_response true\n  ack_response_timeout 300ms\n  max_request_size 16k\n  heartbeat_type none\n";
+    let fwd = Forward::new(
+        "resume",
+        forward_config(&conf(params, &server("a", agg.port, ""))),
+    );
+    let buffer = memory_buffer("resume", 1, 1, 1000, 80, |_| {});
+    let chunk = take_all(&buffer).pop().unwrap();
+    let err = fwd.write_chunk(&chunk).await.unwrap_err();
+    assert!(
+        err.rolls_back(),
+        "a lost ack rolls back without a retry: {err}"
+    );
+    assert!(matches!(err, ForwardError::RolledBack(ref e) if e.ack_lost()));
+    let first_try = agg.state.requests();
+    assert_eq!(first_try.len(), 4);
+    *agg.state.fail_from.lock().unwrap() = None;
+    fwd.write_chunk(&chunk).await.unwrap();
+    let all = agg.state.requests();
+    let resent = &all[4];
+    assert_eq!(
+        resent.chunk, first_try[3].chunk,
+        "the re-sent piece keeps its ack id"
+    );
+    let ids: Vec<_> = all.iter().map(|r| r.chunk.clone().unwrap()).collect();
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(
+        unique.len(),
+        ids.len() - 1,
+        "only the unacknowledged piece went twice"
+    );
+    let m = fwd.metrics();
+    assert_eq!(m.duplicates_resent.load(Ordering::Relaxed), 1);
+    assert_eq!(m.acks_lost.load(Ordering::Relaxed), 1);
+    let mut seqs = agg.state.seqs();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ack_detaches_the_server_and_the_request_goes_to_the_next_one_at_once() {
+    let silent = FakeAggregator::start(AckPolicy::Never).await;
+    let good = FakeAggregator::start(AckPolicy::Ack).await;
+    let servers = format!(
+        "{}{}",
+        server("silent", silent.port, "    weight 60\n"),
+        server("good", good.port, "    weight 1\n")
+    );
+    let params = "  require_ack_response true\n  ack_response_timeout 500ms\n";
+    let fwd = Forward::new("lost", forward_config(&conf(params, &servers)));
+    let buffer = memory_buffer_with("lost", 3, 100, 10);
+    for chunk in take_all(&buffer) {
+        fwd.write_chunk(&chunk).await.unwrap();
+        buffer.ack(chunk).unwrap();
+    }
+    assert!(
+        !silent.state.requests().is_empty(),
+        "the silent server got a request"
+    );
+    assert!(!fwd.nodes()[0].is_available(), "and was detached");
+    let mut seqs = good.state.seqs();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..300).collect::<Vec<_>>());
+    let m = fwd.metrics();
+    assert_eq!(m.acks_lost.load(Ordering::Relaxed), 1);
+    assert_eq!(m.duplicates_resent.load(Ordering::Relaxed), 1);
+    assert_eq!(m.detach_count.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_ack_is_counted_and_retried_with_backoff_and_its_connection_dropped() {
+    let agg = FakeAggregator::start(AckPolicy::Wrong).await;
+    let params = "  require_ack_response true\n  keepalive true\n  heartbeat_type none\n";
+    let fwd = Forward::new(
+        "wrong",
+        forward_config(&conf(params, &server("a", agg.port, ""))),
+    );
+    let buffer = memory_buffer_with("wrong", 1, 10, 10);
+    let chunk = take_all(&buffer).pop().unwrap();
+    let err = fwd.write_chunk(&chunk).await.unwrap_err();
+    assert!(matches!(err, ForwardError::AckMismatch { .. }), "{err}");
+    assert!(
+        err.is_retryable() && !err.rolls_back(),
+        "backoff, not an immediate re-send"
+    );
+    assert_eq!(fwd.metrics().acks_mismatched.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        fwd.nodes()[0].idle_count(),
+        0,
+        "the out-of-step connection is not reused"
+    );
+    agg.state.set_policy(AckPolicy::Ack);
+    fwd.write_chunk(&chunk).await.unwrap();
+    assert_eq!(agg.state.accepts.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_chunks_go_as_compressed_packed_forward_and_time_as_integer_rewrites_times() {
+    let agg = FakeAggregator::start(AckPolicy::Ack).await;
+    let params = "  require_ack_response true\n  compress gzip\n  heartbeat_type none\n";
+    let fwd = Forward::new(
+        "gz",
+        forward_config(&conf(params, &server("a", agg.port, ""))),
+    );
+    let buffer = memory_buffer("gz", 1, 4, 50, 30, |c| {
+        c.compress = ferry_buffer::Compress::Gzip;
+    });
+    let chunk = take_all(&buffer).pop().unwrap();
+    assert!(chunk.compressed());
+    fwd.write_chunk(&chunk).await.unwrap();
+    let r = &agg.state.requests()[0];
+    assert!(r.gzip, "compressed: gzip");
+    assert_eq!(seqs_in(&r.entries), (0..200).collect::<Vec<_>>());
+
+    let params = "  time_as_integer true\n  heartbeat_type none\n";
+    let fwd = Forward::new(
+        "int",
+        forward_config(&conf(params, &server("a", agg.port, ""))),
+    );
+    let buffer = memory_buffer("int", 1, 2, 50, 30, |_| {});
+    let chunk = take_all(&buffer).pop().unwrap();
+    fwd.write_chunk(&chunk).await.unwrap();
+    // Without acks, Ok means written: the fake may not have read it yet.
+    eventually(Duration::from_secs(5), "the request arrives", || {
+        agg.state.requests().len() == 2
+    })
+    .await;
+    let r = &agg.state.requests()[1];
+    let times: Vec<_> = ferry_proto::entries::iter(&r.entries)
+        .map(|e| e.unwrap())
+        .collect();
+    assert_eq!(times.len(), 100);
+    assert!(times.iter().all(|e| e.int_time && e.time.nsec == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_detaches_at_once_and_no_healthy_server_is_no_nodes_available() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let params = "  heartbeat_interval 10s\n";
+    let fwd = Forward::new(
+        "refused",
+        forward_config(&conf(params, &server("gone", port, ""))),
+    );
+    let buffer = memory_buffer_with("refused", 1, 10, 10);
+    let chunk = take_all(&buffer).pop().unwrap();
+    let err = fwd.write_chunk(&chunk).await.unwrap_err();
+    assert_eq!(err.class(), "Errno::ECONNREFUSED");
+    assert!(
+        !fwd.nodes()[0].is_available(),
+        "detached without waiting for phi"
+    );
+    let err = fwd.write_chunk(&chunk).await.unwrap_err();
+    assert!(matches!(err, ForwardError::NoNodesAvailable), "{err}");
+    assert_eq!(err.to_string(), "no nodes are available");
+    assert!(err.is_retryable());
+}
