@@ -26,8 +26,8 @@ impl App {
     pub async fn start(config: &PipelineConfig) -> anyhow::Result<Self> {
         let tasks = Tasks::new();
         let mut outputs = Vec::new();
-        for m in config.routes.matches() {
-            let output = Output::build(m.id.clone(), &m.output).await?;
+        for (id, output) in config.routes.outputs() {
+            let output = Output::build(id.to_string(), output).await?;
             output.start(&tasks);
             outputs.push(Arc::new(output));
         }

@@ -8,8 +8,10 @@
 
 pub mod buffer_section;
 pub mod buffered;
+pub mod file;
 pub mod format;
 pub mod null;
+pub mod secondary_file;
 pub mod sink;
 pub mod stdout;
 
@@ -22,18 +24,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Output plugin types this build of ferry provides.
-pub const OUTPUT_TYPES: &[&str] = &["stdout", "null"];
+/// Output plugin types this build of ferry provides (`copy` and `relabel` are read by the
+/// router, see [`crate::router::config`]).
+pub const OUTPUT_TYPES: &[&str] = &["stdout", "null", "file", "copy", "relabel"];
 
 /// Fluentd output types that ferry does not provide (yet): refused with a clear message.
 pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
-    "file",
     "forward",
     "kafka2",
     "kafka",
-    "copy",
-    "relabel",
-    "secondary_file",
     "s3",
     "elasticsearch",
     "opensearch",
@@ -48,6 +47,8 @@ pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
 pub enum SinkConfig {
     Stdout(stdout::StdoutConfig),
     Null(null::NullConfig),
+    File(file::FileConfig),
+    SecondaryFile(secondary_file::SecondaryFileConfig),
 }
 
 /// A parsed `<match>` output.
@@ -56,6 +57,8 @@ pub struct OutputConfig {
     pub sink: SinkConfig,
     /// `Some` when events go through a buffer.
     pub buffer: Option<BufferSetup>,
+    /// `<secondary>`: where chunks go that the sink never took.
+    pub secondary: Option<SinkConfig>,
 }
 
 impl OutputConfig {
@@ -66,24 +69,83 @@ impl OutputConfig {
         id: &str,
         root_dir: Option<&PathBuf>,
     ) -> Option<Self> {
+        if section.plugin_type() == Some("secondary_file") {
+            section.error(
+                Some("@type"),
+                "secondary_file can only be used in a <secondary> section",
+            );
+            return None;
+        }
         let kind =
             crate::plugin::plugin_type(section, "output", OUTPUT_TYPES, FOREIGN_OUTPUT_TYPES)?;
-        let sink = match kind {
-            "stdout" => SinkConfig::Stdout(stdout::StdoutConfig::from_section(section)),
-            "null" => SinkConfig::Null(null::NullConfig::from_section(section)),
-            _ => return None,
+        let has_secondary = section
+            .element()
+            .children
+            .iter()
+            .any(|c| c.name == "secondary");
+        let (sink, buffer) = match kind {
+            "file" => {
+                let (c, setup) =
+                    file::FileConfig::from_section(section, id, root_dir, has_secondary)?;
+                (SinkConfig::File(c), Some(setup))
+            }
+            "stdout" | "null" => {
+                let sink = match kind {
+                    "stdout" => SinkConfig::Stdout(stdout::StdoutConfig::from_section(section)),
+                    _ => SinkConfig::Null(null::NullConfig::from_section(section)),
+                };
+                // stdout and null buffer only when asked to, as in Fluentd.
+                let buffer = section.child("buffer").map(|b| {
+                    let defaults = BufferDefaults {
+                        keys: "tag",
+                        timekey: None,
+                    };
+                    let setup =
+                        BufferSetup::from_section(Some(&b), defaults, id, root_dir, has_secondary);
+                    b.finish();
+                    setup
+                });
+                (sink, buffer)
+            }
+            other => {
+                section.error(
+                    Some("@type"),
+                    format!("{other} can only be used directly in <match>"),
+                );
+                return None;
+            }
         };
-        // stdout and null buffer only when asked to, as in Fluentd.
-        let buffer = section.child("buffer").map(|b| {
-            let defaults = BufferDefaults {
-                keys: "tag",
-                timekey: None,
-            };
-            let setup = BufferSetup::from_section(Some(&b), defaults, id, root_dir, false);
-            b.finish();
-            setup
+        let secondary = section.child("secondary").and_then(|s| {
+            let read = read_secondary(&s, buffer.as_ref());
+            match read {
+                Some(_) => s.finish(),
+                None => s.abandon(),
+            }
+            read
         });
-        Some(Self { sink, buffer })
+        Some(Self {
+            sink,
+            buffer,
+            secondary,
+        })
+    }
+}
+
+/// A `<secondary>` section: `secondary_file` (or `stdout`/`null`) for a buffered output.
+fn read_secondary(s: &Section<'_>, buffer: Option<&BufferSetup>) -> Option<SinkConfig> {
+    let Some(buffer) = buffer else {
+        s.error(
+            None,
+            "<secondary> needs a buffered output: add a <buffer> section",
+        );
+        return None;
+    };
+    let kinds = &["secondary_file", "stdout", "null"];
+    match crate::plugin::plugin_type(s, "secondary output", kinds, &["file", "forward"])? {
+        "secondary_file" => secondary_file::SecondaryFileConfig::from_section(s, &buffer.keys)
+            .map(SinkConfig::SecondaryFile),
+        "stdout" => Some(SinkConfig::Stdout(stdout::StdoutConfig::from_section(s))),
+        _ => Some(SinkConfig::Null(null::NullConfig::from_section(s))),
     }
 }
 
@@ -104,8 +166,26 @@ pub enum EmitError {
     },
     #[error("output {id}: {reason}")]
     Split { id: String, reason: String },
+    /// The events passed through more labels than ferry follows (`relabel` in a cycle).
+    #[error("events passed through {hops} labels, the last {label}: is there a relabel loop?")]
+    LabelLoop { label: String, hops: u8 },
     #[error("shutting down")]
     ShuttingDown,
+}
+
+impl EmitError {
+    /// Whether the same events may be committed later (the buffer has room again, the disk
+    /// recovered, a new process runs). A non-retryable refusal goes to `@ERROR` if defined.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Sink { source, .. } => source.is_retryable(),
+            Self::Buffer { source, .. } => {
+                source.is_retryable() || matches!(source, ferry_buffer::AppendError::Closed)
+            }
+            Self::Split { .. } | Self::LabelLoop { .. } => false,
+            Self::ShuttingDown => true,
+        }
+    }
 }
 
 /// Counters of one output, under Fluentd's names (exported as
@@ -130,6 +210,7 @@ pub struct OutputMetrics {
 pub struct Output {
     pub id: String,
     pub sink: Arc<Sink>,
+    pub secondary: Option<Arc<Sink>>,
     pub buffered: Option<Arc<buffered::Buffered>>,
     pub metrics: Arc<OutputMetrics>,
 }
@@ -138,6 +219,10 @@ impl Output {
     /// Builds the sink and opens (recovers) the buffer.
     pub async fn build(id: String, config: &OutputConfig) -> anyhow::Result<Self> {
         let sink = Arc::new(Sink::build(&id, &config.sink));
+        let secondary = config
+            .secondary
+            .as_ref()
+            .map(|s| Arc::new(Sink::build(&format!("{id}.secondary"), s)));
         let buffered = match &config.buffer {
             Some(setup) => Some(Arc::new(
                 buffered::Buffered::open(&id, setup.clone()).await?,
@@ -147,6 +232,7 @@ impl Output {
         Ok(Self {
             id,
             sink,
+            secondary,
             buffered,
             metrics: Arc::default(),
         })
@@ -161,7 +247,7 @@ impl Output {
             id: self.id.clone(),
             buffered: Arc::clone(buffered),
             sink: Arc::clone(&self.sink),
-            secondary: None,
+            secondary: self.secondary.clone(),
             metrics: Arc::clone(&self.metrics),
         });
         for n in 0..buffered.setup.flush_thread_count {
