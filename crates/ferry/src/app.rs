@@ -34,8 +34,8 @@ impl App {
     pub async fn start(config: &PipelineConfig, registry: &Registry) -> anyhow::Result<Self> {
         let tasks = Tasks::new();
         let mut outputs = Vec::new();
-        for m in config.routes.matches() {
-            let output = Arc::new(Output::build(m.id.clone(), &m.output).await?);
+        for (id, output) in config.routes.outputs() {
+            let output = Arc::new(Output::build(id.to_string(), output).await?);
             output.start(&tasks);
             registry.register(Arc::clone(&output) as Arc<dyn crate::metrics::Collector>);
             outputs.push(output);

@@ -11,8 +11,10 @@
 //! | [`pipeline`] | configuration tree → typed, checked pipeline (`--dry-run` stops here) |
 //! | [`input`] | where events enter (`forward`, `tail`) |
 //! | [`parse`] | log lines → records: Fluentd's `<parse>` types (json, regexp, syslog, ...) |
-//! | [`router`] | tag → output, with Fluentd's `<match>` and `<label>` rules |
-//! | [`output`] | where events go (`stdout`, `null`) and how they are formatted |
+//! | [`router`] | tag → filters → output, with Fluentd's `<match>`, `<label>`, `copy`, `relabel`, `@ERROR` |
+//! | [`filter`] | `grep`, `record_transformer`, `parser`: the stages that decode records |
+//! | [`output`] | where events go (`stdout`, `null`, `file`, `forward`, `secondary_file`) and how they are formatted |
+//! | [`record`] | helpers over decoded records shared by filters and formatters |
 //! | [`event`] | the batch of events that travels between them (msgpack bytes) |
 //! | [`task`] | named tasks, their states, cancellation and shutdown |
 //! | [`logging`] | log lines in Fluentd's shape, so runbooks carry over |
@@ -21,6 +23,7 @@
 pub mod admin;
 pub mod app;
 pub mod event;
+pub mod filter;
 pub mod input;
 pub mod logging;
 pub mod metrics;
@@ -28,6 +31,7 @@ pub mod output;
 pub mod parse;
 pub mod pipeline;
 pub mod plugin;
+pub mod record;
 pub mod router;
 pub mod status;
 pub mod task;

@@ -3,13 +3,15 @@
 //! `ferry --dry-run` is exactly this step.
 
 use crate::admin::{ADMIN_TYPES, AdminConfig};
+use crate::filter::Filter;
 use crate::input::InputConfig;
-use crate::output::OutputConfig;
+use crate::router::config::read_match;
 use crate::router::pattern::MatchPattern;
-use crate::router::{LabelConfig, MatchConfig, RoutesConfig};
+use crate::router::{FilterRule, Ids, LabelConfig, MatchConfig, RoutesConfig};
 use ferry_config::{ConfigErrors, Element, Errors, Section, Span};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The configuration ferry runs when started without `-c`: a forward input on 127.0.0.1:24224
 /// printing every event to stdout as a JSON line.
@@ -41,17 +43,6 @@ pub struct PipelineConfig {
     /// `<source>`s that serve metrics and the monitor API.
     pub admin: Vec<AdminConfig>,
 }
-
-/// Fluentd filter types: refused until ferry provides them.
-const FOREIGN_FILTER_TYPES: &[&str] = &[
-    "grep",
-    "record_transformer",
-    "parser",
-    "stdout",
-    "prometheus",
-    "geoip",
-    "kubernetes_metadata",
-];
 
 /// Reads the file at `path`, or the embedded default configuration when `path` is `None`.
 pub fn load(path: Option<&Path>) -> Result<PipelineConfig, ConfigErrors> {
@@ -98,16 +89,9 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
         }
     }
 
-    for filter in directives
-        .filters
-        .iter()
-        .chain(directives.labels.iter().flat_map(|l| &l.filters))
-    {
-        crate::plugin::plugin_type(filter, "filter", &[], FOREIGN_FILTER_TYPES);
-    }
-
     let root_dir = system.root_dir.clone();
     let root_matches = read_matches(directives.matches, &mut ids, root_dir.as_ref());
+    let root_filters = read_filters(directives.filters, &root.children, &mut ids);
     let mut labels = Vec::new();
     let mut label_names = HashSet::new();
     for label in directives.labels {
@@ -117,9 +101,18 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
                 format!("label {} is defined twice", label.name),
             );
         }
+        if label.name == "@ROOT" {
+            errors.push(
+                Some(label.span.clone()),
+                "@ROOT is the top level: it cannot be defined as a <label>",
+            );
+        }
+        let siblings = label_element(root, &label.span).map_or(&[][..], |e| &e.children);
+        let matches = read_matches(label.matches, &mut ids, root_dir.as_ref());
         labels.push(LabelConfig {
+            filters: read_filters(label.filters, siblings, &mut ids),
+            matches,
             name: label.name,
-            matches: read_matches(label.matches, &mut ids, root_dir.as_ref()),
             span: label.span,
         });
     }
@@ -137,13 +130,23 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
             );
         }
     }
+    let routes = RoutesConfig {
+        root: root_matches,
+        root_filters,
+        labels,
+    };
+    for (label, span) in routes.relabels() {
+        if label != "@ROOT" && !label_names.contains(label) {
+            errors.push(
+                Some(span.clone()),
+                format!("relabel to {label}, but no <label {label}> is defined"),
+            );
+        }
+    }
     errors.into_result(PipelineConfig {
         system,
         sources,
-        routes: RoutesConfig {
-            root: root_matches,
-            labels,
-        },
+        routes,
         admin,
     })
 }
@@ -176,52 +179,55 @@ fn read_matches(
     ids: &mut Ids,
     root_dir: Option<&PathBuf>,
 ) -> Vec<MatchConfig> {
+    sections
+        .into_iter()
+        .filter_map(|section| read_match(section, ids, root_dir))
+        .collect()
+}
+
+/// The `<label>` element opened at `span`.
+fn label_element<'a>(root: &'a Element, span: &Span) -> Option<&'a Element> {
+    root.children
+        .iter()
+        .find(|e| e.name == "label" && &e.span == span)
+}
+
+/// Reads `<filter>` sections; `siblings` are the elements of their table in file order, to
+/// count the `<match>` directives before each filter.
+fn read_filters(
+    sections: Vec<Section<'_>>,
+    siblings: &[Element],
+    ids: &mut Ids,
+) -> Vec<FilterRule> {
     let mut out = Vec::new();
     for section in sections {
-        let pattern = match MatchPattern::parse(section.arg()) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                section.error(None, e.to_string());
-                None
-            }
-        };
-        let id = ids.assign(&section, section.plugin_type().unwrap_or("output"));
-        let Some(output) = OutputConfig::from_section(&section, &id, root_dir) else {
+        let pattern = MatchPattern::parse(section.arg())
+            .map_err(|e| section.error(None, e.to_string()))
+            .ok();
+        let id = ids.assign(&section, section.plugin_type().unwrap_or("filter"));
+        let position = siblings
+            .iter()
+            .position(|e| std::ptr::eq(e, section.element()))
+            .unwrap_or(siblings.len());
+        let before_match = siblings[..position]
+            .iter()
+            .filter(|e| e.name == "match")
+            .count();
+        let Some(filter) = Filter::from_section(&section) else {
             section.abandon();
             continue;
         };
+        let span = section.span().clone();
+        section.finish();
         if let Some(pattern) = pattern {
-            out.push(MatchConfig {
+            out.push(FilterRule {
                 pattern,
                 id,
-                output,
-                span: section.span().clone(),
+                filter: Arc::new(filter),
+                before_match,
+                span,
             });
         }
-        section.finish();
     }
     out
-}
-
-/// Plugin ids: `@id` when given (must be unique), else `<type>_<n>`.
-#[derive(Default)]
-struct Ids {
-    seen: HashSet<String>,
-    next: usize,
-}
-
-impl Ids {
-    fn assign(&mut self, section: &Section<'_>, kind: &str) -> String {
-        let id = match section.id() {
-            Some(id) => id.to_string(),
-            None => {
-                self.next += 1;
-                format!("{kind}_{}", self.next - 1)
-            }
-        };
-        if !self.seen.insert(id.clone()) {
-            section.error(Some("@id"), format!("@id {id} is used twice"));
-        }
-        id
-    }
 }

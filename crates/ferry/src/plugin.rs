@@ -42,3 +42,40 @@ pub fn plugin_type<'k>(
     section.error(Some("@type"), message);
     None
 }
+
+/// The machine's host name (`${hostname}`, `hostname_key`): the kernel's, else `$HOSTNAME`,
+/// else `localhost`.
+pub fn hostname() -> String {
+    let mut name = String::new();
+    if let Ok(f) = std::fs::File::open("/proc/sys/kernel/hostname") {
+        use std::io::Read;
+        let _ = f.take(256).read_to_string(&mut name);
+    }
+    let name = name.trim();
+    if !name.is_empty() {
+        return name.to_string();
+    }
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Test support: runs `read` over the first section of `text` and finishes it; returns what
+/// `read` built, or every configuration error as text.
+#[cfg(test)]
+pub fn read_section<T>(text: &str, read: impl FnOnce(&Section<'_>) -> T) -> Result<T, Vec<String>> {
+    let root = ferry_config::parse_str(text, "test.conf")
+        .map_err(|e| e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let errors = ferry_config::Errors::new();
+    let elem = root
+        .children
+        .first()
+        .expect("the test text holds a section");
+    let section = Section::new(elem, &errors);
+    let value = read(&section);
+    section.finish();
+    errors
+        .into_result(value)
+        .map_err(|e| e.0.iter().map(|e| e.to_string()).collect())
+}

@@ -10,7 +10,7 @@ use ferry_buffer::{
     RetryType,
 };
 use ferry_config::{ByteSize, Section};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How events are grouped into chunks (`<buffer tag,time,key1>`).
@@ -39,6 +39,17 @@ pub struct BufferDefaults {
     pub timekey: Option<Duration>,
 }
 
+/// The buffer an output gets when `<buffer>` or its `@type` is not written.
+#[derive(Debug, Clone, Copy)]
+pub enum DefaultBuffer<'p> {
+    Memory,
+    /// A file buffer (out_file's default), under `<system> root_dir`/buffer/ID, else under
+    /// `fallback_dir`/.ferry-buffer/ID.
+    File {
+        fallback_dir: &'p Path,
+    },
+}
+
 impl BufferSetup {
     /// Reads `section` (the output's `<buffer>`, or `None` for an output that buffers by
     /// default without one). `output_id` and `root_dir` give a file buffer its default path.
@@ -49,8 +60,38 @@ impl BufferSetup {
         root_dir: Option<&PathBuf>,
         has_secondary: bool,
     ) -> Self {
+        let memory = DefaultBuffer::Memory;
+        Self::from_section_with(
+            section,
+            defaults,
+            memory,
+            output_id,
+            root_dir,
+            has_secondary,
+        )
+    }
+
+    /// [`Self::from_section`] for an output whose default buffer is `default`.
+    pub fn from_section_with(
+        section: Option<&Section<'_>>,
+        defaults: BufferDefaults,
+        default: DefaultBuffer<'_>,
+        output_id: &str,
+        root_dir: Option<&PathBuf>,
+        has_secondary: bool,
+    ) -> Self {
+        let default_path = |root_dir: Option<&PathBuf>| match (root_dir, default) {
+            (Some(root), _) => Some(root.join("buffer").join(output_id)),
+            (None, DefaultBuffer::File { fallback_dir }) => {
+                Some(super::file::default_buffer_dir(fallback_dir, output_id))
+            }
+            (None, DefaultBuffer::Memory) => None,
+        };
         let Some(s) = section else {
-            let mut config = BufferConfig::memory();
+            let mut config = match (default, default_path(root_dir)) {
+                (DefaultBuffer::File { .. }, Some(path)) => BufferConfig::file(path),
+                _ => BufferConfig::memory(),
+            };
             config.timekey = defaults.timekey;
             config.retry.has_secondary = has_secondary;
             return Self {
@@ -66,11 +107,15 @@ impl BufferSetup {
             s.arg()
         };
         let keys = parse_keys(arg, Some(s));
-        let mut config = match s.enum_or("@type", &["memory", "file"], "memory") {
+        let default_type = match default {
+            DefaultBuffer::Memory => "memory",
+            DefaultBuffer::File { .. } => "file",
+        };
+        let mut config = match s.enum_or("@type", &["memory", "file"], default_type) {
             "file" => {
-                let path = match (s.str("path"), root_dir) {
+                let path = match (s.str("path"), default_path(root_dir)) {
                     (Some(p), _) => PathBuf::from(p),
-                    (None, Some(root)) => root.join("buffer").join(output_id),
+                    (None, Some(path)) => path,
                     (None, None) => {
                         s.error(None, "a file buffer needs 'path' (or <system> root_dir)");
                         PathBuf::new()

@@ -8,10 +8,11 @@
 
 pub mod buffer_section;
 pub mod buffered;
+pub mod file;
 pub mod format;
 pub mod forward;
 pub mod null;
-pub mod secondary;
+pub mod secondary_file;
 pub mod sink;
 pub mod stdout;
 
@@ -24,17 +25,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Output plugin types this build of ferry provides.
-pub const OUTPUT_TYPES: &[&str] = &["stdout", "null", "forward"];
+/// Output plugin types this build of ferry provides (`copy` and `relabel` are read by the
+/// router, see [`crate::router::config`]).
+pub const OUTPUT_TYPES: &[&str] = &["stdout", "null", "file", "forward", "copy", "relabel"];
 
 /// Fluentd output types that ferry does not provide (yet): refused with a clear message.
 pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
-    "file",
     "kafka2",
     "kafka",
-    "copy",
-    "relabel",
-    "secondary_file",
     "s3",
     "elasticsearch",
     "opensearch",
@@ -49,8 +47,9 @@ pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
 pub enum SinkConfig {
     Stdout(stdout::StdoutConfig),
     Null(null::NullConfig),
+    File(file::FileConfig),
     Forward(forward::ForwardConfig),
-    SecondaryFile(secondary::SecondaryConfig),
+    SecondaryFile(secondary_file::SecondaryFileConfig),
 }
 
 /// A parsed `<match>` output.
@@ -59,7 +58,7 @@ pub struct OutputConfig {
     pub sink: SinkConfig,
     /// `Some` when events go through a buffer.
     pub buffer: Option<BufferSetup>,
-    /// `<secondary>`: takes chunks the sink keeps failing on.
+    /// `<secondary>`: where chunks go that the sink never took.
     pub secondary: Option<SinkConfig>,
 }
 
@@ -71,65 +70,117 @@ impl OutputConfig {
         id: &str,
         root_dir: Option<&PathBuf>,
     ) -> Option<Self> {
+        if section.plugin_type() == Some("secondary_file") {
+            section.error(
+                Some("@type"),
+                "secondary_file can only be used in a <secondary> section",
+            );
+            return None;
+        }
         let kind =
             crate::plugin::plugin_type(section, "output", OUTPUT_TYPES, FOREIGN_OUTPUT_TYPES)?;
-        let sink = match kind {
-            "stdout" => SinkConfig::Stdout(stdout::StdoutConfig::from_section(section)),
-            "null" => SinkConfig::Null(null::NullConfig::from_section(section)),
-            "forward" => SinkConfig::Forward(forward::ForwardConfig::from_section(section)),
-            _ => return None,
-        };
-        let secondary = section.child("secondary").and_then(|s| {
-            let config = secondary::SecondaryConfig::from_section(&s);
-            match config {
-                Some(c) => {
-                    s.finish();
-                    Some(SinkConfig::SecondaryFile(c))
-                }
-                None => {
-                    s.abandon();
-                    None
-                }
+        let has_secondary = section
+            .element()
+            .children
+            .iter()
+            .any(|c| c.name == "secondary");
+        let (sink, buffer) = match kind {
+            "file" => {
+                let (c, setup) =
+                    file::FileConfig::from_section(section, id, root_dir, has_secondary)?;
+                (SinkConfig::File(c), Some(setup))
             }
-        });
-        let has_secondary = secondary.is_some();
-        let buffer_section = section.child("buffer");
-        // stdout and null buffer only when asked to, as in Fluentd; forward always does.
-        let mut buffer = match (&sink, &buffer_section) {
-            (SinkConfig::Forward(_), _) | (_, Some(_)) => {
+            "forward" => {
+                let f = forward::ForwardConfig::from_section(section);
+                // The forward output always buffers, with `tag` as a chunk key (Fluentd's rule).
+                let buffer_section = section.child("buffer");
                 let defaults = BufferDefaults {
                     keys: "tag",
                     timekey: None,
                 };
-                Some(BufferSetup::from_section(
+                let mut setup = BufferSetup::from_section(
                     buffer_section.as_ref(),
                     defaults,
                     id,
                     root_dir,
                     has_secondary,
-                ))
+                );
+                if let Some(b) = buffer_section {
+                    b.finish();
+                }
+                if !setup.keys.tag {
+                    section.error(None, "the forward output needs 'tag' among its chunk keys");
+                }
+                if f.compress == forward::config::Compress::Gzip {
+                    setup.config.compress = ferry_buffer::Compress::Gzip;
+                }
+                (SinkConfig::Forward(f), Some(setup))
             }
-            _ => None,
+            "stdout" | "null" => {
+                let sink = match kind {
+                    "stdout" => SinkConfig::Stdout(stdout::StdoutConfig::from_section(section)),
+                    _ => SinkConfig::Null(null::NullConfig::from_section(section)),
+                };
+                // stdout and null buffer only when asked to, as in Fluentd.
+                let buffer = section.child("buffer").map(|b| {
+                    let defaults = BufferDefaults {
+                        keys: "tag",
+                        timekey: None,
+                    };
+                    let setup =
+                        BufferSetup::from_section(Some(&b), defaults, id, root_dir, has_secondary);
+                    b.finish();
+                    setup
+                });
+                (sink, buffer)
+            }
+            other => {
+                section.error(
+                    Some("@type"),
+                    format!("{other} can only be used directly in <match>"),
+                );
+                return None;
+            }
         };
-        if let Some(b) = buffer_section {
-            b.finish();
-        }
-        if let (SinkConfig::Forward(f), Some(setup)) = (&sink, buffer.as_mut()) {
-            if !setup.keys.tag {
-                section.error(None, "the forward output needs 'tag' among its chunk keys");
+        let secondary = section.child("secondary").and_then(|s| {
+            let read = read_secondary(&s, buffer.as_ref(), id, root_dir);
+            match read {
+                Some(_) => s.finish(),
+                None => s.abandon(),
             }
-            if f.compress == forward::config::Compress::Gzip {
-                setup.config.compress = ferry_buffer::Compress::Gzip;
-            }
-        }
-        if has_secondary && buffer.is_none() {
-            section.error(None, "<secondary> needs a buffered output (add a <buffer>)");
-        }
+            read
+        });
         Some(Self {
             sink,
             buffer,
             secondary,
         })
+    }
+}
+
+/// A `<secondary>` section: `secondary_file` (or `stdout`/`null`) for a buffered output.
+fn read_secondary(
+    s: &Section<'_>,
+    buffer: Option<&BufferSetup>,
+    id: &str,
+    root_dir: Option<&PathBuf>,
+) -> Option<SinkConfig> {
+    let Some(buffer) = buffer else {
+        s.error(
+            None,
+            "<secondary> needs a buffered output: add a <buffer> section",
+        );
+        return None;
+    };
+    let kinds = &["secondary_file", "file", "stdout", "null"];
+    match crate::plugin::plugin_type(s, "secondary output", kinds, &["forward"])? {
+        // The file output's own buffer settings do not apply: it writes the primary's chunks.
+        "file" => file::FileConfig::from_section(s, &format!("{id}.secondary"), root_dir, false)
+            .map(|(c, _)| SinkConfig::File(c)),
+        "secondary_file" => secondary_file::SecondaryFileConfig::from_section(s, &buffer.keys)
+            .map(SinkConfig::SecondaryFile),
+        "stdout" => Some(SinkConfig::Stdout(stdout::StdoutConfig::from_section(s))),
+        _ => Some(SinkConfig::Null(null::NullConfig::from_section(s))),
     }
 }
 
@@ -150,8 +201,26 @@ pub enum EmitError {
     },
     #[error("output {id}: {reason}")]
     Split { id: String, reason: String },
+    /// The events passed through more labels than ferry follows (`relabel` in a cycle).
+    #[error("events passed through {hops} labels, the last {label}: is there a relabel loop?")]
+    LabelLoop { label: String, hops: u8 },
     #[error("shutting down")]
     ShuttingDown,
+}
+
+impl EmitError {
+    /// Whether the same events may be committed later (the buffer has room again, the disk
+    /// recovered, a new process runs). A non-retryable refusal goes to `@ERROR` if defined.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Sink { source, .. } => source.is_retryable(),
+            Self::Buffer { source, .. } => {
+                source.is_retryable() || matches!(source, ferry_buffer::AppendError::Closed)
+            }
+            Self::Split { .. } | Self::LabelLoop { .. } => false,
+            Self::ShuttingDown => true,
+        }
+    }
 }
 
 /// Counters of one output, under Fluentd's names (exported as
@@ -191,7 +260,7 @@ impl Output {
         let secondary = config
             .secondary
             .as_ref()
-            .map(|c| Arc::new(Sink::build(&format!("{id}.secondary"), c)));
+            .map(|s| Arc::new(Sink::build(&format!("{id}.secondary"), s)));
         let buffered = match &config.buffer {
             Some(setup) => Some(Arc::new(
                 buffered::Buffered::open(&id, setup.clone()).await?,

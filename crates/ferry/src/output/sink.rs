@@ -5,9 +5,9 @@
 //! that needs records reads a chunk segment by segment (segments end on append boundaries, so
 //! each is whole entries): memory stays bounded by one segment, whatever the chunk size.
 
-use super::{SinkConfig, forward, null, secondary, stdout};
-use crate::event::Batch;
+use super::{SinkConfig, file, forward, null, secondary_file, stdout};
 use crate::task::Tasks;
+use crate::event::Batch;
 use bytes::Bytes;
 use ferry_buffer::Chunk;
 use ferry_proto::compress::decompress;
@@ -28,13 +28,16 @@ pub enum SinkError {
     BadChunk(String),
     #[error(transparent)]
     Forward(#[from] forward::ForwardError),
+    /// The sink takes whole chunks only (it is always buffered, or only a secondary).
+    #[error("{0} output takes buffered chunks only")]
+    ChunksOnly(&'static str),
 }
 
 impl SinkError {
     /// Whether the same write may succeed later; a chunk whose content is broken never will.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::BadChunk(_) => false,
+            Self::BadChunk(_) | Self::ChunksOnly(_) => false,
             Self::Forward(e) => e.is_retryable(),
             _ => true,
         }
@@ -52,17 +55,21 @@ impl SinkError {
             Self::Io(_) => "IOError",
             Self::ReadChunk(_) => "BufferReadError",
             Self::BadChunk(_) => "BrokenChunkError",
+            Self::ChunksOnly(_) => "ConfigError",
             Self::Forward(e) => e.class(),
         }
     }
 }
 
+// One sink per output, built once: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Sink {
     Stdout(stdout::Stdout),
     Null(null::Null),
+    File(file::FileOut),
     Forward(forward::Forward),
-    SecondaryFile(secondary::SecondaryFile),
+    SecondaryFile(secondary_file::SecondaryFile),
 }
 
 impl Sink {
@@ -70,10 +77,11 @@ impl Sink {
         match config {
             SinkConfig::Stdout(c) => Self::Stdout(stdout::Stdout::new(id.to_string(), c.clone())),
             SinkConfig::Null(_) => Self::Null(null::Null::new(id.to_string())),
+            SinkConfig::File(c) => Self::File(file::FileOut::new(id.to_string(), c.clone())),
             SinkConfig::Forward(c) => Self::Forward(forward::Forward::new(id, c.clone())),
-            SinkConfig::SecondaryFile(c) => {
-                Self::SecondaryFile(secondary::SecondaryFile::new(id.to_string(), c.clone()))
-            }
+            SinkConfig::SecondaryFile(c) => Self::SecondaryFile(
+                secondary_file::SecondaryFile::new(id.to_string(), c.clone()),
+            ),
         }
     }
 
@@ -96,8 +104,9 @@ impl Sink {
         match self {
             Self::Stdout(_) => "stdout",
             Self::Null(_) => "null",
+            Self::File(_) => "file",
             Self::Forward(_) => "forward",
-            Self::SecondaryFile(s) => s.type_name(),
+            Self::SecondaryFile(_) => "secondary_file",
         }
     }
 
@@ -109,10 +118,9 @@ impl Sink {
                 o.take(batch.records);
                 Ok(())
             }
-            Self::Forward(f) => Ok(f.write_batch(batch).await?),
-            Self::SecondaryFile(_) => Err(SinkError::Io(io::Error::other(
-                "a secondary output takes buffered chunks only",
-            ))),
+            Self::File(_) | Self::Forward(_) | Self::SecondaryFile(_) => {
+                Err(SinkError::ChunksOnly(self.type_name()))
+            }
         }
     }
 
@@ -131,8 +139,9 @@ impl Sink {
                 }
                 Ok(())
             }
+            Self::File(o) => o.write_chunk(chunk).await,
             Self::Forward(f) => Ok(f.write_chunk(chunk).await?),
-            Self::SecondaryFile(s) => s.write_chunk(chunk).await.map(drop),
+            Self::SecondaryFile(o) => o.write_chunk(chunk).await,
         }
     }
 }
@@ -164,7 +173,6 @@ impl SegmentReader {
         };
         let len =
             usize::try_from(len).map_err(|_| SinkError::BadChunk("segment too large".into()))?;
-        let gzip = self.gzip;
         let (reader, data) = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; len];
             let read = reader.read_exact(&mut buf);
@@ -173,8 +181,26 @@ impl SegmentReader {
         .await
         .map_err(|e| SinkError::ReadChunk(io::Error::other(e)))?;
         self.reader = Some(reader);
-        let data = data.map_err(SinkError::ReadChunk)?;
-        if gzip {
+        self.decode(data.map_err(SinkError::ReadChunk)?)
+    }
+
+    /// [`Self::next`] on the calling thread, for sinks that already run on a blocking thread.
+    pub fn next_blocking(&mut self) -> Result<Option<Bytes>, SinkError> {
+        let Some(len) = self.lens.next() else {
+            return Ok(None);
+        };
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(None);
+        };
+        let len =
+            usize::try_from(len).map_err(|_| SinkError::BadChunk("segment too large".into()))?;
+        let mut buf = vec![0u8; len];
+        reader.read_exact(&mut buf).map_err(SinkError::ReadChunk)?;
+        self.decode(buf)
+    }
+
+    fn decode(&self, data: Vec<u8>) -> Result<Option<Bytes>, SinkError> {
+        if self.gzip {
             let plain = decompress(Compression::Gzip, &data, MAX_SEGMENT_DECOMPRESSED)
                 .map_err(|e| SinkError::BadChunk(e.to_string()))?;
             Ok(Some(Bytes::from(plain)))

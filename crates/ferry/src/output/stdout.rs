@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StdoutConfig {
     pub format: FormatConfig,
 }
@@ -44,15 +44,15 @@ impl Stdout {
 
     /// Prints the events of one entry stream.
     pub async fn write_stream(&self, tag: &str, stream: &[u8]) -> Result<(), SinkError> {
-        let mut text = String::with_capacity(stream.len() * 2);
-        let broken = self.config.format.write_lines(tag, stream, &mut text);
+        let mut text = Vec::with_capacity(stream.len() * 2);
+        let broken = self.config.format.write_stream(tag, stream, &mut text);
         if broken > 0 {
             self.broken_entries.fetch_add(broken, Ordering::Relaxed);
             tracing::error!(output = %self.id, tag = %tag, broken, "entries could not be formatted");
         }
         let mut out = self.out.lock().await;
         let written = async {
-            out.write_all(text.as_bytes()).await?;
+            out.write_all(&text).await?;
             out.flush().await
         };
         written.await.map_err(SinkError::Io)

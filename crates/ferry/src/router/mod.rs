@@ -1,126 +1,150 @@
-//! The router: from a tag to the output that takes it, with Fluentd's rules.
+//! The router: from a tag to the filters and the output that take it, with Fluentd's rules.
 //!
-//! `<match>` directives are tried in file order and the first whose pattern matches wins.
-//! Inputs with `@label @NAME` emit into that label's directives instead of the top level.
-//! Each table caches the route of every tag it has seen (bounded), so per batch the cost is
-//! one hash lookup. Events that no directive matches are counted and logged once per tag.
+//! - A table is the top level (`@ROOT`) or a `<label @NAME>`. Inputs emit into the top level,
+//!   or into their `@label`'s table.
+//! - In a table, `<match>` directives are tried in file order and the first whose pattern
+//!   matches wins. The `<filter>` directives whose pattern matches and that come before that
+//!   `<match>` run first, in file order. Events no `<match>` takes are counted and logged once
+//!   per tag (filters do not run on them).
+//! - A `<match>` sends the events to one output, to every store of a `copy`, or (`relabel`)
+//!   into another label's table.
+//! - The `@ERROR` label, when defined, receives (1) events a filter reports as errors (as that
+//!   filter received them), and (2) batches an output refuses with a non-retryable error
+//!   (a record larger than a chunk, a broken chunk). Those events count as committed once
+//!   `@ERROR` committed them. Without `@ERROR`, (1) is dropped, counted and logged
+//!   (rate-limited), and (2) fails the emit, so the input does not acknowledge. Errors that
+//!   arise inside `@ERROR` are not sent to it again.
+//!
+//! Each table caches the route of every tag it has seen (bounded), so per batch the decision
+//! costs one hash lookup; a batch with no matching filter goes to its output as the same bytes.
 
+pub mod config;
 pub mod pattern;
+mod route;
+
+pub use config::{
+    CopyConfig, CopyMode, FilterRule, Ids, LabelConfig, MatchConfig, RoutesConfig, StoreConfig,
+    StoreTarget, TargetConfig,
+};
 
 use crate::event::Batch;
-use crate::output::{EmitError, Output, OutputConfig};
-
-use ferry_config::Span;
-use pattern::MatchPattern;
+use crate::filter::chain;
+use crate::output::{EmitError, Output};
+use route::{Route, Store, Table, Target};
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-/// Distinct tags cached per table before the cache is cleared.
-const ROUTE_CACHE_LIMIT: usize = 16_384;
 /// Distinct unmatched tags logged before further ones are only counted.
 const UNMATCHED_LOG_LIMIT: usize = 1_024;
-
-/// A parsed `<match>` directive.
-#[derive(Debug, Clone)]
-pub struct MatchConfig {
-    pub pattern: MatchPattern,
-    pub id: String,
-    pub output: OutputConfig,
-    pub span: Span,
-}
-
-/// A parsed `<label @NAME>` section.
-#[derive(Debug, Clone)]
-pub struct LabelConfig {
-    pub name: String,
-    pub matches: Vec<MatchConfig>,
-    pub span: Span,
-}
-
-/// All routing directives of a configuration.
-#[derive(Debug, Clone, Default)]
-pub struct RoutesConfig {
-    pub root: Vec<MatchConfig>,
-    pub labels: Vec<LabelConfig>,
-}
-
-impl RoutesConfig {
-    /// Every `<match>` in configuration order: the top level, then each label's.
-    pub fn matches(&self) -> impl Iterator<Item = &MatchConfig> {
-        self.root
-            .iter()
-            .chain(self.labels.iter().flat_map(|l| l.matches.iter()))
-    }
-}
+/// Labels an event may pass through (`relabel`, `@ERROR`) before it is refused as a loop.
+const MAX_HOPS: u8 = 8;
+/// Batches at least this large are filtered on a blocking thread, off the async workers.
+const BLOCKING_FILTER_BYTES: usize = 256 * 1024;
+/// Shortest time between two "error events dropped" log lines.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Which table an input emits into: the top level or a label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteId(usize);
 
-#[derive(Debug)]
-struct Table {
-    name: String,
-    rules: Vec<(MatchPattern, usize)>,
-    cache: RwLock<HashMap<Arc<str>, Option<usize>>>,
-}
-
 /// What happened to a batch the router was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routed {
-    /// Committed by the output it was routed to.
+    /// Committed by the outputs it was routed to (or dropped by a filter, which is final).
     Committed,
     /// No directive matched its tag: counted and dropped, as Fluentd does.
     Unmatched,
+}
+
+/// Counters of the router (exported as `ferry_router_*`).
+#[derive(Debug, Default)]
+pub struct RouterMetrics {
+    pub unmatched_records: AtomicU64,
+    /// Events a filter dropped.
+    pub filtered_records: AtomicU64,
+    /// Events sent to `@ERROR` (or dropped for lack of it).
+    pub error_records: AtomicU64,
+    /// Error events dropped because there is no `@ERROR` label.
+    pub dropped_error_records: AtomicU64,
+    /// Store refusals ignored by `<store ignore_error>`.
+    pub ignored_store_errors: AtomicU64,
 }
 
 #[derive(Debug)]
 pub struct Router {
     tables: Vec<Table>,
     labels: HashMap<String, usize>,
+    error_table: Option<usize>,
     outputs: Vec<Arc<Output>>,
-    unmatched_records: AtomicU64,
+    hostname: Arc<str>,
+    pub metrics: RouterMetrics,
     unmatched_logged: Mutex<HashSet<Arc<str>>>,
+    error_logged: Mutex<Option<Instant>>,
 }
 
+/// Where a batch is in its journey through labels.
+#[derive(Debug, Clone, Copy, Default)]
+struct Hops {
+    count: u8,
+    in_error: bool,
+}
+
+impl Hops {
+    fn next(self) -> Self {
+        Self {
+            count: self.count.saturating_add(1),
+            ..self
+        }
+    }
+}
+
+type EmitFuture<'a> = Pin<Box<dyn Future<Output = Result<Routed, EmitError>> + Send + 'a>>;
+
 impl Router {
-    /// Builds the routing tables over `outputs`, which hold one output per `<match>` in
-    /// configuration order: the top level first, then each label's (see [`RoutesConfig::matches`]).
+    /// Builds the routing tables over `outputs`, which hold one output per entry of
+    /// [`RoutesConfig::outputs`], in that order.
     pub fn new(config: &RoutesConfig, outputs: Vec<Arc<Output>>) -> Self {
-        let mut next = 0;
-        let mut make_table = |name: &str, matches: &[MatchConfig]| {
-            let rules = matches
-                .iter()
-                .map(|m| {
-                    next += 1;
-                    (m.pattern.clone(), next - 1)
-                })
-                .collect();
-            Table {
-                name: name.to_string(),
-                rules,
-                cache: RwLock::default(),
-            }
-        };
-        let mut tables = vec![make_table("@ROOT", &config.root)];
-        let mut labels = HashMap::new();
+        let mut labels = HashMap::from([("@ROOT".to_string(), 0)]);
+        for (i, label) in config.labels.iter().enumerate() {
+            labels.insert(label.name.clone(), i + 1);
+        }
+        let mut next_output = 0;
+        let mut tables = vec![Table::build(
+            "@ROOT",
+            &config.root_filters,
+            &config.root,
+            &labels,
+            &mut next_output,
+        )];
         for label in &config.labels {
-            tables.push(make_table(&label.name, &label.matches));
-            labels.insert(label.name.clone(), tables.len() - 1);
+            tables.push(Table::build(
+                &label.name,
+                &label.filters,
+                &label.matches,
+                &labels,
+                &mut next_output,
+            ));
         }
         Self {
             tables,
+            error_table: labels.get("@ERROR").copied(),
             labels,
             outputs,
-            unmatched_records: AtomicU64::new(0),
+            hostname: Arc::from(crate::plugin::hostname()),
+            metrics: RouterMetrics::default(),
             unmatched_logged: Mutex::default(),
+            error_logged: Mutex::default(),
         }
     }
 
     /// The table for an input's `@label` (`None` or `@ROOT`: the top level).
     pub fn route_for(&self, label: Option<&str>) -> Option<RouteId> {
         match label {
-            None | Some("@ROOT") => Some(RouteId(0)),
+            None => Some(RouteId(0)),
             Some(name) => self.labels.get(name).copied().map(RouteId),
         }
     }
@@ -130,57 +154,175 @@ impl Router {
     }
 
     pub fn unmatched_records(&self) -> u64 {
-        self.unmatched_records.load(Ordering::Relaxed)
-    }
-
-    fn lookup(&self, route: RouteId, tag: &Arc<str>) -> Option<usize> {
-        let table = self.tables.get(route.0)?;
-        if let Some(hit) = table
-            .cache
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(tag)
-        {
-            return *hit;
-        }
-        let found = table
-            .rules
-            .iter()
-            .find(|(p, _)| p.matches(tag))
-            .map(|(_, o)| *o);
-        let mut cache = table.cache.write().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= ROUTE_CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(Arc::clone(tag), found);
-        found
+        self.metrics.unmatched_records.load(Ordering::Relaxed)
     }
 
     /// Routes `batch` and returns once it is committed (or counted as unmatched).
     pub async fn emit(&self, route: RouteId, batch: &Batch) -> Result<Routed, EmitError> {
-        match self.lookup(route, &batch.tag) {
-            Some(index) => {
-                let output = self.outputs.get(index).ok_or(EmitError::ShuttingDown)?;
-                output.emit(batch).await?;
-                Ok(Routed::Committed)
+        self.emit_in(route.0, batch.clone(), Hops::default()).await
+    }
+
+    fn emit_in(&self, table: usize, batch: Batch, hops: Hops) -> EmitFuture<'_> {
+        Box::pin(async move {
+            let Some(t) = self.tables.get(table) else {
+                return Err(EmitError::ShuttingDown);
+            };
+            if hops.count > MAX_HOPS {
+                return Err(EmitError::LabelLoop {
+                    label: t.name.clone(),
+                    hops: MAX_HOPS,
+                });
             }
-            None => {
-                self.unmatched_records
-                    .fetch_add(batch.records, Ordering::Relaxed);
-                let mut logged = self
-                    .unmatched_logged
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if logged.len() < UNMATCHED_LOG_LIMIT && logged.insert(Arc::clone(&batch.tag)) {
-                    let table = self.tables.get(route.0).map_or("", |t| t.name.as_str());
+            let route = t.lookup(&batch.tag);
+            let Some(rule) = route.target else {
+                self.unmatched(t, &batch);
+                return Ok(Routed::Unmatched);
+            };
+            let batch = if route.filters.is_empty() {
+                batch
+            } else {
+                let filtered = self.filter(&route, batch).await?;
+                self.metrics
+                    .filtered_records
+                    .fetch_add(filtered.dropped, Ordering::Relaxed);
+                if let Some(errors) = filtered.errors {
+                    let reason = filtered.first_error.unwrap_or_default();
+                    self.to_error(errors, &reason, hops).await?;
+                }
+                match filtered.kept {
+                    Some(b) => b,
+                    None => return Ok(Routed::Committed),
+                }
+            };
+            match t.rules.get(rule).map(|(_, target)| target) {
+                Some(Target::Output(i)) => self.to_output(*i, batch, hops).await,
+                Some(Target::Relabel(next)) => self.emit_in(*next, batch, hops.next()).await,
+                Some(Target::Copy(stores)) => self.to_copy(stores, batch, hops).await,
+                None => Err(EmitError::ShuttingDown),
+            }
+        })
+    }
+
+    async fn filter(&self, route: &Arc<Route>, batch: Batch) -> Result<chain::Filtered, EmitError> {
+        if batch.entries.len() < BLOCKING_FILTER_BYTES {
+            return Ok(chain::run(&route.filters, &batch, &self.hostname));
+        }
+        let route = Arc::clone(route);
+        let hostname = Arc::clone(&self.hostname);
+        tokio::task::spawn_blocking(move || chain::run(&route.filters, &batch, &hostname))
+            .await
+            .map_err(|_| EmitError::ShuttingDown)
+    }
+
+    async fn to_output(&self, index: usize, batch: Batch, hops: Hops) -> Result<Routed, EmitError> {
+        let output = self.outputs.get(index).ok_or(EmitError::ShuttingDown)?;
+        match output.emit(&batch).await {
+            Ok(()) => Ok(Routed::Committed),
+            Err(e) if !e.is_retryable() && self.error_table.is_some() && !hops.in_error => {
+                tracing::warn!(
+                    "output {} refused {} events of tag=\"{}\" ({e}); routing them to @ERROR",
+                    output.id,
+                    batch.records,
+                    batch.tag
+                );
+                self.to_error(batch, &e.to_string(), hops).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every store gets the batch at once; the copy commits when every store without
+    /// `ignore_error` committed.
+    async fn to_copy(
+        &self,
+        stores: &[Store],
+        batch: Batch,
+        hops: Hops,
+    ) -> Result<Routed, EmitError> {
+        let sends = stores.iter().map(|store| {
+            let batch = batch.clone();
+            async move {
+                let result = match store.target {
+                    route::StoreTarget::Output(i) => self.to_output(i, batch, hops).await,
+                    route::StoreTarget::Relabel(t) => self.emit_in(t, batch, hops.next()).await,
+                };
+                (store, result)
+            }
+        });
+        let mut first_error = None;
+        for (store, result) in futures_util::future::join_all(sends).await {
+            match result {
+                Ok(_) => {}
+                Err(e) if store.ignore_error => {
+                    self.metrics
+                        .ignored_store_errors
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
-                        "no patterns matched tag=\"{}\" label={} (events are counted in ferry_router_unmatched_records_total)",
-                        batch.tag,
-                        table
+                        "copy store {} refused {} events of tag=\"{}\" (ignore_error): {e}",
+                        store.id,
+                        batch.records,
+                        batch.tag
                     );
                 }
-                Ok(Routed::Unmatched)
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
+        }
+        first_error.map_or(Ok(Routed::Committed), Err)
+    }
+
+    async fn to_error(&self, batch: Batch, reason: &str, hops: Hops) -> Result<Routed, EmitError> {
+        self.metrics
+            .error_records
+            .fetch_add(batch.records, Ordering::Relaxed);
+        if let Some(table) = self.error_table
+            && !hops.in_error
+        {
+            let hops = Hops {
+                count: hops.count.saturating_add(1),
+                in_error: true,
+            };
+            return self.emit_in(table, batch, hops).await;
+        }
+        self.metrics
+            .dropped_error_records
+            .fetch_add(batch.records, Ordering::Relaxed);
+        let mut last = self
+            .error_logged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                "dump an error event: error=\"{reason}\" tag=\"{}\" count={} (no <label @ERROR>; \
+                 counted in ferry_router_dropped_error_records_total, logged at most every {}s)",
+                batch.tag,
+                batch.records,
+                ERROR_LOG_INTERVAL.as_secs()
+            );
+        }
+        Ok(Routed::Committed)
+    }
+
+    fn unmatched(&self, table: &Table, batch: &Batch) {
+        self.metrics
+            .unmatched_records
+            .fetch_add(batch.records, Ordering::Relaxed);
+        let mut logged = self
+            .unmatched_logged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if logged.len() < UNMATCHED_LOG_LIMIT && logged.insert(Arc::clone(&batch.tag)) {
+            tracing::warn!(
+                "no patterns matched tag=\"{}\" label={} (events are counted in ferry_router_unmatched_records_total)",
+                batch.tag,
+                table.name
+            );
         }
     }
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;

@@ -1,0 +1,222 @@
+//! Running the filters of one route over a batch.
+//!
+//! Each entry's record is decoded once, passed through every filter in order, and re-encoded
+//! only if a filter changed it; an unchanged kept entry is copied as the bytes it came in.
+//! When every entry is kept unchanged the batch itself is returned (no copy). Events a filter
+//! sends to `@ERROR` are collected, as they were when that filter received them, into a
+//! second batch of the same tag.
+
+use super::{Filter, TagContext, Verdict};
+use crate::event::Batch;
+use bytes::{BufMut, BytesMut};
+use ferry_proto::entries::{self, EntryRef};
+use ferry_proto::msgpack::{self, Value};
+use ferry_proto::time::EventTime;
+use std::sync::Arc;
+
+/// What a chain made of a batch.
+#[derive(Debug, Default)]
+pub struct Filtered {
+    /// The events that go on (`None` when every event was dropped).
+    pub kept: Option<Batch>,
+    /// Events for the `@ERROR` label.
+    pub errors: Option<Batch>,
+    /// Why the first error event was sent, for the log line.
+    pub first_error: Option<String>,
+    /// Events dropped by a filter's verdict.
+    pub dropped: u64,
+}
+
+/// Runs `filters` (in order) over `batch`.
+pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filtered {
+    let ctx = TagContext::new(Arc::clone(&batch.tag), Arc::clone(hostname));
+    let mut out = Filtered::default();
+    let mut kept = BytesMut::new();
+    let mut kept_records = 0u64;
+    let mut errors = BytesMut::new();
+    let mut error_records = 0u64;
+    let mut untouched = true;
+    for entry in entries::iter(&batch.entries) {
+        let Ok(entry) = entry else {
+            // Inputs validate entries; anything else is a bug upstream. Keep what is left
+            // of the stream out of the filters rather than guess.
+            untouched = false;
+            continue;
+        };
+        let Ok((Value::Map(mut pairs), _)) = Value::decode(entry.record) else {
+            untouched = false;
+            errors.extend_from_slice(entry.raw);
+            error_records += 1;
+            out.first_error
+                .get_or_insert_with(|| "record could not be decoded".to_string());
+            continue;
+        };
+        let mut time = entry.time;
+        let mut modified = false;
+        let mut keep = true;
+        for filter in filters {
+            let outcome = filter.apply(&ctx, &mut time, &mut pairs);
+            if let Some(reason) = outcome.error {
+                if modified {
+                    write_entry(&mut errors, &entry, time, &pairs);
+                } else {
+                    errors.extend_from_slice(entry.raw);
+                }
+                error_records += 1;
+                out.first_error.get_or_insert(reason);
+            }
+            modified |= outcome.modified;
+            if outcome.verdict == Verdict::Drop {
+                keep = false;
+                break;
+            }
+        }
+        if !keep {
+            untouched = false;
+            out.dropped += 1;
+            continue;
+        }
+        if modified {
+            untouched = false;
+            write_entry(&mut kept, &entry, time, &pairs);
+        } else {
+            kept.extend_from_slice(entry.raw);
+        }
+        kept_records += 1;
+    }
+    out.kept = if untouched {
+        Some(batch.clone())
+    } else {
+        (kept_records > 0).then(|| Batch::new(Arc::clone(&batch.tag), kept.freeze(), kept_records))
+    };
+    out.errors = (error_records > 0)
+        .then(|| Batch::new(Arc::clone(&batch.tag), errors.freeze(), error_records));
+    out
+}
+
+/// Writes `[time, record]` (or Fluent Bit's `[[time, metadata], record]` when the entry came
+/// with metadata). The time keeps its integer form when the filters left it as it was.
+fn write_entry(
+    out: &mut BytesMut,
+    entry: &EntryRef<'_>,
+    time: EventTime,
+    pairs: &[(Value, Value)],
+) {
+    out.put_u8(0x92);
+    if let Some(meta) = entry.metadata {
+        out.put_u8(0x92);
+        write_time(out, entry, time);
+        out.put_slice(meta);
+    } else {
+        write_time(out, entry, time);
+    }
+    msgpack::write_map_len(out, pairs.len());
+    for (k, v) in pairs {
+        k.encode(out);
+        v.encode(out);
+    }
+}
+
+fn write_time(out: &mut BytesMut, entry: &EntryRef<'_>, time: EventTime) {
+    if entry.int_time && time == entry.time {
+        msgpack::write_uint(out, u64::from(time.sec));
+    } else {
+        time.encode(out);
+    }
+}
+
+/// A batch made of the given entries, for tests.
+#[cfg(test)]
+pub fn batch_of(tag: &str, events: &[(u32, Value)]) -> Batch {
+    let mut out = BytesMut::new();
+    for (sec, record) in events {
+        let t = EventTime { sec: *sec, nsec: 0 };
+        ferry_proto::encode::write_entry(&mut out, t, false, &record.to_bytes());
+    }
+    Batch::new(tag, out.freeze(), events.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::read_section;
+    use crate::record::str_value;
+
+    fn filter(conf: &str) -> Arc<Filter> {
+        Arc::new(read_section(conf, Filter::from_section).unwrap().unwrap())
+    }
+
+    fn rec(level: &str, log: &str) -> Value {
+        Value::Map(vec![
+            (str_value("level"), str_value(level)),
+            (str_value("log"), str_value(log)),
+        ])
+    }
+
+    fn records(b: &Batch) -> Vec<String> {
+        entries::iter(&b.entries)
+            .map(|e| Value::decode(e.unwrap().record).unwrap().0.to_json_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_every_filter_keeps_unchanged_is_passed_through_without_copy() {
+        let grep =
+            filter("<filter>\n@type grep\n<regexp>\nkey level\npattern .\n</regexp>\n</filter>");
+        let batch = batch_of("t", &[(1, rec("info", "a")), (2, rec("warn", "b"))]);
+        let out = run(&[grep], &batch, &Arc::from("h"));
+        let kept = out.kept.unwrap();
+        assert_eq!(kept.entries.as_ptr(), batch.entries.as_ptr());
+        assert_eq!(kept.records, 2);
+        assert!(out.errors.is_none());
+    }
+
+    #[test]
+    fn filters_run_in_order_and_dropped_and_errored_events_are_counted() {
+        let grep = filter(
+            "<filter>\n@type grep\n<exclude>\nkey level\npattern debug\n</exclude>\n</filter>",
+        );
+        let parse = filter(
+            "<filter>\n@type parser\nkey_name log\nreserve_data true\n<parse>\n@type json\n</parse>\n</filter>",
+        );
+        let add =
+            filter("<filter>\n@type record_transformer\n<record>\nt ${tag}\n</record>\n</filter>");
+        let batch = batch_of(
+            "app",
+            &[
+                (1, rec("debug", "{}")),
+                (2, rec("info", r#"{"x":1}"#)),
+                (3, rec("warn", "oops")),
+            ],
+        );
+        let out = run(&[grep, parse, add], &batch, &Arc::from("h"));
+        assert_eq!(
+            out.dropped, 2,
+            "debug by grep, unparseable text by the parser"
+        );
+        let kept = out.kept.unwrap();
+        assert_eq!(kept.records, 1);
+        assert_eq!(
+            records(&kept),
+            vec![r#"{"level":"info","log":"{\"x\":1}","x":1,"t":"app"}"#]
+        );
+        let errors = out.errors.unwrap();
+        assert_eq!((errors.records, errors.tag.as_ref()), (1, "app"));
+        assert_eq!(records(&errors), vec![r#"{"level":"warn","log":"oops"}"#]);
+        assert!(out.first_error.unwrap().starts_with("parse failed"));
+    }
+
+    #[test]
+    fn an_all_dropped_batch_has_nothing_left() {
+        let grep = filter(
+            "<filter>\n@type grep\n<regexp>\nkey level\npattern never\n</regexp>\n</filter>",
+        );
+        let out = run(
+            &[grep],
+            &batch_of("t", &[(1, rec("info", "a"))]),
+            &Arc::from("h"),
+        );
+        assert!(out.kept.is_none());
+        assert_eq!(out.dropped, 1);
+    }
+}

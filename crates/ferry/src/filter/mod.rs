@@ -1,0 +1,160 @@
+//! Filters: `<filter PATTERN>` directives, applied in order to the events whose tag they match
+//! before the `<match>` that takes them. The only stages that decode records.
+//!
+//! | module | filter |
+//! |---|---|
+//! | [`grep`] | keep or drop events by regular expressions over fields |
+//! | [`record_transformer`] | add, rewrite and remove fields (`${tag}`, `${record["k"]}`, ...) |
+//! | [`parser`] | parse one field with a `<parse>` section |
+//! | [`chain`] | runs the filters of a route over a batch: decode, filter, re-encode |
+//! | [`accessor`] | Fluentd's record accessor (`$.a.b[0]`) |
+//!
+//! Filters form a closed enum dispatched with `match`. Each takes one event (its time and its
+//! record's pairs) and says whether to keep it, whether it changed it, and whether a copy of
+//! the event as it came in goes to the `@ERROR` label ([`Outcome`]).
+
+pub mod accessor;
+pub mod chain;
+pub mod grep;
+pub mod parser;
+pub mod record_transformer;
+
+use ferry_config::Section;
+use ferry_proto::msgpack::Value;
+use ferry_proto::time::EventTime;
+use std::sync::Arc;
+
+/// Filter plugin types this build of ferry provides.
+pub const FILTER_TYPES: &[&str] = &["grep", "record_transformer", "parser"];
+
+/// Fluentd filter types that ferry does not provide: refused with a clear message.
+pub const FOREIGN_FILTER_TYPES: &[&str] = &[
+    "stdout",
+    "prometheus",
+    "geoip",
+    "kubernetes_metadata",
+    "typecast",
+    "concat",
+    "rewrite_tag_filter",
+    "throttle",
+];
+
+/// One configured filter.
+#[derive(Debug, Clone)]
+pub enum Filter {
+    Grep(grep::Grep),
+    RecordTransformer(record_transformer::RecordTransformer),
+    Parser(parser::ParserFilter),
+}
+
+/// Whether an event goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    Drop,
+}
+
+/// What a filter did to one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    /// The time or the record changed (the event must be re-encoded).
+    pub modified: bool,
+    /// A copy of the event as the filter received it goes to `@ERROR`, for this reason. A
+    /// filter that reports an error has not changed the event.
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    pub fn keep() -> Self {
+        Self {
+            verdict: Verdict::Keep,
+            modified: false,
+            error: None,
+        }
+    }
+    pub fn drop() -> Self {
+        Self {
+            verdict: Verdict::Drop,
+            ..Self::keep()
+        }
+    }
+    pub fn modified() -> Self {
+        Self {
+            modified: true,
+            ..Self::keep()
+        }
+    }
+}
+
+/// What filters may read about the batch being filtered.
+#[derive(Debug, Clone)]
+pub struct TagContext {
+    pub tag: Arc<str>,
+    pub parts: Vec<String>,
+    pub hostname: Arc<str>,
+}
+
+impl TagContext {
+    pub fn new(tag: Arc<str>, hostname: Arc<str>) -> Self {
+        let parts = tag.split('.').map(str::to_string).collect();
+        Self {
+            tag,
+            parts,
+            hostname,
+        }
+    }
+}
+
+impl Filter {
+    /// Builds the filter named by the section's `@type`; the caller finishes the section.
+    pub fn from_section(section: &Section<'_>) -> Option<Self> {
+        let kind =
+            crate::plugin::plugin_type(section, "filter", FILTER_TYPES, FOREIGN_FILTER_TYPES)?;
+        match kind {
+            "grep" => grep::Grep::from_section(section).map(Self::Grep),
+            "record_transformer" => record_transformer::RecordTransformer::from_section(section)
+                .map(Self::RecordTransformer),
+            "parser" => parser::ParserFilter::from_section(section).map(Self::Parser),
+            _ => None,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Grep(_) => "grep",
+            Self::RecordTransformer(_) => "record_transformer",
+            Self::Parser(_) => "parser",
+        }
+    }
+
+    /// Filters one event.
+    pub fn apply(
+        &self,
+        ctx: &TagContext,
+        time: &mut EventTime,
+        record: &mut Vec<(Value, Value)>,
+    ) -> Outcome {
+        match self {
+            Self::Grep(g) => g.apply(record),
+            Self::RecordTransformer(r) => r.apply(ctx, time, record),
+            Self::Parser(p) => p.apply(time, record),
+        }
+    }
+}
+
+/// Compiles a Fluentd regexp parameter: `/pattern/flags` (flags `i`, `m`, `x`; Ruby's `m` is
+/// "dot matches newline") or a bare pattern. The syntax is Rust's `regex`: no look-around,
+/// no back-references.
+pub fn ruby_regex(text: &str, ignorecase: bool, multiline: bool) -> Result<regex::Regex, String> {
+    let (pattern, flags) = match text.strip_prefix('/').and_then(|t| t.rsplit_once('/')) {
+        Some((p, flags)) if flags.chars().all(|c| matches!(c, 'i' | 'm' | 'x')) => (p, flags),
+        _ => (text, ""),
+    };
+    regex::RegexBuilder::new(pattern)
+        .case_insensitive(ignorecase || flags.contains('i'))
+        .dot_matches_new_line(multiline || flags.contains('m'))
+        .ignore_whitespace(flags.contains('x'))
+        .build()
+        .map_err(|e| format!("invalid regular expression '{text}': {e}"))
+}

@@ -1,0 +1,137 @@
+use super::*;
+use crate::filter::Verdict;
+use crate::plugin::read_section;
+
+fn filter(conf: &str) -> ParserFilter {
+    read_section(conf, ParserFilter::from_section)
+        .unwrap()
+        .unwrap()
+}
+
+const T0: EventTime = EventTime {
+    sec: 1_600_000_000,
+    nsec: 0,
+};
+
+fn run(f: &ParserFilter, rec: Vec<(Value, Value)>) -> (Outcome, EventTime, Value) {
+    let mut time = T0;
+    let mut rec = rec;
+    let out = f.apply(&mut time, &mut rec);
+    (out, time, Value::Map(rec))
+}
+
+fn log(text: &str) -> Vec<(Value, Value)> {
+    vec![
+        (str_value("log"), str_value(text)),
+        (str_value("stream"), str_value("stdout")),
+    ]
+}
+
+#[test]
+fn json_field_replaces_the_record_and_its_time_becomes_the_event_time() {
+    let f = filter("<filter>\nkey_name log\n<parse>\n@type json\n</parse>\n</filter>");
+    let (out, time, v) = run(&f, log(r#"{"a":1,"time":"2023-11-14T22:13:20Z"}"#));
+    assert_eq!(out, Outcome::modified());
+    assert_eq!(v.to_json_string(), r#"{"a":1}"#);
+    assert_eq!(time.sec, 1_700_000_000);
+}
+
+#[test]
+fn reserve_data_merges_and_remove_key_name_field_drops_the_source() {
+    let f = filter(
+        "<filter>\nkey_name log\nreserve_data true\nremove_key_name_field true\nreserve_time true\n\
+         inject_key_prefix p_\n<parse>\n@type ltsv\n</parse>\n</filter>",
+    );
+    let (out, time, v) = run(&f, log("a:1\tb:x"));
+    assert_eq!(out.verdict, Verdict::Keep);
+    assert_eq!(time, T0);
+    assert_eq!(
+        v.to_json_string(),
+        r#"{"stream":"stdout","p_a":"1","p_b":"x"}"#
+    );
+}
+
+#[test]
+fn regexp_named_groups_types_and_time_format() {
+    let f = filter(
+        "<filter>\nkey_name log\nhash_value_field parsed\n<parse>\n@type regexp\n\
+         expression /^(?<host>\\S+) (?<code>\\d+) (?<time>\\S+)$/\ntypes code:integer\n\
+         time_format %d/%b/%Y:%H:%M:%S\n</parse>\n</filter>",
+    );
+    let (out, time, v) = run(&f, log("web1 503 14/Nov/2023:22:13:20"));
+    assert_eq!(out, Outcome::modified());
+    assert_eq!(time.sec, 1_700_000_000);
+    assert_eq!(
+        v.to_json_string(),
+        r#"{"parsed":{"host":"web1","code":503}}"#
+    );
+}
+
+#[test]
+fn unmatched_text_goes_to_error_and_is_dropped_unless_reserve_data() {
+    let conf = |reserve: bool| {
+        format!(
+            "<filter>\nkey_name log\nreserve_data {reserve}\n<parse>\n@type regexp\n\
+             expression /^(?<n>\\d+)$/\n</parse>\n</filter>"
+        )
+    };
+    let (out, _, v) = run(&filter(&conf(false)), log("abc"));
+    assert_eq!(out.verdict, Verdict::Drop);
+    assert!(out.error.unwrap().contains("pattern not matched"));
+    assert_eq!(
+        v,
+        Value::Map(log("abc")),
+        "an erroring filter leaves the event as it was"
+    );
+    let (out, _, v) = run(&filter(&conf(true)), log("abc"));
+    assert_eq!(out.verdict, Verdict::Keep);
+    assert!(out.error.is_some());
+    assert_eq!(v, Value::Map(log("abc")));
+}
+
+#[test]
+fn missing_key_and_unreadable_text_go_to_error() {
+    let f = filter("<filter>\nkey_name log\n<parse>\n@type json\n</parse>\n</filter>");
+    let (out, _, _) = run(&f, vec![(str_value("other"), str_value("x"))]);
+    assert_eq!(out.verdict, Verdict::Drop);
+    assert!(out.error.unwrap().contains("log does not exist"));
+    let (out, _, _) = run(&f, log("{not json"));
+    assert_eq!(out.verdict, Verdict::Drop);
+    assert!(out.error.unwrap().starts_with("parse failed"));
+    let quiet = filter(
+        "<filter>\nkey_name log\nemit_invalid_record_to_error false\n<parse>\n@type json\n\
+         </parse>\n</filter>",
+    );
+    let (out, _, _) = run(&quiet, log("[1]"));
+    assert_eq!((out.verdict, out.error), (Verdict::Drop, None));
+}
+
+#[test]
+fn none_parser_wraps_the_text_and_estimates_the_time_unless_told_not_to() {
+    let f = filter(
+        "<filter>\nkey_name log\n<parse>\n@type none\nmessage_key msg\n\
+         estimate_current_event false\n</parse>\n</filter>",
+    );
+    let (_, time, v) = run(&f, log("plain text"));
+    assert_eq!(time, T0);
+    assert_eq!(v.to_json_string(), r#"{"msg":"plain text"}"#);
+    let now = filter("<filter>\nkey_name log\n<parse>\n@type none\n</parse>\n</filter>");
+    let (_, time, _) = run(&now, log("x"));
+    assert!(time.sec > T0.sec);
+}
+
+#[test]
+fn parsers_outside_the_small_set_and_missing_parse_are_configuration_errors() {
+    let bad = |conf: &str| read_section(conf, ParserFilter::from_section).is_err();
+    assert!(bad(
+        "<filter>\nkey_name log\n<parse>\n@type apache2\n</parse>\n</filter>"
+    ));
+    assert!(bad("<filter>\nkey_name log\n</filter>"));
+    assert!(bad("<filter>\n<parse>\n@type json\n</parse>\n</filter>"));
+    assert!(bad(
+        "<filter>\nkey_name log\n<parse>\n@type regexp\nexpression /(/\n</parse>\n</filter>"
+    ));
+    assert!(bad(
+        "<filter>\nkey_name log\n<parse>\n@type json\ntypes a:date\n</parse>\n</filter>"
+    ));
+}

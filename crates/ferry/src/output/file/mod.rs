@@ -1,0 +1,270 @@
+//! `@type file`: archive events into files, one per time slice (Fluentd's out_file).
+//!
+//! Always buffered. Without a `<buffer>` section the buffer is a file buffer with chunk key
+//! `time` and `timekey 1h` (ferry's default: hourly files; Fluentd's out_file slices by day),
+//! under `<system> root_dir`/buffer/ID, or else `.ferry-buffer/ID` in the directory of `path`.
+//! Each flushed chunk is formatted ([`crate::output::format`], `out_file` by default) and
+//! written by [`writer`]: a new, atomically published file per chunk (`append false`, the
+//! default), or appended to one file per slice (`append true`).
+//!
+//! File names follow Fluentd's rules for `path` ([`Self::template`](FileConfig)):
+//!
+//! | `path` | file (hourly slices, `append false`; `append true` drops `_N`) |
+//! |---|---|
+//! | `/logs/app` | `/logs/app.2026112115_0.log` |
+//! | `/logs/app.*.txt` | `/logs/app.2026112115_0.txt` |
+//! | `/logs/%Y/%m/%d/app.%H` | `/logs/2026/11/21/app.15_0.log` (all of `%Y%m%d%H` must appear) |
+//! | `/logs/${tag}/app` | `/logs/web.access/app.2026112115_0.log` |
+//!
+//! plus `.gz` with `compress gzip`. `add_path_suffix false` drops `.log`; `path_suffix` changes
+//! it. ferry adds `max_file_size` (rotation by size: the next file gets the next number) and
+//! `compression_level` (gzip level 1-9, default 6). `symlink_path` (only when set) is a symlink
+//! to the last file written (Fluentd links the buffer chunk being filled). `recompress` is
+//! accepted and has no effect: ferry's chunks hold events, not formatted text, so the output
+//! is always compressed from the formatted text.
+//!
+//! Chunks carry events without their tags, so when the format writes the tag (out_file's
+//! default, `stdout`, `<inject> tag_key`) `tag` is added to the chunk keys: each tag's events
+//! then go to their own chunks (and, with `append false`, their own files).
+
+pub mod path;
+pub mod writer;
+
+use super::SinkError;
+use super::buffer_section::{BufferDefaults, BufferSetup, DefaultBuffer};
+use super::format::{FormatConfig, FormatKind};
+use super::sink::SegmentReader;
+use ferry_buffer::Chunk;
+use ferry_config::Section;
+use path::{IndexStyle, PathTemplate};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use writer::{FileWriter, WriterConfig};
+
+/// ferry's default time slice for the file output.
+pub const DEFAULT_TIMEKEY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileConfig {
+    pub template: PathTemplate,
+    pub format: FormatConfig,
+    pub writer: WriterConfig,
+}
+
+/// `timekey` → the strftime slice Fluentd puts in file names.
+fn slice_format(timekey: Duration) -> &'static str {
+    match timekey.as_secs() {
+        0..60 => "%Y%m%d%H%M%S",
+        60..3600 => "%Y%m%d%H%M",
+        3600..86400 => "%Y%m%d%H",
+        _ => "%Y%m%d",
+    }
+}
+
+/// The directory part of `path` before any placeholder or wildcard.
+fn static_dir(path: &str) -> PathBuf {
+    let cut = path.find(['%', '$', '*']).unwrap_or(path.len());
+    let head = &path[..cut];
+    match head.rfind('/') {
+        Some(0) => PathBuf::from("/"),
+        Some(i) => PathBuf::from(&head[..i]),
+        None => PathBuf::from("."),
+    }
+}
+
+impl FileConfig {
+    /// Reads a `<match> @type file` section and its buffer.
+    pub fn from_section(
+        section: &Section<'_>,
+        id: &str,
+        root_dir: Option<&PathBuf>,
+        has_secondary: bool,
+    ) -> Option<(Self, BufferSetup)> {
+        let path = section.required_str("path");
+        let fallback = static_dir(path.as_deref().unwrap_or(""));
+        let buffer = section.child("buffer");
+        let mut setup = BufferSetup::from_section_with(
+            buffer.as_ref(),
+            BufferDefaults {
+                keys: "time",
+                timekey: Some(DEFAULT_TIMEKEY),
+            },
+            DefaultBuffer::File {
+                fallback_dir: &fallback,
+            },
+            id,
+            root_dir,
+            has_secondary,
+        );
+        if let Some(b) = buffer {
+            b.finish();
+        }
+        let format = FormatConfig::from_section(section, FormatKind::OutFile);
+        let gzip = match section.enum_or("compress", &["text", "gz", "gzip"], "text") {
+            "text" => None,
+            _ => Some(section.u64_or("compression_level", 6)),
+        };
+        if let Some(level) = gzip
+            && !(1..=9).contains(&level)
+        {
+            section.error(
+                Some("compression_level"),
+                "compression_level must be 1 to 9",
+            );
+        }
+        let append = section.bool_or("append", false);
+        let _ = section.opt_bool("recompress");
+        let suffix = if section.bool_or("add_path_suffix", true) {
+            section.str_or("path_suffix", ".log")
+        } else {
+            String::new()
+        };
+        let max_file_size = section.opt_size("max_file_size").map(|s| s.0);
+        if max_file_size == Some(0) {
+            section.error(Some("max_file_size"), "max_file_size must be positive");
+        }
+        let symlink_path = section.str("symlink_path").map(PathBuf::from);
+        let o = &format.options;
+        let writes_tag = match format.kind {
+            FormatKind::OutFile => o.output_tag,
+            FormatKind::Stdout => true,
+            _ => false,
+        } || format.inject.tag_key.is_some();
+        if writes_tag {
+            setup.keys.tag = true;
+        }
+        let line_based = match format.kind {
+            FormatKind::OutFile | FormatKind::Stdout => true,
+            FormatKind::Msgpack => false,
+            _ => o.add_newline,
+        };
+        let timekey = setup.config.timekey.filter(|_| setup.keys.time);
+        let source = template_source(&path?, timekey, gzip.is_some(), &suffix)
+            .map_err(|e| section.error(Some("path"), e))
+            .ok()?;
+        let template = PathTemplate::parse(&source, IndexStyle::Underscore)
+            .and_then(|t| t.check(&setup.keys).map(|()| t))
+            .map_err(|e| section.error(Some("path"), e))
+            .ok()?;
+        let config = Self {
+            template,
+            format,
+            writer: WriterConfig {
+                append,
+                gzip: gzip.map(|l| l.clamp(1, 9) as u32),
+                max_file_size,
+                symlink_path,
+                line_based,
+            },
+        };
+        Some((config, setup))
+    }
+}
+
+/// Fluentd's `generate_path_template`, with NUL marking the file number.
+fn template_source(
+    path: &str,
+    timekey: Option<Duration>,
+    gzip: bool,
+    suffix: &str,
+) -> Result<String, String> {
+    let gz = if gzip { ".gz" } else { "" };
+    let slice = timekey.map(slice_format).unwrap_or("");
+    if path.contains('*') {
+        if timekey.is_none() {
+            return Err("a path with '*' needs 'time' as a buffer chunk key".into());
+        }
+        let with_index = path.replacen('*', &format!("{slice}\u{0}"), 1);
+        return Ok(format!("{}{gz}", with_index.replace('*', slice)));
+    }
+    if timekey.is_none() {
+        return Ok(format!("{path}\u{0}{suffix}{gz}"));
+    }
+    let parts: Vec<&str> = (0..slice.len() / 2)
+        .filter_map(|i| slice.get(2 * i..2 * i + 2))
+        .collect();
+    if parts.iter().any(|p| path.contains(p)) {
+        if let Some(missing) = parts.iter().find(|p| !path.contains(*p)) {
+            return Err(format!(
+                "insufficient timestamp placeholders in path: {missing} is missing for this timekey"
+            ));
+        }
+        return Ok(format!("{path}\u{0}{suffix}{gz}"));
+    }
+    Ok(format!("{path}.{slice}\u{0}{suffix}{gz}"))
+}
+
+/// A running file output.
+#[derive(Debug)]
+pub struct FileOut {
+    pub id: String,
+    config: Arc<FileConfig>,
+    writer: Arc<FileWriter>,
+    pub files_written: AtomicU64,
+    pub broken_entries: AtomicU64,
+}
+
+impl FileOut {
+    pub fn new(id: String, config: FileConfig) -> Self {
+        let writer = Arc::new(FileWriter::new(config.writer.clone()));
+        Self {
+            id,
+            config: Arc::new(config),
+            writer,
+            files_written: AtomicU64::new(0),
+            broken_entries: AtomicU64::new(0),
+        }
+    }
+
+    /// Formats and writes one chunk on a blocking thread, one segment at a time.
+    pub async fn write_chunk(&self, chunk: &Chunk) -> Result<(), SinkError> {
+        let chunk_id = super::buffered::hex(&chunk.unique_id());
+        let rendered = self.config.template.render(chunk.key(), &chunk_id);
+        let tag = chunk.key().tag.clone().unwrap_or_default();
+        let mut reader = SegmentReader::new(chunk)?;
+        let config = Arc::clone(&self.config);
+        let writer = Arc::clone(&self.writer);
+        let (written, broken) = tokio::task::spawn_blocking(move || {
+            let mut broken = 0;
+            let mut next = |buf: &mut Vec<u8>| -> Result<bool, SinkError> {
+                match reader.next_blocking()? {
+                    Some(stream) => {
+                        broken += config.format.write_stream(&tag, &stream, buf);
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            };
+            let written = writer.write(&rendered, &chunk_id, &mut next);
+            (written, broken)
+        })
+        .await
+        .map_err(|e| SinkError::Io(std::io::Error::other(e)))?;
+        if broken > 0 {
+            self.broken_entries.fetch_add(broken, Ordering::Relaxed);
+            tracing::error!(
+                "output {}: {broken} entries could not be formatted",
+                self.id
+            );
+        }
+        let written = written?;
+        self.files_written
+            .fetch_add(written.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn config(&self) -> &FileConfig {
+        &self.config
+    }
+}
+
+/// Where the default buffer of a file output at `path` lives when there is no root_dir.
+pub fn default_buffer_dir(fallback: &Path, id: &str) -> PathBuf {
+    fallback.join(".ferry-buffer").join(id)
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,119 @@
+use super::*;
+use crate::plugin::read_section;
+use ferry_buffer::ChunkKey;
+
+fn file(conf: &str) -> Result<(FileConfig, BufferSetup), Vec<String>> {
+    read_section(conf, |s| FileConfig::from_section(s, "out", None, false))
+        .map(|c| c.expect("a valid section gives a config"))
+}
+
+/// The path of file `index` for a chunk of tag `app.web` in the slice holding 1700000000.
+fn path_of(conf: &str, index: u32, append: bool) -> String {
+    let (c, setup) = file(conf).unwrap();
+    let timekey = setup.config.timekey.map_or(0, |t| t.as_secs() as i64);
+    let key = ChunkKey {
+        tag: setup.keys.tag.then(|| "app.web".to_string()),
+        timekey: setup
+            .keys
+            .time
+            .then_some(1_700_000_000 - 1_700_000_000 % timekey.max(1)),
+        variables: Vec::new(),
+    };
+    c.template
+        .render(&key, "id")
+        .path(index, append)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn default_is_an_hourly_file_buffer_with_fluentds_file_names() {
+    let (c, setup) = file("<match>\npath /logs/app\n</match>").unwrap();
+    assert!(setup.is_file());
+    assert!(
+        setup.keys.time && setup.keys.tag,
+        "tag is added: out_file writes it"
+    );
+    assert_eq!(setup.config.timekey, Some(Duration::from_secs(3600)));
+    assert!(!c.writer.append && c.writer.gzip.is_none() && c.writer.line_based);
+    assert!(matches!(&setup.config.buffer_type,
+        ferry_buffer::BufferType::File { path } if path == Path::new("/logs/.ferry-buffer/out")));
+    assert_eq!(
+        path_of("<match>\npath /logs/app\n</match>", 0, false),
+        "/logs/app.2023111422_0.log"
+    );
+    assert_eq!(
+        path_of("<match>\npath /logs/app\nappend true\n</match>", 0, true),
+        "/logs/app.2023111422.log"
+    );
+}
+
+#[test]
+fn path_rules_follow_fluentds_out_file() {
+    let p = |conf: &str| path_of(&format!("<match>\n{conf}\n</match>"), 1, false);
+    assert_eq!(p("path /l/app.*.txt"), "/l/app.2023111422_1.txt");
+    assert_eq!(p("path /l/%Y/%m/%d/app.%H"), "/l/2023/11/14/app.22_1.log");
+    assert_eq!(
+        p("path /l/${tag}/app\ncompress gzip"),
+        "/l/app.web/app.2023111422_1.log.gz"
+    );
+    assert_eq!(
+        p("path /l/app\nadd_path_suffix false"),
+        "/l/app.2023111422_1"
+    );
+    assert_eq!(
+        p("path /l/app\npath_suffix .txt"),
+        "/l/app.2023111422_1.txt"
+    );
+    let daily = "path /l/app\n<buffer time>\ntimekey 1d\n</buffer>";
+    assert_eq!(p(daily), "/l/app.20231114_1.log");
+    let minutes = "path /l/app\n<buffer time>\ntimekey 5m\n</buffer>";
+    assert_eq!(p(minutes), "/l/app.202311142210_1.log");
+    let by_tag = "path /l/${tag[1]}/app\n<buffer tag>\n</buffer>";
+    assert_eq!(p(by_tag), "/l/web/app_1.log");
+}
+
+#[test]
+fn path_mistakes_are_configuration_errors() {
+    let bad = |conf: &str| file(&format!("<match>\n{conf}\n</match>")).is_err();
+    assert!(bad("path /l/%Y%m%d/app"), "an hourly timekey needs %H too");
+    assert!(
+        bad("path /l/app.*\n<buffer tag>\n</buffer>"),
+        "'*' needs the time key"
+    );
+    assert!(
+        bad("path /l/%Y/app\n<buffer tag>\n</buffer>"),
+        "time placeholders need the time key"
+    );
+    assert!(
+        bad("path /l/${host}/app"),
+        "a record placeholder needs its chunk key"
+    );
+    assert!(bad("compress gzip"), "path is required");
+    assert!(bad("path /l/app\ncompress zip"));
+    assert!(bad("path /l/app\ncompress gzip\ncompression_level 10"));
+    assert!(bad("path /l/app\nmax_file_size 0"));
+    assert!(!bad("path /l/${host}/app\n<buffer time,host>\n</buffer>"));
+}
+
+#[test]
+fn formats_and_options_are_read() {
+    let (c, setup) = file(
+        "<match>\npath /l/app\nappend true\ncompress gzip\ncompression_level 1\n\
+         max_file_size 10m\nsymlink_path /l/current\n<format>\n@type msgpack\n</format>\n\
+         <buffer time>\n@type memory\ntimekey 1h\n</buffer>\n</match>",
+    )
+    .unwrap();
+    assert!(!setup.is_file());
+    assert!(!setup.keys.tag, "msgpack does not write the tag");
+    assert_eq!(
+        c.writer,
+        WriterConfig {
+            append: true,
+            gzip: Some(1),
+            max_file_size: Some(10 * 1024 * 1024),
+            symlink_path: Some(PathBuf::from("/l/current")),
+            line_based: false,
+        }
+    );
+}

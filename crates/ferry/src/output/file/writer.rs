@@ -1,0 +1,455 @@
+//! Writing a chunk's bytes into files, so that readers never see a half-written file.
+//!
+//! **New files (`append false`)**: the bytes go to a temporary file in the target directory
+//! (`.<name>.<chunk id>.<part>.ferry-tmp`), which is fsynced, then given its final name with a
+//! hard link (which never replaces an existing file, so two writers cannot pick the same
+//! number; where hard links are not available, a rename after an existence check), and the
+//! directory is fsynced. A reader listing the directory sees either no file or the whole file.
+//! The temporary name is derived from the chunk id, so the retry of a failed chunk (also after
+//! a restart) reuses it instead of leaving litter.
+//!
+//! **Appends (`append true`)**: one file per slice grows in place. Each chunk is appended
+//! whole and fdatasynced before the chunk is acknowledged to the buffer; appends to one file
+//! are serialized. If an append fails part way, the file is truncated back to its length
+//! before the chunk (a file this chunk created is removed), so a failed flush leaves no partial
+//! chunk behind; the chunk is retried whole. A reader that reads while an append is in progress
+//! can see its first part, as with any growing log file. After a crash in the middle of an
+//! append, the first append to that file after restart truncates a torn last line (for the
+//! line-based formats) before writing, and logs what it removed; the chunk itself is written
+//! again (at least once).
+//!
+//! **Size rotation (`max_file_size`)**: a file is closed once it holds at least that many bytes
+//! (checked between pieces of a chunk, so a file can pass the limit by up to one piece, about
+//! 1 MiB of events); the next bytes go to the next number. With gzip the size is the
+//! compressed size written so far.
+
+use super::path::Rendered;
+use crate::output::SinkError;
+use flate2::write::GzEncoder;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Cached next file numbers kept before the cache is cleared.
+const INDEX_CACHE_LIMIT: usize = 4096;
+/// Append locks: files hash onto this many locks.
+const STRIPES: usize = 16;
+const WRITE_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterConfig {
+    pub append: bool,
+    /// gzip level (1-9) when the files are gzip-compressed.
+    pub gzip: Option<u32>,
+    pub max_file_size: Option<u64>,
+    pub symlink_path: Option<PathBuf>,
+    /// Whether every record ends with a newline (a torn tail can be found and cut).
+    pub line_based: bool,
+}
+
+/// Produces the next piece of a chunk's bytes into the buffer; `false` at the end.
+pub type NextPiece<'a> = dyn FnMut(&mut Vec<u8>) -> Result<bool, SinkError> + 'a;
+
+#[derive(Debug)]
+pub struct FileWriter {
+    pub config: WriterConfig,
+    next_index: Mutex<HashMap<String, u32>>,
+    checked_tails: Mutex<HashSet<PathBuf>>,
+    stripes: Vec<Mutex<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded maps are caches: a poisoned one is still consistent enough to use.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn io_err(e: io::Error) -> SinkError {
+    SinkError::Io(e)
+}
+
+/// Counts the bytes written through it.
+struct Counting<W: Write> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write_all(buf)?;
+        self.count += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum Out {
+    Plain(Counting<BufWriter<File>>),
+    Gzip(GzEncoder<Counting<BufWriter<File>>>),
+}
+
+impl Out {
+    fn new(file: File, gzip: Option<u32>) -> Self {
+        let counting = Counting {
+            inner: BufWriter::with_capacity(WRITE_BUFFER, file),
+            count: 0,
+        };
+        match gzip {
+            Some(level) => Out::Gzip(GzEncoder::new(counting, flate2::Compression::new(level))),
+            None => Out::Plain(counting),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Out::Plain(w) => w.write_all(buf),
+            Out::Gzip(w) => w.write_all(buf),
+        }
+    }
+
+    fn written(&self) -> u64 {
+        match self {
+            Out::Plain(w) => w.count,
+            Out::Gzip(w) => w.get_ref().count,
+        }
+    }
+
+    /// Ends the gzip member, flushes, and fdatasyncs.
+    fn finish(self) -> io::Result<()> {
+        let counting = match self {
+            Out::Plain(w) => w,
+            Out::Gzip(w) => w.finish()?,
+        };
+        let file = counting.inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()
+    }
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
+}
+
+fn create_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => fs::create_dir_all(dir),
+        _ => Ok(()),
+    }
+}
+
+/// A temporary file being filled; removed if dropped unpublished.
+struct Temp {
+    path: PathBuf,
+    out: Option<Out>,
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl FileWriter {
+    pub fn new(config: WriterConfig) -> Self {
+        Self {
+            config,
+            next_index: Mutex::default(),
+            checked_tails: Mutex::default(),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    /// Writes a chunk's pieces; returns the files written, in order.
+    pub fn write(
+        &self,
+        r: &Rendered,
+        chunk_id: &str,
+        next: &mut NextPiece<'_>,
+    ) -> Result<Vec<PathBuf>, SinkError> {
+        let written = if self.config.append {
+            self.append(r, next)?
+        } else {
+            self.new_files(r, chunk_id, next)?
+        };
+        if let (Some(link), Some(last)) = (&self.config.symlink_path, written.last()) {
+            update_symlink(link, last).map_err(io_err)?;
+        }
+        Ok(written)
+    }
+
+    fn new_files(
+        &self,
+        r: &Rendered,
+        chunk_id: &str,
+        next: &mut NextPiece<'_>,
+    ) -> Result<Vec<PathBuf>, SinkError> {
+        let mut published = Vec::new();
+        let mut current: Option<Temp> = None;
+        let mut buf = Vec::new();
+        let mut part = 0u32;
+        loop {
+            buf.clear();
+            if !next(&mut buf)? {
+                break;
+            }
+            if buf.is_empty() {
+                continue;
+            }
+            let temp = match &mut current {
+                Some(t) => t,
+                slot @ None => slot.insert(self.create_temp(r, chunk_id, part).map_err(io_err)?),
+            };
+            let full = match temp.out.as_mut() {
+                Some(out) => {
+                    out.write_all(&buf).map_err(io_err)?;
+                    self.config
+                        .max_file_size
+                        .is_some_and(|max| out.written() >= max)
+                }
+                None => false,
+            };
+            if full && let Some(t) = current.take() {
+                published.push(self.publish(t, r).map_err(io_err)?);
+                part += 1;
+            }
+        }
+        if let Some(t) = current {
+            published.push(self.publish(t, r).map_err(io_err)?);
+        }
+        Ok(published)
+    }
+
+    fn create_temp(&self, r: &Rendered, chunk_id: &str, part: u32) -> io::Result<Temp> {
+        let target = r.path(0, false);
+        create_parent(&target)?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = target.with_file_name(format!(".{name}.{chunk_id}.{part}.ferry-tmp"));
+        let file = File::create(&path)?;
+        Ok(Temp {
+            path,
+            out: Some(Out::new(file, self.config.gzip)),
+        })
+    }
+
+    /// Syncs the temporary file and gives it the first free number.
+    fn publish(&self, mut temp: Temp, r: &Rendered) -> io::Result<PathBuf> {
+        if let Some(out) = temp.out.take() {
+            if let Err(e) = out.finish() {
+                let _ = fs::remove_file(&temp.path);
+                return Err(e);
+            }
+        }
+        let family = r.family();
+        let mut index = lock(&self.next_index).get(&family).copied().unwrap_or(0);
+        let mut linked = false;
+        let target = loop {
+            let candidate = r.path(index, false);
+            match fs::hard_link(&temp.path, &candidate) {
+                Ok(()) => {
+                    linked = true;
+                    break candidate;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => index += 1,
+                Err(_) if candidate.exists() => index += 1,
+                Err(_) => {
+                    fs::rename(&temp.path, &candidate)?;
+                    break candidate;
+                }
+            }
+        };
+        if linked {
+            fs::remove_file(&temp.path)?;
+        }
+        sync_dir(&target)?;
+        let mut cache = lock(&self.next_index);
+        if cache.len() >= INDEX_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(family, index + 1);
+        Ok(target)
+    }
+
+    fn append(&self, r: &Rendered, next: &mut NextPiece<'_>) -> Result<Vec<PathBuf>, SinkError> {
+        let family = r.family();
+        let stripe = family.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        let _guard = self.stripes.get(stripe % STRIPES).map(lock);
+        let mut index = match lock(&self.next_index).get(&family) {
+            Some(i) => *i,
+            None => (0..).find(|i| !r.path(i + 1, true).exists()).unwrap_or(0),
+        };
+        // Files touched by this chunk and their length before it (None: created by it).
+        let mut touched: Vec<(PathBuf, Option<u64>)> = Vec::new();
+        let result = self.append_pieces(r, &mut index, &mut touched, next);
+        if result.is_err() {
+            for (path, len) in touched.iter().rev() {
+                let undone = match len {
+                    Some(len) => OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .and_then(|f| f.set_len(*len)),
+                    None => fs::remove_file(path),
+                };
+                if let Err(e) = undone {
+                    tracing::error!("could not undo a failed append to {}: {e}", path.display());
+                }
+            }
+        }
+        let mut cache = lock(&self.next_index);
+        if cache.len() >= INDEX_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(family, index);
+        result.map(|()| touched.into_iter().map(|(p, _)| p).collect())
+    }
+
+    fn append_pieces(
+        &self,
+        r: &Rendered,
+        index: &mut u32,
+        touched: &mut Vec<(PathBuf, Option<u64>)>,
+        next: &mut NextPiece<'_>,
+    ) -> Result<(), SinkError> {
+        let max = self.config.max_file_size;
+        let mut current: Option<(Out, u64)> = None;
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            if !next(&mut buf)? {
+                break;
+            }
+            if buf.is_empty() {
+                continue;
+            }
+            if let Some((out, base)) = current.take() {
+                let size = base + out.written();
+                if max.is_some_and(|m| size > 0 && size + buf.len() as u64 > m) {
+                    out.finish().map_err(io_err)?;
+                    *index += 1;
+                } else {
+                    current = Some((out, base));
+                }
+            }
+            let (out, _) = match &mut current {
+                Some(c) => c,
+                slot @ None => {
+                    let opened = self.open_append(r, index, buf.len() as u64, touched);
+                    slot.insert(opened.map_err(io_err)?)
+                }
+            };
+            out.write_all(&buf).map_err(io_err)?;
+        }
+        if let Some((out, _)) = current {
+            out.finish().map_err(io_err)?;
+        }
+        for (path, before) in touched.iter() {
+            if before.is_none() {
+                sync_dir(path).map_err(io_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens file number `index` for appending, moving past files too full for `incoming`
+    /// more bytes.
+    fn open_append(
+        &self,
+        r: &Rendered,
+        index: &mut u32,
+        incoming: u64,
+        touched: &mut Vec<(PathBuf, Option<u64>)>,
+    ) -> io::Result<(Out, u64)> {
+        loop {
+            let path = r.path(*index, true);
+            let existed = path.exists();
+            if !existed {
+                create_parent(&path)?;
+            }
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true)
+                .open(&path)?;
+            let mut len = file.metadata()?.len();
+            let text = self.config.line_based && self.config.gzip.is_none();
+            if existed && text && lock(&self.checked_tails).insert(path.clone()) {
+                len = repair_tail(&file, len, &path)?;
+            }
+            if self
+                .config
+                .max_file_size
+                .is_some_and(|m| len > 0 && len + incoming > m)
+            {
+                *index += 1;
+                continue;
+            }
+            touched.push((path, existed.then_some(len)));
+            return Ok((Out::new(file, self.config.gzip), len));
+        }
+    }
+}
+
+/// Cuts a torn last line (left by a crash in the middle of an append). Returns the new length.
+fn repair_tail(file: &File, len: u64, path: &Path) -> io::Result<u64> {
+    const BLOCK: u64 = 64 * 1024;
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    if last[0] == b'\n' {
+        return Ok(len);
+    }
+    let mut end = len;
+    let mut block = vec![0u8; BLOCK as usize];
+    let keep = loop {
+        let start = end.saturating_sub(BLOCK);
+        let n = (end - start) as usize;
+        file.read_exact_at(&mut block[..n], start)?;
+        if let Some(i) = block[..n].iter().rposition(|b| *b == b'\n') {
+            break start + i as u64 + 1;
+        }
+        if start == 0 {
+            break 0;
+        }
+        end = start;
+    };
+    file.set_len(keep)?;
+    file.sync_data()?;
+    tracing::warn!(
+        "{}: removed a torn last line of {} bytes (an interrupted append; its chunk is written again)",
+        path.display(),
+        len - keep
+    );
+    Ok(keep)
+}
+
+/// Points `link` at `target`, replacing it atomically.
+fn update_symlink(link: &Path, target: &Path) -> io::Result<()> {
+    let tmp = link.with_file_name(format!(
+        ".{}.ferry-tmp",
+        link.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let _ = fs::remove_file(&tmp);
+    create_parent(link)?;
+    std::os::unix::fs::symlink(target, &tmp)?;
+    fs::rename(&tmp, link)
+}
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

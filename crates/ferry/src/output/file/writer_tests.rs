@@ -1,0 +1,205 @@
+use super::super::path::{IndexStyle, PathTemplate};
+use super::*;
+use ferry_buffer::ChunkKey;
+use std::io::Read;
+
+fn rendered(dir: &Path, name: &str) -> Rendered {
+    let t = PathTemplate::parse(
+        &format!("{}/{name}\u{0}.log", dir.display()),
+        IndexStyle::Underscore,
+    )
+    .unwrap();
+    t.render(&ChunkKey::default(), "c0ffee")
+}
+
+fn config(append: bool) -> WriterConfig {
+    WriterConfig {
+        append,
+        gzip: None,
+        max_file_size: None,
+        symlink_path: None,
+        line_based: true,
+    }
+}
+
+/// A source of `pieces` pieces of `lines` lines each; fails instead of piece `fail_at`.
+fn source(
+    pieces: usize,
+    lines: usize,
+    fail_at: Option<usize>,
+) -> impl FnMut(&mut Vec<u8>) -> Result<bool, SinkError> {
+    let mut n = 0;
+    move |buf: &mut Vec<u8>| {
+        if Some(n) == fail_at {
+            return Err(SinkError::BadChunk("source failed".into()));
+        }
+        if n == pieces {
+            return Ok(false);
+        }
+        for l in 0..lines {
+            buf.extend_from_slice(format!("piece {n} line {l}\n").as_bytes());
+        }
+        n += 1;
+        Ok(true)
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn each_chunk_becomes_a_new_numbered_file_and_no_temporary_file_remains() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = FileWriter::new(config(false));
+    let r = rendered(dir.path(), "app");
+    for _ in 0..3 {
+        let written = w.write(&r, "c0ffee", &mut source(2, 5, None)).unwrap();
+        assert_eq!(written.len(), 1);
+    }
+    assert_eq!(
+        names(dir.path()),
+        vec!["app_0.log", "app_1.log", "app_2.log"]
+    );
+    let text = fs::read_to_string(dir.path().join("app_1.log")).unwrap();
+    assert_eq!(text.lines().count(), 10);
+    // A fresh writer (a restart) does not overwrite existing numbers.
+    let w = FileWriter::new(config(false));
+    w.write(&r, "other", &mut source(1, 1, None)).unwrap();
+    assert!(dir.path().join("app_3.log").exists());
+}
+
+#[test]
+fn a_failed_chunk_leaves_no_file_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = FileWriter::new(config(false));
+    let r = rendered(dir.path(), "app");
+    assert!(w.write(&r, "c0ffee", &mut source(3, 5, Some(2))).is_err());
+    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+}
+
+#[test]
+fn max_file_size_splits_a_chunk_into_several_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(false);
+    cfg.max_file_size = Some(100);
+    let w = FileWriter::new(cfg);
+    let written = w
+        .write(
+            &rendered(dir.path(), "app"),
+            "c0ffee",
+            &mut source(4, 5, None),
+        )
+        .unwrap();
+    // Pieces are 75 bytes: a file is closed once it holds 100 bytes or more, so two each.
+    assert_eq!(written.len(), 2);
+    let total: usize = written
+        .iter()
+        .map(|p| fs::read_to_string(p).unwrap().lines().count())
+        .sum();
+    assert_eq!(total, 20);
+}
+
+#[test]
+fn appends_grow_one_file_and_rotate_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(true);
+    cfg.max_file_size = Some(250);
+    let w = FileWriter::new(cfg);
+    let r = rendered(dir.path(), "app");
+    for _ in 0..4 {
+        w.write(&r, "c0ffee", &mut source(1, 5, None)).unwrap();
+    }
+    assert_eq!(names(dir.path()), vec!["app.log", "app_1.log"]);
+    let lines = |n: &str| {
+        fs::read_to_string(dir.path().join(n))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(lines("app.log") + lines("app_1.log"), 20);
+    assert!(fs::metadata(dir.path().join("app.log")).unwrap().len() <= 250);
+}
+
+#[test]
+fn a_failed_append_is_cut_back_to_the_length_before_the_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = FileWriter::new(config(true));
+    let r = rendered(dir.path(), "app");
+    w.write(&r, "c0ffee", &mut source(1, 3, None)).unwrap();
+    let before = fs::read(dir.path().join("app.log")).unwrap();
+    assert!(w.write(&r, "c0ffee", &mut source(5, 3, Some(3))).is_err());
+    assert_eq!(fs::read(dir.path().join("app.log")).unwrap(), before);
+    let other = rendered(dir.path(), "new");
+    assert!(
+        w.write(&other, "c0ffee", &mut source(5, 3, Some(1)))
+            .is_err()
+    );
+    assert!(
+        !dir.path().join("new.log").exists(),
+        "a file the chunk created is removed"
+    );
+}
+
+#[test]
+fn a_torn_last_line_is_cut_before_the_first_append() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("app.log"), b"whole line\nhalf a li").unwrap();
+    let w = FileWriter::new(config(true));
+    w.write(
+        &rendered(dir.path(), "app"),
+        "c0ffee",
+        &mut source(1, 1, None),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read_to_string(dir.path().join("app.log")).unwrap(),
+        "whole line\npiece 0 line 0\n"
+    );
+}
+
+#[test]
+fn gzip_files_are_valid_and_appends_add_gzip_members() {
+    let dir = tempfile::tempdir().unwrap();
+    for append in [false, true] {
+        let mut cfg = config(append);
+        cfg.gzip = Some(6);
+        let w = FileWriter::new(cfg);
+        let r = rendered(dir.path(), if append { "a" } else { "n" });
+        let mut written = Vec::new();
+        for _ in 0..2 {
+            written.extend(w.write(&r, "c0ffee", &mut source(3, 4, None)).unwrap());
+        }
+        let mut lines = 0;
+        written.sort();
+        written.dedup();
+        for p in written {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(File::open(p).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            lines += text.lines().count();
+        }
+        assert_eq!(lines, 24, "append={append}");
+    }
+}
+
+#[test]
+fn symlink_points_at_the_last_file_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(false);
+    cfg.symlink_path = Some(dir.path().join("current"));
+    let w = FileWriter::new(cfg);
+    let r = rendered(dir.path(), "app");
+    w.write(&r, "a", &mut source(1, 1, None)).unwrap();
+    w.write(&r, "b", &mut source(1, 1, None)).unwrap();
+    assert_eq!(
+        fs::read_link(dir.path().join("current")).unwrap(),
+        dir.path().join("app_1.log")
+    );
+}

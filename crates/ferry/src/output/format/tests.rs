@@ -1,0 +1,131 @@
+use super::*;
+use crate::plugin::read_section;
+use bytes::BytesMut;
+use ferry_proto::encode::write_entry;
+use ferry_proto::time::EventTime;
+
+fn format(conf: &str, default: FormatKind) -> FormatConfig {
+    read_section(conf, |s| FormatConfig::from_section(s, default)).unwrap()
+}
+
+fn stream() -> Vec<u8> {
+    let record = Value::Map(vec![
+        (
+            Value::Str("message".into()),
+            Value::Str("hello\tworld".into()),
+        ),
+        (Value::Str("n".into()), Value::UInt(7)),
+    ]);
+    let mut out = BytesMut::new();
+    let t = EventTime {
+        sec: 1_700_000_000,
+        nsec: 250_000_000,
+    };
+    write_entry(&mut out, t, false, &record.to_bytes());
+    out.to_vec()
+}
+
+fn render(conf: &str, default: FormatKind) -> String {
+    let mut out = Vec::new();
+    assert_eq!(
+        format(conf, default).write_stream("app.web", &stream(), &mut out),
+        0
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn out_file_writes_time_tab_tag_tab_json_like_fluentd() {
+    assert_eq!(
+        render("<match>\n</match>", FormatKind::OutFile),
+        "2023-11-14T22:13:20+0000\tapp.web\t{\"message\":\"hello\\tworld\",\"n\":7}\n"
+    );
+    let conf = "<match>\n<format>\n@type out_file\noutput_tag false\ndelimiter COMMA\n\
+                time_type unixtime\n</format>\n</match>";
+    assert_eq!(
+        render(conf, FormatKind::Json),
+        "1700000000,{\"message\":\"hello\\tworld\",\"n\":7}\n"
+    );
+    let conf = "<match>\n<format>\ntime_format %Y%m%d %H:%M:%S.%L\n</format>\n</match>";
+    assert!(render(conf, FormatKind::OutFile).starts_with("20231114 22:13:20.250\tapp.web\t"));
+}
+
+#[test]
+fn json_writes_one_object_per_line_with_injected_fields() {
+    let conf = "<match>\n<format>\n@type json\n</format>\n<inject>\ntag_key tag\ntime_key time\n\
+                </inject>\n</match>";
+    assert_eq!(
+        render(conf, FormatKind::Stdout),
+        "{\"message\":\"hello\\tworld\",\"n\":7,\"tag\":\"app.web\",\"time\":1700000000.25}\n"
+    );
+    let conf = "<match>\n<format>\n@type json\nadd_newline false\n</format>\n<inject>\n\
+                time_key t\ntime_type string\ntime_format %s\n</inject>\n</match>";
+    assert_eq!(
+        render(conf, FormatKind::Stdout),
+        "{\"message\":\"hello\\tworld\",\"n\":7,\"t\":\"1700000000\"}"
+    );
+}
+
+#[test]
+fn stdout_writes_fluentds_stdout_line() {
+    assert_eq!(
+        render("<match>\n</match>", FormatKind::Stdout),
+        "2023-11-14 22:13:20.250000000 +0000 app.web: {\"message\":\"hello\\tworld\",\"n\":7}\n"
+    );
+}
+
+#[test]
+fn ltsv_csv_and_single_value_write_fields_by_name() {
+    let ltsv = "<match>\n<format>\n@type ltsv\n</format>\n</match>";
+    assert_eq!(render(ltsv, FormatKind::Json), "message:hello world\tn:7\n");
+    let csv = "<match>\n<format>\n@type csv\nfields n,message,none\n</format>\n</match>";
+    assert_eq!(
+        render(csv, FormatKind::Json),
+        "\"7\",\"hello\tworld\",\"\"\n"
+    );
+    let single = "<match>\n<format>\n@type single_value\n</format>\n</match>";
+    assert_eq!(render(single, FormatKind::Json), "hello\tworld\n");
+    let single = "<match>\n<format>\n@type single_value\nmessage_key n\nadd_newline false\n\
+                  </format>\n</match>";
+    assert_eq!(render(single, FormatKind::Json), "7");
+}
+
+#[test]
+fn msgpack_writes_the_record_with_injected_fields() {
+    let conf = "<match>\n<format>\n@type msgpack\n</format>\n<inject>\ntag_key tag\n</inject>\n\
+                </match>";
+    let mut out = Vec::new();
+    format(conf, FormatKind::Json).write_stream("app.web", &stream(), &mut out);
+    let (v, used) = Value::decode(&out).unwrap();
+    assert_eq!(used, out.len());
+    assert_eq!(v.get("tag"), Some(&Value::Str("app.web".into())));
+    assert_eq!(v.get("n"), Some(&Value::UInt(7)));
+}
+
+#[test]
+fn bad_format_parameters_are_configuration_errors() {
+    let errors =
+        |conf: &str| read_section(conf, |s| FormatConfig::from_section(s, FormatKind::Json));
+    assert!(errors("<match>\n<format>\n@type csv\n</format>\n</match>").is_err());
+    assert!(errors("<match>\n<format>\n@type jsn\n</format>\n</match>").is_err());
+    assert!(errors("<match>\n<format>\n@type json\nbogus 1\n</format>\n</match>").is_err());
+    assert!(
+        errors("<match>\n<format>\n@type out_file\nlocaltime true\n</format>\n</match>").is_err()
+    );
+    assert!(
+        errors("<match>\n<format>\n@type out_file\ntime_format %Q\n</format>\n</match>").is_err()
+    );
+    assert!(errors("<match>\n<format>\n@type out_file\nutc\n</format>\n</match>").is_ok());
+}
+
+#[test]
+fn broken_entries_are_counted_and_leave_no_partial_line() {
+    let f = format("<match>\n</match>", FormatKind::Json);
+    let mut s = stream();
+    let good = s.clone();
+    s.extend_from_slice(&good[..good.len() - 3]);
+    let mut out = Vec::new();
+    assert_eq!(f.write_stream("t", &s, &mut out), 1);
+    assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+    assert!(out.ends_with(b"}\n"));
+}

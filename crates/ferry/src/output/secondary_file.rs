@@ -1,0 +1,106 @@
+//! `@type secondary_file`: where a buffered output puts the chunks its destination never took
+//! (`<secondary>`), as Fluentd's out_secondary_file.
+//!
+//! A chunk's events are written as they are in the buffer, a msgpack stream of
+//! `[time, record]` entries (what Fluentd writes; `fluent-cat --format msgpack` reads it back),
+//! to `directory`/`basename` (default `dump.bin`): with `append false` (the default) a new
+//! file per chunk, `dump.bin.0`, `dump.bin.1`, ...; with `append true` one file. `compress
+//! gzip` writes gzip and adds `.gz`. `directory` and `basename` take the same placeholders as
+//! the file output's `path` (time, `${tag}`, `${tag[N]}`, `${KEY}`, `${chunk_id}`), limited to
+//! the primary output's chunk keys. Files appear atomically as the file output's do
+//! ([`super::file::writer`]).
+
+use super::SinkError;
+use super::buffer_section::ChunkKeys;
+use super::file::path::{IndexStyle, PathTemplate};
+use super::file::writer::{FileWriter, WriterConfig};
+use super::sink::SegmentReader;
+use ferry_buffer::Chunk;
+use ferry_config::Section;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecondaryFileConfig {
+    pub template: PathTemplate,
+    pub writer: WriterConfig,
+}
+
+impl SecondaryFileConfig {
+    /// Reads a `<secondary> @type secondary_file` section of an output whose chunks are keyed
+    /// by `keys`.
+    pub fn from_section(s: &Section<'_>, keys: &ChunkKeys) -> Option<Self> {
+        let directory = s.required_str("directory");
+        let basename = s.str_or("basename", "dump.bin");
+        if basename.contains('/') {
+            s.error(Some("basename"), "basename must not contain '/'");
+        }
+        let append = s.bool_or("append", false);
+        let gzip = s.enum_or("compress", &["text", "gzip"], "text") == "gzip";
+        let source = format!(
+            "{}/{basename}\u{0}{}",
+            directory?.trim_end_matches('/'),
+            if gzip { ".gz" } else { "" }
+        );
+        let template = PathTemplate::parse(&source, IndexStyle::Dot)
+            .and_then(|t| t.check(keys).map(|()| t))
+            .map_err(|e| s.error(None, format!("secondary_file: {e}")))
+            .ok()?;
+        Some(Self {
+            template,
+            writer: WriterConfig {
+                append,
+                gzip: gzip.then_some(6),
+                max_file_size: None,
+                symlink_path: None,
+                line_based: false,
+            },
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct SecondaryFile {
+    pub id: String,
+    template: PathTemplate,
+    writer: Arc<FileWriter>,
+}
+
+impl SecondaryFile {
+    pub fn new(id: String, config: SecondaryFileConfig) -> Self {
+        Self {
+            id,
+            template: config.template,
+            writer: Arc::new(FileWriter::new(config.writer)),
+        }
+    }
+
+    pub async fn write_chunk(&self, chunk: &Chunk) -> Result<(), SinkError> {
+        let chunk_id = super::buffered::hex(&chunk.unique_id());
+        let rendered = self.template.render(chunk.key(), &chunk_id);
+        let mut reader = SegmentReader::new(chunk)?;
+        let writer = Arc::clone(&self.writer);
+        let id = chunk_id.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut next = |buf: &mut Vec<u8>| -> Result<bool, SinkError> {
+                match reader.next_blocking()? {
+                    Some(stream) => {
+                        buf.extend_from_slice(&stream);
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            };
+            writer.write(&rendered, &id, &mut next)
+        })
+        .await
+        .map_err(|e| SinkError::Io(std::io::Error::other(e)))??;
+        if let Some(path) = written.last() {
+            tracing::warn!(
+                "output {}: chunk {chunk_id} written to the secondary file {}",
+                self.id,
+                path.display()
+            );
+        }
+        Ok(())
+    }
+}

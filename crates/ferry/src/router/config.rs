@@ -1,0 +1,272 @@
+//! Routing directives as configured: `<filter>` and `<match>` per table (the top level and
+//! each `<label>`), and what a `<match>` does: one output, `copy` to several stores, or
+//! `relabel` into another label.
+
+use super::pattern::MatchPattern;
+use crate::filter::Filter;
+use crate::output::OutputConfig;
+use ferry_config::{Section, Span};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A parsed `<match>` directive.
+#[derive(Debug, Clone)]
+pub struct MatchConfig {
+    pub pattern: MatchPattern,
+    pub id: String,
+    pub target: TargetConfig,
+    pub span: Span,
+}
+
+/// What a `<match>` does with the events it takes.
+#[derive(Debug, Clone)]
+pub enum TargetConfig {
+    Output(Box<OutputConfig>),
+    Copy(CopyConfig),
+    /// `@type relabel` with `@label @NAME`: the events go on in that label.
+    Relabel(String),
+}
+
+/// `copy_mode`. ferry's batches are immutable bytes shared between stores, so every mode
+/// behaves the same; the modes are accepted so Fluentd configurations load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMode {
+    NoCopy,
+    Shallow,
+    Deep,
+    Marshal,
+}
+
+/// `@type copy`.
+#[derive(Debug, Clone)]
+pub struct CopyConfig {
+    pub copy_mode: CopyMode,
+    pub stores: Vec<StoreConfig>,
+}
+
+/// One `<store>` of a copy.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub id: String,
+    /// `<store ignore_error>`: a refusal by this store does not fail the copy.
+    pub ignore_error: bool,
+    pub target: StoreTarget,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreTarget {
+    Output(Box<OutputConfig>),
+    Relabel(String),
+}
+
+/// A parsed `<filter>` directive.
+#[derive(Debug, Clone)]
+pub struct FilterRule {
+    pub pattern: MatchPattern,
+    pub id: String,
+    pub filter: Arc<Filter>,
+    /// How many `<match>` directives of the same table come before it: the filter applies to
+    /// events taken by match number `before_match` or later.
+    pub before_match: usize,
+    pub span: Span,
+}
+
+/// A parsed `<label @NAME>` section.
+#[derive(Debug, Clone)]
+pub struct LabelConfig {
+    pub name: String,
+    pub filters: Vec<FilterRule>,
+    pub matches: Vec<MatchConfig>,
+    pub span: Span,
+}
+
+/// All routing directives of a configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RoutesConfig {
+    pub root: Vec<MatchConfig>,
+    pub root_filters: Vec<FilterRule>,
+    pub labels: Vec<LabelConfig>,
+}
+
+impl RoutesConfig {
+    /// Every `<match>` in configuration order: the top level, then each label's.
+    pub fn matches(&self) -> impl Iterator<Item = &MatchConfig> {
+        self.root
+            .iter()
+            .chain(self.labels.iter().flat_map(|l| l.matches.iter()))
+    }
+
+    /// Every output to build, as `(id, config)`, in the order [`super::Router::new`] expects
+    /// them: each `<match>` in [`Self::matches`] order, a copy's stores in order.
+    pub fn outputs(&self) -> Vec<(&str, &OutputConfig)> {
+        let mut out = Vec::new();
+        for m in self.matches() {
+            match &m.target {
+                TargetConfig::Output(o) => out.push((m.id.as_str(), &**o)),
+                TargetConfig::Copy(c) => {
+                    for s in &c.stores {
+                        if let StoreTarget::Output(o) = &s.target {
+                            out.push((s.id.as_str(), &**o));
+                        }
+                    }
+                }
+                TargetConfig::Relabel(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Every label a `relabel` names, with where it is named.
+    pub fn relabels(&self) -> Vec<(&str, &Span)> {
+        let mut out = Vec::new();
+        for m in self.matches() {
+            match &m.target {
+                TargetConfig::Relabel(l) => out.push((l.as_str(), &m.span)),
+                TargetConfig::Copy(c) => {
+                    for s in &c.stores {
+                        if let StoreTarget::Relabel(l) = &s.target {
+                            out.push((l.as_str(), &s.span));
+                        }
+                    }
+                }
+                TargetConfig::Output(_) => {}
+            }
+        }
+        out
+    }
+}
+
+/// Plugin ids: `@id` when given (must be unique), else `<type>_<n>`.
+#[derive(Debug, Default)]
+pub struct Ids {
+    seen: HashSet<String>,
+    next: usize,
+}
+
+impl Ids {
+    pub fn assign(&mut self, section: &Section<'_>, kind: &str) -> String {
+        let id = match section.id() {
+            Some(id) => id.to_string(),
+            None => {
+                self.next += 1;
+                format!("{kind}_{}", self.next - 1)
+            }
+        };
+        if !self.seen.insert(id.clone()) {
+            section.error(Some("@id"), format!("@id {id} is used twice"));
+        }
+        id
+    }
+}
+
+/// Reads one `<match>`; finishes (or abandons) the section.
+pub fn read_match(
+    section: Section<'_>,
+    ids: &mut Ids,
+    root_dir: Option<&PathBuf>,
+) -> Option<MatchConfig> {
+    let pattern = MatchPattern::parse(section.arg())
+        .map_err(|e| section.error(None, e.to_string()))
+        .ok();
+    let id = ids.assign(&section, section.plugin_type().unwrap_or("output"));
+    let target = match section.plugin_type() {
+        Some("relabel") => relabel(&section).map(TargetConfig::Relabel),
+        Some("copy") => read_copy(&section, ids, root_dir).map(TargetConfig::Copy),
+        _ => OutputConfig::from_section(&section, &id, root_dir)
+            .map(|o| TargetConfig::Output(Box::new(o))),
+    };
+    let Some(target) = target else {
+        section.abandon();
+        return None;
+    };
+    let span = section.span().clone();
+    section.finish();
+    Some(MatchConfig {
+        pattern: pattern?,
+        id,
+        target,
+        span,
+    })
+}
+
+fn relabel(section: &Section<'_>) -> Option<String> {
+    match section.label() {
+        Some(l) => Some(l.to_string()),
+        None => {
+            section.error(None, "relabel needs '@label @NAME'");
+            None
+        }
+    }
+}
+
+fn read_copy(
+    section: &Section<'_>,
+    ids: &mut Ids,
+    root_dir: Option<&PathBuf>,
+) -> Option<CopyConfig> {
+    let copy_mode = match section.enum_or(
+        "copy_mode",
+        &["no_copy", "shallow", "deep", "marshal"],
+        "no_copy",
+    ) {
+        "shallow" => CopyMode::Shallow,
+        "deep" => CopyMode::Deep,
+        "marshal" => CopyMode::Marshal,
+        _ => CopyMode::NoCopy,
+    };
+    let _ = section.opt_bool("deep_copy");
+    let mut stores = Vec::new();
+    let mut ok = true;
+    for store in section.children("store") {
+        let mut ignore_error = false;
+        for word in store.arg().split_whitespace() {
+            match word {
+                "ignore_error" => ignore_error = true,
+                other => {
+                    store.error(
+                        None,
+                        format!("<store {other}> is not supported (only <store ignore_error>)"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let kind = store.plugin_type().unwrap_or("output");
+        let id = ids.assign(&store, kind);
+        let target = match store.plugin_type() {
+            Some("relabel") => relabel(&store).map(StoreTarget::Relabel),
+            Some("copy") => {
+                store.error(
+                    Some("@type"),
+                    "a copy inside a copy is not supported; list the stores in one copy",
+                );
+                None
+            }
+            _ => OutputConfig::from_section(&store, &id, root_dir)
+                .map(|o| StoreTarget::Output(Box::new(o))),
+        };
+        let span = store.span().clone();
+        match target {
+            Some(target) => {
+                store.finish();
+                stores.push(StoreConfig {
+                    id,
+                    ignore_error,
+                    target,
+                    span,
+                });
+            }
+            None => {
+                store.abandon();
+                ok = false;
+            }
+        }
+    }
+    if stores.is_empty() && ok {
+        section.error(None, "copy needs at least one <store>");
+        ok = false;
+    }
+    ok.then_some(CopyConfig { copy_mode, stores })
+}
