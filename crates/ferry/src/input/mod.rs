@@ -55,18 +55,30 @@ impl InputConfig {
     }
 }
 
+/// A started input's handle: its counters.
+#[derive(Debug, Clone)]
+pub enum InputHandle {
+    Forward(Arc<forward::ForwardInputMetrics>),
+    /// The tail input keeps its counters in its own tasks.
+    Tail,
+}
+
 /// Binds an input's sockets (so bind errors surface at start-up) and spawns its tasks.
 pub async fn start(
     id: String,
     config: &InputConfig,
     router: Arc<Router>,
     tasks: &Tasks,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<InputHandle> {
     let route = router
         .route_for(config.label())
         .ok_or_else(|| anyhow::anyhow!("input {id}: label {:?} is not defined", config.label()))?;
     match config {
-        InputConfig::Forward(c) => forward::start(id, c.clone(), router, route, tasks).await,
-        InputConfig::Tail(c) => tail::start(id, c.clone(), router, route, tasks).await,
+        InputConfig::Forward(c) => forward::start(id, c.clone(), router, route, tasks)
+            .await
+            .map(InputHandle::Forward),
+        InputConfig::Tail(c) => tail::start(id, c.clone(), router, route, tasks)
+            .await
+            .map(|()| InputHandle::Tail),
     }
 }

@@ -238,6 +238,9 @@ pub struct OutputMetrics {
     pub slow_flush_count: AtomicU64,
     pub flush_time_ms: AtomicU64,
     pub emit_refused: AtomicU64,
+    /// Set while the output refuses events (buffer full, disk error): the first refusal of an
+    /// episode is logged, the rest only counted, and the end of the episode is logged.
+    pub refusing: std::sync::atomic::AtomicBool,
 }
 
 /// A running output.
@@ -318,8 +321,24 @@ impl Output {
                     source,
                 }),
         };
-        if result.is_err() {
-            m.emit_refused.fetch_add(1, Ordering::Relaxed);
+        match &result {
+            Err(e) => {
+                m.emit_refused.fetch_add(1, Ordering::Relaxed);
+                if !m.refusing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "{e}; events are refused (not acknowledged, so clients re-send) until this clears; further refusals are counted in ferry_output_emit_refused_total"
+                    );
+                }
+            }
+            Ok(()) => {
+                if m.refusing.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "output {}: accepting events again after {} refusals",
+                        self.id,
+                        m.emit_refused.load(Ordering::Relaxed)
+                    );
+                }
+            }
         }
         result
     }

@@ -389,3 +389,199 @@ pub fn program(env: &str, name: &str) -> Option<PathBuf> {
     eprintln!("skipping: {name} is not installed (run scripts/test to install it)");
     None
 }
+
+/// A program the interoperability tests need: `None` (and a note) when it is missing and the
+/// run does not require it; a failure when `FERRY_TEST_DEPS=1`.
+fn optional_dep(what: &str, found: Option<PathBuf>) -> Option<PathBuf> {
+    if found.is_some() {
+        return found;
+    }
+    assert!(
+        std::env::var_os("FERRY_TEST_DEPS").is_none(),
+        "{what} is missing: scripts/test installs it"
+    );
+    eprintln!("skipping: {what} is missing (run scripts/test to install it)");
+    None
+}
+
+/// The `node_modules` directory holding `@fluent-org/logger` (with `node` on PATH).
+pub fn node_modules() -> Option<PathBuf> {
+    let dir = std::env::var_os("FERRY_TEST_NODE_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".test-deps/node/node_modules"));
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let found = (node_ok && dir.join("@fluent-org/logger/package.json").is_file()).then_some(dir);
+    optional_dep("node with @fluent-org/logger", found)
+}
+
+/// Runs `crates/ferry/tests/clients/<script>` with node; panics with its output if it fails.
+pub fn run_node(modules: &Path, script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let out = Command::new("node")
+        .arg(&path)
+        .args(args)
+        .env("NODE_PATH", modules)
+        .stdin(Stdio::null())
+        .output()
+        .expect("start node");
+    assert!(
+        out.status.success(),
+        "node {script} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The Go fluent-logger-golang sender built from `tests/clients/go_sender.go`.
+pub fn go_sender() -> Option<PathBuf> {
+    let path = std::env::var_os("FERRY_TEST_GO_SENDER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".test-deps/go-fluent-sender"));
+    optional_dep(
+        "the Go fluent-logger sender",
+        path.is_file().then_some(path),
+    )
+}
+
+impl Ferry {
+    /// Starts `cmd` (ferry, possibly wrapped, e.g. by `prlimit`) with `config` written to
+    /// `ferry.conf` in a temp dir (`{dir}` in `config` is replaced with that dir's path), and
+    /// waits until `ready()` holds. `cmd` gets `-c <path>` appended.
+    pub fn start_cmd(mut cmd: Command, config: &str, ready: impl Fn(&Path) -> bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config.replace("{dir}", &dir.path().display().to_string());
+        let path = dir.path().join("ferry.conf");
+        std::fs::write(&path, config).unwrap();
+        cmd.arg("-c").arg(&path);
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ferry");
+        let stdout = pump(child.stdout.take().unwrap(), "stdout");
+        let stderr = pump(child.stderr.take().unwrap(), "stderr");
+        let mut ferry = Self {
+            child,
+            stdout,
+            stderr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready(ferry._dir.path()) {
+            if let Ok(Some(status)) = ferry.child.try_wait() {
+                let logs: Vec<String> = ferry.stderr.try_iter().collect();
+                panic!(
+                    "ferry exited with {status} before it was ready:\n{}",
+                    logs.join("\n")
+                );
+            }
+            assert!(Instant::now() < deadline, "ferry was not ready within 20 s");
+            thread::sleep(Duration::from_millis(20));
+        }
+        ferry
+    }
+
+    /// The temp dir ferry's configuration lives in (for sockets and certificates).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Waits until a stderr line contains `needle`; returns it. Lines read while waiting are
+    /// kept in `seen`.
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration, seen: &mut Vec<String>) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(l) = seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    seen.push(line.clone());
+                    if hit {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no stderr line with {needle:?} within {timeout:?}: {seen:#?}"),
+            }
+        }
+    }
+}
+
+/// A ready check for [`Ferry::start_cmd`]: TCP `port` on 127.0.0.1 accepts.
+pub fn tcp_ready(port: u16) -> impl Fn(&Path) -> bool {
+    move |_| TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// A test CA with a server certificate (for `localhost` and 127.0.0.1) and a client
+/// certificate signed by it, written as PEM files in a temp dir.
+pub struct Pki {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// A CA nobody trusts, for negative tests.
+    pub other_ca_cert: PathBuf,
+    pub _dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let ca = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, name);
+            let cert = p.self_signed(&key).unwrap();
+            (cert, key)
+        };
+        let (ca_cert, ca_key) = ca("ferry test CA");
+        let (other_ca, _) = ca("untrusted CA");
+        let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(names).unwrap();
+            p.extended_key_usages = vec![usage];
+            p.distinguished_name.push(DnType::CommonName, "ferry test");
+            let cert = p.signed_by(&key, &ca_cert, &ca_key).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(
+            vec!["localhost".into(), "127.0.0.1".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (client_cert, client_key) = leaf(
+            vec!["client.example".into()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        Self {
+            ca_cert: write("ca.pem", &ca_cert.pem()),
+            server_cert: write("server.pem", &server_cert),
+            server_key: write("server.key", &server_key),
+            client_cert: write("client.pem", &client_cert),
+            client_key: write("client.key", &client_key),
+            other_ca_cert: write("other-ca.pem", &other_ca.pem()),
+            _dir: dir,
+        }
+    }
+}

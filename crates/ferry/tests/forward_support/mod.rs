@@ -271,7 +271,8 @@ pub fn forward_config(text: &str) -> ForwardConfig {
         Ok(p) => p,
         Err(e) => panic!("config errors: {:?}", e.0),
     };
-    match &pipeline.routes.root[0].output.sink {
+    let (_, output) = pipeline.routes.outputs()[0];
+    match &output.sink {
         SinkConfig::Forward(f) => f.clone(),
         other => panic!("not a forward output: {other:?}"),
     }

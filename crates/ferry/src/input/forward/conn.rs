@@ -1,248 +1,418 @@
-//! One forward connection: read, decode, validate, route, acknowledge.
+//! One forward connection: TLS, the `<security>` handshake, then requests in order: read,
+//! decode, validate, route, and acknowledge after the commit.
 //!
-//! Requests on a connection are handled in order. The next request is read only after the
-//! current one is committed, so a blocked output stops this connection's reads and TCP pushes
-//! back on the client instead of memory growing. Memory per connection is the request being
-//! received: the read buffer grows as bytes actually arrive (never from a length the peer
-//! declared) and a request larger than the limit closes the connection as soon as its
-//! declared size is known.
+//! - Generic over the stream (`TcpStream`, a TLS stream over it, `UnixStream`): everything
+//!   after the TLS handshake is the same code for every transport.
+//! - Requests are handled in order and the next one is read only after the current one is
+//!   committed, so a blocked output stops this connection's reads and TCP pushes back on the
+//!   client instead of memory growing.
+//! - An ack (`{"ack": chunk}`, the chunk in the msgpack type it came in) is written only after
+//!   `Router::emit` returned Ok. When the commit fails no ack is written and the connection is
+//!   closed, so the client re-sends at once instead of waiting for its ack timeout.
+//! - Every reply (HELO, PONG, ack) is one buffer written with one `write_all` and flushed:
+//!   Fluent Bit reads each with a single 512-byte read.
+//! - Memory: the read buffer starts at [`INITIAL_READ`] bytes and doubles while reads fill it,
+//!   up to [`MAX_READ`]; it grows only as bytes arrive, never from a length the peer declared.
+//!   A buffer left empty and large for [`SHRINK_AFTER`] is released, so idle keepalive
+//!   connections cost a few KiB. A request over `chunk_size_limit` closes the connection as
+//!   soon as its declared size is known.
 
-use super::Shared;
+use super::batch::{self, Inject, Prepared};
+use super::json::{self, JsonError, JsonSplitter};
+use super::{Peer, Shared};
 use crate::event::Batch;
-use crate::router::Routed;
 use crate::task::TaskHandle;
 use bytes::{Bytes, BytesMut};
 use ferry_proto::ack::encode_ack;
-use ferry_proto::entries;
-use ferry_proto::frame::FrameDecoder;
-use ferry_proto::request::{EventBatch, Limits, Request};
-use std::net::SocketAddr;
+use ferry_proto::frame::{FrameDecoder, FrameError, is_json_start};
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
-const READ_CHUNK: usize = 64 * 1024;
-const MAX_READ_RESERVE: usize = 4 * 1024 * 1024;
+pub(super) const INITIAL_READ: usize = 8 * 1024;
+pub(super) const MAX_READ: usize = 1024 * 1024;
+const SHRINK_ABOVE: usize = 64 * 1024;
+pub(super) const SHRINK_AFTER: Duration = Duration::from_secs(1);
+/// After a refusal, how long the peer's remaining bytes are drained so the reply is not lost
+/// to a reset.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 256 * 1024;
 
-/// Why a connection ended early.
+/// Why a connection ended with an error.
 #[derive(Debug, thiserror::Error)]
-enum ConnError {
+pub(super) enum ConnError {
     #[error("{0}")]
-    Frame(#[from] ferry_proto::frame::FrameError),
+    Frame(#[from] FrameError),
     #[error("{0}")]
-    Request(ferry_proto::request::RequestError),
+    Json(#[from] JsonError),
+    #[error("{0}")]
+    Batch(batch::BatchError),
     #[error("events were not committed: {0}")]
     Commit(#[from] crate::output::EmitError),
     #[error("write failed: {0}")]
-    Write(std::io::Error),
+    Write(io::Error),
+    #[error("read failed: {0}")]
+    Read(io::Error),
+    #[error("request preparation stopped: {0}")]
+    Prepare(tokio::task::JoinError),
 }
 
-pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, h: TaskHandle) {
-    shared
-        .metrics
-        .connections_active
-        .fetch_add(1, Ordering::Relaxed);
-    let result = Connection::new(stream, peer, Arc::clone(&shared), &h)
-        .run()
-        .await;
-    shared
-        .metrics
-        .connections_active
-        .fetch_sub(1, Ordering::Relaxed);
-    if let Err(e) = result {
-        match e {
-            ConnError::Frame(ferry_proto::frame::FrameError::TooLarge { .. }) => {
-                shared
-                    .metrics
-                    .oversize_requests
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    "forward input {}: request from {peer} exceeds chunk_size_limit ({} bytes): {e}; connection closed",
-                    shared.id,
-                    shared.config.max_request()
-                );
-            }
-            ConnError::Commit(_) => {
-                shared
-                    .metrics
-                    .commit_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    "forward input {}: from {peer}: {e}; not acknowledged, connection closed so the client re-sends",
-                    shared.id
-                );
-            }
-            _ => {
-                shared
-                    .metrics
-                    .broken_requests
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    "forward input {}: from {peer}: {e}; connection closed",
-                    shared.id
-                );
-            }
-        }
+/// How a connection ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    /// The peer closed; `leftover` bytes of an unfinished request were dropped.
+    Closed {
+        leftover: usize,
+    },
+    Cancelled,
+    Idle,
+    KeepaliveDenied,
+    /// The handshake failed; already counted and logged.
+    Refused,
+}
+
+pub(super) enum Read {
+    Data,
+    Eof,
+    TimedOut,
+    Cancelled,
+}
+
+enum Splitter {
+    Undecided,
+    Msgpack(FrameDecoder),
+    Json(JsonSplitter),
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
-struct Connection<'h> {
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    h: &'h TaskHandle,
-    limits: Limits,
+pub(super) struct Connection<'h, S> {
+    pub(super) stream: S,
+    pub(super) peer: Peer,
+    pub(super) shared: Arc<Shared>,
+    pub(super) h: &'h TaskHandle,
+    pub(super) buf: BytesMut,
+    read_size: usize,
+    pub received: u64,
+    pub requests: u64,
+    inject: Option<Inject>,
+    tag_cache: Option<(String, Arc<str>)>,
 }
 
-impl<'h> Connection<'h> {
-    fn new(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, h: &'h TaskHandle) -> Self {
-        let limits = Limits {
-            max_decompressed_bytes: usize::try_from(shared.config.decompression_size_limit.0)
-                .unwrap_or(usize::MAX),
-        };
+impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
+    pub fn new(stream: S, peer: Peer, shared: Arc<Shared>, h: &'h TaskHandle) -> Self {
         Self {
             stream,
             peer,
             shared,
             h,
-            limits,
+            buf: BytesMut::new(),
+            read_size: INITIAL_READ,
+            received: 0,
+            requests: 0,
+            inject: None,
+            tag_cache: None,
         }
     }
 
-    async fn run(&mut self) -> Result<(), ConnError> {
-        let max = usize::try_from(self.shared.config.max_request()).unwrap_or(usize::MAX);
-        let mut decoder = FrameDecoder::new(max);
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    /// Handshake (when configured), then requests until the peer closes.
+    pub async fn run(&mut self, handshake_deadline: Instant) -> Result<End, ConnError> {
+        let shared = Arc::clone(&self.shared);
+        if let Some(sec) = &shared.security
+            && let Some(end) = self.handshake(sec, handshake_deadline).await?
+        {
+            return Ok(end);
+        }
+        let end = self.requests().await?;
+        if end == End::KeepaliveDenied {
+            self.linger().await;
+        }
+        Ok(end)
+    }
+
+    /// Reads more bytes into the buffer. `deadline`: the handshake deadline, else the idle
+    /// timeout applies.
+    pub(super) async fn fill(&mut self, deadline: Option<Instant>) -> Result<Read, ConnError> {
+        let deadline = deadline.or_else(|| {
+            self.shared
+                .config
+                .idle_timeout
+                .map(|idle| Instant::now() + idle)
+        });
         loop {
-            while let Some(frame) = decoder.decode(&mut buf)? {
-                self.handle(frame).await?;
+            let spare = self.buf.capacity() - self.buf.len();
+            if spare < self.read_size / 2 {
+                self.buf.reserve(self.read_size);
             }
-            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-                // Geometric growth keeps copying linear in the bytes received.
-                buf.reserve(buf.len().clamp(READ_CHUNK, MAX_READ_RESERVE));
+            let spare = self.buf.capacity() - self.buf.len();
+            let shrink_at = (self.buf.is_empty() && self.buf.capacity() > SHRINK_ABOVE)
+                .then(|| Instant::now() + SHRINK_AFTER);
+            let wake = match (deadline, shrink_at) {
+                (Some(d), Some(s)) => Some(d.min(s)),
+                (d, s) => d.or(s),
+            };
+            let h = self.h;
+            let read = tokio::select! {
+                biased;
+                () = h.cancelled() => return Ok(Read::Cancelled),
+                r = self.stream.read_buf(&mut self.buf) => r,
+                () = sleep_until(wake) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Ok(Read::TimedOut);
+                    }
+                    // Quiet with an empty, large buffer: give the memory back.
+                    self.buf = BytesMut::new();
+                    self.read_size = INITIAL_READ;
+                    continue;
+                }
+            };
+            return match read {
+                Ok(0) => Ok(Read::Eof),
+                Ok(n) => {
+                    self.received += n as u64;
+                    if n == spare && self.read_size < MAX_READ {
+                        self.read_size *= 2;
+                    }
+                    Ok(Read::Data)
+                }
+                Err(e) => Err(ConnError::Read(e)),
+            };
+        }
+    }
+
+    /// Writes one reply with one write call, then flushes (TLS sends its record).
+    pub(super) async fn send(&mut self, reply: &[u8]) -> Result<(), ConnError> {
+        let write = async {
+            self.stream.write_all(reply).await?;
+            self.stream.flush().await
+        };
+        match self.shared.config.idle_timeout {
+            Some(t) => tokio::time::timeout(t, write)
+                .await
+                .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
+            None => write.await,
+        }
+        .map_err(ConnError::Write)
+    }
+
+    /// After a refusal or a last reply: FIN, then drain what the peer still sends (bounded in
+    /// time and bytes) so the reply is not destroyed by a reset.
+    pub async fn linger(&mut self) {
+        let _ = self.stream.shutdown().await;
+        let deadline = Instant::now() + LINGER;
+        let mut drained = 0usize;
+        let mut scratch = [0u8; 4096];
+        while drained < LINGER_BYTES {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut scratch)).await {
+                Ok(Ok(n)) if n > 0 => drained += n,
+                _ => break,
+            }
+        }
+    }
+
+    async fn requests(&mut self) -> Result<End, ConnError> {
+        let max = usize::try_from(self.shared.config.max_request()).unwrap_or(usize::MAX);
+        let mut splitter = Splitter::Undecided;
+        loop {
+            loop {
+                let frame = match &mut splitter {
+                    Splitter::Undecided => match self.buf.first() {
+                        None => None,
+                        Some(&b) if is_json_start(b) && self.shared.security.is_none() => {
+                            self.shared
+                                .metrics
+                                .json_connections
+                                .fetch_add(1, Ordering::Relaxed);
+                            splitter = Splitter::Json(JsonSplitter::new(max));
+                            continue;
+                        }
+                        Some(_) => {
+                            splitter = Splitter::Msgpack(FrameDecoder::new(max));
+                            continue;
+                        }
+                    },
+                    Splitter::Msgpack(d) => d.decode(&mut self.buf)?,
+                    Splitter::Json(d) => d.decode(&mut self.buf)?,
+                };
+                let Some(frame) = frame else { break };
+                let json = matches!(splitter, Splitter::Json(_));
+                self.handle(frame, json).await?;
+                if self.shared.config.deny_keepalive {
+                    self.shared
+                        .metrics
+                        .keepalive_denied_closes
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(End::KeepaliveDenied);
+                }
             }
             self.h.set("reading");
-            let n = tokio::select! {
-                r = self.stream.read_buf(&mut buf) => r,
-                () = self.h.cancelled() => return Ok(()),
-            };
-            match n {
-                Ok(0) => {
-                    if !buf.is_empty() {
-                        tracing::debug!(
-                            "forward input {}: {} closed with {} bytes of an unfinished request",
-                            self.shared.id,
-                            self.peer,
-                            buf.len()
-                        );
-                    }
-                    return Ok(());
+            match self.fill(None).await? {
+                Read::Data => {}
+                Read::Eof => {
+                    return Ok(End::Closed {
+                        leftover: self.buf.len(),
+                    });
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::debug!(
-                        "forward input {}: read from {}: {e}",
-                        self.shared.id,
-                        self.peer
-                    );
-                    return Ok(());
-                }
+                Read::Cancelled => return Ok(End::Cancelled),
+                Read::TimedOut => return Ok(End::Idle),
             }
         }
     }
 
-    async fn handle(&mut self, frame: Bytes) -> Result<(), ConnError> {
-        let m = &self.shared.metrics;
+    /// The keys and values added to records, computed once per connection (waits for the
+    /// peer's name only when `source_hostname_key` is set; see `resolve`).
+    async fn inject(&mut self) -> &Inject {
+        if self.inject.is_none() {
+            let cfg = &self.shared.config;
+            let address = cfg
+                .source_address_key
+                .as_ref()
+                .map(|k| (k.clone(), self.peer.address()));
+            let hostname = match (&cfg.source_hostname_key, &self.shared.resolver) {
+                (Some(k), Some(resolver)) => {
+                    self.h.set("resolving peer name");
+                    let name = match self.peer.ip() {
+                        Some(ip) => resolver.name(ip).await.to_string(),
+                        None => "localhost".to_string(),
+                    };
+                    Some((k.clone(), name))
+                }
+                _ => None,
+            };
+            self.inject = Some(Inject { address, hostname });
+        }
+        self.inject.get_or_insert_with(Inject::default)
+    }
+
+    async fn handle(&mut self, frame: Bytes, json: bool) -> Result<(), ConnError> {
+        let shared = Arc::clone(&self.shared);
+        let m = &shared.metrics;
         m.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(warn) = self.shared.config.chunk_size_warn_limit
+        self.requests += 1;
+        if let Some(warn) = shared.config.chunk_size_warn_limit
             && frame.len() as u64 > warn.0
         {
-            tracing::warn!(
-                "forward input {}: request of {} bytes from {} exceeds chunk_size_warn_limit {}",
-                self.shared.id,
-                frame.len(),
-                self.peer,
-                warn.0
-            );
-        }
-        let request = match Request::parse(frame, &self.limits) {
-            Ok(r) => r,
-            Err(e) if e.can_continue() => {
-                m.broken_requests.fetch_add(1, Ordering::Relaxed);
+            m.size_warnings.fetch_add(1, Ordering::Relaxed);
+            if let Some(s) = shared.logs.oversize.allow() {
                 tracing::warn!(
-                    "forward input {}: incoming chunk is broken: host=\"{}\" msg={e}",
-                    self.shared.id,
-                    self.peer
-                );
-                return Ok(());
-            }
-            Err(e) => return Err(ConnError::Request(e)),
-        };
-        let Request::Events(batch) = request else {
-            return Ok(()); // nil: a no-op keepalive
-        };
-        self.commit(batch).await
-    }
-
-    async fn commit(&mut self, batch: EventBatch) -> Result<(), ConnError> {
-        let m = &self.shared.metrics;
-        let chunk = batch.options.chunk.clone();
-        let (stream, summary) = match entries::sanitize(batch.entries) {
-            Ok(ok) => ok,
-            Err(e) => {
-                // The framing is intact but the entries are not: nothing of this request is
-                // accepted, so nothing is acknowledged.
-                m.broken_requests.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    "forward input {}: incoming chunk is broken: host=\"{}\" tag=\"{}\" msg={e}",
-                    self.shared.id,
+                    "forward input {}: request of {} bytes from {} exceeds chunk_size_warn_limit {}{s}",
+                    shared.id,
+                    frame.len(),
                     self.peer,
-                    batch.tag
+                    warn.0
                 );
+            }
+        }
+        let frame = if json {
+            match json::to_msgpack(&frame) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.broken(&e.to_string());
+                    return Ok(());
+                }
+            }
+        } else {
+            frame
+        };
+        let prepared = if batch::is_heavy(&frame) {
+            self.h.set("preparing a large request");
+            let inject = self.inject().await.clone();
+            let limits = shared.limits;
+            tokio::task::spawn_blocking(move || batch::prepare(frame, &limits, &inject))
+                .await
+                .map_err(ConnError::Prepare)?
+        } else if shared.config.injects_source() {
+            let limits = shared.limits;
+            batch::prepare(frame, &limits, self.inject().await)
+        } else {
+            batch::prepare(frame, &shared.limits, &Inject::default())
+        };
+        let events = match prepared {
+            Ok(Prepared::Events(e)) => e,
+            Ok(Prepared::Nil) => return Ok(()), // a no-op keepalive
+            Err(e) if e.can_continue() => {
+                // Nothing of this request is accepted, so nothing is acknowledged.
+                self.broken(&e.to_string());
                 return Ok(());
             }
+            Err(e) => return Err(ConnError::Batch(e)),
         };
-        if summary.invalid > 0 {
+        if events.summary.invalid > 0 {
             m.invalid_events
-                .fetch_add(summary.invalid, Ordering::Relaxed);
-            tracing::warn!(
-                "forward input {}: skip invalid event: host=\"{}\" tag=\"{}\" count={}",
-                self.shared.id,
-                self.peer,
-                batch.tag,
-                summary.invalid
-            );
+                .fetch_add(events.summary.invalid, Ordering::Relaxed);
+            if let Some(s) = shared.logs.invalid_events.allow() {
+                tracing::warn!(
+                    "forward input {}: skip invalid event: host=\"{}\" tag=\"{}\" count={}{s}",
+                    shared.id,
+                    self.peer,
+                    events.tag,
+                    events.summary.invalid
+                );
+            }
         }
-        if summary.count > 0 {
-            let tag = self.route_tag(&batch.tag);
-            let out = Batch::new(tag, stream, summary.count);
+        if events.replaced > 0 {
+            m.time_zero_replaced
+                .fetch_add(events.replaced, Ordering::Relaxed);
+        }
+        if events.summary.count > 0 {
+            let tag = self.route_tag(events.tag);
+            let out = Batch::new(tag, events.entries, events.summary.count);
             m.emit_records.fetch_add(out.records, Ordering::Relaxed);
             m.emit_size
                 .fetch_add(out.entries.len() as u64, Ordering::Relaxed);
-            self.h
-                .set_detail("waiting for commit", format!("{} records", out.records));
-            let routed = self.shared.router.emit(self.shared.route, &out).await?;
-            debug_assert!(matches!(routed, Routed::Committed | Routed::Unmatched));
+            self.h.set("waiting for commit");
+            shared.router.emit(shared.route, &out).await?;
         }
-        if let Some(chunk) = chunk {
+        if let Some(chunk) = events.chunk {
             self.h.set("writing ack");
-            // One write call per ack: Fluent Bit reads an ack with a single read.
-            self.stream
-                .write_all(&encode_ack(&chunk))
-                .await
-                .map_err(ConnError::Write)?;
+            let ack = if json {
+                json::encode_ack(&chunk)
+            } else {
+                encode_ack(&chunk)
+            };
+            self.send(&ack).await?;
             m.acks.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
 
-    fn route_tag(&self, incoming: &str) -> String {
-        let cfg = &self.shared.config;
-        let base = cfg.tag.as_deref().unwrap_or(incoming);
-        match &cfg.add_tag_prefix {
-            Some(prefix) => format!("{prefix}.{base}"),
-            None => base.to_string(),
+    fn broken(&self, why: &str) {
+        self.shared
+            .metrics
+            .broken_requests
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = self.shared.logs.broken.allow() {
+            tracing::warn!(
+                "forward input {}: incoming chunk is broken: host=\"{}\" msg={why}{s}",
+                self.shared.id,
+                self.peer
+            );
         }
+    }
+
+    /// The routed tag (`tag`, `add_tag_prefix`), cached for the last incoming tag so a
+    /// connection sending one tag allocates it once.
+    fn route_tag(&mut self, incoming: String) -> Arc<str> {
+        if let Some((last, routed)) = &self.tag_cache
+            && *last == incoming
+        {
+            return Arc::clone(routed);
+        }
+        let cfg = &self.shared.config;
+        let base = cfg.tag.as_deref().unwrap_or(&incoming);
+        let routed: Arc<str> = match &cfg.add_tag_prefix {
+            Some(prefix) => format!("{prefix}.{base}").into(),
+            None => base.into(),
+        };
+        self.tag_cache = Some((incoming, Arc::clone(&routed)));
+        routed
     }
 }

@@ -1,0 +1,340 @@
+//! `<source> @type forward`: parameters, read with Fluentd's names and defaults, plus ferry's own
+//! limits. Everything is checked here, before anything binds; files (certificates, keys) are
+//! read at start-up by [`super::tls`].
+//!
+//! | module | sections |
+//! |---|---|
+//! | this one | the `<source>` parameters |
+//! | [`security`] | `<security>`, `<user>`, `<client>` |
+//! | [`transport`] | `<transport tls>` |
+
+mod security;
+mod transport;
+
+pub use security::{ClientConfig, ClientSource, Network, SecurityConfig, UserConfig};
+pub use transport::{TlsConfig, TlsVersion, TransportConfig};
+
+use ferry_config::{ByteSize, Section};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The largest request accepted when `chunk_size_limit` is not set: Fluentd's largest default
+/// chunk (a file buffer's `chunk_limit_size`), so default forwarders are never refused.
+pub const DEFAULT_MAX_REQUEST: u64 = 256 * 1024 * 1024;
+/// Default `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+/// Default `handshake_timeout`: from accept to the end of the TLS and shared-key handshakes.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `resolve_timeout`: the longest a request waits for its peer's reverse DNS name.
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A secret from the configuration: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<secret>\"")
+    }
+}
+
+impl Secret {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// `<source> @type forward`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardInputConfig {
+    pub bind: String,
+    pub port: u16,
+    /// False when only `unix_path` is given: no TCP listener and no UDP heartbeat socket.
+    pub listen_tcp: bool,
+    /// `backlog`: the kernel's accept queue length (tokio's 1024 when unset).
+    pub backlog: Option<u32>,
+    /// `unix_path` (Fluent Bit's name): also listen on this Unix socket.
+    pub unix_path: Option<PathBuf>,
+    /// `unix_perm`: octal permissions of the socket file (`0660`).
+    pub unix_perm: Option<u32>,
+    pub label: Option<String>,
+    /// `tag`: replaces every incoming tag.
+    pub tag: Option<String>,
+    /// `add_tag_prefix`: `prefix.` + incoming tag.
+    pub add_tag_prefix: Option<String>,
+    pub chunk_size_limit: Option<ByteSize>,
+    pub chunk_size_warn_limit: Option<ByteSize>,
+    pub decompression_size_limit: ByteSize,
+    /// Read for compatibility; invalid events are always skipped and counted.
+    pub skip_invalid_event: bool,
+    /// `source_address_key`: add the peer's IP address to every record under this key.
+    pub source_address_key: Option<String>,
+    /// `source_hostname_key`: add the peer's reverse-DNS name to every record under this key.
+    pub source_hostname_key: Option<String>,
+    /// `resolve_hostname`: read for compatibility (true when `source_hostname_key` is set,
+    /// which is the only thing peers' names are looked up for; log lines show addresses).
+    pub resolve_hostname: bool,
+    /// `resolve_timeout` (ferry): the longest a request waits for its peer's name.
+    pub resolve_timeout: Duration,
+    /// `deny_keepalive`: close each connection after its first request.
+    pub deny_keepalive: bool,
+    /// `send_keepalive_packet`: TCP keepalive probes on accepted connections.
+    pub send_keepalive_packet: bool,
+    /// `max_connections` (ferry): connections served at once; more wait in the backlog.
+    /// `None`: [`DEFAULT_MAX_CONNECTIONS`], lowered at start-up to fit the open file limit.
+    pub max_connections: Option<usize>,
+    /// `idle_timeout` (ferry): close a connection that sent nothing for this long.
+    pub idle_timeout: Option<Duration>,
+    /// `handshake_timeout` (ferry): TLS plus shared-key handshake must finish within this.
+    pub handshake_timeout: Duration,
+    pub security: Option<SecurityConfig>,
+    pub transport: TransportConfig,
+}
+
+impl ForwardInputConfig {
+    pub fn from_section(section: &Section<'_>) -> Self {
+        let port_given = section.has("port") || section.has("bind");
+        let port = section.u64_or("port", 24224);
+        let port = u16::try_from(port).unwrap_or_else(|_| {
+            section.error(
+                Some("port"),
+                format!("port {port} is out of range (0-65535)"),
+            );
+            24224
+        });
+        let unix_path = section.str("unix_path").map(PathBuf::from);
+        let unix_perm = section.str("unix_perm").and_then(|p| {
+            let digits = p.trim().trim_start_matches("0o");
+            match u32::from_str_radix(digits, 8) {
+                Ok(v) if v <= 0o7777 => Some(v),
+                _ => {
+                    section.error(
+                        Some("unix_perm"),
+                        format!("unix_perm '{p}' is not an octal file mode (e.g. 0660)"),
+                    );
+                    None
+                }
+            }
+        });
+        if unix_perm.is_some() && unix_path.is_none() {
+            section.error(Some("unix_perm"), "unix_perm needs unix_path");
+        }
+        let backlog = section.opt_u64("backlog").map(|b| {
+            u32::try_from(b).unwrap_or_else(|_| {
+                section.error(Some("backlog"), "backlog is too large");
+                1024
+            })
+        });
+        let source_hostname_key = section.str("source_hostname_key");
+        let resolve_hostname = match section.opt_bool("resolve_hostname") {
+            Some(false) if source_hostname_key.is_some() => {
+                section.error(
+                    Some("resolve_hostname"),
+                    "resolve_hostname false cannot be combined with source_hostname_key",
+                );
+                true
+            }
+            Some(v) => v,
+            None => source_hostname_key.is_some(),
+        };
+        let max_connections = section.opt_u64("max_connections");
+        if max_connections == Some(0) {
+            section.error(
+                Some("max_connections"),
+                "max_connections must be at least 1",
+            );
+        }
+        let idle_timeout = section
+            .opt_duration("idle_timeout")
+            .filter(|d| !d.is_zero());
+        let handshake_timeout = section.duration_or("handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT);
+        if handshake_timeout.is_zero() {
+            section.error(
+                Some("handshake_timeout"),
+                "handshake_timeout must be greater than 0",
+            );
+        }
+        // `linger_timeout` is accepted for Fluentd configurations: ferry always closes with a
+        // FIN after its last reply was written (see docs/forward-input.md).
+        let _ = section.opt_duration("linger_timeout");
+        let cfg = Self {
+            bind: section.str_or("bind", "0.0.0.0"),
+            port,
+            listen_tcp: unix_path.is_none() || port_given,
+            backlog,
+            unix_path,
+            unix_perm,
+            label: section.label().map(str::to_string),
+            tag: section.str("tag"),
+            add_tag_prefix: section.str("add_tag_prefix"),
+            chunk_size_limit: section.opt_size("chunk_size_limit"),
+            chunk_size_warn_limit: section.opt_size("chunk_size_warn_limit"),
+            decompression_size_limit: section
+                .size_or("decompression_size_limit", ByteSize(256 * 1024 * 1024)),
+            skip_invalid_event: section.bool_or("skip_invalid_event", true),
+            source_address_key: section.str("source_address_key"),
+            source_hostname_key,
+            resolve_hostname,
+            resolve_timeout: section.duration_or("resolve_timeout", DEFAULT_RESOLVE_TIMEOUT),
+            deny_keepalive: section.bool_or("deny_keepalive", false),
+            send_keepalive_packet: section.bool_or("send_keepalive_packet", false),
+            max_connections: max_connections
+                .map(|n| usize::try_from(n.max(1)).unwrap_or(usize::MAX)),
+            idle_timeout,
+            handshake_timeout: if handshake_timeout.is_zero() {
+                DEFAULT_HANDSHAKE_TIMEOUT
+            } else {
+                handshake_timeout
+            },
+            security: section.child("security").map(security::read),
+            transport: section
+                .child("transport")
+                .map(transport::read)
+                .unwrap_or_default(),
+        };
+        if let (Some(limit), Some(warn)) = (cfg.chunk_size_limit, cfg.chunk_size_warn_limit)
+            && warn > limit
+        {
+            section.error(
+                Some("chunk_size_warn_limit"),
+                "chunk_size_warn_limit is larger than chunk_size_limit",
+            );
+        }
+        cfg
+    }
+
+    /// The largest request a peer may send before the connection is refused.
+    pub fn max_request(&self) -> u64 {
+        self.chunk_size_limit.map_or(DEFAULT_MAX_REQUEST, |s| s.0)
+    }
+
+    /// True when records get the peer's address or name (the one case the input rewrites
+    /// entries besides a time of 0).
+    pub fn injects_source(&self) -> bool {
+        self.source_address_key.is_some() || self.source_hostname_key.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::InputConfig;
+
+    fn parse(source: &str) -> Result<ForwardInputConfig, String> {
+        let text = format!(
+            "<source>\n@type forward\n{source}\n</source>\n<match **>\n@type null\n</match>\n"
+        );
+        let root = ferry_config::parse_str(&text, "t.conf").map_err(|e| e.to_string())?;
+        let cfg = crate::pipeline::build(&root).map_err(|e| e.to_string())?;
+        match cfg.sources[0].input.clone() {
+            InputConfig::Forward(f) => Ok(f),
+            other => Err(format!("not a forward input: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn security_transport_and_ferry_limits_are_read() {
+        let cfg = parse(
+            "port 0\nmax_connections 50\nidle_timeout 5m\nhandshake_timeout 3s\nsource_hostname_key host\n\
+             <security>\nself_hostname me\nshared_key k\nuser_auth true\nallow_anonymous_source false\n\
+             <user>\nusername a\npassword p\n</user>\n\
+             <client>\nnetwork 10.0.0.0/8\nshared_key ck\nusers a\n</client>\n</security>\n\
+             <transport tls>\ncert_path /c.pem\nprivate_key_path /k.pem\nversion TLSv1_3\nclient_cert_auth true\nca_path /ca.pem\n</transport>",
+        )
+        .unwrap();
+        assert_eq!(cfg.max_connections, Some(50));
+        assert_eq!(cfg.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(cfg.handshake_timeout, Duration::from_secs(3));
+        assert!(cfg.resolve_hostname);
+        let sec = cfg.security.unwrap();
+        assert!(sec.user_auth && !sec.allow_anonymous_source);
+        assert_eq!(sec.users[0].username, "a");
+        assert_eq!(
+            sec.clients[0].users.as_deref(),
+            Some(&["a".to_string()][..])
+        );
+        assert!(
+            !format!("{sec:?}").contains("\"k\""),
+            "secrets are not printed"
+        );
+        let TransportConfig::Tls(tls) = cfg.transport else {
+            panic!("not tls")
+        };
+        assert_eq!(tls.min_version, TlsVersion::Tls13);
+        assert!(tls.client_cert_auth);
+        assert_eq!(parse("").unwrap().max_connections, None);
+        assert_eq!(parse("").unwrap().idle_timeout, None);
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_line() {
+        for (source, want) in [
+            (
+                "<security>\nself_hostname me\n</security>",
+                "missing required parameter 'shared_key'",
+            ),
+            (
+                "<security>\nself_hostname me\nshared_key k\n<client>\nhost a\nnetwork 10.0.0.0/8\n</client>\n</security>",
+                "both of 'host' and 'network'",
+            ),
+            (
+                "<security>\nself_hostname me\nshared_key k\nuser_auth true\n</security>",
+                "at least one <user>",
+            ),
+            (
+                "<transport tls>\ncert_path a\nprivate_key_path b\nciphers ALL\n</transport>",
+                "ciphers cannot be chosen",
+            ),
+            (
+                "<transport tls>\ncert_path a\nprivate_key_path b\ninsecure true\n</transport>",
+                "insecure true",
+            ),
+            (
+                "<transport tls>\ncert_path a\nprivate_key_path b\nclient_cert_auth true\n</transport>",
+                "needs ca_path",
+            ),
+            (
+                "<transport tls>\nprivate_key_path b\n</transport>",
+                "missing required parameter 'cert_path'",
+            ),
+            (
+                "<transport tls>\ncert_path a\nprivate_key_path b\nca_cert_path c\n</transport>",
+                "does not generate certificates",
+            ),
+            ("unix_path /s\nunix_perm 999", "octal"),
+            ("max_connections 0", "at least 1"),
+            (
+                "resolve_hostname false\nsource_hostname_key h",
+                "resolve_hostname false",
+            ),
+            (
+                "chunk_size_limit 1k\nchunk_size_warn_limit 2k",
+                "larger than chunk_size_limit",
+            ),
+        ] {
+            let err = parse(source).unwrap_err();
+            assert!(err.contains(want), "{source}: {err}");
+            assert!(err.contains("t.conf:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn networks_match_addresses_inside_their_prefix() {
+        let n = Network::parse("10.1.0.0/16").unwrap();
+        assert!(n.contains("10.1.200.3".parse().unwrap()));
+        assert!(!n.contains("10.2.0.1".parse().unwrap()));
+        assert!(n.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let one = Network::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let all = Network::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        assert!(!all.contains("::1".parse().unwrap()));
+        let v6 = Network::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        assert!(Network::parse("10.0.0.0/33").is_err());
+        assert!(Network::parse("example.com").is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! `<transport>`: `tcp` (the default) or `tls` with its certificate files and versions.
+
+use super::Secret;
+use ferry_config::Section;
+use std::path::PathBuf;
+
+/// `<transport>`: `tcp` (the default) or `tls`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum TransportConfig {
+    #[default]
+    Tcp,
+    Tls(TlsConfig),
+}
+
+/// TLS protocol versions ferry can negotiate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// `<transport tls>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    pub cert_path: PathBuf,
+    pub private_key_path: PathBuf,
+    pub private_key_passphrase: Option<Secret>,
+    pub ca_path: Option<PathBuf>,
+    pub client_cert_auth: bool,
+    /// `version` / `min_version`: the lowest version accepted.
+    pub min_version: TlsVersion,
+    /// `max_version`: the highest version accepted.
+    pub max_version: TlsVersion,
+}
+
+const TLS_VERSIONS: &[&str] = &["TLSv1_2", "TLSv1_3"];
+
+fn tls_version(name: &str) -> TlsVersion {
+    if name == "TLSv1_3" {
+        TlsVersion::Tls13
+    } else {
+        TlsVersion::Tls12
+    }
+}
+
+/// Fluentd `<transport tls>` parameters that make it generate certificates.
+const CERT_GENERATION: &[&str] = &[
+    "ca_cert_path",
+    "ca_private_key_path",
+    "ca_private_key_passphrase",
+    "cert_verifier",
+    "generate_private_key_length",
+    "generate_cert_country",
+    "generate_cert_state",
+    "generate_cert_locality",
+    "generate_cert_common_name",
+    "generate_cert_expiration",
+    "generate_cert_digest",
+];
+
+pub(super) fn read(t: Section<'_>) -> TransportConfig {
+    let protocol = match t.arg().trim() {
+        "" | "tcp" => "tcp",
+        "tls" => "tls",
+        other => {
+            t.error(
+                None,
+                format!("<transport {other}> is not supported (tcp or tls)"),
+            );
+            "tcp"
+        }
+    };
+    let _ = t.opt_duration("linger_timeout");
+    for key in CERT_GENERATION {
+        if t.has(key) {
+            t.error(
+                Some(key),
+                format!(
+                    "'{key}': ferry does not generate certificates; give cert_path and private_key_path"
+                ),
+            );
+        }
+    }
+    if t.has("ciphers") {
+        t.error(
+            Some("ciphers"),
+            "ciphers cannot be chosen: ferry's TLS (rustls) offers only its own modern cipher suites; remove it",
+        );
+    }
+    if t.bool_or("insecure", false) {
+        t.error(
+            Some("insecure"),
+            "insecure true is not supported: ferry accepts TLS 1.2 and 1.3 only",
+        );
+    }
+    let _ = t.opt_bool("ensure_fips");
+    let transport = if protocol == "tls" {
+        let version = t.opt_enum("version", TLS_VERSIONS);
+        let min = t.opt_enum("min_version", TLS_VERSIONS);
+        let max = t.opt_enum("max_version", TLS_VERSIONS);
+        let min_version = tls_version(min.or(version).unwrap_or("TLSv1_2"));
+        let max_version = tls_version(max.unwrap_or("TLSv1_3"));
+        if max_version < min_version {
+            t.error(Some("max_version"), "max_version is lower than min_version");
+        }
+        let client_cert_auth = t.bool_or("client_cert_auth", false);
+        let ca_path = t.str("ca_path").map(PathBuf::from);
+        if client_cert_auth && ca_path.is_none() {
+            t.error(
+                Some("client_cert_auth"),
+                "client_cert_auth true needs ca_path (the CA that signs client certificates)",
+            );
+        }
+        TransportConfig::Tls(TlsConfig {
+            cert_path: t.required_str("cert_path").unwrap_or_default().into(),
+            private_key_path: t
+                .required_str("private_key_path")
+                .unwrap_or_default()
+                .into(),
+            private_key_passphrase: t.str("private_key_passphrase").map(Secret),
+            ca_path,
+            client_cert_auth,
+            min_version,
+            max_version,
+        })
+    } else {
+        TransportConfig::Tcp
+    };
+    t.finish();
+    transport
+}

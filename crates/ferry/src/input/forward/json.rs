@@ -1,0 +1,392 @@
+//! Fluentd's JSON convenience mode: a connection whose first byte is `[` or `{` carries JSON
+//! requests (`["tag", time, {record}, {"chunk": "..."}]`, or Forward mode with an array of
+//! entries) back to back, and gets JSON acks (`{"ack":"..."}`).
+//!
+//! - [`JsonSplitter`] finds where each top-level value ends, incrementally: it keeps its scan
+//!   position, string and escape state and nesting depth between calls, so a value arriving a
+//!   byte at a time costs O(length) in total. Limits: the value size (`chunk_size_limit`) and
+//!   [`MAX_DEPTH`] levels of nesting. Anything but an array or object at the top level, or
+//!   nesting beyond the limit, is fatal for the connection (framing is lost).
+//! - [`to_msgpack`] turns one complete value into the equivalent msgpack frame, keeping object
+//!   key order, so the request goes through the same path as a msgpack one. Integers become
+//!   msgpack integers (so an integer time is a valid time), other numbers float64 (a float time
+//!   is an invalid event, as in Fluentd).
+//! - Not with `<security>`: the handshake is msgpack.
+
+use bytes::{Bytes, BytesMut};
+use ferry_proto::ChunkId;
+use ferry_proto::msgpack;
+
+/// Deepest nesting accepted in a JSON request.
+pub(super) const MAX_DEPTH: u32 = 64;
+
+/// Why the JSON stream cannot go on. Every variant is fatal for the connection: the end of the
+/// broken value cannot be known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    #[error("JSON request larger than the limit of {max} bytes")]
+    TooLarge { max: usize },
+    #[error("JSON value at the top level is not an array or object (byte 0x{byte:02x})")]
+    NotContainer { byte: u8 },
+    #[error("JSON nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("invalid JSON at byte {offset}: {what}")]
+    Invalid { offset: usize, what: &'static str },
+}
+
+/// Splits a byte stream into top-level JSON arrays and objects. See the module doc.
+#[derive(Debug)]
+pub(super) struct JsonSplitter {
+    max: usize,
+    pos: usize,
+    depth: u32,
+    in_string: bool,
+    escape: bool,
+}
+
+impl JsonSplitter {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            pos: 0,
+            depth: 0,
+            in_string: false,
+            escape: false,
+        }
+    }
+
+    /// The next complete value, `Ok(None)` when more bytes are needed.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, JsonError> {
+        if self.depth == 0 {
+            let ws = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            let _ = buf.split_to(ws);
+            let Some(&first) = buf.first() else {
+                return Ok(None);
+            };
+            if first != b'[' && first != b'{' {
+                return Err(JsonError::NotContainer { byte: first });
+            }
+            self.pos = 0;
+        }
+        while let Some(&b) = buf.get(self.pos) {
+            self.pos += 1;
+            if self.in_string {
+                if self.escape {
+                    self.escape = false;
+                } else if b == b'\\' {
+                    self.escape = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => {
+                    self.depth += 1;
+                    if self.depth > MAX_DEPTH {
+                        return Err(JsonError::TooDeep);
+                    }
+                }
+                b']' | b'}' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 {
+                        let end = self.pos;
+                        self.pos = 0;
+                        return Ok(Some(buf.split_to(end).freeze()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if self.pos > self.max {
+            return Err(JsonError::TooLarge { max: self.max });
+        }
+        Ok(None)
+    }
+}
+
+/// The JSON ack for `chunk`: `{"ack":"<chunk>"}`, one buffer.
+pub(super) fn encode_ack(chunk: &ChunkId) -> Bytes {
+    let text = String::from_utf8_lossy(&chunk.bytes);
+    let quoted = serde_json::to_string(&text).unwrap_or_else(|_| "\"\"".to_string());
+    Bytes::from(format!("{{\"ack\":{quoted}}}"))
+}
+
+/// Converts one complete JSON value to msgpack.
+pub(super) fn to_msgpack(json: &[u8]) -> Result<Bytes, JsonError> {
+    let mut p = Parser { s: json, pos: 0 };
+    let mut out = BytesMut::with_capacity(json.len());
+    p.value(&mut out, 0)?;
+    p.ws();
+    if p.pos != json.len() {
+        return Err(p.err("trailing bytes after the value"));
+    }
+    Ok(out.freeze())
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn err(&self, what: &'static str) -> JsonError {
+        JsonError::Invalid {
+            offset: self.pos,
+            what,
+        }
+    }
+
+    fn ws(&mut self) {
+        while self.s.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, lit: &[u8]) -> bool {
+        if self.s.get(self.pos..self.pos + lit.len()) == Some(lit) {
+            self.pos += lit.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, out: &mut BytesMut, depth: u32) -> Result<(), JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(JsonError::TooDeep);
+        }
+        self.ws();
+        match self.s.get(self.pos) {
+            Some(b'[') => {
+                self.pos += 1;
+                let mut items = BytesMut::new();
+                let n = self.list(b']', |p| p.value(&mut items, depth + 1))?;
+                msgpack::write_array_len(out, n);
+                out.extend_from_slice(&items);
+            }
+            Some(b'{') => {
+                self.pos += 1;
+                let mut items = BytesMut::new();
+                let n = self.list(b'}', |p| {
+                    p.ws();
+                    if p.s.get(p.pos) != Some(&b'"') {
+                        return Err(p.err("object key is not a string"));
+                    }
+                    p.string(&mut items)?;
+                    p.ws();
+                    if !p.eat(b":") {
+                        return Err(p.err("expected ':'"));
+                    }
+                    p.value(&mut items, depth + 1)
+                })?;
+                msgpack::write_map_len(out, n);
+                out.extend_from_slice(&items);
+            }
+            Some(b'"') => self.string(out)?,
+            Some(b't') if self.eat(b"true") => msgpack::write_bool(out, true),
+            Some(b'f') if self.eat(b"false") => msgpack::write_bool(out, false),
+            Some(b'n') if self.eat(b"null") => msgpack::write_nil(out),
+            Some(b'-' | b'0'..=b'9') => self.number(out)?,
+            _ => return Err(self.err("expected a value")),
+        }
+        Ok(())
+    }
+
+    /// Comma-separated items up to `close`; returns how many.
+    fn list(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Result<(), JsonError>,
+    ) -> Result<usize, JsonError> {
+        self.ws();
+        if self.eat(&[close]) {
+            return Ok(0);
+        }
+        let mut n = 0;
+        loop {
+            item(self)?;
+            n += 1;
+            self.ws();
+            if self.eat(&[close]) {
+                return Ok(n);
+            }
+            if !self.eat(b",") {
+                return Err(self.err("expected ',' or the end of the list"));
+            }
+        }
+    }
+
+    fn number(&mut self, out: &mut BytesMut) -> Result<(), JsonError> {
+        let start = self.pos;
+        while self
+            .s
+            .get(self.pos)
+            .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+        {
+            self.pos += 1;
+        }
+        let text = std::str::from_utf8(&self.s[start..self.pos]).map_err(|_| self.err("number"))?;
+        if let Ok(v) = text.parse::<u64>() {
+            msgpack::write_uint(out, v);
+        } else if let Ok(v) = text.parse::<i64>() {
+            msgpack::write_int(out, v);
+        } else {
+            let v: f64 = text.parse().map_err(|_| self.err("invalid number"))?;
+            msgpack::write_f64(out, v);
+        }
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let digits = self
+            .s
+            .get(self.pos..self.pos + 4)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| u32::from_str_radix(d, 16).ok())
+            .ok_or_else(|| self.err("invalid \\u escape"))?;
+        self.pos += 4;
+        Ok(digits)
+    }
+
+    fn string(&mut self, out: &mut BytesMut) -> Result<(), JsonError> {
+        self.pos += 1; // the opening quote
+        let mut text: Vec<u8> = Vec::new();
+        loop {
+            let Some(&b) = self.s.get(self.pos) else {
+                return Err(self.err("unterminated string"));
+            };
+            self.pos += 1;
+            match b {
+                b'"' => break,
+                b'\\' => {
+                    let Some(&e) = self.s.get(self.pos) else {
+                        return Err(self.err("unterminated escape"));
+                    };
+                    self.pos += 1;
+                    let c = match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let code = if (0xd800..0xdc00).contains(&hi) && self.eat(b"\\u") {
+                                let lo = self.hex4()?;
+                                0x10000 + ((hi - 0xd800) << 10) + (lo.wrapping_sub(0xdc00) & 0x3ff)
+                            } else {
+                                hi
+                            };
+                            char::from_u32(code).unwrap_or('\u{fffd}')
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    };
+                    let mut tmp = [0u8; 4];
+                    text.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                }
+                _ => text.push(b),
+            }
+        }
+        msgpack::write_str(out, &text);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_proto::request::{Limits, Request};
+
+    #[test]
+    fn splits_values_arriving_a_byte_at_a_time() {
+        let input = br#" ["a", 1, {"s": "x]\"}"}] {"k": [1, {"n": null}]}"#;
+        let mut s = JsonSplitter::new(1024);
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        for b in input {
+            buf.extend_from_slice(&[*b]);
+            while let Some(f) = s.decode(&mut buf).unwrap() {
+                frames.push(f);
+            }
+        }
+        assert_eq!(frames.len(), 2);
+        assert_eq!(&frames[0][..], br#"["a", 1, {"s": "x]\"}"}]"#);
+        assert_eq!(&frames[1][..], br#"{"k": [1, {"n": null}]}"#);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_split_of_a_stream_gives_the_same_values(cuts in proptest::collection::vec(0usize..200, 0..8)) {
+            let input: &[u8] = br#"["a", 1, {"s": "x]\"}"}]  {"k": [1, {"n": null, "e": "\u00e9"}]} [["t", [[1, {}]]]]"#;
+            let whole = {
+                let mut s = JsonSplitter::new(1024);
+                let mut buf = BytesMut::from(input);
+                std::iter::from_fn(|| s.decode(&mut buf).unwrap()).collect::<Vec<_>>()
+            };
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % input.len()).collect();
+            cuts.sort_unstable();
+            let mut s = JsonSplitter::new(1024);
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut at = 0;
+            for cut in cuts.into_iter().chain([input.len()]) {
+                buf.extend_from_slice(&input[at..cut.max(at)]);
+                at = cut.max(at);
+                while let Some(f) = s.decode(&mut buf).unwrap() {
+                    got.push(f);
+                }
+            }
+            proptest::prop_assert_eq!(got, whole);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let mut s = JsonSplitter::new(128);
+            let mut buf = BytesMut::from(&data[..]);
+            while let Ok(Some(f)) = s.decode(&mut buf) {
+                let _ = to_msgpack(&f);
+            }
+            let _ = to_msgpack(&data);
+        }
+    }
+
+    #[test]
+    fn limits_and_bad_starts_are_fatal() {
+        let mut s = JsonSplitter::new(8);
+        let mut buf = BytesMut::from(&b"[\"0123456789\""[..]);
+        assert_eq!(s.decode(&mut buf), Err(JsonError::TooLarge { max: 8 }));
+        let mut s = JsonSplitter::new(1024);
+        assert!(matches!(
+            s.decode(&mut BytesMut::from(&b"42"[..])),
+            Err(JsonError::NotContainer { byte: b'4' })
+        ));
+        let deep = "[".repeat(MAX_DEPTH as usize + 1);
+        assert_eq!(
+            JsonSplitter::new(1024).decode(&mut BytesMut::from(deep.as_bytes())),
+            Err(JsonError::TooDeep)
+        );
+    }
+
+    #[test]
+    fn a_json_message_becomes_a_msgpack_request_with_its_chunk() {
+        let frame =
+            to_msgpack(br#"["py.json", 1700000108, {"n": 1, "t": "h\u00e9 \ud83d\ude00"}, {"chunk": "anNvbi0x"}]"#)
+                .unwrap();
+        let Request::Events(batch) = Request::parse(frame, &Limits::default()).unwrap() else {
+            panic!("not events")
+        };
+        assert_eq!(batch.tag, "py.json");
+        let chunk = batch.options.chunk.unwrap();
+        assert_eq!(&chunk.bytes[..], b"anNvbi0x");
+        assert_eq!(&encode_ack(&chunk)[..], br#"{"ack":"anNvbi0x"}"#);
+        let s = ferry_proto::entries::validate(&batch.entries).unwrap();
+        assert_eq!((s.count, s.invalid), (1, 0));
+        assert!(to_msgpack(br#"["a", tru]"#).is_err());
+        assert!(to_msgpack(br#"{"a" 1}"#).is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! `<transport tls>`: the rustls server configuration (ring provider).
+//!
+//! - `cert_path`: PEM certificate chain, server certificate first.
+//! - `private_key_path`: PEM key (PKCS#8, PKCS#1 RSA or SEC1 EC). An encrypted key
+//!   (`ENCRYPTED PRIVATE KEY`, or a legacy `Proc-Type: 4,ENCRYPTED` header) is refused at
+//!   start-up with instructions: ferry does not decrypt keys, so `private_key_passphrase` can
+//!   only be used with a key that is not encrypted (it is then ignored).
+//! - `client_cert_auth true`: every client must present a certificate that chains to a CA in
+//!   `ca_path` (PEM, one or more certificates); without one the TLS handshake fails.
+//! - `version`/`min_version` is the lowest protocol accepted (TLS 1.2 by default) and
+//!   `max_version` the highest (TLS 1.3 by default).
+
+use super::config::{TlsConfig, TlsVersion};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why the TLS configuration cannot be built. Every variant is fatal: it stops start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)")]
+    NoKey { path: PathBuf },
+    #[error(
+        "private key {path} is encrypted; ferry does not decrypt private keys: write a decrypted copy readable only by ferry (`openssl pkey -in {path} -out server.key`) and point private_key_path at it"
+    )]
+    EncryptedKey { path: PathBuf },
+    #[error("bad PEM in {path}: {source}")]
+    Pem {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ca_path {path}: {detail}")]
+    Ca { path: PathBuf, detail: String },
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn certificates(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path, what)?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Pem {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+/// True when a PEM file holds an encrypted key, in either PKCS#8 or the legacy OpenSSL form.
+fn is_encrypted_key(pem: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(pem);
+    text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED")
+}
+
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read(path, "private_key_path")?;
+    if is_encrypted_key(&pem) {
+        return Err(TlsError::EncryptedKey {
+            path: path.to_path_buf(),
+        });
+    }
+    rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(|source| TlsError::Pem {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .ok_or_else(|| TlsError::NoKey {
+            path: path.to_path_buf(),
+        })
+}
+
+/// Builds the server configuration; reads every file now, so mistakes stop start-up.
+pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+    ]
+    .into_iter()
+    .filter(|(v, _)| *v >= cfg.min_version && *v <= cfg.max_version)
+    .map(|(_, p)| p)
+    .collect();
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&versions)?;
+    let builder = if cfg.client_cert_auth {
+        let ca_path = cfg.ca_path.as_deref().unwrap_or(Path::new(""));
+        let mut roots = RootCertStore::empty();
+        for cert in certificates(ca_path, "ca_path")? {
+            roots.add(cert).map_err(|e| TlsError::Ca {
+                path: ca_path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| TlsError::Ca {
+                path: ca_path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let certs = certificates(&cfg.cert_path, "cert_path")?;
+    let key = private_key(&cfg.private_key_path)?;
+    Ok(Arc::new(builder.with_single_cert(certs, key)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path, key_pem: &str) -> TlsConfig {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        let key_pem = if key_pem.is_empty() {
+            key.serialize_pem()
+        } else {
+            key_pem.to_string()
+        };
+        std::fs::write(dir.join("key.pem"), key_pem).unwrap();
+        TlsConfig {
+            cert_path: dir.join("cert.pem"),
+            private_key_path: dir.join("key.pem"),
+            private_key_passphrase: None,
+            ca_path: None,
+            client_cert_auth: false,
+            min_version: TlsVersion::Tls12,
+            max_version: TlsVersion::Tls13,
+        }
+    }
+
+    #[test]
+    fn a_generated_certificate_and_key_build_a_server_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(server_config(&config(dir.path(), "")).is_ok());
+    }
+
+    #[test]
+    fn an_encrypted_key_is_refused_with_instructions() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let err = server_config(&config(dir.path(), pem)).unwrap_err();
+        assert!(matches!(err, TlsError::EncryptedKey { .. }), "{err}");
+        assert!(err.to_string().contains("openssl pkey"), "{err}");
+        let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        let err = server_config(&config(dir.path(), legacy)).unwrap_err();
+        assert!(matches!(err, TlsError::EncryptedKey { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_missing_certificate_file_names_the_parameter_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), "");
+        cfg.cert_path = dir.path().join("nope.pem");
+        let err = server_config(&cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("cert_path") && err.contains("nope.pem"),
+            "{err}"
+        );
+    }
+}
