@@ -31,7 +31,7 @@ pub const FOREIGN_INPUT_TYPES: &[&str] = &[
 #[derive(Debug, Clone)]
 pub enum InputConfig {
     Forward(forward::ForwardInputConfig),
-    Tail(tail::TailInputConfig),
+    Tail(Box<tail::TailInputConfig>),
 }
 
 impl InputConfig {
@@ -42,7 +42,9 @@ impl InputConfig {
             "forward" => Some(Self::Forward(forward::ForwardInputConfig::from_section(
                 section,
             ))),
-            "tail" => Some(Self::Tail(tail::TailInputConfig::from_section(section))),
+            "tail" => Some(Self::Tail(Box::new(tail::TailInputConfig::from_section(
+                section,
+            )))),
             _ => None,
         }
     }
@@ -67,6 +69,6 @@ pub async fn start(
         .ok_or_else(|| anyhow::anyhow!("input {id}: label {:?} is not defined", config.label()))?;
     match config {
         InputConfig::Forward(c) => forward::start(id, c.clone(), router, route, tasks).await,
-        InputConfig::Tail(c) => tail::start(id, c.clone(), router, route, tasks).await,
+        InputConfig::Tail(c) => tail::start(id, (**c).clone(), router, route, tasks).await,
     }
 }
