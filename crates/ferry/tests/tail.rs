@@ -180,7 +180,7 @@ fn a_recorded_position_with_the_same_first_bytes_is_resumed() {
     let log = d.p("app.log");
     append(&log, 0..50);
     let content = std::fs::read(&log).unwrap();
-    let offset = content.iter().take_while(|_| true).count() as u64;
+    let offset = content.len() as u64;
     let head = &content[..content.len().min(256)];
     let tenth = content
         .iter()
@@ -333,6 +333,24 @@ fn rotations_while_stopped_are_finished_oldest_first_then_the_new_file() {
 }
 
 #[test]
+fn sigterm_writes_the_final_positions_so_a_restart_repeats_nothing() {
+    let d = Dir::new();
+    let log = d.p("app.log");
+    append(&log, 0..500);
+    let config = conf(&log.display().to_string(), &d.p("pos"), "", NONE);
+    let ferry = Ferry::start_logged(&config, &[]);
+    assert_eq!(seqs(&ferry, 500), range(0, 500));
+    signal(ferry.child.id(), "TERM");
+    let mut logs = Vec::new();
+    wait_log(&ferry, "ferry stopped", &mut logs);
+    drop(ferry);
+    append(&log, 500..550);
+    let ferry = Ferry::start_logged(&config, &[]);
+    assert_eq!(seqs(&ferry, 50), range(500, 550));
+    assert_quiet(&ferry, Duration::from_millis(1000));
+}
+
+#[test]
 fn a_rotation_while_stopped_with_a_narrow_path_finishes_the_renamed_file() {
     let d = Dir::new();
     let log = d.p("app.log");
@@ -373,6 +391,29 @@ fn lines_longer_than_max_line_size_are_skipped_logged_and_the_rest_delivered() {
     assert_eq!(seqs(&ferry, 3), vec![0, 1, 2]);
     let mut logs = Vec::new();
     wait_log(&ferry, "longer than max_line_size", &mut logs);
+}
+
+#[test]
+fn read_bytes_limit_per_second_paces_reading_without_dropping_lines() {
+    let d = Dir::new();
+    let log = d.p("app.log");
+    append(&log, 1000..5000); // 4000 lines of 6 bytes: 24 kB
+    let started = Instant::now();
+    let ferry = Ferry::start_logged(
+        &conf(
+            &log.display().to_string(),
+            &d.p("pos"),
+            "  read_bytes_limit_per_second 8k\n  read_lines_limit 100",
+            NONE,
+        ),
+        &[],
+    );
+    assert_eq!(seqs(&ferry, 4000), range(1000, 5000));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "24 kB at 8 kB/s took only {took:?}"
+    );
 }
 
 #[test]

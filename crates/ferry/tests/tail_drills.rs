@@ -298,7 +298,7 @@ fn sigkill_during_rotations_loses_nothing_and_duplicates_only_unrecorded_lines()
     let total = 120_000u64;
     let mut w = writer(&log, 0, total, 20_000);
     let mut delivered = Delivered::default();
-    let mut may_repeat = BTreeSet::new();
+    let mut may_repeat: BTreeSet<u64> = BTreeSet::new();
     let mut rotations = 0u32;
     for kill in 0..3 {
         let ferry = Ferry::start_logged(&config, &[]);
@@ -314,7 +314,6 @@ fn sigkill_during_rotations_loses_nothing_and_duplicates_only_unrecorded_lines()
             thread::sleep(Duration::from_millis(10));
         }
         signal(ferry.child.id(), "KILL");
-        let _ = ferry.child.try_wait();
         thread::sleep(Duration::from_millis(200));
         delivered.take(&ferry);
         // Whatever was printed beyond the last recorded positions may be printed again.

@@ -31,7 +31,7 @@ pub const FOREIGN_INPUT_TYPES: &[&str] = &[
 #[derive(Debug, Clone)]
 pub enum InputConfig {
     Forward(forward::ForwardInputConfig),
-    Tail(tail::TailInputConfig),
+    Tail(Box<tail::TailInputConfig>),
 }
 
 impl InputConfig {
@@ -42,7 +42,9 @@ impl InputConfig {
             "forward" => Some(Self::Forward(forward::ForwardInputConfig::from_section(
                 section,
             ))),
-            "tail" => Some(Self::Tail(tail::TailInputConfig::from_section(section))),
+            "tail" => Some(Self::Tail(Box::new(tail::TailInputConfig::from_section(
+                section,
+            )))),
             _ => None,
         }
     }
@@ -77,7 +79,7 @@ pub async fn start(
         InputConfig::Forward(c) => forward::start(id, c.clone(), router, route, tasks)
             .await
             .map(InputHandle::Forward),
-        InputConfig::Tail(c) => tail::start(id, c.clone(), router, route, tasks)
+        InputConfig::Tail(c) => tail::start(id, (**c).clone(), router, route, tasks)
             .await
             .map(|()| InputHandle::Tail),
     }

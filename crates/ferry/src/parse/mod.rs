@@ -20,6 +20,7 @@
 //! Parsers never panic on any input: lines are bytes (not necessarily UTF-8), a line that does
 //! not match is a [`ParseError`], which the caller counts (or emits as `unmatched_line`).
 
+mod civil;
 mod delimited;
 mod json;
 pub mod record;

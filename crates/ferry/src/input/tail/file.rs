@@ -216,6 +216,10 @@ fn run_step(
     let now = EventTime::now();
     decoder.begin(now);
     let mut step = Step::default();
+    // One allocation per batch in the common case (1000 lines of up to ~230 bytes).
+    step.built
+        .entries
+        .reserve(max_bytes.min(256 * 1024) as usize);
     let meta = reader.file().metadata()?;
     step.nlink = meta.nlink();
     let size = meta.len();

@@ -82,12 +82,11 @@ impl Tail {
         if let Some(store) = self.store.clone() {
             h.set("writing the position file");
             let table = self.ctx.table.clone();
-            match tokio::task::spawn_blocking(move || table.save_now(&store)).await {
-                Ok(Err(e)) => tracing::error!(
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || table.save_now(&store)).await {
+                tracing::error!(
                     "tail input {}: cannot write the position file at shutdown: {e}",
                     self.ctx.id
-                ),
-                Ok(Ok(_)) | Err(_) => {}
+                );
             }
         }
         h.set("stopped");
