@@ -296,3 +296,114 @@ fn format_lines(stream: &[u8], tag: &str, format: Option<&FormatConfig>, text: &
         text.push('\n');
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use ferry_buffer::{Buffer, BufferConfig, ChunkKey};
+    use ferry_proto::time::EventTime;
+
+    fn chunk_with(records: u64, gzip: bool) -> (Buffer, Chunk, Vec<u8>) {
+        let mut config = BufferConfig::memory();
+        if gzip {
+            config.compress = ferry_buffer::Compress::Gzip;
+        }
+        let (buffer, _) = Buffer::open(config, "t").unwrap();
+        let mut stream = BytesMut::new();
+        for i in 0..records {
+            let rec = ferry_proto::msgpack::Value::Map(vec![(
+                ferry_proto::msgpack::Value::Str("n".into()),
+                ferry_proto::msgpack::Value::UInt(i),
+            )]);
+            ferry_proto::encode::write_entry(
+                &mut stream,
+                EventTime::new(1_700_000_000, 0),
+                false,
+                &rec.to_bytes(),
+            );
+        }
+        buffer
+            .append(&ChunkKey::tag("app.web"), &stream, records)
+            .unwrap();
+        buffer.flush_all();
+        let chunk = buffer.take(std::time::SystemTime::now()).unwrap();
+        (buffer, chunk, stream.to_vec())
+    }
+
+    fn config(layout: SecondaryLayout, append: bool) -> SecondaryConfig {
+        SecondaryConfig {
+            layout,
+            append,
+            gzip: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn secondary_file_writes_the_entries_as_buffered_to_a_new_file_each_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = SecondaryLayout::Raw {
+            directory: dir.path().to_path_buf(),
+            basename: "dump.${tag}".into(),
+        };
+        let s = SecondaryFile::new("o".into(), config(layout, false));
+        let (_b, chunk, stream) = chunk_with(5, false);
+        let first = s.write_chunk(&chunk).await.unwrap();
+        let second = s.write_chunk(&chunk).await.unwrap();
+        assert_eq!(first, dir.path().join("dump.app.web.0"));
+        assert_eq!(second, dir.path().join("dump.app.web.1"));
+        assert_eq!(std::fs::read(first).unwrap(), stream);
+    }
+
+    #[tokio::test]
+    async fn a_gzip_chunk_is_written_as_plain_entries_unless_compress_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = SecondaryLayout::Raw {
+            directory: dir.path().to_path_buf(),
+            basename: "dump.bin".into(),
+        };
+        let (_b, chunk, stream) = chunk_with(5, true);
+        assert!(chunk.compressed());
+        let plain = SecondaryFile::new("o".into(), config(layout.clone(), false));
+        let p = plain.write_chunk(&chunk).await.unwrap();
+        assert_eq!(std::fs::read(p).unwrap(), stream);
+        let gz = SecondaryFile::new(
+            "o".into(),
+            SecondaryConfig {
+                layout,
+                append: true,
+                gzip: true,
+            },
+        );
+        let p = gz.write_chunk(&chunk).await.unwrap();
+        assert_eq!(p, dir.path().join("dump.bin.gz"));
+        let bytes = std::fs::read(p).unwrap();
+        let back = ferry_proto::compress::decompress(
+            ferry_proto::options::Compression::Gzip,
+            &bytes,
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(back, stream);
+    }
+
+    #[tokio::test]
+    async fn file_writes_one_line_per_event_in_out_files_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = SecondaryLayout::Lines {
+            path: dir.path().join("failed"),
+            format: None,
+        };
+        let s = SecondaryFile::new("o".into(), config(layout, true));
+        let (_b, chunk, _) = chunk_with(3, false);
+        let p = s.write_chunk(&chunk).await.unwrap();
+        assert_eq!(p, dir.path().join("failed.log"));
+        let text = std::fs::read_to_string(p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines[1],
+            "2023-11-14T22:13:20.000000000+00:00\tapp.web\t{\"n\":1}"
+        );
+    }
+}

@@ -244,7 +244,10 @@ mod tests {
         let resolver: Arc<dyn Resolve> = Arc::new(Counting::default());
         let cfg = ForwardConfig::with_servers(Vec::new());
         let cache = DnsCache::default();
-        let addrs = cache.addresses(&server(), &resolver, &cfg, &spawn).await.unwrap();
+        let addrs = cache
+            .addresses(&server(), &resolver, &cfg, &spawn)
+            .await
+            .unwrap();
         let picks: Vec<_> = (0..4).map(|_| cache.pick(&addrs, true).unwrap()).collect();
         assert_eq!(picks, vec![addrs[0], addrs[1], addrs[0], addrs[1]]);
         assert_eq!(cache.pick(&addrs, false), Some(addrs[0]));
