@@ -82,6 +82,11 @@ impl DnsCache {
         fresh(*at, cfg).then(|| Arc::clone(addrs))
     }
 
+    /// The last addresses resolved, fresh or not (for UDP heartbeats and matching replies).
+    pub fn last_known(&self) -> Option<Arc<[SocketAddr]>> {
+        lock(&self.state).addrs.as_ref().map(|(a, _)| Arc::clone(a))
+    }
+
     /// The addresses of `server`, from the cache or a lookup bounded by `resolve_timeout`.
     pub async fn addresses(
         &self,
