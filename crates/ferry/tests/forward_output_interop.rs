@@ -93,7 +93,12 @@ impl PyServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(SERVER.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(SERVER.as_bytes())
+            .unwrap();
         let (tx, rx) = channel();
         let out = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -140,14 +145,21 @@ fn the_shared_key_handshake_interoperates_with_fluentbit_server_py() {
         .send("interop.ok", 0..5, 10)
         .unwrap();
     let mut seen = Vec::new();
-    wait_until(Duration::from_secs(20), "the handshake and a request", || {
-        seen.extend(py.lines.try_iter());
-        seen.iter().any(|l| l.starts_with("REQUEST interop.ok"))
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "the handshake and a request",
+        || {
+            seen.extend(py.lines.try_iter());
+            seen.iter().any(|l| l.starts_with("REQUEST interop.ok"))
+        },
+    );
     assert!(seen.iter().any(|l| l == "AUTH True "), "{seen:#?}");
     // The server accepted ferry's PING; ferry accepted its PONG and sent the events (which
     // this server cannot decode: PackedForward).
-    assert!(seen.iter().any(|l| l.starts_with("UNSUPPORTED")), "{seen:#?}");
+    assert!(
+        seen.iter().any(|l| l.starts_with("UNSUPPORTED")),
+        "{seen:#?}"
+    );
     drop(fwd);
 
     let fwd = forwarder(fport, py_port, "wrong", &dir.path().join("bad"));
@@ -156,15 +168,22 @@ fn the_shared_key_handshake_interoperates_with_fluentbit_server_py() {
         .send("interop.bad", 0..5, 10)
         .unwrap();
     let mut log = Vec::new();
-    wait_until(Duration::from_secs(20), "the refused handshake is logged and retried", || {
-        seen.extend(py.lines.try_iter());
-        log.extend(fwd.stderr.try_iter());
-        log.iter()
-            .filter(|l| l.contains("temporarily failed to flush the buffer"))
-            .count()
-            >= 2
-    });
-    assert!(seen.iter().any(|l| l == "AUTH False bad shared key"), "{seen:#?}");
+    wait_until(
+        Duration::from_secs(20),
+        "the refused handshake is logged and retried",
+        || {
+            seen.extend(py.lines.try_iter());
+            log.extend(fwd.stderr.try_iter());
+            log.iter()
+                .filter(|l| l.contains("temporarily failed to flush the buffer"))
+                .count()
+                >= 2
+        },
+    );
+    assert!(
+        seen.iter().any(|l| l == "AUTH False bad shared key"),
+        "{seen:#?}"
+    );
     let failure = log
         .iter()
         .find(|l| l.contains("temporarily failed to flush the buffer"))

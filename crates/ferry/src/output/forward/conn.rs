@@ -246,17 +246,17 @@ pub async fn connect(shared: &Shared, node: &Node) -> Result<Connection, Forward
     })
 }
 
-/// A usable kept-alive connection to `node`, or a new one.
-pub async fn checkout(shared: &Shared, node: &Node) -> Result<Connection, ForwardError> {
+/// A usable kept-alive connection to `node` (`true`: reused), or a new one.
+pub async fn checkout(shared: &Shared, node: &Node) -> Result<(Connection, bool), ForwardError> {
     if shared.config.keepalive {
         while let Some(conn) = node.checkout(shared.config.keepalive_timeout) {
             if conn.is_usable() {
                 bump(&shared.metrics.connections_reused, 1);
-                return Ok(conn);
+                return Ok((conn, true));
             }
         }
     }
-    connect(shared, node).await
+    Ok((connect(shared, node).await?, false))
 }
 
 /// After a completed request: keep the connection for the next one, or close it.

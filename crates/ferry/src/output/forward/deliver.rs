@@ -13,7 +13,7 @@
 //! `duplicates_resent`.
 
 use super::Shared;
-use super::conn::{checkin, checkout};
+use super::conn::{Connection, checkin, checkout, connect};
 use super::error::ForwardError;
 use super::metrics::bump;
 use super::node::{DetachReason, Node};
@@ -211,8 +211,39 @@ impl Shared {
     }
 
     async fn exchange(&self, node: &Node, req: &Request<'_>) -> Result<(), ForwardError> {
+        let (conn, reused) = checkout(self, node).await?;
+        match self.request(node, req, conn).await {
+            // A kept-alive connection the server closed just as it was reused (an idle
+            // timeout on its side) says nothing about the server: once more on a new one.
+            Err(e)
+                if reused
+                    && matches!(
+                        e,
+                        ForwardError::Send { .. } | ForwardError::AckClosed { .. }
+                    ) =>
+            {
+                tracing::debug!(
+                    "output {}: reused connection failed ({e}); reconnecting",
+                    self.id
+                );
+                if e.ack_lost() {
+                    bump(&self.metrics.duplicates_resent, 1);
+                    bump(&self.metrics.duplicate_records_resent, req.records);
+                }
+                let conn = connect(self, node).await?;
+                self.request(node, req, conn).await
+            }
+            other => other,
+        }
+    }
+
+    async fn request(
+        &self,
+        node: &Node,
+        req: &Request<'_>,
+        mut conn: Connection,
+    ) -> Result<(), ForwardError> {
         let cfg = &self.config;
-        let mut conn = checkout(self, node).await?;
         let written = write_request(&mut conn, node.name(), req, cfg.send_timeout).await?;
         let m = &self.metrics;
         bump(&m.requests_sent, 1);

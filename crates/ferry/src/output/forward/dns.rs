@@ -82,6 +82,11 @@ impl DnsCache {
         fresh(*at, cfg).then(|| Arc::clone(addrs))
     }
 
+    /// The last addresses resolved, fresh or not (for UDP heartbeats and matching replies).
+    pub fn last_known(&self) -> Option<Arc<[SocketAddr]>> {
+        lock(&self.state).addrs.as_ref().map(|(a, _)| Arc::clone(a))
+    }
+
     /// The addresses of `server`, from the cache or a lookup bounded by `resolve_timeout`.
     pub async fn addresses(
         &self,
@@ -244,7 +249,10 @@ mod tests {
         let resolver: Arc<dyn Resolve> = Arc::new(Counting::default());
         let cfg = ForwardConfig::with_servers(Vec::new());
         let cache = DnsCache::default();
-        let addrs = cache.addresses(&server(), &resolver, &cfg, &spawn).await.unwrap();
+        let addrs = cache
+            .addresses(&server(), &resolver, &cfg, &spawn)
+            .await
+            .unwrap();
         let picks: Vec<_> = (0..4).map(|_| cache.pick(&addrs, true).unwrap()).collect();
         assert_eq!(picks, vec![addrs[0], addrs[1], addrs[0], addrs[1]]);
         assert_eq!(cache.pick(&addrs, false), Some(addrs[0]));

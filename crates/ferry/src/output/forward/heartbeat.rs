@@ -212,15 +212,16 @@ async fn write_nil(c: &mut Connection, limit: std::time::Duration) -> bool {
     c.write(&[0xc0], limit).await.is_ok() && c.flush(limit).await.is_ok()
 }
 
-fn node_addr(shared: &Shared, node: &Node) -> Option<SocketAddr> {
+fn node_addr(node: &Node) -> Option<SocketAddr> {
     match node.server.ip() {
         Some(ip) => Some(SocketAddr::new(ip, node.server.port)),
-        None => node.dns.cached(&shared.config)?.first().copied(),
+        None => node.dns.last_known()?.first().copied(),
     }
 }
 
 fn send_udp(shared: &Arc<Shared>, udp: Option<&UdpSockets>, node: &Arc<Node>) {
-    let Some(addr) = node_addr(shared, node) else {
+    let fresh = node.server.ip().is_some() || node.dns.cached(&shared.config).is_some();
+    if !fresh {
         // Resolve in the background; the next tick sends.
         let (s, n) = (Arc::clone(shared), Arc::clone(node));
         shared.spawn(
@@ -233,7 +234,9 @@ fn send_udp(shared: &Arc<Shared>, udp: Option<&UdpSockets>, node: &Arc<Node>) {
                     .await;
             }),
         );
-        return;
+    }
+    let Some(addr) = node_addr(node) else {
+        return; // not resolved yet: the next tick sends
     };
     let socket = udp.and_then(|u| {
         if addr.is_ipv4() {
@@ -268,7 +271,7 @@ async fn receive_udp(shared: Arc<Shared>, socket: Arc<UdpSocket>, h: TaskHandle)
             continue;
         }
         for node in &shared.nodes {
-            if node_addr(&shared, node) == Some(from) {
+            if node_addr(node) == Some(from) {
                 let sent = *node.udp_sent.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(sent) = sent {
                     let rtt = sent.elapsed().as_micros() as u64;

@@ -328,7 +328,10 @@ mod tests {
         }
         // Heartbeats stop after t = 30; the timer ticks every second.
         let detached_at = (31..120).find(|&t| n.tick(f64::from(t), &cfg)).unwrap();
-        assert_eq!(detached_at, 67, "30 + 36.84 s of silence, seen at the next tick");
+        assert_eq!(
+            detached_at, 67,
+            "30 + 36.84 s of silence, seen at the next tick"
+        );
         assert!(!n.is_available());
         assert_eq!(n.sample_size(), 0, "detaching clears the window");
     }
