@@ -135,11 +135,24 @@ fn sync_dir(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Creates the missing directories above `path` and fsyncs the directory holding each new
+/// one, so that a synced file is not lost with a directory entry that never reached the disk.
 fn create_parent(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => fs::create_dir_all(dir),
-        _ => Ok(()),
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.is_dir() {
+        return Ok(());
     }
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        sync_dir(created)?;
+    }
+    Ok(())
 }
 
 /// A temporary file being filled; removed if dropped unpublished.
