@@ -9,7 +9,7 @@
 //!    event is in the archive files).
 //!
 //! Printed per run: input MB/s (msgpack bytes acknowledged), archive MB/s (bytes of the files
-//! written), disk MB/s (buffer + archive bytes written), ferry's CPU seconds per GB of input,
+//! written), buffer + archive MB/s (bytes handed to the filesystem), ferry's CPU seconds per GB of input,
 //! and the archive rate as a share of the measured disk speed. Then every archive line is
 //! counted, so a fast run that lost events cannot pass.
 //!
@@ -57,7 +57,7 @@ fn main() {
         let secs = r.elapsed.as_secs_f64();
         println!(
             "file output, compress {:4}, buffer durability {durability:8}: input {:.0} MB/s, \
-             archive {:.0} MB/s ({:.0}% of disk), disk writes {:.0} MB/s, {:.1} CPU s/GB input, \
+             archive {:.0} MB/s ({:.0}% of disk), buffer + archive writes {:.0} MB/s, {:.1} CPU s/GB input, \
              {} events in {:.1} s, {} files",
             if gzip { "gzip" } else { "text" },
             r.input_bytes as f64 / secs / 1e6,
