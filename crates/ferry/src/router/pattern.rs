@@ -321,16 +321,11 @@ fn follow(
                 stack.push(*b);
                 stack.push(*a);
             }
-            Some(Inst::DotAhead) => {
-                if matches!(tag.get(at), None | Some(b'.')) {
-                    stack.push(pc + 1);
-                }
+            Some(Inst::DotAhead) if matches!(tag.get(at), None | Some(b'.')) => {
+                stack.push(pc + 1);
             }
-            Some(Inst::Start) => {
-                if at == 0 {
-                    stack.push(pc + 1);
-                }
-            }
+            Some(Inst::Start) if at == 0 => stack.push(pc + 1),
+            Some(Inst::DotAhead | Inst::Start) => {}
             Some(_) => list.push(pc),
             None => {}
         }
