@@ -323,3 +323,163 @@ fn a_copy_store_that_cannot_write_does_not_hold_back_the_other_store() {
         "{stderr:?}"
     );
 }
+
+#[test]
+fn chunks_the_file_output_cannot_write_end_in_the_secondary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("not-a-directory");
+    std::fs::write(&blocker, b"").unwrap();
+    let dump = dir.path().join("dump");
+    let port = free_port();
+    let conf = format!(
+        "<source>\n@type forward\nbind 127.0.0.1\nport {port}\n</source>\n\
+         <match **>\n@type file\n@id archive\npath {blocker}/events\n\
+         <buffer time>\n@type file\npath {buf}\ntimekey 1h\ntimekey_wait 0s\nretry_wait 200ms\n\
+         retry_max_times 2\nretry_randomize false\n</buffer>\n\
+         <secondary>\n@type secondary_file\ndirectory {dump}/${{tag}}\n</secondary>\n</match>\n",
+        blocker = blocker.display(),
+        buf = dir.path().join("buf").display(),
+        dump = dump.display()
+    );
+    let ferry = Ferry::start(&conf, port);
+    let mut sender = AckedSender::connect(port).unwrap();
+    sender.send("to.secondary", 0..200, 50).unwrap();
+    wait_for(
+        "the secondary file",
+        Duration::from_secs(30),
+        &ferry,
+        || !files_under(&dump).is_empty(),
+    );
+    let files = files_under(&dump);
+    assert!(
+        files
+            .iter()
+            .all(|f| f.starts_with(dump.join("to.secondary"))),
+        "{files:?}"
+    );
+    assert!(
+        files[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("dump.bin.")
+    );
+    let mut seqs = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for entry in ferry_proto::entries::iter(&bytes) {
+            let record = entry.unwrap().record;
+            let (v, _) = ferry_proto::msgpack::Value::decode(record).unwrap();
+            match v.get("seq") {
+                Some(ferry_proto::msgpack::Value::UInt(s)) => seqs.push(*s),
+                other => panic!("no seq: {other:?}"),
+            }
+        }
+    }
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (0..200).collect::<Vec<_>>(),
+        "the dump holds every event, as msgpack"
+    );
+}
+
+#[test]
+fn a_configuration_with_every_routing_feature_passes_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("ferry.conf");
+    let text = format!(
+        r#"
+<source>
+  @type forward
+  port 24224
+</source>
+<source>
+  @type forward
+  port 24225
+  @label @INGEST
+</source>
+<filter app.**>
+  @type grep
+  <exclude>
+    key level
+    pattern /^debug$/i
+  </exclude>
+</filter>
+<match app.**>
+  @type copy
+  copy_mode deep
+  <store>
+    @type file
+    path {d}/archive/${{tag}}/app
+    compress gzip
+    max_file_size 1g
+    <buffer tag,time>
+      @type file
+      path {d}/buf/archive
+      timekey 1h
+    </buffer>
+    <secondary>
+      @type secondary_file
+      directory {d}/failed/${{tag}}
+    </secondary>
+  </store>
+  <store ignore_error>
+    @type relabel
+    @label @INGEST
+  </store>
+</match>
+<label @INGEST>
+  <filter **>
+    @type parser
+    key_name log
+    reserve_data true
+    <parse>
+      @type regexp
+      expression /^(?<host>\S+) (?<code>\d+)$/
+      types code:integer
+    </parse>
+  </filter>
+  <filter **>
+    @type record_transformer
+    <record>
+      host ${{hostname}}
+      service ${{tag_parts[-1]}}
+    </record>
+  </filter>
+  <match **>
+    @type stdout
+  </match>
+</label>
+<label @ERROR>
+  <match **>
+    @type file
+    path {d}/errors/app
+    append true
+    <format>
+      @type json
+    </format>
+    <buffer time>
+      @type memory
+      timekey 1d
+    </buffer>
+  </match>
+</label>
+"#,
+        d = dir.path().display()
+    );
+    std::fs::write(&conf, text).unwrap();
+    let out = std::process::Command::new(common::ferry_bin())
+        .arg("--dry-run")
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
+}

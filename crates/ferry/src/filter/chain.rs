@@ -39,8 +39,9 @@ pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filte
     for entry in entries::iter(&batch.entries) {
         let Ok(entry) = entry else {
             // Inputs validate entries; anything else is a bug upstream. Keep what is left
-            // of the stream out of the filters rather than guess.
+            // of the stream out of the filters rather than guess, and count it.
             untouched = false;
+            out.dropped += 1;
             continue;
         };
         let Ok((Value::Map(mut pairs), _)) = Value::decode(entry.record) else {

@@ -184,8 +184,11 @@ fn list(s: &Section<'_>, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Ruby's `to_f`: the number at the start of the text (at most 64 characters are looked at).
 fn leading_float(t: &str) -> f64 {
     let t = t.trim();
+    let end = t.char_indices().nth(64).map_or(t.len(), |(i, _)| i);
+    let t = &t[..end];
     (0..=t.len())
         .rev()
         .filter(|&n| t.is_char_boundary(n))

@@ -170,6 +170,19 @@ fn split(batch: &Batch, setup: &BufferSetup) -> Result<Vec<Piece>, String> {
             .or_default()
             .push((start, entry.raw.len()));
     }
+    // One key for the whole batch (events of one time slice): the batch itself, no copy.
+    if groups.len() == 1
+        && (batch.entries.len() as u64) <= limit
+        && batch.records <= record_limit
+        && let Some(((timekey, variables), _)) = groups.pop_first()
+    {
+        let key = ChunkKey {
+            tag,
+            timekey,
+            variables,
+        };
+        return Ok(vec![(key, batch.entries.clone(), batch.records)]);
+    }
     let mut pieces = Vec::new();
     for ((timekey, variables), spans) in groups {
         let key = ChunkKey {
@@ -444,5 +457,37 @@ pub fn hex(id: &[u8; 16]) -> String {
 impl ChunkKeys {
     pub fn is_tag_only(&self) -> bool {
         self.tag && !self.time && self.record.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::chain::batch_of;
+    use crate::output::buffer_section::BufferDefaults;
+
+    fn by_hour() -> BufferSetup {
+        let defaults = BufferDefaults {
+            keys: "time",
+            timekey: Some(Duration::from_secs(3600)),
+        };
+        BufferSetup::from_section(None, defaults, "t", None, false)
+    }
+
+    #[test]
+    fn a_batch_within_one_time_slice_is_appended_as_it_is_and_others_are_split() {
+        let rec = Value::Map(vec![(Value::Str("a".into()), Value::UInt(1))]);
+        let one = batch_of("t", &[(3600, rec.clone()), (7199, rec.clone())]);
+        let pieces = split(&one, &by_hour()).unwrap();
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0].1.as_ptr(), one.entries.as_ptr(), "no copy");
+        assert_eq!((pieces[0].0.timekey, pieces[0].2), (Some(3600), 2));
+        let two = batch_of(
+            "t",
+            &[(3600, rec.clone()), (7200, rec.clone()), (3601, rec)],
+        );
+        let pieces = split(&two, &by_hour()).unwrap();
+        let slices: Vec<_> = pieces.iter().map(|p| (p.0.timekey, p.2)).collect();
+        assert_eq!(slices, vec![(Some(3600), 2), (Some(7200), 1)]);
     }
 }

@@ -18,9 +18,11 @@
 //! expression: a `.` is held back until the next character, so a `.` before `**` becomes "the
 //! next character is `.` or the tag ends", `**.` becomes "anything ending in `.`, or the start
 //! of the tag", and a `.` that ends the pattern is dropped (`a.` matches `a`). ferry compiles a
-//! pattern into a small token list matched by backtracking (tags are short and the router
-//! caches the route of each tag, so a tag is matched once, not per event); a property test
-//! checks it against a regex built by Fluentd's rules.
+//! pattern into a small automaton run over the tag with every state at once (Thompson's
+//! construction), so matching time is linear in the tag's length whatever the pattern: a long
+//! tag sent by a peer cannot make `a.**.b.**.c` backtrack. The router caches the route of each
+//! tag, so a tag is matched once, not per event. A property test checks the matcher against a
+//! regex built by Fluentd's rules.
 //!
 //! Stricter than Fluentd: an unterminated `{`, a `}` with no `{`, and a trailing `\` are
 //! configuration errors (Fluentd builds a pattern that is rarely what was meant). Regular
@@ -28,7 +30,7 @@
 
 use std::fmt;
 
-/// The longest pattern accepted, in characters (backtracking cost grows with it).
+/// The longest pattern accepted, in characters (the automaton grows with it).
 const MAX_PATTERN_CHARS: usize = 1024;
 
 /// One compiled `<match>` argument: any of its patterns may match.
@@ -40,8 +42,24 @@ pub struct MatchPattern {
 
 #[derive(Debug, Clone)]
 enum Alternative {
-    Glob(Vec<Token>),
+    Glob(Vec<Inst>),
     Regex(regex::Regex),
+}
+
+/// One instruction of a compiled glob: a small automaton run over the tag's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inst {
+    Byte(u8),
+    /// Any byte but `.`.
+    NotDot,
+    AnyByte,
+    Split(usize, usize),
+    Jmp(usize),
+    /// Matches nothing, where the next byte is `.` or the tag ends.
+    DotAhead,
+    /// Matches nothing, at the start of the tag.
+    Start,
+    Match,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,12 +108,11 @@ impl MatchPattern {
                 continue;
             }
             let chars: Vec<char> = word.chars().collect();
-            alternatives.push(Alternative::Glob(
-                compile(&chars).map_err(|r| err(r.into()))?,
-            ));
+            let tokens = compile(&chars).map_err(|r| err(r.into()))?;
+            alternatives.push(Alternative::Glob(program(&tokens)));
         }
         if alternatives.is_empty() {
-            alternatives.push(Alternative::Glob(vec![Token::Any]));
+            alternatives.push(Alternative::Glob(program(&[Token::Any])));
         }
         Ok(Self {
             source: arg.trim().to_string(),
@@ -107,7 +124,7 @@ impl MatchPattern {
     pub fn matches(&self, tag: &str) -> bool {
         let bytes = tag.as_bytes();
         self.alternatives.iter().any(|alt| match alt {
-            Alternative::Glob(seq) => match_seq(seq, bytes, 0, &mut |end| end == bytes.len()),
+            Alternative::Glob(prog) => run(prog, bytes),
             Alternative::Regex(re) => re.is_match(tag),
         })
     }
@@ -193,34 +210,125 @@ fn push_lit(tokens: &mut Vec<Token>, c: char) {
     }
 }
 
-/// Matches `tokens` against `tag[at..]`, calling `rest` with each end position reached; true
-/// as soon as `rest` accepts one.
-fn match_seq(tokens: &[Token], tag: &[u8], at: usize, rest: &mut dyn FnMut(usize) -> bool) -> bool {
-    let Some((first, tail)) = tokens.split_first() else {
-        return rest(at);
-    };
-    let mut next = |end: usize| match_seq(tail, tag, end, rest);
-    match first {
-        Token::Lit(s) => tag.get(at..at + s.len()) == Some(s.as_slice()) && next(at + s.len()),
-        Token::Part => {
-            let mut end = at;
-            loop {
-                if next(end) {
-                    return true;
+/// Compiles tokens into instructions (Thompson's construction).
+fn program(tokens: &[Token]) -> Vec<Inst> {
+    let mut prog = Vec::new();
+    emit(tokens, &mut prog);
+    prog.push(Inst::Match);
+    prog
+}
+
+fn emit(tokens: &[Token], prog: &mut Vec<Inst>) {
+    for token in tokens {
+        match token {
+            Token::Lit(bytes) => prog.extend(bytes.iter().map(|b| Inst::Byte(*b))),
+            Token::Part => star(prog, Inst::NotDot),
+            Token::Any => star(prog, Inst::AnyByte),
+            Token::DotAhead => prog.push(Inst::DotAhead),
+            Token::AnyDotOrStart => {
+                // (?: \A | .* \. )
+                let split = prog.len();
+                prog.push(Inst::Split(split + 1, split + 3));
+                prog.push(Inst::Start);
+                let jump = prog.len();
+                prog.push(Inst::Jmp(0));
+                star(prog, Inst::AnyByte);
+                prog.push(Inst::Byte(b'.'));
+                let end = prog.len();
+                prog[jump] = Inst::Jmp(end);
+            }
+            Token::Alt(alts) => {
+                let mut jumps = Vec::new();
+                for (i, alt) in alts.iter().enumerate() {
+                    let last = i + 1 == alts.len();
+                    let split = prog.len();
+                    if !last {
+                        prog.push(Inst::Split(split + 1, 0));
+                    }
+                    emit(alt, prog);
+                    if !last {
+                        jumps.push(prog.len());
+                        prog.push(Inst::Jmp(0));
+                        let next = prog.len();
+                        prog[split] = Inst::Split(split + 1, next);
+                    }
                 }
-                match tag.get(end) {
-                    Some(b'.') | None => return false,
-                    Some(_) => end += 1,
+                let end = prog.len();
+                for j in jumps {
+                    prog[j] = Inst::Jmp(end);
                 }
             }
         }
-        Token::Any => (at..=tag.len()).rev().any(&mut next),
-        Token::DotAhead => matches!(tag.get(at), None | Some(b'.')) && next(at),
-        Token::AnyDotOrStart => {
-            (at == 0 && next(0))
-                || (at..tag.len()).any(|dot| tag.get(dot) == Some(&b'.') && next(dot + 1))
+    }
+}
+
+/// `x*`: try `x` then loop, or skip.
+fn star(prog: &mut Vec<Inst>, x: Inst) {
+    let split = prog.len();
+    prog.push(Inst::Split(split + 1, split + 3));
+    prog.push(x);
+    prog.push(Inst::Jmp(split));
+}
+
+/// Runs the automaton over `tag`: every state at once, so the time is linear in the tag
+/// length times the program length, whatever the pattern.
+fn run(prog: &[Inst], tag: &[u8]) -> bool {
+    let mut seen = vec![usize::MAX; prog.len()];
+    let mut current = Vec::new();
+    let mut next = Vec::new();
+    let mut stack = Vec::new();
+    follow(prog, tag, 0, 0, &mut seen, &mut current, &mut stack);
+    for (at, &byte) in tag.iter().enumerate() {
+        next.clear();
+        for &pc in &current {
+            let takes = match prog.get(pc) {
+                Some(Inst::Byte(b)) => *b == byte,
+                Some(Inst::NotDot) => byte != b'.',
+                Some(Inst::AnyByte) => true,
+                _ => false,
+            };
+            if takes {
+                follow(prog, tag, pc + 1, at + 1, &mut seen, &mut next, &mut stack);
+            }
         }
-        Token::Alt(alts) => alts.iter().any(|alt| match_seq(alt, tag, at, &mut next)),
+        std::mem::swap(&mut current, &mut next);
+        if current.is_empty() {
+            return false;
+        }
+    }
+    current.iter().any(|pc| prog.get(*pc) == Some(&Inst::Match))
+}
+
+/// Adds the states reachable from `pc` at `at` without consuming a byte.
+fn follow(
+    prog: &[Inst],
+    tag: &[u8],
+    pc: usize,
+    at: usize,
+    seen: &mut [usize],
+    list: &mut Vec<usize>,
+    stack: &mut Vec<usize>,
+) {
+    stack.push(pc);
+    while let Some(pc) = stack.pop() {
+        match seen.get_mut(pc) {
+            Some(s) if *s != at => *s = at,
+            _ => continue,
+        }
+        match prog.get(pc) {
+            Some(Inst::Jmp(t)) => stack.push(*t),
+            Some(Inst::Split(a, b)) => {
+                stack.push(*b);
+                stack.push(*a);
+            }
+            Some(Inst::DotAhead) if matches!(tag.get(at), None | Some(b'.')) => {
+                stack.push(pc + 1);
+            }
+            Some(Inst::Start) if at == 0 => stack.push(pc + 1),
+            Some(Inst::DotAhead | Inst::Start) => {}
+            Some(_) => list.push(pc),
+            None => {}
+        }
     }
 }
 

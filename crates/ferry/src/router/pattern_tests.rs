@@ -236,3 +236,13 @@ proptest! {
         prop_assert_eq!(MatchPattern::parse(&arg).unwrap().matches(&tag), any);
     }
 }
+
+#[test]
+fn a_long_tag_against_many_double_stars_is_matched_in_linear_time() {
+    let p = MatchPattern::parse("**a**a**a**a**a**a**b").unwrap();
+    let tag = "a".repeat(200_000);
+    let started = std::time::Instant::now();
+    assert!(!p.matches(&tag));
+    assert!(p.matches(&format!("{tag}b")));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

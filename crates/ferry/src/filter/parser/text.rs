@@ -225,9 +225,11 @@ impl TextParser {
     }
 }
 
-/// Ruby's `to_i` / `to_f`: the number at the start of the text, 0 when there is none.
+/// Ruby's `to_i` / `to_f`: the number at the start of the text, 0 when there is none (at
+/// most 64 characters are looked at).
 fn leading_number(text: &str) -> f64 {
     let t = text.trim_start();
+    let t = &t[..t.char_indices().nth(64).map_or(t.len(), |(i, _)| i)];
     let mut end = 0;
     for (i, c) in t.char_indices() {
         let ok = c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+')) || c == '.';

@@ -27,9 +27,8 @@ use super::path::Rendered;
 use crate::output::SinkError;
 use flate2::write::GzEncoder;
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -136,11 +135,24 @@ fn sync_dir(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Creates the missing directories above `path` and fsyncs the directory holding each new
+/// one, so that a synced file is not lost with a directory entry that never reached the disk.
 fn create_parent(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => fs::create_dir_all(dir),
-        _ => Ok(()),
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.is_dir() {
+        return Ok(());
     }
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        sync_dir(created)?;
+    }
+    Ok(())
 }
 
 /// A temporary file being filled; removed if dropped unpublished.
@@ -279,161 +291,6 @@ impl FileWriter {
         cache.insert(family, index + 1);
         Ok(target)
     }
-
-    fn append(&self, r: &Rendered, next: &mut NextPiece<'_>) -> Result<Vec<PathBuf>, SinkError> {
-        let family = r.family();
-        let stripe = family.bytes().fold(0usize, |h, b| {
-            h.wrapping_mul(31).wrapping_add(usize::from(b))
-        });
-        let _guard = self.stripes.get(stripe % STRIPES).map(lock);
-        let mut index = match lock(&self.next_index).get(&family) {
-            Some(i) => *i,
-            None => (0..).find(|i| !r.path(i + 1, true).exists()).unwrap_or(0),
-        };
-        // Files touched by this chunk and their length before it (None: created by it).
-        let mut touched: Vec<(PathBuf, Option<u64>)> = Vec::new();
-        let result = self.append_pieces(r, &mut index, &mut touched, next);
-        if result.is_err() {
-            for (path, len) in touched.iter().rev() {
-                let undone = match len {
-                    Some(len) => OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .and_then(|f| f.set_len(*len)),
-                    None => fs::remove_file(path),
-                };
-                if let Err(e) = undone {
-                    tracing::error!("could not undo a failed append to {}: {e}", path.display());
-                }
-            }
-        }
-        let mut cache = lock(&self.next_index);
-        if cache.len() >= INDEX_CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(family, index);
-        result.map(|()| touched.into_iter().map(|(p, _)| p).collect())
-    }
-
-    fn append_pieces(
-        &self,
-        r: &Rendered,
-        index: &mut u32,
-        touched: &mut Vec<(PathBuf, Option<u64>)>,
-        next: &mut NextPiece<'_>,
-    ) -> Result<(), SinkError> {
-        let max = self.config.max_file_size;
-        let mut current: Option<(Out, u64)> = None;
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            if !next(&mut buf)? {
-                break;
-            }
-            if buf.is_empty() {
-                continue;
-            }
-            if let Some((out, base)) = current.take() {
-                let size = base + out.written();
-                if max.is_some_and(|m| size > 0 && size + buf.len() as u64 > m) {
-                    out.finish().map_err(io_err)?;
-                    *index += 1;
-                } else {
-                    current = Some((out, base));
-                }
-            }
-            let (out, _) = match &mut current {
-                Some(c) => c,
-                slot @ None => {
-                    let opened = self.open_append(r, index, buf.len() as u64, touched);
-                    slot.insert(opened.map_err(io_err)?)
-                }
-            };
-            out.write_all(&buf).map_err(io_err)?;
-        }
-        if let Some((out, _)) = current {
-            out.finish().map_err(io_err)?;
-        }
-        for (path, before) in touched.iter() {
-            if before.is_none() {
-                sync_dir(path).map_err(io_err)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Opens file number `index` for appending, moving past files too full for `incoming`
-    /// more bytes.
-    fn open_append(
-        &self,
-        r: &Rendered,
-        index: &mut u32,
-        incoming: u64,
-        touched: &mut Vec<(PathBuf, Option<u64>)>,
-    ) -> io::Result<(Out, u64)> {
-        loop {
-            let path = r.path(*index, true);
-            let existed = path.exists();
-            if !existed {
-                create_parent(&path)?;
-            }
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .read(true)
-                .open(&path)?;
-            let mut len = file.metadata()?.len();
-            let text = self.config.line_based && self.config.gzip.is_none();
-            if existed && text && lock(&self.checked_tails).insert(path.clone()) {
-                len = repair_tail(&file, len, &path)?;
-            }
-            if self
-                .config
-                .max_file_size
-                .is_some_and(|m| len > 0 && len + incoming > m)
-            {
-                *index += 1;
-                continue;
-            }
-            touched.push((path, existed.then_some(len)));
-            return Ok((Out::new(file, self.config.gzip), len));
-        }
-    }
-}
-
-/// Cuts a torn last line (left by a crash in the middle of an append). Returns the new length.
-fn repair_tail(file: &File, len: u64, path: &Path) -> io::Result<u64> {
-    const BLOCK: u64 = 64 * 1024;
-    if len == 0 {
-        return Ok(0);
-    }
-    let mut last = [0u8; 1];
-    file.read_exact_at(&mut last, len - 1)?;
-    if last[0] == b'\n' {
-        return Ok(len);
-    }
-    let mut end = len;
-    let mut block = vec![0u8; BLOCK as usize];
-    let keep = loop {
-        let start = end.saturating_sub(BLOCK);
-        let n = (end - start) as usize;
-        file.read_exact_at(&mut block[..n], start)?;
-        if let Some(i) = block[..n].iter().rposition(|b| *b == b'\n') {
-            break start + i as u64 + 1;
-        }
-        if start == 0 {
-            break 0;
-        }
-        end = start;
-    };
-    file.set_len(keep)?;
-    file.sync_data()?;
-    tracing::warn!(
-        "{}: removed a torn last line of {} bytes (an interrupted append; its chunk is written again)",
-        path.display(),
-        len - keep
-    );
-    Ok(keep)
 }
 
 /// Points `link` at `target`, replacing it atomically.
@@ -449,6 +306,8 @@ fn update_symlink(link: &Path, target: &Path) -> io::Result<()> {
     std::os::unix::fs::symlink(target, &tmp)?;
     fs::rename(&tmp, link)
 }
+
+mod append;
 
 #[cfg(test)]
 #[path = "writer_tests.rs"]

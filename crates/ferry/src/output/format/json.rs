@@ -182,27 +182,40 @@ pub fn write_str(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+fn needs_escape(b: u8) -> bool {
+    (b < 0x20) | (b == b'"') | (b == b'\\')
+}
+
 fn write_escaped(s: &str, out: &mut Vec<u8>) {
+    const BLOCK: usize = 16;
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut plain = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[plain..i]);
-        if escape.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.extend_from_slice(escape);
+    let mut i = 0;
+    while i < bytes.len() {
+        // Most text needs no escape: test a block at a time, branch-free, and skip it whole.
+        if let Some(block) = bytes.get(i..i + BLOCK)
+            && !block.iter().fold(false, |any, &b| any | needs_escape(b))
+        {
+            i += BLOCK;
+            continue;
         }
-        plain = i + 1;
+        let b = bytes[i];
+        if needs_escape(b) {
+            out.extend_from_slice(&bytes[plain..i]);
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                _ => {
+                    let _ = write!(out, "\\u{b:04x}");
+                }
+            }
+            plain = i + 1;
+        }
+        i += 1;
     }
     out.extend_from_slice(&bytes[plain..]);
     out.push(b'"');
@@ -244,6 +257,20 @@ mod tests {
                 prop::collection::vec((inner.clone(), inner), 0..5).prop_map(Value::Map),
             ]
         })
+    }
+
+    #[test]
+    fn long_strings_are_escaped_wherever_the_special_bytes_are() {
+        for at in 0..40 {
+            for special in ["\"", "\\", "\n", "\u{1}", "é"] {
+                let mut text = "x".repeat(40);
+                text.insert_str(at, special);
+                let mut out = Vec::new();
+                write_str(text.as_bytes(), &mut out);
+                let expected = Value::Str(Bytes::from(text.clone())).to_json_string();
+                assert_eq!(String::from_utf8(out).unwrap(), expected);
+            }
+        }
     }
 
     proptest! {
