@@ -163,6 +163,8 @@ mod tests {
         let root = ferry_config::parse_str(&text, "t.conf").unwrap();
         let errors = Errors::new();
         let s = Section::new(&root.children[0], &errors);
+        assert_eq!(s.plugin_type(), Some("tail"));
+        let _ = s.str("@type"); // read by the pipeline
         let cfg = TailInputConfig::from_section(&s);
         s.finish();
         let msgs = match errors.into_result(()) {

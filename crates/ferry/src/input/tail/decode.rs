@@ -177,7 +177,7 @@ mod tests {
     }
 
     fn regex_parser() -> Parser {
-        let text = "<parse>\n@type regexp\nexpression /^(?<n>\\d+) (?<m>.*)$/\n</parse>\n";
+        let text = "<parse>\n@type regexp\nexpression /^(?<n>\\d+) (?<m>.*)$/m\n</parse>\n";
         let root = ferry_config::parse_str(text, "t").unwrap();
         let errors = ferry_config::Errors::new();
         crate::parse::ParseSetup::from_section(&ferry_config::Section::new(

@@ -97,6 +97,8 @@ pub struct Step {
     pub safe: u64,
     pub eof: bool,
     pub bytes_read: u64,
+    /// Bytes of the lines handed out.
+    pub consumed: u64,
     pub lines: usize,
     pub skipped_long: Vec<(u64, u64)>,
     /// The file was truncated: (size seen, offset read so far).
@@ -241,6 +243,7 @@ fn run_step(
     step.eof = summary.eof;
     step.lines = summary.lines;
     step.bytes_read = summary.bytes_read;
+    step.consumed = summary.consumed;
     if mode.finish && summary.eof {
         if let Some((bytes, start, _)) = reader.take_partial() {
             decoder.line(&bytes, start, now, &mut step.built);

@@ -37,6 +37,8 @@ pub enum LineEvent<'a> {
 pub struct ReadSummary {
     pub lines: usize,
     pub bytes_read: u64,
+    /// Bytes of the lines handed out (with their newlines): what limits a step.
+    pub consumed: u64,
     /// The file has no more bytes now.
     pub eof: bool,
 }
@@ -130,8 +132,8 @@ impl FileReader {
         }
     }
 
-    /// Reads and hands out lines until `max_lines` lines, `max_bytes` bytes read, or the end
-    /// of the file.
+    /// Reads and hands out lines until `max_lines` lines or `max_bytes` bytes of lines, or
+    /// the end of the file.
     pub fn read_lines(
         &mut self,
         max_lines: usize,
@@ -167,10 +169,11 @@ impl FileReader {
                         });
                     }
                 }
+                summary.consumed += (nl + 1 - self.start) as u64;
                 self.start = nl + 1;
                 self.scan = self.start;
                 summary.lines += 1;
-                if summary.lines >= max_lines {
+                if summary.lines >= max_lines || summary.consumed >= max_bytes {
                     return Ok(summary);
                 }
                 continue;
@@ -185,9 +188,6 @@ impl FileReader {
                 self.start = 0;
                 self.scan = 0;
                 self.end = 0;
-            }
-            if summary.bytes_read >= max_bytes {
-                return Ok(summary);
             }
             let n = self.fill()?;
             if n == 0 {

@@ -83,7 +83,7 @@ pub async fn step_and_emit(
         }
         Some(Ok(s)) => s,
     };
-    f.throttle.spend(step.bytes_read);
+    f.throttle.spend(step.consumed);
     TailMetrics::add(&m.bytes_read, step.bytes_read);
     if let Some((size, read)) = step.truncated {
         m.files_rotated.fetch_add(1, Ordering::Relaxed);
