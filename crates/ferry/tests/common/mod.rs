@@ -106,7 +106,7 @@ impl Ferry {
         loop {
             match stderr.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) => {
-                    let started = line.contains("]: ferry ") && line.ends_with(" started");
+                    let started = line.contains("]: ferry ") && line.contains(" started");
                     let _ = tx.send(line);
                     if started {
                         break;
