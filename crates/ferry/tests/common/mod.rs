@@ -140,7 +140,20 @@ impl Ferry {
         Self::spawn(Command::new(ferry_bin()), dir, 24224)
     }
 
-    fn spawn(mut cmd: Command, dir: tempfile::TempDir, port: u16) -> Self {
+    fn spawn(cmd: Command, dir: tempfile::TempDir, port: u16) -> Self {
+        Self::launch(cmd, dir, &format!("listening on {port}"), |_| {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+    }
+
+    /// Spawns `cmd`, pumps its output, and waits up to 20 s for `ready(dir)`; fails with the
+    /// process's log if it exits first.
+    fn launch(
+        mut cmd: Command,
+        dir: tempfile::TempDir,
+        what: &str,
+        ready: impl Fn(&Path) -> bool,
+    ) -> Self {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -156,17 +169,17 @@ impl Ferry {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !ready(ferry._dir.path()) {
             if let Ok(Some(status)) = ferry.child.try_wait() {
                 let logs: Vec<String> = ferry.stderr.try_iter().collect();
                 panic!(
-                    "ferry exited with {status} before listening on {port}:\n{}",
+                    "ferry exited with {status} before {what}:\n{}",
                     logs.join("\n")
                 );
             }
             assert!(
                 Instant::now() < deadline,
-                "ferry did not listen on {port} within 20 s"
+                "ferry was not {what} within 20 s"
             );
             thread::sleep(Duration::from_millis(20));
         }
@@ -462,33 +475,7 @@ impl Ferry {
         let path = dir.path().join("ferry.conf");
         std::fs::write(&path, config).unwrap();
         cmd.arg("-c").arg(&path);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ferry");
-        let stdout = pump(child.stdout.take().unwrap(), "stdout");
-        let stderr = pump(child.stderr.take().unwrap(), "stderr");
-        let mut ferry = Self {
-            child,
-            stdout,
-            stderr,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ready(ferry._dir.path()) {
-            if let Ok(Some(status)) = ferry.child.try_wait() {
-                let logs: Vec<String> = ferry.stderr.try_iter().collect();
-                panic!(
-                    "ferry exited with {status} before it was ready:\n{}",
-                    logs.join("\n")
-                );
-            }
-            assert!(Instant::now() < deadline, "ferry was not ready within 20 s");
-            thread::sleep(Duration::from_millis(20));
-        }
-        ferry
+        Self::launch(cmd, dir, "ready", ready)
     }
 
     /// The temp dir ferry's configuration lives in (for sockets and certificates).
