@@ -8,7 +8,7 @@
 //! | [`pipeline`] | configuration tree → typed, checked pipeline (`--dry-run` stops here) |
 //! | [`input`] | where events enter (`forward`) |
 //! | [`router`] | tag → output, with Fluentd's `<match>` and `<label>` rules |
-//! | [`output`] | where events go (`stdout`, `null`) and how they are formatted |
+//! | [`output`] | where events go (`stdout`, `null`, `kafka2`) and how they are formatted |
 //! | [`event`] | the batch of events that travels between them (msgpack bytes) |
 //! | [`task`] | named tasks, their states, cancellation and shutdown |
 //! | [`logging`] | log lines in Fluentd's shape, so runbooks carry over |

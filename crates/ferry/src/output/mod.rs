@@ -9,6 +9,7 @@
 pub mod buffer_section;
 pub mod buffered;
 pub mod format;
+pub mod kafka;
 pub mod null;
 pub mod sink;
 pub mod stdout;
@@ -23,13 +24,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Output plugin types this build of ferry provides.
-pub const OUTPUT_TYPES: &[&str] = &["stdout", "null"];
+pub const OUTPUT_TYPES: &[&str] = &["stdout", "null", "kafka2"];
 
 /// Fluentd output types that ferry does not provide (yet): refused with a clear message.
 pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
     "file",
     "forward",
-    "kafka2",
     "kafka",
     "copy",
     "relabel",
@@ -48,6 +48,7 @@ pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
 pub enum SinkConfig {
     Stdout(stdout::StdoutConfig),
     Null(null::NullConfig),
+    Kafka(Box<kafka::KafkaConfig>),
 }
 
 /// A parsed `<match>` output.
@@ -71,6 +72,14 @@ impl OutputConfig {
         let sink = match kind {
             "stdout" => SinkConfig::Stdout(stdout::StdoutConfig::from_section(section)),
             "null" => SinkConfig::Null(null::NullConfig::from_section(section)),
+            "kafka2" => {
+                let config = kafka::KafkaConfig::from_section(section);
+                let buffer = kafka::buffer_setup(section, &config, id, root_dir);
+                return Some(Self {
+                    sink: SinkConfig::Kafka(Box::new(config)),
+                    buffer: Some(buffer),
+                });
+            }
             _ => return None,
         };
         // stdout and null buffer only when asked to, as in Fluentd.

@@ -5,7 +5,7 @@
 //! that needs records reads a chunk segment by segment (segments end on append boundaries, so
 //! each is whole entries): memory stays bounded by one segment, whatever the chunk size.
 
-use super::{SinkConfig, null, stdout};
+use super::{SinkConfig, kafka, null, stdout};
 use crate::event::Batch;
 use bytes::Bytes;
 use ferry_buffer::Chunk;
@@ -25,12 +25,18 @@ pub enum SinkError {
     ReadChunk(#[source] io::Error),
     #[error("chunk content is not valid: {0}")]
     BadChunk(String),
+    #[error("{0}")]
+    Kafka(#[source] kafka::delivery::KafkaOutputError),
 }
 
 impl SinkError {
     /// Whether the same write may succeed later; a chunk whose content is broken never will.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::BadChunk(_))
+        match self {
+            Self::BadChunk(_) => false,
+            Self::Kafka(e) => e.is_retryable(),
+            _ => true,
+        }
     }
 
     /// A short class name for log lines (`error_class=...`).
@@ -39,6 +45,7 @@ impl SinkError {
             Self::Io(_) => "IOError",
             Self::ReadChunk(_) => "BufferReadError",
             Self::BadChunk(_) => "BrokenChunkError",
+            Self::Kafka(e) => e.class(),
         }
     }
 }
@@ -47,6 +54,7 @@ impl SinkError {
 pub enum Sink {
     Stdout(stdout::Stdout),
     Null(null::Null),
+    Kafka(Box<kafka::Kafka>),
 }
 
 impl Sink {
@@ -54,6 +62,9 @@ impl Sink {
         match config {
             SinkConfig::Stdout(c) => Self::Stdout(stdout::Stdout::new(id.to_string(), c.clone())),
             SinkConfig::Null(_) => Self::Null(null::Null::new(id.to_string())),
+            SinkConfig::Kafka(c) => {
+                Self::Kafka(Box::new(kafka::Kafka::new(id.to_string(), (**c).clone())))
+            }
         }
     }
 
@@ -61,6 +72,7 @@ impl Sink {
         match self {
             Self::Stdout(_) => "stdout",
             Self::Null(_) => "null",
+            Self::Kafka(_) => "kafka2",
         }
     }
 
@@ -72,6 +84,7 @@ impl Sink {
                 o.take(batch.records);
                 Ok(())
             }
+            Self::Kafka(o) => o.write_batch(&batch.tag, &batch.entries).await,
         }
     }
 
@@ -90,6 +103,7 @@ impl Sink {
                 }
                 Ok(())
             }
+            Self::Kafka(o) => o.write_chunk(chunk).await,
         }
     }
 }
