@@ -84,19 +84,33 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Creates `topic` with `partitions` partitions.
+    /// Creates `topic` with `partitions` partitions. A broker that has just started may refuse
+    /// the request for a moment: tried for up to 10 s. A topic that already exists is fine: a
+    /// producer asking for its metadata may have had the broker create it first (librdkafka
+    /// producers allow auto-creation).
     pub fn create_topic(&self, topic: &str, partitions: u32) {
-        let out = Command::new(&self.bin)
-            .args(["topic", "create", "--broker"])
-            .arg(format!("tcp://127.0.0.1:{}", self.port))
-            .args(["--partitions", &partitions.to_string(), topic])
-            .output()
-            .expect("run tansu topic create");
-        assert!(
-            out.status.success(),
-            "tansu topic create {topic}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new(&self.bin)
+                .args(["topic", "create", "--broker"])
+                .arg(format!("tcp://127.0.0.1:{}", self.port))
+                .args(["--partitions", &partitions.to_string(), topic])
+                .output()
+                .expect("run tansu topic create");
+            if out.status.success()
+                || String::from_utf8_lossy(&out.stdout).contains("already exists")
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tansu topic create {topic}: {}; stdout: {}; stderr: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// SIGKILL: the broker and everything it stored are gone.

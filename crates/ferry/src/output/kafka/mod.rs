@@ -17,8 +17,9 @@
 //!    whose report was lost can reach Kafka twice: delivery is at least once. (The idempotent
 //!    producer removes duplicates from librdkafka's own retries, not from a chunk retry.)
 //!
-//! A producer that hits a fatal error (possible with the idempotent producer, e.g. when the
-//! broker lost its state) is replaced by a new one before the next chunk.
+//! After a failed write the producer is replaced by a new one when it hit a fatal error, or
+//! when it is idempotent and its messages timed out: its session may be one the broker lost
+//! (see `Kafka::after_failure`).
 //!
 //! Counters per topic and partition are in [`metrics`], reached with [`Kafka::metrics`].
 
@@ -80,7 +81,7 @@ impl std::fmt::Debug for Kafka {
 /// One write (a chunk or a batch): its delivery state and one opaque per topic.
 struct Write {
     delivery: Arc<ChunkDelivery>,
-    pending: HashMap<String, Arc<Pending>>,
+    pending: HashMap<Arc<str>, Arc<Pending>>,
     retry: bool,
 }
 
@@ -265,14 +266,16 @@ impl Kafka {
             }
             (None, None) => None,
         };
-        let pending = match write.pending.get(&message.topic) {
+        let pending = match write.pending.get(&*message.topic) {
             Some(p) => Arc::clone(p),
             None => {
                 let p = Arc::new(Pending {
                     chunk: Arc::clone(&write.delivery),
                     topic: self.metrics.topic(&message.topic),
                 });
-                write.pending.insert(message.topic.clone(), Arc::clone(&p));
+                write
+                    .pending
+                    .insert(Arc::clone(&message.topic), Arc::clone(&p));
                 p
             }
         };
@@ -325,7 +328,7 @@ impl Kafka {
                         .fetch_add(1, Ordering::Relaxed);
                     write.delivery.remove();
                     return Err(KafkaOutputError::Produce {
-                        topic: message.topic.clone(),
+                        topic: message.topic.to_string(),
                         source,
                     });
                 }

@@ -6,11 +6,13 @@ use super::format::KafkaFormat;
 use bytes::Bytes;
 use ferry_proto::entries::EntryRef;
 use ferry_proto::msgpack::Value;
+use std::sync::Arc;
 
 /// A message ready to produce.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutMessage {
-    pub topic: String,
+    /// Shared by every message of a chunk that goes to the same fixed or default topic.
+    pub topic: Arc<str>,
     pub key: Option<Bytes>,
     /// An explicit partition (`partition_key` field or `default_partition`).
     pub partition: Option<i32>,
@@ -37,7 +39,9 @@ pub struct MessageBuilder<'a> {
     format: &'a KafkaFormat,
     tag: &'a str,
     /// `topic` with `${tag}` replaced, computed once per chunk.
-    fixed_topic: Option<String>,
+    fixed_topic: Option<Arc<str>>,
+    /// The topic of records without `topic_key`: `default_topic`, else the tag.
+    fallback_topic: Arc<str>,
     scratch: String,
 }
 
@@ -47,7 +51,11 @@ impl<'a> MessageBuilder<'a> {
             routing,
             format,
             tag,
-            fixed_topic: routing.topic.as_ref().map(|t| t.replace("${tag}", tag)),
+            fixed_topic: routing
+                .topic
+                .as_ref()
+                .map(|t| Arc::from(t.replace("${tag}", tag))),
+            fallback_topic: Arc::from(routing.default_topic.as_deref().unwrap_or(tag)),
             scratch: String::new(),
         }
     }
@@ -64,13 +72,14 @@ impl<'a> MessageBuilder<'a> {
         let key_field = field(&mut record, &r.message_key_key, r.exclude_message_key);
 
         let topic = match &self.fixed_topic {
-            Some(t) => t.clone(),
+            Some(t) => Arc::clone(t),
             None => topic_field
                 .map(|v| text(&v))
                 .filter(|t| !t.is_empty())
-                .map(|t| String::from_utf8_lossy(&t).into_owned())
-                .or_else(|| r.default_topic.clone())
-                .unwrap_or_else(|| self.tag.to_string()),
+                .map_or_else(
+                    || Arc::clone(&self.fallback_topic),
+                    |t| Arc::from(String::from_utf8_lossy(&t)),
+                ),
         };
         let partition = partition_field
             .as_ref()
@@ -226,7 +235,7 @@ mod tests {
             (s("meta"), Value::Map(vec![(s("host"), s("web-1"))])),
         ]);
         let m = build(&routing(), &record);
-        assert_eq!(m.topic, "audit");
+        assert_eq!(&*m.topic, "audit");
         assert_eq!(m.key.as_deref(), Some(&b"user-7"[..]));
         assert_eq!(m.partition, Some(2));
         assert_eq!(m.timestamp_ms, 1_700_000_000_250);
@@ -242,12 +251,12 @@ mod tests {
     #[test]
     fn without_fields_the_default_topic_then_the_tag_is_used() {
         let record = Value::Map(vec![(s("msg"), s("x"))]);
-        assert_eq!(build(&routing(), &record).topic, "app.web");
+        assert_eq!(&*build(&routing(), &record).topic, "app.web");
         let mut r = routing();
         r.default_topic = Some("fallback".into());
-        assert_eq!(build(&r, &record).topic, "fallback");
+        assert_eq!(&*build(&r, &record).topic, "fallback");
         r.topic = Some("logs.${tag}".into());
-        assert_eq!(build(&r, &record).topic, "logs.app.web");
+        assert_eq!(&*build(&r, &record).topic, "logs.app.web");
     }
 
     #[test]
@@ -261,7 +270,7 @@ mod tests {
             (s("msg"), s("x")),
         ]);
         let m = build(&r, &record);
-        assert_eq!(m.topic, "audit");
+        assert_eq!(&*m.topic, "audit");
         assert_eq!(m.key.as_deref(), Some(&b"k"[..]));
         assert_eq!(&m.payload[..], br#"{"msg":"x"}"#);
     }
