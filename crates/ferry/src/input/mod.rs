@@ -30,7 +30,7 @@ pub const FOREIGN_INPUT_TYPES: &[&str] = &[
 /// A parsed `<source>`.
 #[derive(Debug, Clone)]
 pub enum InputConfig {
-    Forward(forward::ForwardInputConfig),
+    Forward(Box<forward::ForwardInputConfig>),
     Tail(Box<tail::TailInputConfig>),
 }
 
@@ -39,8 +39,8 @@ impl InputConfig {
     pub fn from_section(section: &Section<'_>) -> Option<Self> {
         let kind = crate::plugin::plugin_type(section, "input", INPUT_TYPES, FOREIGN_INPUT_TYPES)?;
         match kind {
-            "forward" => Some(Self::Forward(forward::ForwardInputConfig::from_section(
-                section,
+            "forward" => Some(Self::Forward(Box::new(
+                forward::ForwardInputConfig::from_section(section),
             ))),
             "tail" => Some(Self::Tail(Box::new(tail::TailInputConfig::from_section(
                 section,
@@ -76,7 +76,7 @@ pub async fn start(
         .route_for(config.label())
         .ok_or_else(|| anyhow::anyhow!("input {id}: label {:?} is not defined", config.label()))?;
     match config {
-        InputConfig::Forward(c) => forward::start(id, c.clone(), router, route, tasks)
+        InputConfig::Forward(c) => forward::start(id, (**c).clone(), router, route, tasks)
             .await
             .map(InputHandle::Forward),
         InputConfig::Tail(c) => tail::start(id, (**c).clone(), router, route, tasks)

@@ -11,6 +11,7 @@ pub mod buffered;
 pub mod file;
 pub mod format;
 pub mod forward;
+pub mod kafka;
 pub mod null;
 pub mod secondary_file;
 pub mod sink;
@@ -27,11 +28,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Output plugin types this build of ferry provides (`copy` and `relabel` are read by the
 /// router, see [`crate::router::config`]).
-pub const OUTPUT_TYPES: &[&str] = &["stdout", "null", "file", "forward", "copy", "relabel"];
+pub const OUTPUT_TYPES: &[&str] = &[
+    "stdout", "null", "file", "forward", "kafka2", "copy", "relabel",
+];
 
 /// Fluentd output types that ferry does not provide (yet): refused with a clear message.
 pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
-    "kafka2",
     "kafka",
     "s3",
     "elasticsearch",
@@ -50,6 +52,7 @@ pub enum SinkConfig {
     File(file::FileConfig),
     Forward(forward::ForwardConfig),
     SecondaryFile(secondary_file::SecondaryFileConfig),
+    Kafka(Box<kafka::KafkaConfig>),
 }
 
 /// A parsed `<match>` output.
@@ -115,6 +118,11 @@ impl OutputConfig {
                     setup.config.compress = ferry_buffer::Compress::Gzip;
                 }
                 (SinkConfig::Forward(f), Some(setup))
+            }
+            "kafka2" => {
+                let config = kafka::KafkaConfig::from_section(section);
+                let setup = kafka::buffer_setup(section, &config, id, root_dir, has_secondary);
+                (SinkConfig::Kafka(Box::new(config)), Some(setup))
             }
             "stdout" | "null" => {
                 let sink = match kind {

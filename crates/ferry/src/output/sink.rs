@@ -5,9 +5,9 @@
 //! that needs records reads a chunk segment by segment (segments end on append boundaries, so
 //! each is whole entries): memory stays bounded by one segment, whatever the chunk size.
 
-use super::{SinkConfig, file, forward, null, secondary_file, stdout};
-use crate::task::Tasks;
+use super::{SinkConfig, file, forward, kafka, null, secondary_file, stdout};
 use crate::event::Batch;
+use crate::task::Tasks;
 use bytes::Bytes;
 use ferry_buffer::Chunk;
 use ferry_proto::compress::decompress;
@@ -31,6 +31,8 @@ pub enum SinkError {
     /// The sink takes whole chunks only (it is always buffered, or only a secondary).
     #[error("{0} output takes buffered chunks only")]
     ChunksOnly(&'static str),
+    #[error("{0}")]
+    Kafka(#[source] kafka::delivery::KafkaOutputError),
 }
 
 impl SinkError {
@@ -39,6 +41,7 @@ impl SinkError {
         match self {
             Self::BadChunk(_) | Self::ChunksOnly(_) => false,
             Self::Forward(e) => e.is_retryable(),
+            Self::Kafka(e) => e.is_retryable(),
             _ => true,
         }
     }
@@ -57,6 +60,7 @@ impl SinkError {
             Self::BadChunk(_) => "BrokenChunkError",
             Self::ChunksOnly(_) => "ConfigError",
             Self::Forward(e) => e.class(),
+            Self::Kafka(e) => e.class(),
         }
     }
 }
@@ -70,6 +74,7 @@ pub enum Sink {
     File(file::FileOut),
     Forward(forward::Forward),
     SecondaryFile(secondary_file::SecondaryFile),
+    Kafka(Box<kafka::Kafka>),
 }
 
 impl Sink {
@@ -82,6 +87,9 @@ impl Sink {
             SinkConfig::SecondaryFile(c) => Self::SecondaryFile(
                 secondary_file::SecondaryFile::new(id.to_string(), c.clone()),
             ),
+            SinkConfig::Kafka(c) => {
+                Self::Kafka(Box::new(kafka::Kafka::new(id.to_string(), (**c).clone())))
+            }
         }
     }
 
@@ -107,6 +115,7 @@ impl Sink {
             Self::File(_) => "file",
             Self::Forward(_) => "forward",
             Self::SecondaryFile(_) => "secondary_file",
+            Self::Kafka(_) => "kafka2",
         }
     }
 
@@ -121,6 +130,7 @@ impl Sink {
             Self::File(_) | Self::Forward(_) | Self::SecondaryFile(_) => {
                 Err(SinkError::ChunksOnly(self.type_name()))
             }
+            Self::Kafka(o) => o.write_batch(&batch.tag, &batch.entries).await,
         }
     }
 
@@ -142,6 +152,7 @@ impl Sink {
             Self::File(o) => o.write_chunk(chunk).await,
             Self::Forward(f) => Ok(f.write_chunk(chunk).await?),
             Self::SecondaryFile(o) => o.write_chunk(chunk).await,
+            Self::Kafka(o) => o.write_chunk(chunk).await,
         }
     }
 }

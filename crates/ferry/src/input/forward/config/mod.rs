@@ -228,7 +228,7 @@ mod tests {
         let root = ferry_config::parse_str(&text, "t.conf").map_err(|e| e.to_string())?;
         let cfg = crate::pipeline::build(&root).map_err(|e| e.to_string())?;
         match cfg.sources[0].input.clone() {
-            InputConfig::Forward(f) => Ok(f),
+            InputConfig::Forward(f) => Ok(*f),
             other => Err(format!("not a forward input: {other:?}")),
         }
     }
