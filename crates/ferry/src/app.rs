@@ -43,13 +43,17 @@ impl App {
         let router = Arc::new(Router::new(&config.routes, outputs));
         registry.register(Arc::clone(&router) as Arc<dyn crate::metrics::Collector>);
         for source in &config.sources {
-            input::start(
+            let handle = input::start(
                 source.id.clone(),
                 &source.input,
                 Arc::clone(&router),
                 &tasks,
             )
             .await?;
+            registry.register(Arc::new(crate::metrics::collect::InputCollector {
+                id: source.id.clone(),
+                handle,
+            }));
         }
         Ok(Self { tasks, router })
     }

@@ -450,3 +450,157 @@ fn packaging_manifests_parse_with_the_expected_kinds() {
         );
     }
 }
+
+/// The value of the first sample of `/metrics` text whose line starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_two_tier_setup_shows_tail_forward_servers_and_inputs_in_metrics_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (agg_port, agg_admin, fwd_admin, dead) =
+        (free_port(), free_port(), free_port(), free_port());
+    // The aggregator: forward in, null out.
+    let aggregator = Ferry::start(
+        &format!(
+            "<source>\n  @type forward\n  @id front\n  bind 127.0.0.1\n  port {agg_port}\n</source>\n\
+             <source>\n  @type prometheus\n  bind 127.0.0.1\n  port {agg_admin}\n</source>\n\
+             <match **>\n  @type null\n  @id sink\n</match>\n"
+        ),
+        agg_port,
+    );
+    // The forwarder: tails a file and forwards to the aggregator and to a server that is down.
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let forwarder = Ferry::start_logged(
+        &format!(
+            "<source>\n  @type tail\n  @id applog\n  path {log}\n  pos_file {dir}/app.pos\n  tag app.log\n  read_from_head true\n  <parse>\n    @type none\n  </parse>\n</source>\n\
+             <source>\n  @type monitor_agent\n  bind 127.0.0.1\n  port {fwd_admin}\n</source>\n\
+             <match app.**>\n  @type forward\n  @id to_aggregators\n  heartbeat_interval 200ms\n  recover_wait 1s\n  require_ack_response true\n  keepalive true\n\
+               <server>\n    name live\n    host 127.0.0.1\n    port {agg_port}\n  </server>\n\
+               <server>\n    name down\n    host 127.0.0.1\n    port {dead}\n  </server>\n\
+               <buffer tag>\n    @type file\n    path {dir}/fwd-buf\n    flush_interval 200ms\n  </buffer>\n</match>\n",
+            log = log.display(),
+            dir = dir.path().display(),
+        ),
+        &[],
+    );
+    let lines: String = (0..300).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(&log, lines).unwrap();
+
+    // Every line reaches the aggregator, counted by its forward input.
+    let mut agg_text = String::new();
+    wait_for(
+        "300 events at the aggregator",
+        Duration::from_secs(30),
+        || {
+            agg_text = http_get(agg_admin, "/metrics").1;
+            sample(
+                &agg_text,
+                "fluentd_input_status_emit_records{plugin_id=\"front\",type=\"forward\"}",
+            ) == Some(300.0)
+        },
+    );
+    assert!(
+        sample(
+            &agg_text,
+            "ferry_forward_input_acks_total{plugin_id=\"front\""
+        )
+        .unwrap()
+            >= 1.0,
+        "{agg_text}"
+    );
+    assert_eq!(
+        sample(
+            &agg_text,
+            "ferry_forward_input_connections{plugin_id=\"front\""
+        ),
+        Some(1.0),
+        "one kept-alive connection from the forwarder: {agg_text}"
+    );
+
+    // The forwarder shows its tail position, and one of its two servers healthy.
+    let mut fwd_text = String::new();
+    wait_for("the down server detached", Duration::from_secs(30), || {
+        fwd_text = http_get(fwd_admin, "/metrics").1;
+        sample(
+            &fwd_text,
+            "fluentd_output_healthy_nodes_count{plugin_id=\"to_aggregators\"",
+        ) == Some(1.0)
+    });
+    let size = std::fs::metadata(&log).unwrap().len() as f64;
+    let pos_prefix = format!(
+        "fluentd_tail_file_position{{plugin_id=\"applog\",type=\"tail\",path=\"{}\"}}",
+        log.display()
+    );
+    wait_for(
+        "the tail position at the end of the file",
+        Duration::from_secs(10),
+        || {
+            fwd_text = http_get(fwd_admin, "/metrics").1;
+            sample(&fwd_text, &pos_prefix) == Some(size)
+        },
+    );
+    for (prefix, want) in [
+        (
+            "fluentd_output_registered_nodes_count{plugin_id=\"to_aggregators\"",
+            2.0,
+        ),
+        (
+            "ferry_forward_server_available{plugin_id=\"to_aggregators\",type=\"forward\",server=\"live\"",
+            1.0,
+        ),
+        (
+            "ferry_forward_server_available{plugin_id=\"to_aggregators\",type=\"forward\",server=\"down\"",
+            0.0,
+        ),
+        ("fluentd_input_files_opened_total{plugin_id=\"applog\"", 1.0),
+        (
+            "fluentd_input_status_emit_records{plugin_id=\"applog\",type=\"tail\"}",
+            300.0,
+        ),
+    ] {
+        assert_eq!(
+            sample(&fwd_text, prefix),
+            Some(want),
+            "{prefix}:\n{fwd_text}"
+        );
+    }
+
+    // `ferry status` against the forwarder lists both servers and their state.
+    let out = Command::new(common::ferry_bin())
+        .args([
+            "status",
+            "--url",
+            &format!("127.0.0.1:{fwd_admin}"),
+            "--interval",
+            "0.3",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server_line = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("server {name} ")))
+            .unwrap_or_else(|| panic!("no line for server {name}:\n{text}"))
+            .to_string()
+    };
+    assert!(server_line("live").contains("healthy"), "{text}");
+    let down = server_line("down");
+    assert!(down.contains("detached"), "{text}");
+    assert!(
+        down.contains("Connection refused") || down.contains("refused"),
+        "the reason is shown: {text}"
+    );
+    drop(forwarder);
+    drop(aggregator);
+}

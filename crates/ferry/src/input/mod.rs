@@ -61,8 +61,7 @@ impl InputConfig {
 #[derive(Debug, Clone)]
 pub enum InputHandle {
     Forward(Arc<forward::ForwardInputMetrics>),
-    /// The tail input keeps its counters in its own tasks.
-    Tail,
+    Tail(Arc<tail::TailMetrics>),
 }
 
 /// Binds an input's sockets (so bind errors surface at start-up) and spawns its tasks.
@@ -81,6 +80,6 @@ pub async fn start(
             .map(InputHandle::Forward),
         InputConfig::Tail(c) => tail::start(id, (**c).clone(), router, route, tasks)
             .await
-            .map(|()| InputHandle::Tail),
+            .map(InputHandle::Tail),
     }
 }

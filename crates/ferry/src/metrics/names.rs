@@ -99,15 +99,45 @@ pub const INPUT_NUM_RECORDS: Family = (
     "Events received by the input.",
 );
 
-// Tail (fluent-plugin-prometheus `prometheus_tail_monitor`).
+pub const INPUT_EMIT_RECORDS: Family = (
+    "fluentd_input_status_emit_records",
+    "Events the input emitted (Fluentd's input emit_records).",
+);
+pub const INPUT_EMIT_SIZE: Family = (
+    "fluentd_input_status_emit_size",
+    "Bytes the input emitted (Fluentd's input emit_size).",
+);
+
+// Tail: in_tail's own metrics, and fluent-plugin-prometheus `prometheus_tail_monitor`.
 pub const TAIL_FILE_POSITION: Family = ("fluentd_tail_file_position", "Committed offset.");
 pub const TAIL_FILE_INODE: Family = ("fluentd_tail_file_inode", "Inode of the followed file.");
-pub const TAIL_FILE_OPENED: Family = ("fluentd_tail_file_opened", "Files opened.");
-pub const TAIL_FILE_CLOSED: Family = ("fluentd_tail_file_closed", "Files closed.");
-pub const TAIL_FILE_ROTATED: Family = ("fluentd_tail_file_rotated", "Rotations followed.");
-pub const TAIL_FILE_THROTTLED: Family = (
-    "fluentd_tail_file_throttled",
+pub const TAIL_FILES_OPENED: Family = ("fluentd_input_files_opened_total", "Files opened.");
+pub const TAIL_FILES_CLOSED: Family = ("fluentd_input_files_closed_total", "Files closed.");
+pub const TAIL_FILES_ROTATED: Family = ("fluentd_input_files_rotated_total", "Rotations followed.");
+pub const TAIL_FILES_THROTTLED: Family = (
+    "fluentd_input_files_throttled_total",
     "Reads held back by read_bytes_limit_per_second.",
+);
+pub const TAIL_FILES_TRACKED: Family = ("fluentd_input_files_tracked_count", "Files followed now.");
+pub const FERRY_TAIL_LONG_LINES: Family = (
+    "ferry_tail_long_lines_skipped_total",
+    "Lines longer than max_line_size, skipped.",
+);
+pub const FERRY_TAIL_UNMATCHED_LINES: Family = (
+    "ferry_tail_unmatched_lines_total",
+    "Lines the <parse> section did not match.",
+);
+pub const FERRY_TAIL_EMIT_RETRIES: Family = (
+    "ferry_tail_emit_retries_total",
+    "Times the tail input waited for an output to take events (buffer full).",
+);
+pub const FERRY_TAIL_RECORDS_DROPPED: Family = (
+    "ferry_tail_records_dropped_total",
+    "Records no output could take (larger than a buffer chunk), dropped and logged.",
+);
+pub const FERRY_TAIL_BYTES_READ: Family = (
+    "ferry_tail_bytes_read_total",
+    "Bytes read from followed files.",
 );
 
 // ferry's own.
@@ -181,8 +211,84 @@ pub const FERRY_FORWARD_DUPLICATES: Family = (
     "Chunks sent again after an ack was lost (possible duplicates downstream).",
 );
 pub const FERRY_TAIL_INOTIFY_FALLBACKS: Family = (
-    "ferry_tail_inotify_fallbacks_total",
-    "Files watched by polling because inotify ran out.",
+    "ferry_tail_polling_fallback_total",
+    "Times inotify could not be used (no instance, no watch, queue overflow) and polling took over.",
+);
+pub const FERRY_FORWARD_INVALID_EVENTS: Family = (
+    "ferry_forward_input_invalid_events_total",
+    "Events a forward input skipped (bad time type, record not a map).",
+);
+pub const FERRY_FORWARD_HANDSHAKE_FAILURES: Family = (
+    "ferry_forward_input_handshake_failures_total",
+    "Handshakes a forward input refused, by reason.",
+);
+pub const FERRY_FORWARD_HEARTBEATS: Family = (
+    "ferry_forward_input_heartbeats_total",
+    "UDP heartbeats a forward input answered.",
+);
+pub const FERRY_FORWARD_OUTPUT_REQUESTS: Family = (
+    "ferry_forward_output_requests_total",
+    "Requests a forward output wrote, per server.",
+);
+pub const FERRY_FORWARD_OUTPUT_BYTES: Family = (
+    "ferry_forward_output_bytes_total",
+    "Bytes a forward output wrote, per server.",
+);
+pub const FERRY_FORWARD_OUTPUT_ERRORS: Family = (
+    "ferry_forward_output_server_errors_total",
+    "Connection, TLS, handshake and ack failures, per server.",
+);
+pub const FERRY_FORWARD_OUTPUT_ACKS_LOST: Family = (
+    "ferry_forward_output_acks_lost_total",
+    "Requests whose ack did not come (timeout or connection lost).",
+);
+pub const FERRY_FORWARD_OUTPUT_DETACHES: Family = (
+    "ferry_forward_output_detach_total",
+    "Times a server was taken out of the rotation.",
+);
+pub const FERRY_FORWARD_OUTPUT_RECOVERS: Family = (
+    "ferry_forward_output_recover_total",
+    "Times a server came back into the rotation.",
+);
+pub const FERRY_FORWARD_OUTPUT_DNS_FAILURES: Family = (
+    "ferry_forward_output_dns_failures_total",
+    "Name lookups that failed or timed out (the last good address is used).",
+);
+pub const FERRY_FORWARD_OUTPUT_HEARTBEAT_ERRORS: Family = (
+    "ferry_forward_output_heartbeat_errors_total",
+    "Heartbeat ticks that failed unexpectedly (the timer keeps running).",
+);
+pub const FERRY_KAFKA_PRODUCED: Family = (
+    "ferry_kafka_produced_total",
+    "Messages handed to the producer, per topic.",
+);
+pub const FERRY_KAFKA_IN_FLIGHT: Family = (
+    "ferry_kafka_in_flight_messages",
+    "Messages waiting for the broker's acknowledgement, per topic.",
+);
+pub const FERRY_KAFKA_RETRIES: Family = (
+    "ferry_kafka_retries_total",
+    "Messages produced again after a retryable error, per topic.",
+);
+pub const FERRY_KAFKA_DELIVERED: Family = (
+    "ferry_kafka_delivered_total",
+    "Messages the broker acknowledged, per topic and partition.",
+);
+pub const FERRY_KAFKA_DELIVERED_BYTES: Family = (
+    "ferry_kafka_delivered_bytes_total",
+    "Payload bytes the broker acknowledged, per topic and partition.",
+);
+pub const FERRY_KAFKA_ERRORS: Family = (
+    "ferry_kafka_delivery_errors_total",
+    "Deliveries that failed, per topic and partition.",
+);
+pub const FERRY_KAFKA_QUEUE_FULL: Family = (
+    "ferry_kafka_queue_full_waits_total",
+    "Times the producer queue was full and the output waited.",
+);
+pub const FERRY_KAFKA_PRODUCER_RESTARTS: Family = (
+    "ferry_kafka_producer_restarts_total",
+    "Producers rebuilt after a fatal error.",
 );
 pub const FERRY_TASKS: Family = ("ferry_tasks", "Running tasks.");
 pub const FERRY_START_TIME: Family = (

@@ -55,7 +55,7 @@ pub async fn start(
     router: Arc<Router>,
     route: RouteId,
     tasks: &Tasks,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<TailMetrics>> {
     let metrics = Arc::new(TailMetrics::default());
     let (loaded, store) = match &config.pos_file {
         Some(path) => {
@@ -112,7 +112,7 @@ pub async fn start(
             cfg: Arc::new(config),
             router,
             route,
-            metrics,
+            metrics: Arc::clone(&metrics),
             table: table.clone(),
             last_warn: Default::default(),
         },
@@ -130,5 +130,5 @@ pub async fn start(
         });
     }
     tasks.spawn(format!("tail input {id}"), move |h| tail.run(h));
-    Ok(())
+    Ok(metrics)
 }

@@ -248,6 +248,10 @@ impl Forward {
         &self.shared.metrics
     }
 
+    pub fn config(&self) -> &ForwardConfig {
+        &self.shared.config
+    }
+
     pub fn nodes(&self) -> &[Arc<Node>] {
         &self.shared.nodes
     }

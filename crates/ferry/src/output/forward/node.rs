@@ -89,6 +89,8 @@ pub struct Node {
     last_ok: Mutex<Option<Instant>>,
     /// Bumped at every detach: requests in flight to the server stop waiting for it.
     detached: tokio::sync::watch::Sender<u64>,
+    /// Why the server was last detached (for `ferry status` and the monitor API).
+    last_detach: Mutex<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,7 +120,13 @@ impl Node {
             udp_sent: Mutex::new(None),
             last_ok: Mutex::new(None),
             detached: tokio::sync::watch::Sender::new(0),
+            last_detach: Mutex::new(String::new()),
         }
+    }
+
+    /// Why the server was last detached; empty when it never was.
+    pub fn last_detach(&self) -> String {
+        lock(&self.last_detach).clone()
     }
 
     pub fn name(&self) -> &str {
@@ -210,6 +218,11 @@ impl Node {
         self.dns.invalidate();
         self.drop_idle();
         let (name, host, port) = (&self.server.name, &self.server.host, self.server.port);
+        *lock(&self.last_detach) = match reason {
+            DetachReason::Phi { phi, threshold } => format!("phi {phi:.1} over {threshold}"),
+            DetachReason::HardTimeout => "no heartbeat within hard_timeout".to_string(),
+            DetachReason::Error { class, message } => format!("{class}: {message}"),
+        };
         match reason {
             DetachReason::Phi { phi, threshold } => tracing::warn!(
                 "detached forwarding server '{name}' host=\"{host}\" port={port} phi={phi} phi_threshold={threshold}"
