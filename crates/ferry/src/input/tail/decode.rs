@@ -68,6 +68,11 @@ impl LineDecoder {
         self.pending.as_ref().map(|p| p.start)
     }
 
+    /// Forgets lines held by multiline assembly (they came from a file rewritten under us).
+    pub fn clear_pending(&mut self) {
+        self.pending = None;
+    }
+
     /// Prepares the fast path's constant bytes for a batch stamped `now`.
     pub fn begin(&mut self, now: EventTime) {
         self.prefix.clear();

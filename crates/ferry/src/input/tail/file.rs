@@ -4,15 +4,16 @@
 //! checks the open file for truncation, reads up to the limits, and builds the entries. The
 //! caller emits them and, once committed, advances [`Tailed::committed`].
 //!
-//! Truncation (copytruncate, or a file rewritten in place) is seen two ways: the size is below
-//! what was read, or the file no longer starts with the bytes it started with (the fingerprint
-//! changed: truncated and refilled past the old offset between two checks). Either way reading
-//! starts over at 0; lines held from before the truncation are emitted first.
+//! Truncation (copytruncate, or a file rewritten in place) is checked two ways at every step:
+//! the size is below what was read, or the file no longer starts with the bytes it started with
+//! (the fingerprint changed: truncated and refilled to or past the old offset between two
+//! checks). Either way reading starts over at 0; lines held from before the truncation are
+//! emitted first.
 
 use super::decode::{Built, LineDecoder};
 use super::identity::{FileId, Fingerprint};
 use super::metrics::FileGauge;
-use super::reader::{FileReader, LineEvent};
+use super::reader::{FileReader, LineEvent, ReadSummary};
 use ferry_proto::time::EventTime;
 use inotify::WatchDescriptor;
 use std::io;
@@ -86,7 +87,6 @@ pub struct Tailed {
     /// The last read reached the end of the file.
     pub at_eof: bool,
     pub mtime: std::time::SystemTime,
-    last_size: u64,
 }
 
 /// What one read step produced.
@@ -143,7 +143,6 @@ impl Tailed {
             last_line: Instant::now(),
             at_eof: false,
             mtime,
-            last_size: start,
         }
     }
 
@@ -174,17 +173,9 @@ impl Tailed {
     ) -> Option<io::Result<Step>> {
         let mut reader = self.reader.take()?;
         let mut decoder = self.decoder.take()?;
-        let (fp, last_size) = (self.fp, self.last_size);
+        let fp = self.fp;
         let joined = tokio::task::spawn_blocking(move || {
-            let r = run_step(
-                &mut reader,
-                &mut decoder,
-                fp,
-                last_size,
-                max_lines,
-                max_bytes,
-                mode,
-            );
+            let r = run_step(&mut reader, &mut decoder, fp, max_lines, max_bytes, mode);
             (reader, decoder, r)
         })
         .await
@@ -192,12 +183,11 @@ impl Tailed {
         let (reader, decoder, result) = joined;
         self.reader = Some(reader);
         self.decoder = Some(decoder);
-        let (step, fp, size) = match result {
+        let (step, fp) = match result {
             Ok(ok) => ok,
             Err(e) => return Some(Err(e)),
         };
         self.fp = fp;
-        self.last_size = size;
         self.at_eof = step.eof;
         if step.lines > 0 {
             self.last_line = Instant::now();
@@ -206,15 +196,29 @@ impl Tailed {
     }
 }
 
+/// Reads lines from the reader's offset into the step.
+fn read(
+    reader: &mut FileReader,
+    decoder: &mut LineDecoder,
+    step: &mut Step,
+    max_lines: usize,
+    max_bytes: u64,
+    now: EventTime,
+) -> io::Result<ReadSummary> {
+    reader.read_lines(max_lines, max_bytes, &mut |event| match event {
+        LineEvent::Line { bytes, start, .. } => decoder.line(bytes, start, now, &mut step.built),
+        LineEvent::TooLong { start, len, .. } => step.skipped_long.push((start, len)),
+    })
+}
+
 fn run_step(
     reader: &mut FileReader,
     decoder: &mut LineDecoder,
     mut fp: Fingerprint,
-    last_size: u64,
     max_lines: usize,
     max_bytes: u64,
     mode: StepMode,
-) -> io::Result<(Step, Fingerprint, u64)> {
+) -> io::Result<(Step, Fingerprint)> {
     let now = EventTime::now();
     decoder.begin(now);
     let mut step = Step::default();
@@ -226,7 +230,10 @@ fn run_step(
     step.nlink = meta.nlink();
     let size = meta.len();
     let read_to = reader.read_offset();
-    let rewritten = size != last_size && fp.len > 0 && !fp.matches(reader.file())?;
+    // The fingerprint is checked at every step, not only when the size changed: a file
+    // truncated and refilled to exactly the size it had would otherwise be read on from the
+    // old offset (one short read of the head per step).
+    let rewritten = fp.len > 0 && !fp.matches(reader.file())?;
     if size < read_to || rewritten {
         step.truncated = Some((size, read_to));
         if let Some((bytes, start, _)) = reader.take_partial() {
@@ -236,10 +243,28 @@ fn run_step(
         reader.reset(0);
         fp = Fingerprint::default();
     }
-    let summary = reader.read_lines(max_lines, max_bytes, &mut |event| match event {
-        LineEvent::Line { bytes, start, .. } => decoder.line(bytes, start, now, &mut step.built),
-        LineEvent::TooLong { start, len, .. } => step.skipped_long.push((start, len)),
-    })?;
+    let carried = decoder.pending_start().is_some();
+    let mark = (
+        step.built.entries.len(),
+        step.built.records,
+        step.built.unmatched,
+    );
+    let skipped_mark = step.skipped_long.len();
+    let mut summary = read(reader, decoder, &mut step, max_lines, max_bytes, now)?;
+    // The head is checked again after reading: a file truncated and refilled while this step
+    // read it was read from the old offset. Those lines are dropped and the file is read from 0.
+    // (With multiline lines held from an earlier step, the next step sees the change instead.)
+    if summary.bytes_read > 0 && !carried && fp.len > 0 && !fp.matches(reader.file())? {
+        step.built.entries.truncate(mark.0);
+        step.built.records = mark.1;
+        step.built.unmatched = mark.2;
+        step.skipped_long.truncate(skipped_mark);
+        decoder.clear_pending();
+        step.truncated = Some((size, read_to));
+        reader.reset(0);
+        fp = Fingerprint::default();
+        summary = read(reader, decoder, &mut step, max_lines, max_bytes, now)?;
+    }
     step.eof = summary.eof;
     step.lines = summary.lines;
     step.bytes_read = summary.bytes_read;
@@ -261,5 +286,5 @@ fn run_step(
     if summary.eof {
         reader.release_buffer();
     }
-    Ok((step, fp, size.max(reader.read_offset())))
+    Ok((step, fp))
 }
