@@ -57,6 +57,9 @@ export FERRY_TEST_PROMETHEUS=/usr/bin/prometheus
 # logrotate, for the tail input's rotation drills.
 apt_install logrotate
 
+# nftables and iproute2, for the network-partition drill (network namespaces, a veth pair, DROP).
+apt_install nftables iproute2
+
 # Kafka broker for the kafka2 output tests: tansu, a Kafka-protocol broker written in Rust, run
 # with in-memory storage. No Apache Kafka package is reachable from the registries the tests use,
 # and Debian's librdkafka 2.0.2 (so kcat) cannot talk to tansu; the rdkafka crate's bundled

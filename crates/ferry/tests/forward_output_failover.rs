@@ -447,8 +447,14 @@ fn chunks_that_exhaust_their_retries_go_to_the_secondary_file_as_msgpack_entries
         "the chunks reach the secondary",
         || {
             sf.take(&fwd);
+            // Finished files only: a file being written is a hidden temporary until renamed.
             let files: Vec<_> = std::fs::read_dir(&out)
-                .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.path())
+                        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+                        .collect()
+                })
                 .unwrap_or_default();
             let seqs: BTreeSet<u64> = files
                 .iter()

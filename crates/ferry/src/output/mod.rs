@@ -13,6 +13,7 @@ pub mod format;
 pub mod forward;
 pub mod kafka;
 pub mod null;
+pub mod refusal;
 pub mod secondary_file;
 pub mod sink;
 pub mod stdout;
@@ -246,9 +247,8 @@ pub struct OutputMetrics {
     pub slow_flush_count: AtomicU64,
     pub flush_time_ms: AtomicU64,
     pub emit_refused: AtomicU64,
-    /// Set while the output refuses events (buffer full, disk error): the first refusal of an
-    /// episode is logged, the rest only counted, and the end of the episode is logged.
-    pub refusing: std::sync::atomic::AtomicBool,
+    /// Refusal episodes (buffer full, disk error): see [`refusal`].
+    pub refusals: refusal::Episodes,
 }
 
 /// A running output.
@@ -329,21 +329,23 @@ impl Output {
                     source,
                 }),
         };
+        let now = std::time::Instant::now();
         match &result {
             Err(e) => {
                 m.emit_refused.fetch_add(1, Ordering::Relaxed);
-                if !m.refusing.swap(true, Ordering::Relaxed) {
+                if m.refusals.refused(now) {
                     tracing::error!(
                         "{e}; events are refused (not acknowledged, so clients re-send) until this clears; further refusals are counted in ferry_output_emit_refused_total"
                     );
                 }
             }
             Ok(()) => {
-                if m.refusing.swap(false, Ordering::Relaxed) {
+                if let Some(end) = m.refusals.accepted(now) {
                     tracing::warn!(
-                        "output {}: accepting events again after {} refusals",
+                        "output {}: accepting events again after {} refusals over {:.1}s",
                         self.id,
-                        m.emit_refused.load(Ordering::Relaxed)
+                        end.refused,
+                        end.lasted.as_secs_f64()
                     );
                 }
             }

@@ -290,7 +290,19 @@ pub struct AckedSender {
 
 impl AckedSender {
     pub fn connect(port: u16) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        Self::from_stream(TcpStream::connect(("127.0.0.1", port))?)
+    }
+
+    /// Connects to `addr`; a send fails when its ack takes longer than `timeout`.
+    pub fn connect_addr(addr: std::net::SocketAddr, timeout: Duration) -> std::io::Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        let sender = Self::from_stream(stream)?;
+        sender.stream.set_read_timeout(Some(timeout))?;
+        Ok(sender)
+    }
+
+    /// Sends on a connection already open (30 s ack timeout).
+    pub fn from_stream(stream: TcpStream) -> std::io::Result<Self> {
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         stream.set_nodelay(true)?;
         Ok(Self {

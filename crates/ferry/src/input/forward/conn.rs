@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-pub(super) const INITIAL_READ: usize = 8 * 1024;
+pub(super) const INITIAL_READ: usize = 1024;
 pub(super) const MAX_READ: usize = 1024 * 1024;
 const SHRINK_ABOVE: usize = 64 * 1024;
 pub(super) const SHRINK_AFTER: Duration = Duration::from_secs(1);
