@@ -514,14 +514,13 @@ fn a_two_tier_setup_shows_tail_forward_servers_and_inputs_in_metrics_and_status(
             >= 1.0,
         "{agg_text}"
     );
-    assert_eq!(
-        sample(
-            &agg_text,
-            "ferry_forward_input_connections{plugin_id=\"front\""
-        ),
-        Some(1.0),
-        "one kept-alive connection from the forwarder: {agg_text}"
-    );
+    // The forwarder's kept-alive connection (a heartbeat may hold a second one for a moment).
+    let conns = sample(
+        &agg_text,
+        "ferry_forward_input_connections{plugin_id=\"front\"",
+    )
+    .unwrap();
+    assert!((1.0..=2.0).contains(&conns), "{agg_text}");
 
     // The forwarder shows its tail position, and one of its two servers healthy.
     let mut fwd_text = String::new();

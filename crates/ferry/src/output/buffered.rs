@@ -3,9 +3,11 @@
 //!
 //! Ingest side ([`Buffered::append`]): a batch is split by chunk key (tag, time slice, record
 //! keys) and into pieces no larger than a chunk, on entry boundaries, then appended. The buffer
-//! is synchronous, so appends run on blocking threads; a semaphore bounds how many run at once,
-//! so a blocked buffer (`overflow_action block`) parks async tasks, not threads. `append`
-//! returns once the buffer committed the events: that is when the input may acknowledge.
+//! is synchronous, so appends that may touch the disk or wait (a file buffer, gzip,
+//! `overflow_action block`) run on blocking threads; a semaphore bounds how many run at once,
+//! so a blocked buffer parks async tasks, not threads. A plain memory append (a short lock and a
+//! copy) runs on the calling task. `append` returns once the buffer committed the events: that
+//! is when the input may acknowledge.
 //!
 //! Flush side ([`flush_loop`]): take the oldest ready chunk, write it to the sink, then ack
 //! (delete), or nack (retry with backoff, secondary, quarantine). Buffer calls that may touch
@@ -63,6 +65,15 @@ impl Buffered {
         })
     }
 
+    /// Whether appends run on the calling task: a memory buffer without gzip whose overflow
+    /// action does not block (no I/O, no wait, only its state lock).
+    fn appends_inline(&self) -> bool {
+        let c = &self.setup.config;
+        !self.setup.is_file()
+            && c.overflow_action != ferry_buffer::OverflowAction::Block
+            && c.compress == ferry_buffer::Compress::Text
+    }
+
     /// Commits `batch` into the buffer. See the module docs.
     pub async fn append(&self, id: &str, batch: &Batch) -> Result<(), EmitError> {
         let pieces = split(batch, &self.setup).map_err(|e| EmitError::Split {
@@ -74,6 +85,19 @@ impl Buffered {
             .acquire()
             .await
             .map_err(|_| EmitError::ShuttingDown)?;
+        if self.appends_inline() {
+            // A memory append that cannot wait is a short lock and a copy: done here, without
+            // the round trip to a blocking thread.
+            for (key, stream, records) in &pieces {
+                self.buffer
+                    .append(key, stream, *records)
+                    .map_err(|source| EmitError::Buffer {
+                        id: id.to_string(),
+                        source,
+                    })?;
+            }
+            return Ok(());
+        }
         let buffer = Arc::clone(&self.buffer);
         let outcome = tokio::task::spawn_blocking(move || {
             for (key, stream, records) in &pieces {
