@@ -1,0 +1,263 @@
+//! Running ferry as a real process: a config file, stderr into a log file, readiness by a port
+//! that accepts or by ferry's "ferry ... started" log line, signals, and kill on drop.
+
+use std::fs::File;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a process may take to become ready.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a ferry process could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum FerryError {
+    #[error(
+        "ferry binary {0} not found (build it: cargo build --release -p ferry, or pass --ferry PATH)"
+    )]
+    NoBinary(PathBuf),
+    #[error("{name}: {what}: {source}")]
+    Io {
+        name: String,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name} exited ({status}) before it was ready; its log:\n{log}")]
+    Exited {
+        name: String,
+        status: String,
+        log: String,
+    },
+    #[error("{name} was not ready within {secs} s; its log:\n{log}")]
+    NotReady {
+        name: String,
+        secs: u64,
+        log: String,
+    },
+}
+
+impl FerryError {
+    /// True when running again cannot help (no binary, bad configuration).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, FerryError::NoBinary(_) | FerryError::Exited { .. })
+    }
+}
+
+/// When a started process counts as ready.
+#[derive(Debug, Clone, Copy)]
+pub enum Ready {
+    /// This port on 127.0.0.1 accepts connections.
+    Port(u16),
+    /// The "ferry ... started" line is in the log.
+    Started,
+}
+
+/// A ferry process, killed when dropped.
+pub struct Ferry {
+    pub name: String,
+    child: Child,
+    /// The pid, shared with samplers (updated on restart, 0 while not running).
+    pub pid: Arc<AtomicU32>,
+    pub log: PathBuf,
+    bin: PathBuf,
+    conf: PathBuf,
+    ready: Ready,
+}
+
+/// The log lines written so far.
+pub fn read_log(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Ferry {
+    /// Write `config` to `DIR/NAME.conf` and start ferry on it; wait until `ready`.
+    pub fn start(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        ready: Ready,
+    ) -> Result<Ferry, FerryError> {
+        if !bin.is_file() {
+            return Err(FerryError::NoBinary(bin.to_owned()));
+        }
+        let io = |what| {
+            let name = name.to_owned();
+            move |source| FerryError::Io { name, what, source }
+        };
+        let conf = dir.join(format!("{name}.conf"));
+        std::fs::write(&conf, config).map_err(io("write config"))?;
+        let log = dir.join(format!("{name}.log"));
+        let mut f = Ferry {
+            name: name.to_owned(),
+            child: spawn(bin, &conf, &log).map_err(io("spawn"))?,
+            pid: Arc::new(AtomicU32::new(0)),
+            log,
+            bin: bin.to_owned(),
+            conf,
+            ready,
+        };
+        f.pid.store(f.child.id(), Ordering::Relaxed);
+        f.wait_ready()?;
+        Ok(f)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), FerryError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let ok = match self.ready {
+                Ready::Port(p) => TcpStream::connect(("127.0.0.1", p)).is_ok(),
+                Ready::Started => read_log(&self.log)
+                    .lines()
+                    .any(|l| l.contains("ferry ") && l.contains(" started")),
+            };
+            if ok {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.pid.store(0, Ordering::Relaxed);
+                return Err(FerryError::Exited {
+                    name: self.name.clone(),
+                    status: status.to_string(),
+                    log: tail(&read_log(&self.log), 30),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(FerryError::NotReady {
+                    name: self.name.clone(),
+                    secs: START_TIMEOUT.as_secs(),
+                    log: tail(&read_log(&self.log), 30),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The current pid.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send a signal by name (`STOP`, `CONT`, `TERM`) with kill(1).
+    pub fn signal(&self, sig: &str) -> Result<(), FerryError> {
+        let status = Command::new("kill")
+            .arg("-s")
+            .arg(sig)
+            .arg(self.child.id().to_string())
+            .status()
+            .map_err(|source| FerryError::Io {
+                name: self.name.clone(),
+                what: "kill(1)",
+                source,
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(FerryError::Io {
+                name: self.name.clone(),
+                what: "kill(1)",
+                source: std::io::Error::other(format!("kill -s {sig} failed: {status}")),
+            })
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.pid.store(0, Ordering::Relaxed);
+    }
+
+    /// Start the same configuration again (after [`Ferry::kill`]); the log is appended to.
+    pub fn restart(&mut self) -> Result<(), FerryError> {
+        self.kill();
+        self.child = spawn(&self.bin, &self.conf, &self.log).map_err(|source| FerryError::Io {
+            name: self.name.clone(),
+            what: "spawn",
+            source,
+        })?;
+        self.pid.store(self.child.id(), Ordering::Relaxed);
+        self.wait_ready()
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        read_log(&self.log)
+    }
+}
+
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        // A stopped process must be continued to die promptly when it holds children.
+        let _ = self.signal("CONT");
+        self.kill();
+    }
+}
+
+fn spawn(bin: &Path, conf: &Path, log: &Path) -> std::io::Result<Child> {
+    let log = File::options().create(true).append(true).open(log)?;
+    Command::new(bin)
+        .arg("-c")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+}
+
+/// Check a configuration with `ferry --dry-run -c FILE`; the error holds ferry's report.
+pub fn dry_run(bin: &Path, conf: &Path) -> Result<(), FerryError> {
+    let out = Command::new(bin)
+        .arg("--dry-run")
+        .arg("-c")
+        .arg(conf)
+        .output()
+        .map_err(|source| FerryError::Io {
+            name: "dry-run".into(),
+            what: "spawn",
+            source,
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(FerryError::Exited {
+            name: "ferry --dry-run".into(),
+            status: out.status.to_string(),
+            log: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+/// A port free on 127.0.0.1 for both TCP and UDP a moment ago.
+pub fn free_port() -> std::io::Result<u16> {
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = l.local_addr()?.port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+}
+
+/// The `ferry` binary next to the running executable (`target/release/ferry` for
+/// `target/release/ferry-bench`; the parent directory too, for test binaries in `deps/`).
+pub fn default_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let here = dir.join("ferry");
+    if here.is_file() {
+        return here;
+    }
+    dir.parent().map_or(here.clone(), |p| p.join("ferry"))
+}

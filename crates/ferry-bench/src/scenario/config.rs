@@ -1,0 +1,64 @@
+//! The ferry configurations of the scenarios (Fluentd syntax).
+
+use std::path::Path;
+
+/// A forward input on 127.0.0.1:`port`.
+pub fn forward_source(port: u16) -> String {
+    format!("<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n")
+}
+
+/// A tail input reading `path` (JSON lines) from its head.
+pub fn tail_source(path: &Path, pos: &Path) -> String {
+    format!(
+        "<source>\n  @type tail\n  path {}\n  pos_file {}\n  tag bench.tail\n  read_from_head true\n  refresh_interval 1s\n  <parse>\n    @type json\n  </parse>\n</source>\n",
+        path.display(),
+        pos.display()
+    )
+}
+
+/// A `<buffer>` section: memory, or file under `path`.
+pub fn buffer(keys: &str, file: Option<&Path>, extra: &str) -> String {
+    let kind = match file {
+        Some(p) => format!(
+            "    @type file\n    path {}\n    total_limit_size 8g\n",
+            p.display()
+        ),
+        None => "    @type memory\n    total_limit_size 256m\n".to_owned(),
+    };
+    format!(
+        "  <buffer {keys}>\n{kind}    flush_mode interval\n    flush_interval 200ms\n    chunk_limit_size 8m\n    overflow_action block\n    flush_thread_count 2\n    retry_wait 200ms\n    retry_max_interval 1s\n    retry_forever true\n{extra}  </buffer>\n"
+    )
+}
+
+/// `null` behind a memory buffer.
+pub fn null_output() -> String {
+    format!(
+        "<match bench.**>\n  @type null\n{}</match>\n",
+        buffer("", None, "")
+    )
+}
+
+/// File output of JSON lines under `out`, with a buffer (memory or file).
+pub fn file_output(out: &Path, buffer_path: Option<&Path>) -> String {
+    format!(
+        "<match bench.**>\n  @type file\n  path {}/bench\n  <format>\n    @type json\n  </format>\n{}</match>\n",
+        out.display(),
+        buffer("time", buffer_path, "    timekey 1h\n")
+    )
+}
+
+/// Forward output to `servers` (ports on 127.0.0.1) with acks, `params` inside `<match>`.
+pub fn forward_output(servers: &[(&str, u16)], buffer_path: Option<&Path>, params: &str) -> String {
+    let mut s = String::from(
+        "<match bench.**>\n  @type forward\n  require_ack_response true\n  keepalive true\n",
+    );
+    s.push_str(params);
+    for (name, port) in servers {
+        s.push_str(&format!(
+            "  <server>\n    name {name}\n    host 127.0.0.1\n    port {port}\n  </server>\n"
+        ));
+    }
+    s.push_str(&buffer("tag", buffer_path, ""));
+    s.push_str("</match>\n");
+    s
+}

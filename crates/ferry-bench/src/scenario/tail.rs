@@ -1,0 +1,123 @@
+//! Scenario 3: tail → forwarder → aggregator → file output.
+//!
+//! The line writer appends JSON lines to a file (as fast as it can, or `--rate`) while the
+//! forwarder tails it and forwards with `require_ack_response` to the aggregator, which writes
+//! JSON-lines archives. Both tiers buffer in memory or in files (`--buffer`). The clock runs
+//! from the first line written until every line is in the archives; the archives are counted.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use super::config;
+use super::{BufferKind, Ctx, Error, Watch, row};
+use crate::archive::ArchiveCounter;
+use crate::ferryproc::{Ferry, Ready, free_port};
+use crate::lines::{self, LinesConfig, LinesProgress, Rotate};
+use crate::procstat::Sampler;
+use crate::report::{LimitKind, Row};
+
+/// Default size, GB of lines.
+pub const S3_GB: f64 = 2.0;
+
+/// Scenario 3 with the buffer kind of `ctx.opts.buffer`.
+pub async fn run(ctx: &Ctx) -> Result<Row, Error> {
+    let kind = ctx.opts.buffer;
+    let gb = ctx.opts.gb.unwrap_or(S3_GB);
+    let dir = ctx.dir(&format!("s3-{}", kind.name()))?;
+    let buffers = |who: &str| match kind {
+        BufferKind::Memory => None,
+        BufferKind::File => Some(dir.join(format!("{who}-buffer"))),
+    };
+    let agg_port = free_port()?;
+    let out = dir.join("archive");
+    let aggregator = format!(
+        "{}{}",
+        config::forward_source(agg_port),
+        config::file_output(&out, buffers("aggregator").as_deref())
+    );
+    let log_file = dir.join("app.log");
+    let forwarder = format!(
+        "{}{}",
+        config::tail_source(&log_file, &dir.join("tail.pos")),
+        config::forward_output(
+            &[("aggregator", agg_port)],
+            buffers("forwarder").as_deref(),
+            "  heartbeat_interval 1s\n"
+        )
+    );
+    let agg = Ferry::start(
+        &ctx.bin,
+        &dir,
+        "aggregator",
+        &aggregator,
+        Ready::Port(agg_port),
+    )?;
+    let fwd = Ferry::start(&ctx.bin, &dir, "forwarder", &forwarder, Ready::Started)?;
+    let watch = Watch::start(&[&fwd, &agg]);
+    let out_dir = out.clone();
+    let writing = Arc::new(LinesProgress::default());
+    let w = Arc::clone(&writing);
+    let sampler = Sampler::start(
+        watch.pids(),
+        Arc::new(move || {
+            vec![
+                w.bytes.load(std::sync::atomic::Ordering::Relaxed),
+                crate::archive::dir_bytes(&out_dir),
+            ]
+        }),
+    );
+    let line_size = ctx.opts.record_size;
+    let cfg = LinesConfig {
+        path: log_file,
+        rate: ctx.opts.rate,
+        line_size,
+        rotate: Rotate::None,
+        rotate_every: u64::MAX,
+        lines: Some(((gb * 1e9) / line_size as f64).max(1.0) as u64),
+        duration: None,
+        stream: 0,
+    };
+    let started = Instant::now();
+    let writer = std::thread::spawn(move || lines::run(&cfg, &writing, &AtomicBool::new(false)));
+    let mut counter = ArchiveCounter::new(&out);
+    let written = tokio::task::block_in_place(|| writer.join())
+        .map_err(|_| anyhow::anyhow!("the line writer panicked"))??;
+    let done = tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while Instant::now() < deadline {
+            if counter.poll().is_ok() && counter.seq.distinct() >= written.lines {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    });
+    let secs = started.elapsed().as_secs_f64();
+    let mut r = row(
+        &format!("3 tail → fwd → agg → file ({} buffers)", kind.name()),
+        format!("ferry-bench scenario 3 --buffer {} --gb {gb}", kind.name()),
+    );
+    r.procs = watch.figures(written.bytes, ctx.ticks);
+    r.samples = sampler.finish();
+    r.sample_procs = watch.names();
+    r.sample_progress = vec!["lines written MB/s".into(), "archive MB/s".into()];
+    let expected = [(0u32, written.lines)].into_iter().collect();
+    let seq = counter.seq.report(Some(&expected));
+    r.events = written.lines;
+    r.bytes = written.bytes;
+    r.secs = secs;
+    r.lost = Some(seq.lost);
+    r.duplicated = Some(seq.duplicated);
+    r.limit = LimitKind::Disk;
+    r.notes.push(format!(
+        "lines of {line_size} B written in {:.1} s; clock stops when all are in the archives{}",
+        written.secs,
+        if done { "" } else { "; TIMED OUT" }
+    ));
+    r.finish(&ctx.limits);
+    drop(fwd);
+    drop(agg);
+    ctx.cleanup(&dir);
+    Ok(r)
+}

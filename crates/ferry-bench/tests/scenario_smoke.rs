@@ -1,0 +1,41 @@
+//! Scenario 1 with a tiny size against a real ferry binary (`FERRY_BIN`).
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+
+use ferry_bench::scenario::{self, BufferKind, Ctx, ScenarioOpts};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_1_moves_every_event_through_a_real_ferry() {
+    let Some(bin) = std::env::var_os("FERRY_BIN").map(PathBuf::from) else {
+        eprintln!("skipping: set FERRY_BIN to a ferry binary to run scenario 1 against it");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let opts = ScenarioOpts {
+        ferry: Some(bin),
+        gb: Some(0.1),
+        record_size: 200,
+        batch: 500,
+        connections: 2,
+        buffer: BufferKind::Memory,
+        rate: None,
+        secs: None,
+        dir: Some(work.path().join("work")),
+        plots: work.path().join("plots"),
+        json: None,
+        limit_secs: 0.3,
+        limit_disk_mb: 16,
+    };
+    let ctx = Ctx::new(opts).unwrap();
+    let row = scenario::forward::null(&ctx).await.unwrap();
+    let expected = ctx.events_for(0.1);
+    assert_eq!(row.events, expected);
+    assert_eq!(row.lost, Some(0));
+    assert!(row.bytes >= 90_000_000, "{} bytes", row.bytes);
+    assert!(row.mb_per_s > 0.0 && row.fraction_of_limit > 0.0);
+    assert_eq!(row.procs.len(), 1);
+    assert!(row.procs[0].peak_rss_mib > 1.0, "{:?}", row.procs);
+    assert!(row.procs[0].cpu_secs > 0.0, "{:?}", row.procs);
+    assert!(!row.samples.is_empty());
+}
