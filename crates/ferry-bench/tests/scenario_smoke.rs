@@ -1,13 +1,28 @@
-//! Scenario 1 with a tiny size against a real ferry binary (`FERRY_BIN`).
+//! Scenario 1 with a tiny size against a real ferry binary: `FERRY_BIN`, or the `ferry` that
+//! `cargo test --workspace` builds next to this test's directory.
 #![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 
 use ferry_bench::scenario::{self, BufferKind, Ctx, ScenarioOpts};
 
+/// `FERRY_BIN`, else `target/<profile>/ferry` (this test runs from `target/<profile>/deps`).
+fn ferry_bin() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("FERRY_BIN") {
+        return Some(PathBuf::from(bin));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("ferry");
+    bin.is_file().then_some(bin)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_1_moves_every_event_through_a_real_ferry() {
-    let Some(bin) = std::env::var_os("FERRY_BIN").map(PathBuf::from) else {
+    let Some(bin) = ferry_bin() else {
+        assert!(
+            std::env::var("FERRY_TEST_DEPS").as_deref() != Ok("1"),
+            "no ferry binary: run `cargo test --workspace` (it builds ferry) or set FERRY_BIN"
+        );
         eprintln!("skipping: set FERRY_BIN to a ferry binary to run scenario 1 against it");
         return;
     };
