@@ -363,4 +363,32 @@ mod tests {
         assert!(err.is_retryable());
         assert!(err.to_string().contains("/nonexistent-dir/pos.tmp"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_decodes_without_panic(text in "(?s).{0,400}") {
+            let loaded = decode(&text);
+            proptest::prop_assert!(loaded.entries.len() + loaded.skipped_lines <= text.lines().count());
+        }
+
+        #[test]
+        fn written_entries_read_back_whatever_the_path(
+            path in "(?s).{1,40}",
+            offset in 0u64..u64::MAX - 1,
+            ino in proptest::num::u64::ANY,
+            dev in proptest::num::u64::ANY,
+            len in 0u16..=256,
+            hash in proptest::num::u64::ANY,
+        ) {
+            let e = PosEntry { path: path.clone(), offset, id: FileId { dev, ino }, fp: Fingerprint { len, hash } };
+            let loaded = decode(&encode(std::slice::from_ref(&e)));
+            proptest::prop_assert_eq!(loaded.skipped_lines, 0);
+            proptest::prop_assert_eq!(loaded.entries.len(), 1);
+            let got = &loaded.entries[0];
+            proptest::prop_assert_eq!(&got.path, &path);
+            proptest::prop_assert_eq!(got.offset, offset);
+            proptest::prop_assert_eq!((got.id.dev, got.id.ino), (dev, ino));
+            proptest::prop_assert_eq!((got.fp.len, got.fp.hash), (len, hash));
+        }
+    }
 }
