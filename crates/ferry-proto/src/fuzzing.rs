@@ -46,7 +46,13 @@ pub fn codec(data: &[u8]) {
         assert!(used <= data.len());
         let mut json = String::new();
         v.write_json(&mut json);
-        assert_eq!(Value::decode(&v.to_bytes()).map(|(w, _)| w), Ok(v));
+        // Compared as bytes: a NaN float decodes and re-encodes to the same bits but is not
+        // equal to itself.
+        let bytes = v.to_bytes();
+        assert_eq!(
+            Value::decode(&bytes).map(|(w, _)| w.to_bytes()),
+            Ok(bytes.clone())
+        );
     }
     for kind in [Compression::Gzip, Compression::Zstd] {
         if let Ok(out) = decompress(kind, data, 1 << 16) {

@@ -206,3 +206,23 @@ proptest! {
         fuzzing::handshake(&h);
     }
 }
+
+/// Inputs the fuzzers once failed on (`tests/fuzz-regressions/<target>-<what>`), replayed on
+/// every run.
+#[test]
+fn inputs_the_fuzzers_found_stay_fixed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        match name.split('-').next() {
+            Some("codec") => ferry_proto::fuzzing::codec(&data),
+            Some("handshake") => ferry_proto::fuzzing::handshake(&data),
+            _ => panic!("{name}: name it after its fuzz target (codec-..., handshake-...)"),
+        }
+        replayed += 1;
+    }
+    assert!(replayed >= 1, "no regression inputs in {}", dir.display());
+}
