@@ -1,6 +1,8 @@
 //! JSON rendering of a [`Value`] (for stdout-style outputs). Always valid JSON:
 //! - str and bin are rendered as strings, non-UTF-8 bytes replaced (lossy);
-//! - map keys that are not str are rendered as the JSON text of the key;
+//! - map keys that are not str are rendered as a string holding the JSON text of the key, in
+//!   which non-str keys nested deeper appear as bare text (so escaping happens once and the
+//!   output stays linear in the input);
 //! - NaN and infinities become `null`;
 //! - an EventTime extension (type 0, 8 bytes) becomes the number `sec.nnnnnnnnn`; any other
 //!   extension becomes `{"ext": type, "hex": "..."}`.
@@ -12,6 +14,14 @@ use super::Value;
 impl Value {
     /// Append the JSON rendering of this value to `out`.
     pub fn write_json(&self, out: &mut String) {
+        self.render(out, false);
+    }
+
+    /// `key_text`: rendering the text of a non-str map key. Non-str keys nested inside it are
+    /// written as their bare text, not as escaped strings, so the text is escaped once (by the
+    /// outermost key) and its length stays linear in the input: escaping at every level of
+    /// nesting would double it per level.
+    fn render(&self, out: &mut String, key_text: bool) {
         match self {
             Value::Nil => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -26,7 +36,7 @@ impl Value {
                     if i > 0 {
                         out.push(',');
                     }
-                    v.write_json(out);
+                    v.render(out, key_text);
                 }
                 out.push(']');
             }
@@ -38,14 +48,15 @@ impl Value {
                     }
                     match k {
                         Value::Str(s) => write_json_str(out, &String::from_utf8_lossy(s)),
+                        other if key_text => other.render(out, true),
                         other => {
                             let mut key = String::new();
-                            other.write_json(&mut key);
+                            other.render(&mut key, true);
                             write_json_str(out, &key);
                         }
                     }
                     out.push(':');
-                    v.write_json(out);
+                    v.render(out, key_text);
                 }
                 out.push('}');
             }
@@ -111,6 +122,25 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+
+    #[test]
+    fn keys_nested_in_keys_are_escaped_once_and_render_in_linear_size() {
+        let one = Value::Map(vec![(Value::UInt(1), Value::UInt(2))]);
+        let two = Value::Map(vec![(one.clone(), Value::UInt(3))]);
+        let mut s = String::new();
+        Value::Map(vec![(two, Value::UInt(4))]).write_json(&mut s);
+        assert_eq!(s, r#"{"{{1:2}:3}":4}"#);
+
+        // 200 levels of maps used as keys: escaping at every level would double the text per
+        // level; escaped once it grows by a few bytes per level.
+        let mut v = one;
+        for _ in 0..200 {
+            v = Value::Map(vec![(v, Value::UInt(1))]);
+        }
+        let mut s = String::new();
+        Value::Map(vec![(v, Value::Nil)]).write_json(&mut s);
+        assert!(s.len() < 200 * 8, "{} bytes", s.len());
+    }
 
     #[test]
     fn renders_valid_json_for_awkward_values() {

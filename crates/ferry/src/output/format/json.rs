@@ -2,8 +2,9 @@
 //! the `json`, `out_file` and `stdout` formats.
 //!
 //! The text is exactly what [`Value::write_json`] writes (a property test holds the two
-//! together): str and bin as strings with invalid UTF-8 replaced, non-str map keys as the JSON
-//! text of the key, NaN and infinities as `null`, an EventTime extension as `sec.nnnnnnnnn`,
+//! together): str and bin as strings with invalid UTF-8 replaced, non-str map keys as a string
+//! holding the JSON text of the key (non-str keys nested inside it as bare text, so the text is
+//! escaped once and stays linear in the input), NaN and infinities as `null`, an EventTime extension as `sec.nnnnnnnnn`,
 //! any other extension as `{"ext":type,"hex":"..."}`.
 //!
 //! [`Value`]: ferry_proto::msgpack::Value
@@ -40,7 +41,7 @@ pub fn write_record(
         if i > 0 {
             out.push(b',');
         }
-        write_key(record, &mut pos, out, 1)?;
+        write_key(record, &mut pos, out, 1, false)?;
         out.push(b':');
         write_value(record, &mut pos, out, 1)?;
     }
@@ -71,11 +72,14 @@ fn bytes_at<'a>(buf: &'a [u8], pos: &mut usize, n: u32) -> Result<&'a [u8], Msgp
     Ok(s)
 }
 
+/// A map key: a str as a JSON string; any other value as a string holding its JSON text, or,
+/// inside such a text (`key_text`), as bare text.
 fn write_key(
     buf: &[u8],
     pos: &mut usize,
     out: &mut Vec<u8>,
     depth: usize,
+    key_text: bool,
 ) -> Result<(), MsgpackError> {
     let (head, hlen) = read_head(buf, *pos)?;
     if let Head::Str(n) = head {
@@ -83,8 +87,11 @@ fn write_key(
         write_str(bytes_at(buf, pos, n)?, out);
         return Ok(());
     }
+    if key_text {
+        return render(buf, pos, out, depth, true);
+    }
     let mut key = Vec::new();
-    write_value(buf, pos, &mut key, depth)?;
+    render(buf, pos, &mut key, depth, true)?;
     write_str(&key, out);
     Ok(())
 }
@@ -95,6 +102,17 @@ pub fn write_value(
     pos: &mut usize,
     out: &mut Vec<u8>,
     depth: usize,
+) -> Result<(), MsgpackError> {
+    render(buf, pos, out, depth, false)
+}
+
+/// [`write_value`]; `key_text`: inside the text of a non-str key (see [`write_key`]).
+fn render(
+    buf: &[u8],
+    pos: &mut usize,
+    out: &mut Vec<u8>,
+    depth: usize,
+    key_text: bool,
 ) -> Result<(), MsgpackError> {
     let start = *pos;
     if depth > MAX_DEPTH {
@@ -123,7 +141,7 @@ pub fn write_value(
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(buf, pos, out, depth + 1)?;
+                render(buf, pos, out, depth + 1, key_text)?;
             }
             out.push(b']');
         }
@@ -133,9 +151,9 @@ pub fn write_value(
                 if i > 0 {
                     out.push(b',');
                 }
-                write_key(buf, pos, out, depth + 1)?;
+                write_key(buf, pos, out, depth + 1, key_text)?;
                 out.push(b':');
-                write_value(buf, pos, out, depth + 1)?;
+                render(buf, pos, out, depth + 1, key_text)?;
             }
             out.push(b'}');
         }
