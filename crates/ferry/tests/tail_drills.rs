@@ -213,10 +213,13 @@ fn logrotate(dir: &Path, options: &str) -> impl FnMut(u32, &Child) {
             .arg(&conf)
             .output()
             .unwrap();
+        // The writer reopens app.log as soon as it is renamed away, so logrotate's `create`
+        // can find the file already there (it then moves that one aside as a `.backup`, which
+        // the glob also follows): the rotation still happened.
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            out.status.success(),
-            "logrotate failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            out.status.success() || stderr.contains("already exists"),
+            "logrotate failed: {stderr}"
         );
     }
 }
