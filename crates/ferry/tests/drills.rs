@@ -734,6 +734,12 @@ fn ten_thousand_idle_connections_and_slowloris_peers_leave_a_good_clients_acks_u
         rss_loaded / 1024
     );
     assert!(slow_bytes.iter().all(|b| *b > 5), "the slowloris peers ran");
+    // An idle connection holds a task, a socket and a 1 KiB read buffer: about 5 KiB.
+    let per_conn = (rss_loaded.saturating_sub(rss_before)) * 1024 / idle_count as u64;
+    assert!(
+        per_conn < 12 * 1024,
+        "{per_conn} bytes of RSS per idle connection"
+    );
     assert!(
         p50l <= (p50a * 2).max(p50a + Duration::from_millis(5)),
         "median ack latency {p50l:?} with idle and slow peers, {p50a:?} alone"

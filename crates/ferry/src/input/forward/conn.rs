@@ -209,7 +209,8 @@ impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
         let _ = self.stream.shutdown().await;
         let deadline = Instant::now() + LINGER;
         let mut drained = 0usize;
-        let mut scratch = [0u8; 4096];
+        // On the heap: an array here would make every connection's task 4 KiB larger.
+        let mut scratch = vec![0u8; 4096];
         while drained < LINGER_BYTES {
             match tokio::time::timeout_at(deadline, self.stream.read(&mut scratch)).await {
                 Ok(Ok(n)) if n > 0 => drained += n,

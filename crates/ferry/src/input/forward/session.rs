@@ -61,13 +61,26 @@ pub(super) async fn serve_tcp(
     let Some(acceptor) = shared.tls.clone() else {
         return run(stream, peer, shared, &h, deadline).await;
     };
+    // The TLS path lives in its own allocation, so a plain connection's task does not carry
+    // the size of a TLS handshake and a TLS stream (idle connections cost what they hold).
+    Box::pin(serve_tls(stream, acceptor, peer, shared, &h, deadline)).await;
+}
+
+async fn serve_tls(
+    stream: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    peer: Peer,
+    shared: Arc<Shared>,
+    h: &TaskHandle,
+    deadline: Instant,
+) {
     h.set("tls handshake");
     let accepted = tokio::select! {
         r = tokio::time::timeout_at(deadline, acceptor.accept(stream)) => r,
         () = h.cancelled() => return,
     };
     match accepted {
-        Ok(Ok(tls)) => run(tls, peer, shared, &h, deadline).await,
+        Ok(Ok(tls)) => run(tls, peer, shared, h, deadline).await,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             tracing::debug!(
                 "forward input {}: {peer} closed before the TLS handshake finished",
