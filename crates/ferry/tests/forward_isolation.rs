@@ -14,10 +14,6 @@ mod common;
 
 use bytes::BytesMut;
 use common::{Ferry, free_port};
-use ferry_proto::ack::parse_ack;
-use ferry_proto::encode::{encode_packed_forward, write_entry};
-use ferry_proto::frame::FrameDecoder;
-use ferry_proto::{ChunkId, Compression, EventTime, msgpack};
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::sync::Arc;
@@ -26,46 +22,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 fn request(entries_count: usize, chunk: &str) -> Vec<u8> {
-    let mut record = BytesMut::new();
-    msgpack::write_map_len(&mut record, 2);
-    msgpack::write_str(&mut record, b"msg");
-    msgpack::write_str(&mut record, &[b'x'; 160]);
-    msgpack::write_str(&mut record, b"n");
-    msgpack::write_uint(&mut record, 12345);
-    let mut entries = BytesMut::new();
-    for _ in 0..entries_count {
-        write_entry(
-            &mut entries,
-            EventTime::new(1_700_000_000, 1),
-            false,
-            &record,
-        );
-    }
-    let mut out = BytesMut::new();
-    let chunk = ChunkId::str(chunk.as_bytes().to_vec());
-    encode_packed_forward(
-        &mut out,
+    common::packed_request(
         "iso",
-        &entries,
-        entries_count as u64,
-        Some(&chunk),
-        Compression::Text,
-    );
-    out.to_vec()
+        &common::str_record(&[("msg", &[b'x'; 160]), ("n", b"12345")]),
+        entries_count,
+        chunk,
+    )
 }
 
 fn read_ack(s: &mut TcpStream, buf: &mut BytesMut) -> Option<Vec<u8>> {
-    let mut d = FrameDecoder::new(1024);
-    loop {
-        if let Some(f) = d.decode(buf).unwrap() {
-            return Some(parse_ack(&f).unwrap().bytes.to_vec());
-        }
-        let mut b = [0u8; 512];
-        match s.read(&mut b) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&b[..n]),
-        }
-    }
+    common::read_ack(s, buf).ok()
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -9,10 +9,6 @@ mod common;
 
 use bytes::BytesMut;
 use common::{Ferry, free_port, tcp_ready};
-use ferry_proto::ack::parse_ack;
-use ferry_proto::encode::{encode_packed_forward, write_entry};
-use ferry_proto::frame::FrameDecoder;
-use ferry_proto::{ChunkId, Compression, EventTime, msgpack};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -25,30 +21,12 @@ fn config(port: u16, extra: &str, output: &str) -> String {
 }
 
 fn request(entries_count: usize, chunk: &str) -> Vec<u8> {
-    let mut record = BytesMut::new();
-    msgpack::write_map_len(&mut record, 1);
-    msgpack::write_str(&mut record, b"pad");
-    msgpack::write_str(&mut record, &[b'x'; 100]);
-    let mut entries = BytesMut::new();
-    for _ in 0..entries_count {
-        write_entry(
-            &mut entries,
-            EventTime::new(1_700_000_000, 0),
-            false,
-            &record,
-        );
-    }
-    let mut out = BytesMut::new();
-    let chunk = ChunkId::str(chunk.as_bytes().to_vec());
-    encode_packed_forward(
-        &mut out,
+    common::packed_request(
         "limits",
-        &entries,
-        entries_count as u64,
-        Some(&chunk),
-        Compression::Text,
-    );
-    out.to_vec()
+        &common::str_record(&[("pad", &[b'x'; 100])]),
+        entries_count,
+        chunk,
+    )
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -59,18 +37,7 @@ fn connect(port: u16) -> TcpStream {
 
 /// The chunk of the next ack; `None` when ferry closed the connection instead.
 fn ack(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = BytesMut::new();
-    let mut d = FrameDecoder::new(1024);
-    loop {
-        if let Some(f) = d.decode(&mut buf).unwrap() {
-            return Some(parse_ack(&f).unwrap().bytes.to_vec());
-        }
-        let mut b = [0u8; 512];
-        match s.read(&mut b) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&b[..n]),
-        }
-    }
+    common::read_ack(s, &mut BytesMut::new()).ok()
 }
 
 #[test]

@@ -8,13 +8,9 @@ mod common;
 
 use bytes::BytesMut;
 use common::{Ferry, Pki, free_port};
-use ferry_proto::ack::parse_ack;
-use ferry_proto::encode::{encode_packed_forward, write_entry};
-use ferry_proto::frame::FrameDecoder;
-use ferry_proto::{ChunkId, Compression, EventTime, msgpack};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -72,47 +68,19 @@ fn connect(port: u16, cfg: Arc<ClientConfig>) -> Tls {
 }
 
 fn request(chunk: &str) -> Vec<u8> {
-    let mut record = BytesMut::new();
-    msgpack::write_map_len(&mut record, 1);
-    msgpack::write_str(&mut record, b"msg");
-    msgpack::write_str(&mut record, b"over tls");
-    let mut entries = BytesMut::new();
-    write_entry(
-        &mut entries,
-        EventTime::new(1_700_000_000, 1),
-        false,
-        &record,
-    );
-    let mut out = BytesMut::new();
-    let chunk = ChunkId::str(chunk.as_bytes().to_vec());
-    encode_packed_forward(
-        &mut out,
+    common::packed_request(
         "tls.test",
-        &entries,
+        &common::str_record(&[("msg", b"over tls")]),
         1,
-        Some(&chunk),
-        Compression::Text,
-    );
-    out.to_vec()
+        chunk,
+    )
 }
 
 /// Sends one request and returns the ack's chunk id, or the error that stopped it.
 fn send(s: &mut Tls, chunk: &str) -> std::io::Result<Vec<u8>> {
     s.write_all(&request(chunk))?;
     s.flush()?;
-    let mut buf = BytesMut::new();
-    let mut d = FrameDecoder::new(1024);
-    loop {
-        if let Some(f) = d.decode(&mut buf).unwrap() {
-            return Ok(parse_ack(&f).unwrap().bytes.to_vec());
-        }
-        let mut b = [0u8; 512];
-        let n = s.read(&mut b)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&b[..n]);
-    }
+    common::read_ack(s, &mut BytesMut::new())
 }
 
 #[test]

@@ -584,3 +584,59 @@ impl Pki {
         }
     }
 }
+
+/// A PackedForward request of `count` events, each `record` (one msgpack map), tagged `tag`,
+/// asking for an ack with `chunk`.
+pub fn packed_request(tag: &str, record: &[u8], count: usize, chunk: &str) -> Vec<u8> {
+    use ferry_proto::encode::{encode_packed_forward, write_entry};
+    use ferry_proto::options::{ChunkId, Compression};
+    let mut entries = bytes::BytesMut::new();
+    for _ in 0..count {
+        write_entry(
+            &mut entries,
+            ferry_proto::time::EventTime::new(1_700_000_000, 1),
+            false,
+            record,
+        );
+    }
+    let mut out = bytes::BytesMut::new();
+    let chunk = ChunkId::str(chunk.as_bytes().to_vec());
+    encode_packed_forward(
+        &mut out,
+        tag,
+        &entries,
+        count as u64,
+        Some(&chunk),
+        Compression::Text,
+    );
+    out.to_vec()
+}
+
+/// A msgpack map of `pairs` with str values.
+pub fn str_record(pairs: &[(&str, &[u8])]) -> Vec<u8> {
+    use ferry_proto::msgpack;
+    let mut record = bytes::BytesMut::new();
+    msgpack::write_map_len(&mut record, pairs.len());
+    for (k, v) in pairs {
+        msgpack::write_str(&mut record, k.as_bytes());
+        msgpack::write_str(&mut record, v);
+    }
+    record.to_vec()
+}
+
+/// Reads the next ack from `s` (bytes already read are kept in `buf`) and returns its chunk id;
+/// `Err` when the connection ends or fails first.
+pub fn read_ack(s: &mut impl std::io::Read, buf: &mut bytes::BytesMut) -> std::io::Result<Vec<u8>> {
+    let mut d = ferry_proto::frame::FrameDecoder::new(1024);
+    loop {
+        if let Some(f) = d.decode(buf).unwrap() {
+            return Ok(ferry_proto::ack::parse_ack(&f).unwrap().bytes.to_vec());
+        }
+        let mut b = [0u8; 512];
+        let n = s.read(&mut b)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&b[..n]);
+    }
+}
