@@ -16,6 +16,7 @@ pub mod null;
 pub mod refusal;
 pub mod secondary_file;
 pub mod sink;
+mod split;
 pub mod stdout;
 
 use crate::event::Batch;
