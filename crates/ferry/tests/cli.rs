@@ -4,24 +4,8 @@
 
 mod common;
 
+use common::dry_run;
 use std::process::Command;
-
-fn dry_run(config: &str) -> (bool, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ferry.conf");
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(common::ferry_bin())
-        .arg("--dry-run")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn version_prints_the_package_version() {

@@ -10,7 +10,6 @@ use common::{AckedSender, Ferry, free_port, python, run_python};
 use ferry_proto::msgpack::Value;
 use kafka_support::{Broker, Received, TopicReader, tansu};
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -339,19 +338,8 @@ fn events_not_yet_delivered_when_the_broker_is_killed_arrive_after_it_returns() 
 }
 
 fn dry_run(config: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ferry.conf");
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(common::ferry_bin())
-        .arg("--dry-run")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (ok, _, stderr) = common::dry_run(config);
+    (ok, stderr)
 }
 
 #[test]

@@ -640,3 +640,21 @@ pub fn read_ack(s: &mut impl std::io::Read, buf: &mut bytes::BytesMut) -> std::i
         buf.extend_from_slice(&b[..n]);
     }
 }
+
+/// Runs `ferry --dry-run` on `config`: (success, stdout, stderr).
+pub fn dry_run(config: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.conf");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(ferry_bin())
+        .arg("--dry-run")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
