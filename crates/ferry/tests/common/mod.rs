@@ -60,6 +60,19 @@ fn pump(stream: impl std::io::Read + Send + 'static, echo: &'static str) -> Rece
     rx
 }
 
+/// Starts `cmd` with its stdout and stderr read line by line on threads.
+fn spawn_piped(mut cmd: Command) -> (Child, Receiver<String>, Receiver<String>) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ferry");
+    let stdout = pump(child.stdout.take().unwrap(), "stdout");
+    let stderr = pump(child.stderr.take().unwrap(), "stderr");
+    (child, stdout, stderr)
+}
+
 pub fn ferry_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ferry")
 }
@@ -86,14 +99,7 @@ impl Ferry {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ferry");
-        let stdout = pump(child.stdout.take().unwrap(), "stdout");
-        let stderr = pump(child.stderr.take().unwrap(), "stderr");
+        let (child, stdout, stderr) = spawn_piped(cmd);
         let (tx, seen) = channel();
         let mut ferry = Self {
             child,
@@ -149,19 +155,12 @@ impl Ferry {
     /// Spawns `cmd`, pumps its output, and waits up to 20 s for `ready(dir)`; fails with the
     /// process's log if it exits first.
     fn launch(
-        mut cmd: Command,
+        cmd: Command,
         dir: tempfile::TempDir,
         what: &str,
         ready: impl Fn(&Path) -> bool,
     ) -> Self {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ferry");
-        let stdout = pump(child.stdout.take().unwrap(), "stdout");
-        let stderr = pump(child.stderr.take().unwrap(), "stderr");
+        let (child, stdout, stderr) = spawn_piped(cmd);
         let mut ferry = Self {
             child,
             stdout,
