@@ -293,7 +293,12 @@ fn a_copy_store_that_cannot_write_does_not_hold_back_the_other_store() {
         let first = round * 20_000;
         for i in 0..10 {
             let seqs = first + i * 100..first + (i + 1) * 100;
-            sender.send("copy.test", seqs, 100).unwrap();
+            if let Err(e) = sender.send("copy.test", seqs, 100) {
+                panic!(
+                    "send failed: {e}; ferry's log: {:#?}",
+                    ferry.stderr_so_far()
+                );
+            }
         }
         let expected = ((round + 1) * 1000) as usize;
         wait_for(
