@@ -11,11 +11,20 @@ use std::time::{Duration, Instant};
 
 /// A port that was free a moment ago on 127.0.0.1 (TCP; the UDP port of the same number is
 /// checked too, since the forward input binds both).
+/// A TCP and UDP port free on 127.0.0.1, never handed out twice in this process: tests run in
+/// parallel, and two ferry processes given one port would have one fail to bind while the
+/// other answers the readiness check for both.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = l.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
             return port;
         }
     }
@@ -181,6 +190,14 @@ impl Ferry {
                 "ferry was not {what} within 20 s"
             );
             thread::sleep(Duration::from_millis(20));
+        }
+        if let Ok(Some(status)) = ferry.child.try_wait() {
+            let logs: Vec<String> = ferry.stderr.try_iter().collect();
+            panic!(
+                "ferry exited with {status} while another process answered for it:
+{}",
+                logs.join("\n")
+            );
         }
         ferry
     }
