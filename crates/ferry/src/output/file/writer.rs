@@ -86,15 +86,63 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+/// Where a file's bytes go: through a buffer into the page cache (appends), or around it in
+/// aligned blocks (new files, see `direct`).
+enum Sink {
+    Cached(BufWriter<File>),
+    Direct(DirectFile),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Cached(w) => w.write_all(buf)?,
+            Sink::Direct(w) => w.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Cached(w) => w.flush(),
+            Sink::Direct(w) => w.flush(),
+        }
+    }
+}
+
+impl Sink {
+    fn into_file(self) -> io::Result<File> {
+        match self {
+            Sink::Cached(w) => w.into_inner().map_err(|e| e.into_error()),
+            Sink::Direct(w) => w.finish(),
+        }
+    }
+}
+
 enum Out {
-    Plain(Counting<BufWriter<File>>),
-    Gzip(GzEncoder<Counting<BufWriter<File>>>),
+    Plain(Counting<Sink>),
+    Gzip(GzEncoder<Counting<Sink>>),
 }
 
 impl Out {
-    fn new(file: File, gzip: Option<u32>) -> Self {
+    /// Appends to `file` through the page cache.
+    fn cached(file: File, gzip: Option<u32>) -> Self {
+        Self::new(
+            Sink::Cached(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            gzip,
+        )
+    }
+
+    /// Creates `path` (a new file) written around the page cache.
+    fn create(path: &Path, gzip: Option<u32>) -> io::Result<Self> {
+        Ok(Self::new(
+            Sink::Direct(DirectFile::create(path, WRITE_BUFFER)?),
+            gzip,
+        ))
+    }
+
+    fn new(sink: Sink, gzip: Option<u32>) -> Self {
         let counting = Counting {
-            inner: BufWriter::with_capacity(WRITE_BUFFER, file),
+            inner: sink,
             count: 0,
         };
         match gzip {
@@ -117,14 +165,13 @@ impl Out {
         }
     }
 
-    /// Ends the gzip member, flushes, and fdatasyncs.
+    /// Ends the gzip member, writes what is pending, and fdatasyncs.
     fn finish(self) -> io::Result<()> {
         let counting = match self {
             Out::Plain(w) => w,
             Out::Gzip(w) => w.finish()?,
         };
-        let file = counting.inner.into_inner().map_err(|e| e.into_error())?;
-        file.sync_data()
+        counting.inner.into_file()?.sync_data()
     }
 }
 
@@ -247,10 +294,10 @@ impl FileWriter {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let path = target.with_file_name(format!(".{name}.{chunk_id}.{part}.ferry-tmp"));
-        let file = File::create(&path)?;
+        let out = Out::create(&path, self.config.gzip)?;
         Ok(Temp {
             path,
-            out: Some(Out::new(file, self.config.gzip)),
+            out: Some(out),
         })
     }
 
@@ -308,6 +355,9 @@ fn update_symlink(link: &Path, target: &Path) -> io::Result<()> {
 }
 
 mod append;
+mod direct;
+
+use direct::DirectFile;
 
 #[cfg(test)]
 #[path = "writer_tests.rs"]

@@ -131,7 +131,7 @@ impl FileWriter {
                 continue;
             }
             touched.push((path, existed.then_some(len)));
-            return Ok((Out::new(file, self.config.gzip), len));
+            return Ok((Out::cached(file, self.config.gzip), len));
         }
     }
 }
