@@ -157,6 +157,23 @@ impl Sink {
     }
 }
 
+/// Reads exactly `len` bytes into a new buffer (not zeroed first: it is filled by the read).
+#[allow(clippy::disallowed_methods)] // bounded by `take`
+fn read_segment(reader: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len);
+    reader.take(len as u64).read_to_end(&mut buf)?;
+    if buf.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "chunk payload ends {} bytes into a {len}-byte segment",
+                buf.len()
+            ),
+        ));
+    }
+    Ok(buf)
+}
+
 /// Reads a chunk's segments one at a time on a blocking thread, decompressing gzip chunks.
 pub struct SegmentReader {
     reader: Option<ferry_buffer::ChunkReader>,
@@ -185,9 +202,8 @@ impl SegmentReader {
         let len =
             usize::try_from(len).map_err(|_| SinkError::BadChunk("segment too large".into()))?;
         let (reader, data) = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; len];
-            let read = reader.read_exact(&mut buf);
-            (reader, read.map(|()| buf))
+            let read = read_segment(&mut reader, len);
+            (reader, read)
         })
         .await
         .map_err(|e| SinkError::ReadChunk(io::Error::other(e)))?;
@@ -205,8 +221,7 @@ impl SegmentReader {
         };
         let len =
             usize::try_from(len).map_err(|_| SinkError::BadChunk("segment too large".into()))?;
-        let mut buf = vec![0u8; len];
-        reader.read_exact(&mut buf).map_err(SinkError::ReadChunk)?;
+        let buf = read_segment(reader, len).map_err(SinkError::ReadChunk)?;
         self.decode(buf)
     }
 

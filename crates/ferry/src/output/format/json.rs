@@ -53,9 +53,7 @@ pub fn write_record(
         out.push(b':');
         match v {
             Extra::Str(s) => write_str(s.as_bytes(), out),
-            Extra::UInt(u) => {
-                let _ = write!(out, "{u}");
-            }
+            Extra::UInt(u) => write_int(*u, out),
             Extra::F64(f) => write_float(*f, out),
         }
     }
@@ -126,12 +124,8 @@ fn render(
     match head {
         Head::Nil => out.extend_from_slice(b"null"),
         Head::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-        Head::UInt(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Head::Int(v) => {
-            let _ = write!(out, "{v}");
-        }
+        Head::UInt(v) => write_int(v, out),
+        Head::Int(v) => write_int(v, out),
         Head::F32(v) => write_float(f64::from(v), out),
         Head::F64(v) => write_float(v, out),
         Head::Str(n) | Head::Bin(n) => write_str(bytes_at(buf, pos, n)?, out),
@@ -192,11 +186,30 @@ fn write_float(v: f64, out: &mut Vec<u8>) {
     };
 }
 
+/// Writes an integer in decimal.
+pub fn write_int(v: impl itoa::Integer, out: &mut Vec<u8>) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
 /// Writes `bytes` as a JSON string literal (invalid UTF-8 replaced by U+FFFD).
 pub fn write_str(bytes: &[u8], out: &mut Vec<u8>) {
+    // Most log text is printable ASCII with no quote or backslash: one branch-free pass
+    // checks both validity and escapes, and the bytes are copied whole.
+    let plain = bytes.iter().fold(true, |ok, &b| {
+        ok & (0x20..0x80).contains(&b) & (b != b'"') & (b != b'\\')
+    });
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    if bytes.is_ascii() {
+        return write_escaped(bytes, out);
+    }
     match std::str::from_utf8(bytes) {
-        Ok(s) => write_escaped(s, out),
-        Err(_) => write_escaped(&String::from_utf8_lossy(bytes), out),
+        Ok(s) => write_escaped(s.as_bytes(), out),
+        Err(_) => write_escaped(String::from_utf8_lossy(bytes).as_bytes(), out),
     }
 }
 
@@ -204,10 +217,10 @@ fn needs_escape(b: u8) -> bool {
     (b < 0x20) | (b == b'"') | (b == b'\\')
 }
 
-fn write_escaped(s: &str, out: &mut Vec<u8>) {
+/// Writes valid UTF-8 `bytes` as a JSON string literal.
+fn write_escaped(bytes: &[u8], out: &mut Vec<u8>) {
     const BLOCK: usize = 16;
     out.push(b'"');
-    let bytes = s.as_bytes();
     let mut plain = 0;
     let mut i = 0;
     while i < bytes.len() {

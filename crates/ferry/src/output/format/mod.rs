@@ -215,9 +215,7 @@ impl FormatConfig {
                 if o.output_time {
                     match o.column_time {
                         ColumnTime::String => scratch.time_text(&o.time_format, entry, out),
-                        ColumnTime::Unixtime => {
-                            let _ = write!(out, "{}", entry.time.sec);
-                        }
+                        ColumnTime::Unixtime => json::write_int(entry.time.sec, out),
                         ColumnTime::Float => {
                             let f = f64::from(entry.time.sec) + f64::from(entry.time.nsec) / 1e9;
                             out.extend_from_slice(crate::record::float_text(f).as_bytes());
