@@ -11,6 +11,10 @@ pub struct Batch {
     pub tag: Arc<str>,
     pub entries: Bytes,
     pub records: u64,
+    /// Seconds of the earliest and the latest event, where the producer already knows them
+    /// (every event's time lies in this range); lets the buffer place a batch of one time
+    /// slice without walking its entries again.
+    pub time_range: Option<(u32, u32)>,
 }
 
 impl Batch {
@@ -19,6 +23,13 @@ impl Batch {
             tag: tag.into(),
             entries,
             records,
+            time_range: None,
         }
+    }
+
+    /// Records that every event's time lies within `min..=max` (seconds).
+    pub fn with_time_range(mut self, min: u32, max: u32) -> Self {
+        self.time_range = Some((min, max));
+        self
     }
 }

@@ -35,15 +35,31 @@ pub(super) fn split(batch: &Batch, setup: &BufferSetup) -> Result<Vec<Piece>, St
         )]);
     }
     let timekey = setup.config.timekey.map_or(0, |d| d.as_secs().max(1));
+    let slice = |sec: u32| {
+        let sec = i64::from(sec);
+        sec - sec.rem_euclid(timekey as i64)
+    };
+    // Keyed by time only, and the input says every event lies in one slice: no walk needed.
+    if keys.time
+        && keys.record.is_empty()
+        && let Some((min, max)) = batch.time_range
+        && slice(min) == slice(max)
+        && (batch.entries.len() as u64) <= limit
+        && batch.records <= record_limit
+    {
+        let key = ChunkKey {
+            tag,
+            timekey: Some(slice(min)),
+            variables: Vec::new(),
+        };
+        return Ok(vec![(key, batch.entries.clone(), batch.records)]);
+    }
     // Group entries by key, keeping their order; then cut each group at the chunk limit.
     let mut groups: BTreeMap<GroupKey, Vec<(usize, usize)>> = BTreeMap::new();
     let base = batch.entries.as_ptr() as usize;
     for entry in entries::iter(&batch.entries) {
         let entry = entry.map_err(|e| e.to_string())?;
-        let slice_key = keys.time.then(|| {
-            let sec = i64::from(entry.time.sec);
-            sec - sec.rem_euclid(timekey as i64)
-        });
+        let slice_key = keys.time.then(|| slice(entry.time.sec));
         let variables = if keys.record.is_empty() {
             Vec::new()
         } else {
@@ -141,5 +157,27 @@ mod tests {
         let pieces = split(&two, &by_hour()).unwrap();
         let slices: Vec<_> = pieces.iter().map(|p| (p.0.timekey, p.2)).collect();
         assert_eq!(slices, vec![(Some(3600), 2), (Some(7200), 1)]);
+    }
+
+    proptest::proptest! {
+        /// A batch that carries its time range is placed exactly as one that is walked.
+        #[test]
+        fn a_known_time_range_places_events_as_a_walk_does(
+            times in proptest::collection::vec(0u32..20_000, 1..40),
+        ) {
+            let rec = Value::Map(vec![(Value::Str("a".into()), Value::UInt(1))]);
+            let events: Vec<_> = times.iter().map(|&t| (t, rec.clone())).collect();
+            let walked = batch_of("t", &events);
+            let (min, max) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
+            let ranged = walked.clone().with_time_range(min, max);
+            let place = |b: &Batch| -> Vec<_> {
+                split(b, &by_hour())
+                    .unwrap()
+                    .into_iter()
+                    .map(|(key, bytes, n)| (key.timekey, bytes, n))
+                    .collect()
+            };
+            proptest::prop_assert_eq!(place(&ranged), place(&walked));
+        }
     }
 }

@@ -365,7 +365,13 @@ impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
         }
         if events.summary.count > 0 {
             let tag = self.route_tag(events.tag);
-            let out = Batch::new(tag, events.entries, events.summary.count);
+            let mut out = Batch::new(tag, events.entries, events.summary.count);
+            // Times replaced by the clock lie outside the summary's range.
+            if events.replaced == 0
+                && let (Some(min), Some(max)) = (events.summary.min_time, events.summary.max_time)
+            {
+                out = out.with_time_range(min.sec, max.sec);
+            }
             m.emit_records.fetch_add(out.records, Ordering::Relaxed);
             m.emit_size
                 .fetch_add(out.entries.len() as u64, Ordering::Relaxed);
