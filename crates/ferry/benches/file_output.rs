@@ -1,20 +1,32 @@
 //! Forward input → file output throughput, against the disk's own sequential write speed.
 //!
 //! One run measures, on the same filesystem:
-//! 1. the disk, right before and right after each run: half the input size (256 MiB to
-//!    1 GiB) in 16 MiB writes, each followed by `fdatasync`;
+//! 1. the disk, right before and right after each run, writing half the input size (256 MiB to
+//!    1 GiB) sequentially in 16 MiB writes: with `O_DIRECT` (the device's own speed; ferry
+//!    writes new archive files the same way) and through the page cache with one `fdatasync`
+//!    at the end (what `dd conv=fdatasync` reports);
 //! 2. a ferry process (forward input, file output with a file buffer; `compress text` with the
-//!    buffer's `durability fsync` (the default) and `os_cache`, then `gzip`) fed by
+//!    buffer's `durability fsync` (the default), with `os_cache`, and with `fsync` and the
+//!    buffer's own `compress gzip`; then the archive with `compress gzip`) fed by
 //!    `CONNECTIONS` Rust clients sending PackedForward requests with acks. The
 //!    clock stops when every request is acknowledged and the buffer holds no chunk (every
 //!    event is in the archive files).
 //!
 //! Printed per run: input MB/s (msgpack bytes acknowledged), archive MB/s (bytes of the files
-//! written), buffer + archive MB/s (bytes handed to the filesystem), ferry's CPU seconds per GB of input,
-//! and the archive rate as a share of the measured disk speed. Then every archive line is
-//! counted, so a fast run that lost events cannot pass.
+//! written), buffer + archive MB/s (bytes handed to the filesystem), ferry's CPU seconds per GB
+//! of input, and the archive rate as a share of the disk's direct write speed (the mean of the
+//! probes before and after). Then every archive line is counted, so a fast run that lost
+//! events cannot pass.
 //!
 //! `FERRY_BENCH_MB` sets the input size (default 1024), `FERRY_BENCH_DIR` the directory.
+//!
+//! `FERRY_BENCH_DISK_MBPS=N` makes the disk the limit: the bench moves itself (and so the
+//! probes and ferry) into a block-I/O cgroup that lets N MB/s of writes reach the device of
+//! the directory (cgroup v1 `blkio.throttle.write_bps_device` or v2 `io.max`; needs root).
+//! Every byte that reaches the device pays: direct writes, and page-cache writes when an
+//! `fdatasync` sends them; buffer chunks deleted before the kernel writes them back never
+//! reach the device, as on any disk. Without it, on a machine whose disk takes writes
+//! faster than its cores can format them, the run measures CPU, not the disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure is a failed run
 
@@ -25,6 +37,7 @@ use ferry_proto::options::{ChunkId, Compression};
 use ferry_proto::time::EventTime;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -46,6 +59,10 @@ fn main() {
         Some(b) => tempfile::tempdir_in(b).unwrap(),
         None => tempfile::tempdir().unwrap(),
     };
+    let throttle = std::env::var("FERRY_BENCH_DISK_MBPS")
+        .ok()
+        .map(|v| v.parse::<u64>().expect("FERRY_BENCH_DISK_MBPS: MB/s"))
+        .map(|mbps| Throttle::start(dir.path(), mbps * 1_000_000));
     let disk_bytes = (mb * MIB / 2).clamp(256 * MIB, 1024 * MIB);
     println!(
         "load average at start: {}",
@@ -53,26 +70,38 @@ fn main() {
             .unwrap_or_default()
             .trim()
     );
-    for (gzip, durability) in [(false, "fsync"), (false, "os_cache"), (true, "fsync")] {
+    if let Some(t) = &throttle {
+        println!("{}", t.describe());
+    }
+    for (gzip, durability, buffer_gzip) in [
+        (false, "fsync", false),
+        (false, "os_cache", false),
+        (false, "fsync", true),
+        (true, "fsync", false),
+    ] {
         // The disk is measured right before and right after each run, on the same
         // filesystem, so the comparison holds even when other work shares the machine.
-        let before = disk_speed(dir.path(), disk_bytes);
+        let before = Disk::measure(dir.path(), disk_bytes);
         let input = if gzip { mb / 4 } else { mb } * MIB;
-        let r = run(dir.path(), gzip, durability, input);
-        let after = disk_speed(dir.path(), disk_bytes);
-        let disk = (before + after) / 2.0;
+        let r = run(dir.path(), gzip, durability, buffer_gzip, input);
+        let after = Disk::measure(dir.path(), disk_bytes);
+        let disk = (before.direct + after.direct) / 2.0;
+        let cached = (before.cached + after.cached) / 2.0;
         let secs = r.elapsed.as_secs_f64();
         println!(
-            "compress {:4}, buffer durability {durability:8}: input {:.0} MB/s, archive {:.0} MB/s \
-             = {:.0}% of the disk's {:.0} MB/s (before {:.0}, after {:.0}); buffer + archive \
-             writes {:.0} MB/s; {:.1} CPU s/GB input; {} events in {:.1} s, {} files",
+            "archive {:4}, buffer {durability:8}{:5}: input {:.0} MB/s, archive {:.0} MB/s \
+             = {:.0}% of the disk's {:.0} MB/s direct (before {:.0}, after {:.0}; through the \
+             page cache {:.0}); buffer + archive writes {:.0} MB/s; {:.2} CPU s/GB input; {} \
+             events in {:.1} s, {} files",
             if gzip { "gzip" } else { "text" },
+            if buffer_gzip { "+gzip" } else { "" },
             r.input_bytes as f64 / secs / 1e6,
             r.archive_bytes as f64 / secs / 1e6,
             100.0 * r.archive_bytes as f64 / secs / disk,
             disk / 1e6,
-            before / 1e6,
-            after / 1e6,
+            before.direct / 1e6,
+            after.direct / 1e6,
+            cached / 1e6,
             (r.input_bytes + r.archive_bytes) as f64 / secs / 1e6,
             r.cpu_secs / (r.input_bytes as f64 / 1e9),
             r.events,
@@ -80,26 +109,128 @@ fn main() {
             r.files
         );
     }
+    drop(throttle);
 }
 
-/// Bytes per second of a sequential write with an fdatasync every 16 MiB (as ferry syncs a
-/// chunk of the default bench size): a steady state the host's caches cannot hide.
-fn disk_speed(dir: &Path, bytes: u64) -> f64 {
-    let path = dir.join("disk-speed");
-    let block = vec![0x5au8; 16 * MIB as usize];
-    let started = Instant::now();
-    let mut f = std::fs::File::create(&path).unwrap();
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(block.len() as u64) as usize;
-        f.write_all(&block[..n]).unwrap();
-        f.sync_data().unwrap();
-        left -= n as u64;
+/// Sequential write speeds of the disk, in bytes per second.
+struct Disk {
+    /// `O_DIRECT`, 16 MiB writes: what the device takes.
+    direct: f64,
+    /// Through the page cache, 16 MiB writes and one `fdatasync` at the end.
+    cached: f64,
+}
+
+impl Disk {
+    fn measure(dir: &Path, bytes: u64) -> Self {
+        Self {
+            direct: write_speed(dir, bytes, true),
+            cached: write_speed(dir, bytes, false),
+        }
     }
-    let rate = bytes as f64 / started.elapsed().as_secs_f64();
+}
+
+fn write_speed(dir: &Path, bytes: u64, direct: bool) -> f64 {
+    const BLOCK: usize = 16 * MIB as usize;
+    const ALIGN: usize = 4096;
+    let path = dir.join("disk-speed");
+    // An aligned window of an ordinary allocation, as direct I/O needs.
+    let mut storage = vec![0x5au8; BLOCK + ALIGN];
+    let start = storage.as_ptr().align_offset(ALIGN);
+    let block = &mut storage[start..start + BLOCK];
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    if direct {
+        options.custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32);
+    }
+    let started = Instant::now();
+    let mut f = options.open(&path).unwrap();
+    let mut left = bytes.div_ceil(BLOCK as u64) * BLOCK as u64;
+    let total = left;
+    while left > 0 {
+        f.write_all(block).unwrap();
+        left -= BLOCK as u64;
+    }
+    f.sync_data().unwrap();
+    let rate = total as f64 / started.elapsed().as_secs_f64();
     drop(f);
     std::fs::remove_file(&path).unwrap();
     rate
+}
+
+/// The bench process in a block-I/O cgroup capping writes to one device; left on drop.
+struct Throttle {
+    cgroup: PathBuf,
+    parent_procs: PathBuf,
+    device: String,
+    bytes_per_sec: u64,
+}
+
+impl Throttle {
+    fn start(dir: &Path, bytes_per_sec: u64) -> Self {
+        let device = whole_disk(dir);
+        let name = format!("ferry-bench-{}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/blkio");
+        let (root, file, line) = if v1.join("blkio.throttle.write_bps_device").exists() {
+            (
+                v1.to_path_buf(),
+                "blkio.throttle.write_bps_device",
+                format!("{device} {bytes_per_sec}"),
+            )
+        } else {
+            let v2 = Path::new("/sys/fs/cgroup");
+            std::fs::write(v2.join("cgroup.subtree_control"), "+io")
+                .expect("enable the io controller (cgroup v2; needs root)");
+            (
+                v2.to_path_buf(),
+                "io.max",
+                format!("{device} wbps={bytes_per_sec}"),
+            )
+        };
+        let cgroup = root.join(name);
+        std::fs::create_dir_all(&cgroup).expect("create a block-I/O cgroup (needs root)");
+        std::fs::write(cgroup.join(file), &line)
+            .unwrap_or_else(|e| panic!("write '{line}' to {file}: {e}"));
+        std::fs::write(cgroup.join("cgroup.procs"), std::process::id().to_string())
+            .expect("join the cgroup");
+        Self {
+            cgroup,
+            parent_procs: root.join("cgroup.procs"),
+            device,
+            bytes_per_sec,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "disk throttled to {} MB/s of writes on device {} ({})",
+            self.bytes_per_sec / 1_000_000,
+            self.device,
+            self.cgroup.display()
+        )
+    }
+}
+
+impl Drop for Throttle {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.parent_procs, std::process::id().to_string());
+        let _ = std::fs::remove_dir(&self.cgroup);
+    }
+}
+
+/// `major:minor` of the whole disk holding `dir` (throttling applies to disks, not partitions).
+fn whole_disk(dir: &Path) -> String {
+    let dev = std::fs::metadata(dir).unwrap().dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    if sys.join("partition").exists()
+        && let Ok(real) = std::fs::canonicalize(&sys)
+        && let Some(parent) = real.parent()
+        && let Ok(d) = std::fs::read_to_string(parent.join("dev"))
+    {
+        return d.trim().to_owned();
+    }
+    format!("{major}:{minor}")
 }
 
 struct RunResult {
@@ -116,21 +247,32 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-fn run(dir: &Path, gzip: bool, durability: &str, input_target: u64) -> RunResult {
-    let name = format!("{}-{durability}", if gzip { "gzip" } else { "text" });
+fn run(
+    dir: &Path,
+    gzip: bool,
+    durability: &str,
+    buffer_gzip: bool,
+    input_target: u64,
+) -> RunResult {
+    let name = format!(
+        "{}-{durability}{}",
+        if gzip { "gzip" } else { "text" },
+        if buffer_gzip { "-gzip" } else { "" }
+    );
     let out = dir.join(format!("out-{name}"));
     let buf = dir.join(format!("buf-{name}"));
     let port = free_port();
     let conf = format!(
         "<source>\n@type forward\nbind 127.0.0.1\nport {port}\n</source>\n\
          <match **>\n@type file\npath {out}/bench\ncompress {compress}\n\
-         <buffer time>\n@type file\npath {buf}\ndurability {durability}\ntimekey 1h\n\
+         <buffer time>\n@type file\npath {buf}\ndurability {durability}\ncompress {buffer_compress}\ntimekey 1h\n\
          flush_mode interval\nflush_interval 1s\n\
          chunk_limit_size 16m\nflush_thread_count 2\ntotal_limit_size 4g\noverflow_action block\n\
          </buffer>\n</match>\n",
         out = out.display(),
         buf = buf.display(),
         compress = if gzip { "gzip" } else { "text" },
+        buffer_compress = if buffer_gzip { "gzip" } else { "text" },
     );
     let conf_path = dir.join(format!("ferry-{name}.conf"));
     std::fs::write(&conf_path, conf).unwrap();
