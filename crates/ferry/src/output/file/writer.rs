@@ -120,7 +120,7 @@ impl Sink {
 
 enum Out {
     Plain(Counting<Sink>),
-    Gzip(GzEncoder<Counting<Sink>>),
+    Gzip(Box<GzEncoder<Counting<Sink>>>),
 }
 
 impl Out {
@@ -146,7 +146,10 @@ impl Out {
             count: 0,
         };
         match gzip {
-            Some(level) => Out::Gzip(GzEncoder::new(counting, flate2::Compression::new(level))),
+            Some(level) => Out::Gzip(Box::new(GzEncoder::new(
+                counting,
+                flate2::Compression::new(level),
+            ))),
             None => Out::Plain(counting),
         }
     }
