@@ -12,6 +12,7 @@
 //! | [`archive`] | counting the records of file-output archives (JSON lines, gzip) |
 //! | [`lines`] | the line writer for tail scenarios, with rotation |
 //! | [`limits`] | loopback TCP and disk write speed, measured in the same run |
+//! | [`throttle`] | a disk made the limit: a block-I/O cgroup capping write bandwidth |
 //! | [`procstat`] | CPU and RSS of processes from /proc, sampled every 250 ms |
 //! | [`ferryproc`] | ferry processes: config, readiness, signals |
 //! | [`scenario`] | the five end-to-end scenarios |
@@ -31,3 +32,4 @@ pub mod report;
 pub mod scenario;
 pub mod sender;
 pub mod seq;
+pub mod throttle;

@@ -104,6 +104,11 @@ pub fn read(pid: u32) -> Result<ProcReading, ProcError> {
     })
 }
 
+/// utime + stime of `pid`, in seconds.
+pub fn cpu_seconds(pid: u32) -> Result<f64, ProcError> {
+    Ok(read(pid)?.cpu_ticks as f64 / clock_ticks())
+}
+
 /// One sample of every watched process plus the scenario's progress counter.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {

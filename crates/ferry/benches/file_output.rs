@@ -31,13 +31,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure is a failed run
 
 use bytes::BytesMut;
+use ferry_bench::throttle::Throttle;
+use ferry_bench::{limits, procstat};
 use ferry_proto::encode::{encode_packed_forward, write_entry};
 use ferry_proto::msgpack::Value;
 use ferry_proto::options::{ChunkId, Compression};
 use ferry_proto::time::EventTime;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -62,7 +63,7 @@ fn main() {
     let throttle = std::env::var("FERRY_BENCH_DISK_MBPS")
         .ok()
         .map(|v| v.parse::<u64>().expect("FERRY_BENCH_DISK_MBPS: MB/s"))
-        .map(|mbps| Throttle::start(dir.path(), mbps * 1_000_000));
+        .map(|mbps| Throttle::start(dir.path(), mbps * 1_000_000).unwrap());
     let disk_bytes = (mb * MIB / 2).clamp(256 * MIB, 1024 * MIB);
     println!(
         "load average at start: {}",
@@ -97,11 +98,11 @@ fn main() {
             if buffer_gzip { "+gzip" } else { "" },
             r.input_bytes as f64 / secs / 1e6,
             r.archive_bytes as f64 / secs / 1e6,
-            100.0 * r.archive_bytes as f64 / secs / disk,
-            disk / 1e6,
-            before.direct / 1e6,
-            after.direct / 1e6,
-            cached / 1e6,
+            100.0 * r.archive_bytes as f64 / 1e6 / secs / disk,
+            disk,
+            before.direct,
+            after.direct,
+            cached,
             (r.input_bytes + r.archive_bytes) as f64 / secs / 1e6,
             r.cpu_secs / (r.input_bytes as f64 / 1e9),
             r.events,
@@ -112,125 +113,21 @@ fn main() {
     drop(throttle);
 }
 
-/// Sequential write speeds of the disk, in bytes per second.
+/// Sequential write speeds of the disk, in MB/s.
 struct Disk {
-    /// `O_DIRECT`, 16 MiB writes: what the device takes.
+    /// `O_DIRECT`, 16 MiB writes, one `fdatasync`: what the device takes.
     direct: f64,
-    /// Through the page cache, 16 MiB writes and one `fdatasync` at the end.
+    /// The same through the page cache.
     cached: f64,
 }
 
 impl Disk {
     fn measure(dir: &Path, bytes: u64) -> Self {
         Self {
-            direct: write_speed(dir, bytes, true),
-            cached: write_speed(dir, bytes, false),
+            direct: limits::disk_mb_s(dir, bytes, true).unwrap(),
+            cached: limits::disk_mb_s(dir, bytes, false).unwrap(),
         }
     }
-}
-
-fn write_speed(dir: &Path, bytes: u64, direct: bool) -> f64 {
-    const BLOCK: usize = 16 * MIB as usize;
-    const ALIGN: usize = 4096;
-    let path = dir.join("disk-speed");
-    // An aligned window of an ordinary allocation, as direct I/O needs.
-    let mut storage = vec![0x5au8; BLOCK + ALIGN];
-    let start = storage.as_ptr().align_offset(ALIGN);
-    let block = &mut storage[start..start + BLOCK];
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    if direct {
-        options.custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32);
-    }
-    let started = Instant::now();
-    let mut f = options.open(&path).unwrap();
-    let mut left = bytes.div_ceil(BLOCK as u64) * BLOCK as u64;
-    let total = left;
-    while left > 0 {
-        f.write_all(block).unwrap();
-        left -= BLOCK as u64;
-    }
-    f.sync_data().unwrap();
-    let rate = total as f64 / started.elapsed().as_secs_f64();
-    drop(f);
-    std::fs::remove_file(&path).unwrap();
-    rate
-}
-
-/// The bench process in a block-I/O cgroup capping writes to one device; left on drop.
-struct Throttle {
-    cgroup: PathBuf,
-    parent_procs: PathBuf,
-    device: String,
-    bytes_per_sec: u64,
-}
-
-impl Throttle {
-    fn start(dir: &Path, bytes_per_sec: u64) -> Self {
-        let device = whole_disk(dir);
-        let name = format!("ferry-bench-{}", std::process::id());
-        let v1 = Path::new("/sys/fs/cgroup/blkio");
-        let (root, file, line) = if v1.join("blkio.throttle.write_bps_device").exists() {
-            (
-                v1.to_path_buf(),
-                "blkio.throttle.write_bps_device",
-                format!("{device} {bytes_per_sec}"),
-            )
-        } else {
-            let v2 = Path::new("/sys/fs/cgroup");
-            std::fs::write(v2.join("cgroup.subtree_control"), "+io")
-                .expect("enable the io controller (cgroup v2; needs root)");
-            (
-                v2.to_path_buf(),
-                "io.max",
-                format!("{device} wbps={bytes_per_sec}"),
-            )
-        };
-        let cgroup = root.join(name);
-        std::fs::create_dir_all(&cgroup).expect("create a block-I/O cgroup (needs root)");
-        std::fs::write(cgroup.join(file), &line)
-            .unwrap_or_else(|e| panic!("write '{line}' to {file}: {e}"));
-        std::fs::write(cgroup.join("cgroup.procs"), std::process::id().to_string())
-            .expect("join the cgroup");
-        Self {
-            cgroup,
-            parent_procs: root.join("cgroup.procs"),
-            device,
-            bytes_per_sec,
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "disk throttled to {} MB/s of writes on device {} ({})",
-            self.bytes_per_sec / 1_000_000,
-            self.device,
-            self.cgroup.display()
-        )
-    }
-}
-
-impl Drop for Throttle {
-    fn drop(&mut self) {
-        let _ = std::fs::write(&self.parent_procs, std::process::id().to_string());
-        let _ = std::fs::remove_dir(&self.cgroup);
-    }
-}
-
-/// `major:minor` of the whole disk holding `dir` (throttling applies to disks, not partitions).
-fn whole_disk(dir: &Path) -> String {
-    let dev = std::fs::metadata(dir).unwrap().dev();
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
-    if sys.join("partition").exists()
-        && let Ok(real) = std::fs::canonicalize(&sys)
-        && let Some(parent) = real.parent()
-        && let Ok(d) = std::fs::read_to_string(parent.join("dev"))
-    {
-        return d.trim().to_owned();
-    }
-    format!("{major}:{minor}")
 }
 
 struct RunResult {
@@ -300,7 +197,7 @@ fn run(
     let (entries, entry_bytes) = sample_entries();
     let requests = (input_target / entry_bytes).max(CONNECTIONS as u64);
     let per_conn = requests / CONNECTIONS as u64;
-    let cpu_before = cpu_seconds(ferry.id());
+    let cpu_before = procstat::cpu_seconds(ferry.id()).unwrap();
     let started = Instant::now();
     let acked = Arc::new(AtomicU64::new(0));
     let senders: Vec<_> = (0..CONNECTIONS)
@@ -323,7 +220,7 @@ fn run(
         thread::sleep(Duration::from_millis(20));
     }
     let elapsed = started.elapsed();
-    let cpu_secs = cpu_seconds(ferry.id()) - cpu_before;
+    let cpu_secs = procstat::cpu_seconds(ferry.id()).unwrap() - cpu_before;
     stop(&mut ferry);
 
     let files = archive_files(&out);
@@ -395,26 +292,6 @@ fn send(port: u16, conn: usize, requests: u64, entries: &bytes::Bytes, acked: &A
         assert_eq!(got, expected[..], "ack");
         acked.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    let hz = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(100.0);
-    ticks / hz
 }
 
 fn stop(ferry: &mut Child) {

@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: a failed unwrap is a failed run
 
 use bytes::{Bytes, BytesMut};
+use ferry_bench::procstat;
 use ferry_proto::ack::parse_ack;
 use ferry_proto::encode::{packed_forward_header, write_entry};
 use ferry_proto::frame::FrameDecoder;
@@ -149,35 +150,6 @@ fn config(port: u16, source_extra: &str, output_extra: &str) -> String {
     )
 }
 
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
-fn status_kib(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[derive(Default)]
 struct Counters {
     acked_requests: AtomicU64,
@@ -262,7 +234,7 @@ fn sample(c: &Counters, pid: u32) -> Sample {
         at: Instant::now(),
         requests: c.acked_requests.load(Ordering::Relaxed),
         bytes: c.acked_bytes.load(Ordering::Relaxed),
-        cpu: cpu_ticks(pid),
+        cpu: procstat::read(pid).unwrap().cpu_ticks,
     }
 }
 
@@ -314,14 +286,14 @@ fn bench_ferry(
     let elapsed = last.at.duration_since(first.at).as_secs_f64();
     let events = (last.requests - first.requests) * ENTRIES;
     let bytes = (last.bytes - first.bytes) as f64;
-    let cpu_s = (last.cpu - first.cpu) as f64 / clock_ticks();
+    let cpu_s = (last.cpu - first.cpu) as f64 / procstat::clock_ticks();
     println!(
         "forward_input: {:.2} M events/s, {:.0} MB/s, ferry CPU {:.3} s per GB ({:.2} cores), peak RSS {} MiB, {} requests all acked in order",
         events as f64 / elapsed / 1e6,
         bytes / elapsed / 1e6,
         cpu_s / (bytes / 1e9),
         cpu_s / elapsed,
-        status_kib(pid, "VmHWM:") / 1024,
+        procstat::read(pid).unwrap().peak_rss_kib / 1024,
         counters.acked_requests.load(Ordering::Relaxed)
     );
 }
@@ -381,9 +353,17 @@ fn bench_handshakes(secs: u64) {
         })
         .collect();
     std::thread::sleep(Duration::from_secs(1));
-    let (t0, n0, c0) = (Instant::now(), done.load(Ordering::Relaxed), cpu_ticks(pid));
+    let (t0, n0, c0) = (
+        Instant::now(),
+        done.load(Ordering::Relaxed),
+        procstat::read(pid).unwrap().cpu_ticks,
+    );
     std::thread::sleep(Duration::from_secs(secs));
-    let (t1, n1, c1) = (Instant::now(), done.load(Ordering::Relaxed), cpu_ticks(pid));
+    let (t1, n1, c1) = (
+        Instant::now(),
+        done.load(Ordering::Relaxed),
+        procstat::read(pid).unwrap().cpu_ticks,
+    );
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();
@@ -392,7 +372,7 @@ fn bench_handshakes(secs: u64) {
     println!(
         "handshakes: {:.0} connections/s with <security> (connect, HELO, PING, PONG, close), ferry CPU {:.0} us per connection",
         n / t1.duration_since(t0).as_secs_f64(),
-        (c1 - c0) as f64 / clock_ticks() * 1e6 / n
+        (c1 - c0) as f64 / procstat::clock_ticks() * 1e6 / n
     );
 }
 

@@ -20,6 +20,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark program: failures abort it
 
+use ferry_bench::{limits, procstat};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -72,31 +73,6 @@ fn start(config: &str, dir: &Path, name: &str, port: u16) -> Proc {
         std::thread::sleep(Duration::from_millis(20));
     }
     Proc(child)
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-/// Sequential write speed of the disk under `dir`: `mb` MB in 1 MiB writes, then fdatasync.
-fn disk_write_speed(dir: &Path, mb: usize) -> f64 {
-    let path = dir.join("disk-probe");
-    let block = vec![0x5au8; 1024 * 1024];
-    let started = Instant::now();
-    let mut f = std::fs::File::create(&path).unwrap();
-    for _ in 0..mb {
-        f.write_all(&block).unwrap();
-    }
-    f.sync_data().unwrap();
-    let secs = started.elapsed().as_secs_f64();
-    drop(f);
-    std::fs::remove_file(&path).unwrap();
-    mb as f64 * 1.048_576 / secs
 }
 
 fn entries(events: u64) -> Vec<u8> {
@@ -165,7 +141,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&root).unwrap();
-    let disk = disk_write_speed(&root, 1024);
+    let disk = limits::disk_mb_s(&root, 1024 << 20, false).unwrap();
 
     let (agg_port, fwd_port) = (free_port(), free_port());
     let agg_buf = root.join("aggregator-buffer");
@@ -190,7 +166,10 @@ fn main() {
     let per_conn = requests_total.div_ceil(connections);
     let bytes = per_conn * connections * payload.len() as u64;
     let events = per_conn * connections * per_request;
-    let (cpu_agg0, cpu_fwd0) = (cpu_seconds(agg.0.id()), cpu_seconds(fwd.0.id()));
+    let (cpu_agg0, cpu_fwd0) = (
+        procstat::cpu_seconds(agg.0.id()).unwrap(),
+        procstat::cpu_seconds(fwd.0.id()).unwrap(),
+    );
     let started = Instant::now();
     std::thread::scope(|s| {
         for c in 0..connections {
@@ -204,12 +183,12 @@ fn main() {
     }
     let secs = started.elapsed().as_secs_f64();
     let (cpu_agg, cpu_fwd) = (
-        cpu_seconds(agg.0.id()) - cpu_agg0,
-        cpu_seconds(fwd.0.id()) - cpu_fwd0,
+        procstat::cpu_seconds(agg.0.id()).unwrap() - cpu_agg0,
+        procstat::cpu_seconds(fwd.0.id()).unwrap() - cpu_fwd0,
     );
     drop(fwd);
     drop(agg);
-    let disk_after = disk_write_speed(&root, 1024);
+    let disk_after = limits::disk_mb_s(&root, 1024 << 20, false).unwrap();
     let disk_mean = (disk + disk_after) / 2.0;
     let gb = bytes as f64 / 1e9;
     let mbps = bytes as f64 / 1e6 / secs;

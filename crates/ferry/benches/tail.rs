@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used)] // a bench that cannot set up should stop loudly
 
+use ferry_bench::procstat;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -16,15 +17,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const LINE: usize = 200;
-
-fn ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
 
 /// (utime + stime, cutime + cstime) of a process, in clock ticks.
 fn cpu_ticks(pid: &str) -> (u64, u64) {
@@ -77,7 +69,7 @@ impl Figures {
 }
 
 fn cat(path: &Path) -> Figures {
-    let hz = ticks_per_second();
+    let hz = procstat::clock_ticks();
     let (_, before) = cpu_ticks("self");
     let started = Instant::now();
     let status = Command::new("cat")
@@ -119,7 +111,7 @@ fn ferry(dir: &Path, file: &Path, parse: &str) -> Figures {
     )
     .unwrap();
     let size = std::fs::metadata(file).unwrap().len();
-    let hz = ticks_per_second();
+    let hz = procstat::clock_ticks();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .arg("-c")
