@@ -204,9 +204,6 @@ pub fn write_str(bytes: &[u8], out: &mut Vec<u8>) {
         out.push(b'"');
         return;
     }
-    if bytes.is_ascii() {
-        return write_escaped(bytes, out);
-    }
     match std::str::from_utf8(bytes) {
         Ok(s) => write_escaped(s.as_bytes(), out),
         Err(_) => write_escaped(String::from_utf8_lossy(bytes).as_bytes(), out),
