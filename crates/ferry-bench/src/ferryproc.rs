@@ -69,6 +69,16 @@ pub struct Ferry {
 }
 
 /// The log lines written so far.
+/// True when a TCP listener on 127.0.0.1:`port` accepts a connection.
+///
+/// A connection whose two ends are the same address is not a listener: on Linux, connecting to
+/// a port of the ephemeral range that nobody listens on can pick that same port as the source
+/// and connect the socket to itself (TCP simultaneous open). A readiness loop that retries every
+/// few milliseconds meets this now and then, and would call a process ready before it listens.
+pub fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+}
+
 pub fn read_log(path: &Path) -> String {
     std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -117,7 +127,7 @@ impl Ferry {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let ok = match self.ready {
-                Ready::Port(p) => TcpStream::connect(("127.0.0.1", p)).is_ok(),
+                Ready::Port(p) => listening(p),
                 Ready::Started => read_log(&self.log)
                     .lines()
                     .any(|l| l.contains("ferry ") && l.contains(" started")),
@@ -260,4 +270,21 @@ pub fn default_binary() -> PathBuf {
         return here;
     }
     dir.parent().map_or(here.clone(), |p| p.join("ferry"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_is_listening_only_while_a_listener_holds_it() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(listening(port));
+        drop(l);
+        // Retried as a readiness loop would: no attempt may count a self-connected socket.
+        for _ in 0..200 {
+            assert!(!listening(port));
+        }
+    }
 }

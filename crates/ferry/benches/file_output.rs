@@ -189,7 +189,7 @@ fn run(
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !ferry_bench::ferryproc::listening(port) {
         assert!(Instant::now() < deadline, "ferry did not start");
         thread::sleep(Duration::from_millis(20));
     }

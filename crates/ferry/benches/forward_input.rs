@@ -135,7 +135,7 @@ fn start_ferry(port: u16, config: &str) -> Ferry {
         .spawn()
         .expect("start ferry");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !ferry_bench::ferryproc::listening(port) {
         assert!(Instant::now() < deadline, "ferry did not listen");
         std::thread::sleep(Duration::from_millis(20));
     }

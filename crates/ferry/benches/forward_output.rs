@@ -68,7 +68,7 @@ fn start(config: &str, dir: &Path, name: &str, port: u16) -> Proc {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !ferry_bench::ferryproc::listening(port) {
         assert!(Instant::now() < deadline, "{name} did not start");
         std::thread::sleep(Duration::from_millis(20));
     }

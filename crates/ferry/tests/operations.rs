@@ -252,7 +252,7 @@ fn sighup_with_a_broken_file_keeps_running_and_a_good_one_reloads() {
     wait_for(
         "the reloaded input to listen",
         Duration::from_secs(10),
-        || AckedSender::connect(port).is_ok(),
+        || ferry_bench::ferryproc::listening(port),
     );
     AckedSender::connect(port)
         .unwrap()

@@ -157,7 +157,7 @@ impl Ferry {
 
     fn spawn(cmd: Command, dir: tempfile::TempDir, port: u16) -> Self {
         Self::launch(cmd, dir, &format!("listening on {port}"), |_| {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
+            ferry_bench::ferryproc::listening(port)
         })
     }
 
@@ -536,7 +536,7 @@ impl Ferry {
 
 /// A ready check for [`Ferry::start_cmd`]: TCP `port` on 127.0.0.1 accepts.
 pub fn tcp_ready(port: u16) -> impl Fn(&Path) -> bool {
-    move |_| TcpStream::connect(("127.0.0.1", port)).is_ok()
+    move |_| ferry_bench::ferryproc::listening(port)
 }
 
 /// A test CA with a server certificate (for `localhost` and 127.0.0.1) and a client

@@ -6,7 +6,6 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -70,7 +69,7 @@ impl Broker {
             port,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !ferry_bench::ferryproc::listening(port) {
             if let Some(Ok(Some(status))) = broker.child.as_mut().map(Child::try_wait) {
                 panic!("tansu exited with {status} before listening on {port}");
             }
