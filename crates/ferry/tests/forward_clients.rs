@@ -128,7 +128,14 @@ fn node_logger_over_tls_verifies_the_server_and_is_acked() {
     assert_all_seqs(&events(&ferry, 50), "client", "node", 50);
 }
 
-fn run_go(sender: &std::path::Path, port: u16, tag: &str, count: u32, flags: &[&str]) {
+fn run_go(
+    ferry: &mut Ferry,
+    sender: &std::path::Path,
+    port: u16,
+    tag: &str,
+    count: u32,
+    flags: &[&str],
+) {
     let out = Command::new(sender)
         .args([
             "-port",
@@ -143,9 +150,10 @@ fn run_go(sender: &std::path::Path, port: u16, tag: &str, count: u32, flags: &[&
         .unwrap();
     assert!(
         out.status.success(),
-        "go sender failed: {}\n{}",
+        "go sender ({tag}) failed: {}\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        ferry.report()
     );
 }
 
@@ -153,10 +161,17 @@ fn run_go(sender: &std::path::Path, port: u16, tag: &str, count: u32, flags: &[&
 fn go_logger_with_acks_and_in_async_mode_is_fully_received() {
     let Some(sender) = go_sender() else { return };
     let port = free_port();
-    let ferry = Ferry::start(&config(port, ""), port);
-    run_go(&sender, port, "go.ack", 300, &["-ack"]);
-    run_go(&sender, port, "go.async", 300, &["-async"]);
-    run_go(&sender, port, "go.both", 300, &["-ack", "-async"]);
+    let mut ferry = Ferry::start(&config(port, ""), port);
+    run_go(&mut ferry, &sender, port, "go.ack", 300, &["-ack"]);
+    run_go(&mut ferry, &sender, port, "go.async", 300, &["-async"]);
+    run_go(
+        &mut ferry,
+        &sender,
+        port,
+        "go.both",
+        300,
+        &["-ack", "-async"],
+    );
     let got = events(&ferry, 900);
     for tag in ["go.ack", "go.async", "go.both"] {
         assert_all_seqs(&got, "tag", tag, 300);

@@ -211,6 +211,16 @@ impl Ferry {
     pub fn stderr_so_far(&self) -> Vec<String> {
         self.stderr.try_iter().collect()
     }
+
+    /// Whether the process still runs, and its log so far: for the message of a failed test.
+    pub fn report(&mut self) -> String {
+        let state = match self.child.try_wait() {
+            Ok(None) => "ferry is running".to_owned(),
+            Ok(Some(status)) => format!("ferry exited: {status}"),
+            Err(e) => format!("ferry's state is unknown: {e}"),
+        };
+        format!("{state}; its log:\n{}", self.stderr_so_far().join("\n"))
+    }
 }
 
 pub fn collect(rx: &Receiver<String>, n: usize, timeout: Duration, what: &str) -> Vec<String> {
