@@ -249,15 +249,41 @@ pub fn dry_run(bin: &Path, conf: &Path) -> Result<(), FerryError> {
     }
 }
 
-/// A port free on 127.0.0.1 for both TCP and UDP a moment ago.
+/// Ports handed out by [`free_port`] lie in `FREE_PORTS`: below the kernel's ephemeral range
+/// (32768-60999 by default), so no `bind(0)` and no outgoing connection takes one.
+const FREE_PORTS: std::ops::Range<u16> = 10_000..32_000;
+
+/// A port free on 127.0.0.1 for both TCP and UDP a moment ago, never the same twice in one
+/// process.
+///
+/// Candidates come from a counter that starts at a per-process offset and only moves forward,
+/// so checking a candidate (a short bind) never touches a port this process handed out before.
+/// Picking with `bind(0)` instead lets the kernel offer a port that another thread was just
+/// given: the check's short-lived listener then sits on that port while its owner starts a
+/// server there, which then fails with "address in use", and the owner's readiness probe is
+/// answered by the check's listener.
 pub fn free_port() -> std::io::Result<u16> {
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let port = l.local_addr()?.port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(FREE_PORTS.end - FREE_PORTS.start);
+    if NEXT.load(Ordering::Relaxed) == 0 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let seed = (std::process::id().wrapping_mul(7919) ^ nanos) % span;
+        let _ = NEXT.compare_exchange(0, seed + 1, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FREE_PORTS.start + (n % span) as u16;
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if tcp.is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
             return Ok(port);
         }
     }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free port in {FREE_PORTS:?}"),
+    ))
 }
 
 /// The `ferry` binary next to the running executable (`target/release/ferry` for
@@ -275,6 +301,20 @@ pub fn default_binary() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_are_outside_the_ephemeral_range_and_never_repeat() {
+        let ports: Vec<u16> = (0..500).map(|_| free_port().unwrap()).collect();
+        assert!(ports.iter().all(|p| FREE_PORTS.contains(p)), "{ports:?}");
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len());
+        // Each one is really free.
+        for p in &ports[..20] {
+            std::net::TcpListener::bind(("127.0.0.1", *p)).unwrap();
+        }
+    }
 
     #[test]
     fn a_port_is_listening_only_while_a_listener_holds_it() {

@@ -140,8 +140,7 @@ struct RunResult {
 }
 
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    ferry_bench::ferryproc::free_port().unwrap()
 }
 
 fn run(

@@ -116,8 +116,7 @@ impl Drop for Ferry {
 }
 
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    ferry_bench::ferryproc::free_port().unwrap()
 }
 
 fn start_ferry(port: u16, config: &str) -> Ferry {

@@ -22,7 +22,7 @@
 
 use ferry_bench::{limits, procstat};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,13 +37,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 fn free_port() -> u16 {
-    loop {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    ferry_bench::ferryproc::free_port().unwrap()
 }
 
 struct Proc(Child);

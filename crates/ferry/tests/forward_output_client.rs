@@ -319,10 +319,8 @@ async fn gzip_chunks_go_as_compressed_packed_forward_and_time_as_integer_rewrite
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connection_detaches_at_once_and_no_healthy_server_is_no_nodes_available() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Nobody listens there: a port from outside the ephemeral range, handed out once.
+    let port = ferry_bench::ferryproc::free_port().unwrap();
     let params = "  heartbeat_interval 10s\n";
     let fwd = Forward::new(
         "refused",

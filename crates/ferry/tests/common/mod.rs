@@ -2,32 +2,18 @@
 #![allow(dead_code, clippy::unwrap_used)] // test support: a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A port that was free a moment ago on 127.0.0.1 (TCP; the UDP port of the same number is
-/// checked too, since the forward input binds both).
-/// A TCP and UDP port free on 127.0.0.1, never handed out twice in this process: tests run in
-/// parallel, and two ferry processes given one port would have one fail to bind while the
-/// other answers the readiness check for both.
+/// A port free on 127.0.0.1 for TCP and UDP (the forward input binds both), never handed out
+/// twice in this process, and never probed again once handed out: tests run in parallel
+/// (see `ferry_bench::ferryproc::free_port`).
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = l.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-            continue;
-        }
-        let mut given = GIVEN.lock().unwrap();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
+    ferry_bench::ferryproc::free_port().expect("a free port")
 }
 
 pub fn workspace_root() -> PathBuf {

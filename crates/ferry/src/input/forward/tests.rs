@@ -24,13 +24,7 @@ struct Running {
 }
 
 fn free_port() -> u16 {
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    ferry_bench::ferryproc::free_port().unwrap()
 }
 
 /// Starts one forward input (`extra` lines inside `<source>`) routed to a null output.
