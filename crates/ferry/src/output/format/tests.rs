@@ -129,3 +129,80 @@ fn broken_entries_are_counted_and_leave_no_partial_line() {
     assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
     assert!(out.ends_with(b"}\n"));
 }
+
+/// Every format, fed any bytes where a chunk's entries should be, never panics; it counts what it
+/// cannot decode. The JSON-line formats escape every newline, so each decoded event is exactly
+/// one line.
+mod any_bytes {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FORMATS: [(&str, bool); 8] = [
+        ("<match>\n</match>", true),
+        (
+            "<match>\n<format>\n@type json\n</format>\n<inject>\ntag_key tag\ntime_key time\n</inject>\n</match>",
+            true,
+        ),
+        (
+            "<match>\n<format>\n@type out_file\ntime_type float\n</format>\n</match>",
+            true,
+        ),
+        ("<match>\n<format>\n@type ltsv\n</format>\n</match>", false),
+        (
+            "<match>\n<format>\n@type csv\nfields n,message\n</format>\n</match>",
+            false,
+        ),
+        (
+            "<match>\n<format>\n@type single_value\n</format>\n</match>",
+            false,
+        ),
+        (
+            "<match>\n<format>\n@type msgpack\n</format>\n</match>",
+            false,
+        ),
+        (
+            "<match>\n<format>\n@type out_file\ntime_format %Y-%m-%dT%H:%M:%S.%N%z\n</format>\n</match>",
+            true,
+        ),
+    ];
+
+    fn check(stream: &[u8]) -> Result<(), TestCaseError> {
+        let entries = ferry_proto::entries::iter(stream).count() as u64;
+        for (i, (conf, one_line_each)) in FORMATS.iter().enumerate() {
+            let default = if i == 0 {
+                FormatKind::Stdout
+            } else {
+                FormatKind::OutFile
+            };
+            let mut out = Vec::new();
+            let broken = format(conf, default).write_stream("t.x", stream, &mut out);
+            prop_assert!(broken <= entries);
+            if *one_line_each {
+                let lines = out.iter().filter(|b| **b == b'\n').count() as u64;
+                prop_assert_eq!(lines, entries - broken, "{}", conf);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            check(&bytes)?;
+        }
+
+        #[test]
+        fn valid_entries_with_bytes_changed(
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let mut s = stream();
+            let good = s.clone();
+            s.extend_from_slice(&good);
+            for (at, byte) in flips {
+                let i = at.index(s.len());
+                s[i] = byte;
+            }
+            check(&s)?;
+        }
+    }
+}
