@@ -6,50 +6,16 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ferry_proto::encode::{encode_forward, encode_packed_forward, write_entry};
-use ferry_proto::msgpack::{write_map_len, write_str, write_uint};
-use ferry_proto::{Compression, EventTime, FrameDecoder, entries};
+use ferry_proto::encode::{encode_forward, encode_packed_forward};
+use ferry_proto::{Compression, FrameDecoder, entries};
+
+#[path = "support/access_log.rs"]
+mod access_log;
 
 const ENTRIES: u64 = 1000;
 
-fn record(i: u64) -> Vec<u8> {
-    let mut r = BytesMut::new();
-    write_map_len(&mut r, 8);
-    for (k, v) in [
-        ("host", "web-17.prod.example.net"),
-        ("method", "GET"),
-        ("path", "/api/v1/items/12345?expand=owner"),
-        (
-            "agent",
-            "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101",
-        ),
-        ("level", "info"),
-    ] {
-        write_str(&mut r, k.as_bytes());
-        write_str(&mut r, v.as_bytes());
-    }
-    for (k, v) in [
-        ("status", 200 + i % 5),
-        ("bytes", 5120 + i),
-        ("latency_us", 1234 * i),
-    ] {
-        write_str(&mut r, k.as_bytes());
-        write_uint(&mut r, v);
-    }
-    r.to_vec()
-}
-
 fn stream() -> BytesMut {
-    let mut s = BytesMut::new();
-    for i in 0..ENTRIES {
-        write_entry(
-            &mut s,
-            EventTime::new(1_700_000_000 + i as u32, 123_456_789),
-            false,
-            &record(i),
-        );
-    }
-    s
+    access_log::entries(ENTRIES)
 }
 
 fn bench_validate(c: &mut Criterion) {

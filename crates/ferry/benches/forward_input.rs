@@ -17,10 +17,12 @@
 use bytes::{Bytes, BytesMut};
 use ferry_bench::procstat;
 use ferry_proto::ack::parse_ack;
-use ferry_proto::encode::{packed_forward_header, write_entry};
+use ferry_proto::encode::packed_forward_header;
 use ferry_proto::frame::FrameDecoder;
-use ferry_proto::msgpack::{write_map_len, write_str, write_uint};
-use ferry_proto::{ChunkId, EventTime, Options};
+use ferry_proto::{ChunkId, Options};
+
+#[path = "../../ferry-proto/benches/support/access_log.rs"]
+mod access_log;
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -48,44 +50,9 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn record(i: u64) -> Vec<u8> {
-    let mut r = BytesMut::new();
-    write_map_len(&mut r, 8);
-    for (k, v) in [
-        ("host", "web-17.prod.example.net"),
-        ("method", "GET"),
-        ("path", "/api/v1/items/12345?expand=owner"),
-        (
-            "agent",
-            "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101",
-        ),
-        ("level", "info"),
-    ] {
-        write_str(&mut r, k.as_bytes());
-        write_str(&mut r, v.as_bytes());
-    }
-    for (k, v) in [
-        ("status", 200 + i % 5),
-        ("bytes", 5120 + i),
-        ("latency_us", 1234 * i),
-    ] {
-        write_str(&mut r, k.as_bytes());
-        write_uint(&mut r, v);
-    }
-    r.to_vec()
-}
-
 /// Header + payload of the request (shared by every request); the options differ per request.
 fn request_prefix() -> Bytes {
-    let mut entries = BytesMut::new();
-    for i in 0..ENTRIES {
-        write_entry(
-            &mut entries,
-            EventTime::new(1_700_000_000 + i as u32, 123_456_789),
-            false,
-            &record(i),
-        );
-    }
+    let entries = access_log::entries(ENTRIES);
     let mut out = BytesMut::new();
     out.extend_from_slice(&packed_forward_header("bench.forward", entries.len()));
     out.extend_from_slice(&entries);
