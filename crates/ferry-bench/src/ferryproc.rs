@@ -257,11 +257,15 @@ const FREE_PORTS: std::ops::Range<u16> = 10_000..32_000;
 /// process.
 ///
 /// Candidates come from a counter that starts at a per-process offset and only moves forward,
-/// so checking a candidate (a short bind) never touches a port this process handed out before.
-/// Picking with `bind(0)` instead lets the kernel offer a port that another thread was just
-/// given: the check's short-lived listener then sits on that port while its owner starts a
-/// server there, which then fails with "address in use", and the owner's readiness probe is
-/// answered by the check's listener.
+/// so no candidate is one this process handed out before. A candidate is free when no socket
+/// of this network namespace, TCP or UDP, has it as its local port (`/proc/net/{tcp,udp}{,6}`).
+///
+/// Checking by reading the kernel's tables rather than binding matters twice over:
+/// - picking with `bind(0)` lets the kernel offer a port that another thread was just given;
+/// - a check that binds and listens, however briefly, can outlive itself: a thread that forks
+///   a child at that moment gives the child a copy of the listening socket, which lives until
+///   the child's `exec`. The owner's server then fails with "address in use", and its
+///   readiness probe is answered by the copy, which resets the connection when it closes.
 pub fn free_port() -> std::io::Result<u16> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let span = u32::from(FREE_PORTS.end - FREE_PORTS.start);
@@ -272,11 +276,11 @@ pub fn free_port() -> std::io::Result<u16> {
         let seed = (std::process::id().wrapping_mul(7919) ^ nanos) % span;
         let _ = NEXT.compare_exchange(0, seed + 1, Ordering::Relaxed, Ordering::Relaxed);
     }
+    let used = ports_in_use()?;
     for _ in 0..span {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let port = FREE_PORTS.start + (n % span) as u16;
-        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
-        if tcp.is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if !used.contains(&port) {
             return Ok(port);
         }
     }
@@ -284,6 +288,33 @@ pub fn free_port() -> std::io::Result<u16> {
         std::io::ErrorKind::AddrInUse,
         format!("no free port in {FREE_PORTS:?}"),
     ))
+}
+
+/// The local ports of every TCP and UDP socket (IPv4 and IPv6) of this network namespace.
+pub fn ports_in_use() -> std::io::Result<std::collections::HashSet<u16>> {
+    let mut used = std::collections::HashSet::new();
+    for table in ["tcp", "tcp6", "udp", "udp6"] {
+        let text = match std::fs::read_to_string(format!("/proc/net/{table}")) {
+            Ok(t) => t,
+            // A kernel without IPv6 has no tcp6/udp6 table.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && table.ends_with('6') => {
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        used.extend(local_ports(&text));
+    }
+    Ok(used)
+}
+
+/// The local ports of a `/proc/net/{tcp,udp}{,6}` table: the hex after the last `:` of the
+/// second column (`local_address`), on every line after the header.
+fn local_ports(table: &str) -> impl Iterator<Item = u16> + '_ {
+    table.lines().skip(1).filter_map(|line| {
+        let local = line.split_whitespace().nth(1)?;
+        let (_, port) = local.rsplit_once(':')?;
+        u16::from_str_radix(port, 16).ok()
+    })
 }
 
 /// The `ferry` binary next to the running executable (`target/release/ferry` for
@@ -314,6 +345,34 @@ mod tests {
         for p in &ports[..20] {
             std::net::TcpListener::bind(("127.0.0.1", *p)).unwrap();
         }
+    }
+
+    #[test]
+    fn ports_held_by_a_socket_of_any_kind_are_in_use() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tcp6 = std::net::TcpListener::bind("[::1]:0").ok();
+        let used = ports_in_use().unwrap();
+        assert!(used.contains(&tcp.local_addr().unwrap().port()));
+        assert!(used.contains(&udp.local_addr().unwrap().port()));
+        if let Some(l) = tcp6 {
+            assert!(used.contains(&l.local_addr().unwrap().port()));
+        }
+        // A connected socket's local port counts too.
+        let client = TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
+        assert!(
+            ports_in_use()
+                .unwrap()
+                .contains(&client.local_addr().unwrap().port())
+        );
+    }
+
+    #[test]
+    fn local_ports_reads_the_local_address_column() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue\n   \
+                     0: 0100007F:5EB8 00000000:0000 0A 00000000:00000000\n   \
+                     1: 00000000000000000000000001000000:2710 00000000000000000000000000000000:0000 0A\n";
+        assert_eq!(local_ports(table).collect::<Vec<_>>(), vec![0x5EB8, 10_000]);
     }
 
     #[test]

@@ -280,7 +280,7 @@ fn a_copy_store_that_cannot_write_does_not_hold_back_the_other_store() {
         buf = buf.display(),
         blocker = blocker.display()
     );
-    let ferry = Ferry::start(&conf, port);
+    let mut ferry = Ferry::start(&conf, port);
     let mut sender = AckedSender::connect(port).unwrap();
     let count_good = || {
         files_under(&out)
@@ -294,10 +294,7 @@ fn a_copy_store_that_cannot_write_does_not_hold_back_the_other_store() {
         for i in 0..10 {
             let seqs = first + i * 100..first + (i + 1) * 100;
             if let Err(e) = sender.send("copy.test", seqs, 100) {
-                panic!(
-                    "send failed: {e}; ferry's log: {:#?}",
-                    ferry.stderr_so_far()
-                );
+                panic!("send failed: {e}; {}", ferry.report(port));
             }
         }
         let expected = ((round + 1) * 1000) as usize;

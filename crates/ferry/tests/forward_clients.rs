@@ -153,7 +153,7 @@ fn run_go(
         "go sender ({tag}) failed: {}\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
-        ferry.report()
+        ferry.report(port)
     );
 }
 

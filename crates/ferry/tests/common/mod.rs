@@ -198,14 +198,34 @@ impl Ferry {
         self.stderr.try_iter().collect()
     }
 
-    /// Whether the process still runs, and its log so far: for the message of a failed test.
-    pub fn report(&mut self) -> String {
-        let state = match self.child.try_wait() {
-            Ok(None) => "ferry is running".to_owned(),
-            Ok(Some(status)) => format!("ferry exited: {status}"),
-            Err(e) => format!("ferry's state is unknown: {e}"),
+    /// Whether the process still runs, its log, and what listens on `port`: for the message of
+    /// a failed test. Waits up to a second for a process that is exiting, so that its last log
+    /// lines arrive.
+    pub fn report(&mut self, port: u16) -> String {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let state = loop {
+            match self.child.try_wait() {
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+                Ok(None) => break format!("ferry (pid {}) is running", self.child.id()),
+                Ok(Some(status)) => {
+                    // Its pipe closes with it; give the pump a moment to deliver the last lines.
+                    thread::sleep(Duration::from_millis(100));
+                    break format!("ferry (pid {}) exited: {status}", self.child.id());
+                }
+                Err(e) => break format!("ferry's state is unknown: {e}"),
+            }
         };
-        format!("{state}; its log:\n{}", self.stderr_so_far().join("\n"))
+        let holders = Command::new("ss")
+            .args(["-Htanup", &format!("sport = :{port}")])
+            .output()
+            .map_or_else(
+                |e| format!("(ss: {e})"),
+                |o| String::from_utf8_lossy(&o.stdout).into_owned(),
+            );
+        format!(
+            "{state}; sockets on port {port}:\n{holders}its log:\n{}",
+            self.stderr_so_far().join("\n")
+        )
     }
 }
 
