@@ -22,34 +22,26 @@ pub(super) fn split(batch: &Batch, setup: &BufferSetup) -> Result<Vec<Piece>, St
     let limit = setup.config.chunk_limit_size;
     let record_limit = setup.config.chunk_limit_records.unwrap_or(u64::MAX);
     let tag = keys.tag.then(|| batch.tag.to_string());
-    let simple = !keys.time && keys.record.is_empty();
-    if simple && (batch.entries.len() as u64) <= limit && batch.records <= record_limit {
-        return Ok(vec![(
-            ChunkKey {
-                tag,
-                timekey: None,
-                variables: Vec::new(),
-            },
-            batch.entries.clone(),
-            batch.records,
-        )]);
-    }
     let timekey = setup.config.timekey.map_or(0, |d| d.as_secs().max(1));
     let slice = |sec: u32| {
         let sec = i64::from(sec);
         sec - sec.rem_euclid(timekey as i64)
     };
-    // Keyed by time only, and the input says every event lies in one slice: no walk needed.
-    if keys.time
-        && keys.record.is_empty()
-        && let Some((min, max)) = batch.time_range
-        && slice(min) == slice(max)
+    // One key for the whole batch without walking it: no time key, or the input says every
+    // event lies in one time slice (`Some(slice)`).
+    let whole_batch_slice = match batch.time_range {
+        _ if !keys.time => Some(None),
+        Some((min, max)) if slice(min) == slice(max) => Some(Some(slice(min))),
+        _ => None,
+    };
+    if keys.record.is_empty()
+        && let Some(timekey) = whole_batch_slice
         && (batch.entries.len() as u64) <= limit
         && batch.records <= record_limit
     {
         let key = ChunkKey {
             tag,
-            timekey: Some(slice(min)),
+            timekey,
             variables: Vec::new(),
         };
         return Ok(vec![(key, batch.entries.clone(), batch.records)]);
