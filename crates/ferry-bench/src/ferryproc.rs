@@ -68,7 +68,6 @@ pub struct Ferry {
     ready: Ready,
 }
 
-/// The log lines written so far.
 /// True when a TCP listener on 127.0.0.1:`port` accepts a connection.
 ///
 /// A connection whose two ends are the same address is not a listener: on Linux, connecting to
@@ -79,6 +78,7 @@ pub fn listening(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }
 
+/// The log lines written so far.
 pub fn read_log(path: &Path) -> String {
     std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())

@@ -20,9 +20,6 @@ use ferry_proto::ack::parse_ack;
 use ferry_proto::encode::packed_forward_header;
 use ferry_proto::frame::FrameDecoder;
 use ferry_proto::{ChunkId, Options};
-
-#[path = "../../ferry-proto/benches/support/access_log.rs"]
-mod access_log;
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -30,6 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
+
+#[path = "../../ferry-proto/benches/support/access_log.rs"]
+mod access_log;
 
 const ENTRIES: u64 = 1000;
 

@@ -10,8 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// A port free on 127.0.0.1 for TCP and UDP (the forward input binds both), never handed out
-/// twice in this process, and never probed again once handed out: tests run in parallel
-/// (see `ferry_bench::ferryproc::free_port`).
+/// twice in this process, found without opening a socket: tests run in parallel and spawn
+/// processes (see `ferry_bench::ferryproc::free_port`).
 pub fn free_port() -> u16 {
     ferry_bench::ferryproc::free_port().expect("a free port")
 }
