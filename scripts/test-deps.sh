@@ -84,4 +84,15 @@ if [ -z "$tansu" ]; then
 fi
 export FERRY_TEST_TANSU="$tansu"
 
+# The real peers: Fluentd 1.16.11 and Fluent Bit 4.2.8 from ../shared/peers (their setup installs
+# Ruby and the libraries they need from Debian), for the live interoperability tests.
+peers_setup="$root/../shared/peers/setup.sh"
+if [ ! -f "$peers_setup" ]; then
+  echo "error: $peers_setup is missing: the interoperability tests need ../shared/peers" >&2
+  exit 1
+fi
+echo "== setting up the real Fluentd and Fluent Bit (../shared/peers)"
+eval "$(bash "$peers_setup")"
+export FLUENTD_CMD FLUENTBIT_BIN
+
 export FERRY_TEST_DEPS=1

@@ -78,6 +78,24 @@ pub fn listening(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }
 
+/// Whether a TCP socket of this network namespace listens on `port` (IPv4 or IPv6), read from
+/// the kernel's tables without connecting: for peers that log an error or misbehave when a
+/// readiness probe connects and closes without speaking (Fluent Bit's TLS input does both).
+pub fn tcp_listener_on(port: u16) -> bool {
+    ["tcp", "tcp6"].iter().any(|table| {
+        std::fs::read_to_string(format!("/proc/net/{table}")).is_ok_and(|text| {
+            text.lines().skip(1).any(|line| {
+                let mut cols = line.split_whitespace().skip(1);
+                let local = cols.next().and_then(|l| l.rsplit_once(':'));
+                // Column 4 (`st`) is the state; 0A is LISTEN.
+                let state = cols.nth(1);
+                local.is_some_and(|(_, p)| u16::from_str_radix(p, 16) == Ok(port))
+                    && state == Some("0A")
+            })
+        })
+    })
+}
+
 /// The log lines written so far.
 pub fn read_log(path: &Path) -> String {
     std::fs::read(path)
@@ -385,5 +403,17 @@ mod tests {
         for _ in 0..200 {
             assert!(!listening(port));
         }
+    }
+
+    #[test]
+    fn a_listener_is_seen_in_the_kernel_tables_and_a_connected_socket_is_not() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(tcp_listener_on(port));
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let client_port = client.local_addr().unwrap().port();
+        assert!(!tcp_listener_on(client_port));
+        drop(l);
+        assert!(!tcp_listener_on(port));
     }
 }

@@ -259,9 +259,39 @@ pub async fn checkout(shared: &Shared, node: &Node) -> Result<(Connection, bool)
     Ok((connect(shared, node).await?, false))
 }
 
-/// After a completed request: keep the connection for the next one, or close it.
-pub fn checkin(shared: &Shared, node: &Node, conn: Connection) {
+/// Longest wait for the server's side of a graceful close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// After a completed request: keep the connection for the next one, or close it gracefully.
+pub async fn checkin(shared: &Shared, node: &Node, conn: Connection) {
     if shared.config.keepalive && conn.reusable && node.is_available() {
         node.checkin(conn);
+    } else {
+        conn.close(shared.config.send_timeout.min(CLOSE_WAIT)).await;
+    }
+}
+
+impl Connection {
+    /// Closes the connection as a well-behaved client does: TLS `close_notify` and a TCP FIN,
+    /// then whatever the server still sends (a TLS 1.3 session ticket, say) is read and dropped
+    /// until it closes its side, for at most `limit`.
+    ///
+    /// Dropping the socket instead makes the kernel answer unread bytes with a reset, and a
+    /// reset can reach the server before it has read the last request: the server then loses
+    /// that request (no ack would tell), and some servers stall on it (Fluent Bit's TLS input
+    /// held every later handshake for as long as such a connection lingered).
+    pub async fn close(mut self, limit: Duration) {
+        let drain = async {
+            self.stream.shutdown().await?;
+            let mut sink = [0u8; 512];
+            loop {
+                if tokio::io::AsyncReadExt::read(&mut self.stream, &mut sink).await? == 0 {
+                    return Ok::<(), io::Error>(());
+                }
+            }
+        };
+        if let Ok(Err(e)) = timeout(limit, drain).await {
+            tracing::trace!("closing the connection to {}: {e}", self.peer);
+        }
     }
 }

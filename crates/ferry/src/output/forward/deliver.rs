@@ -257,7 +257,7 @@ impl Shared {
         }
         bump(&m.records_sent, req.records);
         node.request_succeeded();
-        checkin(self, node, conn);
+        checkin(self, node, conn).await;
         Ok(())
     }
 

@@ -159,15 +159,18 @@ fn start_probe(shared: &Arc<Shared>, node: &Arc<Node>) {
 async fn probe(shared: &Shared, node: &Node) {
     let started = Instant::now();
     let result = if shared.config.keepalive {
-        keepalive_probe(shared, node).await
+        keepalive_probe(shared, node).await.map(|()| None)
     } else {
-        conn::connect(shared, node).await.map(drop)
+        conn::connect(shared, node).await.map(Some)
     };
     match result {
-        Ok(()) => {
+        Ok(opened) => {
             let rtt = started.elapsed().as_micros() as u64;
             node.metrics.heartbeat_rtt_us.store(rtt, Ordering::Relaxed);
             shared.heartbeat_from(node);
+            if let Some(c) = opened {
+                c.close(shared.config.heartbeat_interval).await;
+            }
         }
         Err(e) => failed(shared, node, &e),
     }
@@ -199,12 +202,12 @@ async fn keepalive_probe(shared: &Shared, node: &Node) -> Result<(), ForwardErro
     }
     while let Some(mut c) = node.checkout(cfg.keepalive_timeout) {
         if c.is_usable() && write_nil(&mut c, cfg.send_timeout).await {
-            conn::checkin(shared, node, c);
+            conn::checkin(shared, node, c).await;
             return Ok(());
         }
     }
     let c = conn::connect(shared, node).await?;
-    conn::checkin(shared, node, c);
+    conn::checkin(shared, node, c).await;
     Ok(())
 }
 

@@ -198,7 +198,7 @@ impl Forward {
                     .await?;
                 if s.config.verify_connection_at_startup {
                     let conn = conn::connect(s, node).await?;
-                    conn::checkin(s, node, conn);
+                    conn::checkin(s, node, conn).await;
                 }
                 Ok::<(), ForwardError>(())
             };

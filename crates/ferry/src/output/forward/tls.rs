@@ -14,7 +14,11 @@
 //!   presented key).
 //!
 //! Client certificates (`tls_client_cert_path` + `tls_client_private_key_path`) are sent when
-//! the server asks. A failed verification is an ordinary connection failure: logged with the
+//! the server asks.
+//!
+//! What the client offers: TLS 1.3 and 1.2 (1.3 only with `tls_version TLSv1_3`); SNI with the
+//! server's name when it is a DNS name (none for an IP address); no ALPN; no session
+//! resumption (see [`client_config`]), so no session ticket extension and no PSK. A failed verification is an ordinary connection failure: logged with the
 //! server's name, retried with backoff, never a reason to move a chunk aside.
 
 use super::config::ServerConfig;
@@ -206,10 +210,15 @@ pub fn client_config(
         .with_protocol_versions(versions)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let config = match &material.client {
+    let mut config = match &material.client {
         Some((chain, key)) => builder.with_client_auth_cert(chain.clone(), key.clone_key())?,
         None => builder.with_no_client_auth(),
     };
+    // Every connection is a full handshake. Fluentd's TLS server (Ruby's OpenSSL, no session id
+    // context) refuses a resumed session, TLS 1.2 ticket or TLS 1.3 PSK alike, with a fatal
+    // internal-error alert; a client that caches sessions then fails every connection after
+    // the first. Resumption would save one certificate check per connection, a few per second.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
 }
 
