@@ -17,7 +17,8 @@
 //! | [`record`] | helpers over decoded records shared by filters and formatters |
 //! | [`event`] | the batch of events that travels between them (msgpack bytes) |
 //! | [`task`] | named tasks, their states, cancellation and shutdown |
-//! | [`logging`] | log lines in Fluentd's shape, so runbooks carry over |
+//! | [`logging`] | log lines in Fluentd's shape, so runbooks carry over; a failure logged once per episode |
+//! | [`tls`] | what the TLS code of every plugin shares |
 //! | [`plugin`] | checks shared by every plugin family |
 
 pub mod admin;
@@ -35,6 +36,7 @@ pub mod record;
 pub mod router;
 pub mod status;
 pub mod task;
+pub mod tls;
 
 /// Log levels, as Fluentd names them.
 pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "fatal"];

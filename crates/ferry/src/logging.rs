@@ -66,3 +66,91 @@ pub fn init(level: &str) {
         .event_format(FluentdFormat)
         .try_init();
 }
+
+/// A failure that repeats is explained once. The first failure of an episode, and each failure
+/// that differs from the one before it, is to be logged at warn; a repeat of the same failure
+/// only at debug, counted. The first success ends the episode and reports how many failures it
+/// held, so the operator sees why once and when it is over, not one line per chunk per retry.
+#[derive(Debug, Default)]
+pub struct Episode {
+    state: std::sync::Mutex<Option<EpisodeState>>,
+}
+
+#[derive(Debug)]
+struct EpisodeState {
+    last: String,
+    failures: u64,
+}
+
+/// How an episode ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpisodeEnd {
+    /// The last failure.
+    pub last: String,
+    /// Every failure of the episode, logged or not.
+    pub failures: u64,
+}
+
+impl Episode {
+    fn state(&self) -> std::sync::MutexGuard<'_, Option<EpisodeState>> {
+        // Every critical section is a few field stores: a panic cannot leave them half-done.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a failure described by `what`; true when it is news (log it at warn).
+    pub fn failed(&self, what: &str) -> bool {
+        let mut s = self.state();
+        match &mut *s {
+            Some(st) => {
+                st.failures += 1;
+                if st.last == what {
+                    return false;
+                }
+                st.last = what.to_owned();
+                true
+            }
+            None => {
+                *s = Some(EpisodeState {
+                    last: what.to_owned(),
+                    failures: 1,
+                });
+                true
+            }
+        }
+    }
+
+    /// Records a success: the episode under way, if any, ends.
+    pub fn ended(&self) -> Option<EpisodeEnd> {
+        self.state().take().map(|st| EpisodeEnd {
+            last: st.last,
+            failures: st.failures,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_failure_is_news_once_and_a_different_one_is_news_again() {
+        let e = Episode::default();
+        assert_eq!(e.ended(), None);
+        assert!(e.failed("TLS handshake failed: received fatal alert: InternalError"));
+        assert!(!e.failed("TLS handshake failed: received fatal alert: InternalError"));
+        assert!(!e.failed("TLS handshake failed: received fatal alert: InternalError"));
+        assert!(e.failed("connection refused"));
+        assert!(!e.failed("connection refused"));
+        assert_eq!(
+            e.ended(),
+            Some(EpisodeEnd {
+                last: "connection refused".into(),
+                failures: 5
+            })
+        );
+        assert_eq!(e.ended(), None);
+        assert!(e.failed("connection refused"));
+    }
+}

@@ -231,8 +231,12 @@ fn with_every_aggregator_down_chunks_back_off_and_all_arrive_once_they_are_up() 
     let (pa, pb, pf) = (free_port(), free_port(), free_port());
     let params = "  require_ack_response true\n  heartbeat_interval 200ms\n  recover_wait 600ms\n";
     let servers = server("agg-a", pa, "") + &server("agg-b", pb, "");
+    // At debug, every retry shows (at warn, a repeated failure is logged once).
     let fwd = Ferry::start(
-        &forwarder_config(pf, &dir.path().join("f"), params, &servers),
+        &format!(
+            "<system>\n  log_level debug\n</system>\n{}",
+            forwarder_config(pf, &dir.path().join("f"), params, &servers)
+        ),
         pf,
     );
     send_all(pf, 0..1000);

@@ -127,7 +127,11 @@ fn forwarder(port: u16, py_port: u16, key: &str, dir: &std::path::Path) -> Ferry
         "    retry_wait 300ms\n    retry_forever true\n",
         "",
     );
-    Ferry::start(&conf, port)
+    // At debug, every retry shows (at warn, a repeated failure is logged once).
+    Ferry::start(
+        &format!("<system>\n  log_level debug\n</system>\n{conf}"),
+        port,
+    )
 }
 
 #[test]

@@ -70,3 +70,7 @@ fn ferry_to_fluentbit_with_a_shared_key_and_user_auth_delivers_every_event_once_
 fn ferry_to_fluentbit_over_tls_with_hostname_verification_delivers_every_event_once_unaltered() {
     run_cell(FluentBit, FerryToPeer, Tls);
 }
+#[test]
+fn ferry_to_fluentbit_to_ferry_with_acks_on_both_hops_delivers_every_event_once() {
+    interop_support::run_chain(FluentBit);
+}

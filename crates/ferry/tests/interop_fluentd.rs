@@ -70,3 +70,7 @@ fn ferry_to_fluentd_with_a_shared_key_and_user_auth_delivers_every_event_once_un
 fn ferry_to_fluentd_over_tls_with_hostname_verification_delivers_every_event_once_unaltered() {
     run_cell(Fluentd, FerryToPeer, Tls);
 }
+#[test]
+fn ferry_to_fluentd_to_ferry_with_acks_on_both_hops_delivers_every_event_once() {
+    interop_support::run_chain(Fluentd);
+}

@@ -154,6 +154,8 @@ pub struct FlushContext {
     pub sink: Arc<Sink>,
     pub secondary: Option<Arc<Sink>>,
     pub metrics: Arc<OutputMetrics>,
+    /// Failed flushes since the last delivered chunk: each kind is logged once at warn.
+    pub failures: crate::logging::Episode,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -240,8 +242,15 @@ async fn flush_chunk(ctx: &FlushContext, chunk: Chunk, h: &TaskHandle) -> bool {
     match result {
         Ok(()) => {
             m.write_count.fetch_add(1, Ordering::Relaxed);
-            if chunk.retry().steps > 0 {
+            if let Some(end) = ctx.failures.ended() {
                 tracing::warn!(
+                    "retry succeeded. chunk_id=\"{chunk_id}\" plugin_id=\"{}\" after {} failed flushes (the last: {})",
+                    ctx.id,
+                    end.failures,
+                    end.last
+                );
+            } else if chunk.retry().steps > 0 {
+                tracing::debug!(
                     "retry succeeded. chunk_id=\"{chunk_id}\" plugin_id=\"{}\"",
                     ctx.id
                 );
@@ -291,11 +300,18 @@ async fn flush_chunk(ctx: &FlushContext, chunk: Chunk, h: &TaskHandle) -> bool {
                         },
                         &mut next,
                     );
-                    tracing::warn!(
-                        "temporarily failed to flush the buffer. next_retry={next} chunk=\"{chunk_id}\" error_class={} error=\"{e}\" plugin_id=\"{}\"",
-                        e.class(),
-                        ctx.id
-                    );
+                    let what = format!("error_class={} error=\"{e}\"", e.class());
+                    if ctx.failures.failed(&what) {
+                        tracing::warn!(
+                            "temporarily failed to flush the buffer. next_retry={next} chunk=\"{chunk_id}\" {what} plugin_id=\"{}\"",
+                            ctx.id
+                        );
+                    } else {
+                        tracing::debug!(
+                            "temporarily failed to flush the buffer. next_retry={next} chunk=\"{chunk_id}\" {what} plugin_id=\"{}\" (again)",
+                            ctx.id
+                        );
+                    }
                 }
                 Some(RetryDecision::UseSecondary(chunk)) => {
                     let delivered = match &ctx.secondary {

@@ -300,6 +300,7 @@ impl Output {
             sink: Arc::clone(&self.sink),
             secondary: self.secondary.clone(),
             metrics: Arc::clone(&self.metrics),
+            failures: crate::logging::Episode::default(),
         });
         for n in 0..buffered.setup.flush_thread_count {
             let ctx = Arc::clone(&ctx);

@@ -615,7 +615,7 @@ impl Sides<'_> {
         if self.mode == Mode::UserAuth {
             s += &format!("    username {USERNAME}\n    password {PASSWORD}\n");
         }
-        s + "  </server>\n  <buffer>\n    flush_interval 0.2s\n    retry_wait 0.5s\n  </buffer>\n</match>\n"
+        s + "  </server>\n  <buffer>\n    flush_interval 0.2s\n    retry_wait 0.5s\n    retry_max_interval 2s\n  </buffer>\n</match>\n"
     }
 
     /// Fluentd's Forward input on `port`, receiving in this mode.
@@ -871,4 +871,68 @@ pub fn run_cell(kind: PeerKind, direction: Direction, mode: Mode) {
             peer.log()
         );
     }
+}
+
+/// ferry → `kind` → ferry, acks on both hops: the shape of a fleet that migrates one tier at a
+/// time. Every event must reach the last ferry exactly once, unaltered.
+pub fn run_chain(kind: PeerKind) {
+    let Some(peers) = peers() else { return };
+    let pki = Pki::new();
+    let ack = Sides {
+        mode: Mode::Ack,
+        pki: &pki,
+    };
+    let plain = Sides {
+        mode: Mode::Plain,
+        pki: &pki,
+    };
+    let cell = format!("{}.chain", kind.name().replace('-', "_"));
+    let tag = tag_of(&cell);
+    let total = WAVES * WAVE;
+    let (first_port, peer_port, last_port) = (free_port(), free_port(), free_port());
+    let last = common::Ferry::start(
+        &(plain.ferry_source(last_port) + &Sides::ferry_stdout("interop.**")),
+        last_port,
+    );
+    let peer_conf = match kind {
+        PeerKind::Fluentd => {
+            plain.fluentd_source(peer_port) + &ack.fluentd_forward("interop.**", last_port)
+        }
+        PeerKind::FluentBit => {
+            FLUENTBIT_SERVICE.to_owned()
+                + &plain.fluentbit_input(peer_port)
+                + &ack.fluentbit_forward("interop.*", last_port)
+        }
+    };
+    let peer = PeerProc::start(&peers, kind, &peer_conf, peer_port);
+    let first = common::Ferry::start(
+        &(plain.ferry_source(first_port) + &ack.ferry_forward("interop.**", peer_port)),
+        first_port,
+    );
+    send_waves(first_port, &tag, true);
+    let tally = await_events(
+        &Output::Ferry(&last),
+        &tag,
+        total,
+        Duration::from_secs(30),
+        Duration::from_secs(ACK_TIMEOUT_S + 2),
+    );
+    let mut problems = tally.problems(&tag, total);
+    for (name, f) in [("first ferry", &first), ("last ferry", &last)] {
+        problems.extend(
+            f.stderr_so_far()
+                .into_iter()
+                .filter(|l| l.contains("[warn]") || l.contains("[error]"))
+                .map(|l| format!("{name} logged: {l}")),
+        );
+    }
+    problems.extend(peer_complaints(&peer).map(|l| format!("{} logged: {l}", kind.name())));
+    assert!(
+        problems.is_empty(),
+        "{cell}: {} events received for {total} sent:\n  {}\n{} log:\n{}",
+        tally.received.len(),
+        problems.join("\n  "),
+        kind.name(),
+        peer.log()
+    );
 }

@@ -93,8 +93,9 @@ async fn serve_tls(
                 .count_handshake_failure(HandshakeFailure::Tls);
             if let Some(s) = shared.logs.handshake.allow() {
                 tracing::warn!(
-                    "forward input {}: TLS handshake with {peer} failed: {e}; connection closed{s}",
-                    shared.id
+                    "forward input {}: TLS handshake with {peer} failed: {e}{}; connection closed{s}",
+                    shared.id,
+                    crate::tls::handshake_hint(&e)
                 );
             }
         }

@@ -212,13 +212,15 @@ pub async fn connect(shared: &Shared, node: &Node) -> Result<Connection, Forward
                 node: server.name.clone(),
                 addr,
                 source: io::Error::other(e.to_string()),
+                hint: String::new(),
             })?;
             let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(tls));
-            let tls_fail = |source| {
+            let tls_fail = |source: io::Error| {
                 bump(&shared.metrics.tls_failures, 1);
                 ForwardError::Tls {
                     node: server.name.clone(),
                     addr,
+                    hint: crate::tls::handshake_hint(&source),
                     source,
                 }
             };

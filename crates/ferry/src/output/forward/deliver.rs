@@ -257,6 +257,7 @@ impl Shared {
         }
         bump(&m.records_sent, req.records);
         node.request_succeeded();
+        self.works_again(node);
         checkin(self, node, conn).await;
         Ok(())
     }
@@ -283,7 +284,11 @@ impl Shared {
             _ => {}
         }
         if !e.ack_lost() {
-            tracing::warn!("output {}: {e} error_class={}", self.id, e.class());
+            if node.failures.failed(&e.to_string()) {
+                tracing::warn!("output {}: {e} error_class={}", self.id, e.class());
+            } else {
+                tracing::debug!("output {}: {e} error_class={} (again)", self.id, e.class());
+            }
         }
         if e.detaches_node() {
             let message = e.to_string();

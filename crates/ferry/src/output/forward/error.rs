@@ -67,12 +67,14 @@ pub enum ForwardError {
         addr: SocketAddr,
         after: Duration,
     },
-    #[error("server '{node}': TLS handshake with {addr} failed: {source}")]
+    #[error("server '{node}': TLS handshake with {addr} failed: {source}{hint}")]
     Tls {
         node: String,
         addr: SocketAddr,
         #[source]
         source: io::Error,
+        /// What to look at ([`crate::tls::handshake_hint`]); may be empty.
+        hint: String,
     },
     #[error("server '{node}': shared-key handshake failed: {source}")]
     Handshake {
@@ -245,6 +247,7 @@ mod tests {
             node: "a".into(),
             addr: "127.0.0.1:1".parse().unwrap(),
             source: io::Error::other("invalid peer certificate: UnknownIssuer"),
+            hint: String::new(),
         };
         assert!(tls.is_retryable() && tls.tries_next_node() && !tls.detaches_node());
         let hs = ForwardError::Handshake {

@@ -168,6 +168,7 @@ async fn probe(shared: &Shared, node: &Node) {
             let rtt = started.elapsed().as_micros() as u64;
             node.metrics.heartbeat_rtt_us.store(rtt, Ordering::Relaxed);
             shared.heartbeat_from(node);
+            shared.works_again(node);
             if let Some(c) = opened {
                 c.close(shared.config.heartbeat_interval).await;
             }
@@ -178,11 +179,20 @@ async fn probe(shared: &Shared, node: &Node) {
 
 fn failed(shared: &Shared, node: &Node, e: &ForwardError) {
     bump(&node.metrics.heartbeats_failed, 1);
-    tracing::debug!(
-        "output {}: heartbeat to '{}' failed: {e}",
-        shared.id,
-        node.name()
-    );
+    if node.failures.failed(&e.to_string()) {
+        tracing::warn!(
+            "output {}: heartbeat to '{}' failed: {e} error_class={}",
+            shared.id,
+            node.name(),
+            e.class()
+        );
+    } else {
+        tracing::debug!(
+            "output {}: heartbeat to '{}' failed: {e} (again)",
+            shared.id,
+            node.name()
+        );
+    }
     if e.detaches_node() {
         let message = e.to_string();
         shared.detach(

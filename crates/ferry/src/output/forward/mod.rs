@@ -132,6 +132,20 @@ impl Shared {
         }
     }
 
+    /// A connection to `node` or a request to it succeeded: a failure episode under way ends
+    /// with one line saying how long it was.
+    pub fn works_again(&self, node: &Node) {
+        if let Some(end) = node.failures.ended() {
+            tracing::info!(
+                "output {}: server '{}' answers again after {} failed attempts (the last: {})",
+                self.id,
+                node.name(),
+                end.failures,
+                end.last
+            );
+        }
+    }
+
     /// A heartbeat from `node` arrived.
     pub fn heartbeat_from(&self, node: &Node) {
         bump(&node.metrics.heartbeats_ok, 1);

@@ -91,6 +91,9 @@ pub struct Node {
     detached: tokio::sync::watch::Sender<u64>,
     /// Why the server was last detached (for `ferry status` and the monitor API).
     last_detach: Mutex<String>,
+    /// The failures of connections and requests since the last success: each kind is logged
+    /// once at warn, its repeats at debug.
+    pub failures: crate::logging::Episode,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -121,6 +124,7 @@ impl Node {
             last_ok: Mutex::new(None),
             detached: tokio::sync::watch::Sender::new(0),
             last_detach: Mutex::new(String::new()),
+            failures: crate::logging::Episode::default(),
         }
     }
 
