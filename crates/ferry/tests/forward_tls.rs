@@ -190,3 +190,39 @@ fn an_encrypted_private_key_stops_start_up_with_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_client_that_resets_mid_handshake_is_named_and_a_good_client_still_gets_its_ack() {
+    let pki = Pki::new();
+    let port = free_port();
+    let ferry = Ferry::start(&config(port, &pki, ""), port);
+    // A real ClientHello, then a reset (SO_LINGER 0) before the handshake can finish.
+    let cfg = client_config(&pki.ca_cert, None, rustls::DEFAULT_VERSIONS);
+    let mut conn =
+        ClientConnection::new(cfg.clone(), ServerName::try_from("localhost").unwrap()).unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let client_addr = tcp.local_addr().unwrap();
+    tcp.write_all(&hello).unwrap();
+    // Wait for the ServerHello, so the reset lands in the middle of the handshake.
+    let mut first = [0u8; 1];
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(std::io::Read::read(&mut tcp, &mut first).unwrap(), 1);
+    socket2::SockRef::from(&tcp)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(tcp);
+    let mut seen = Vec::new();
+    let line = ferry.wait_stderr(
+        &format!("TLS handshake with {client_addr} failed"),
+        Duration::from_secs(10),
+        &mut seen,
+    );
+    assert!(
+        line.contains("[warn]") && line.contains("reset") && line.contains("connection closed"),
+        "{line}"
+    );
+    let mut s = connect(port, cfg);
+    assert_eq!(send(&mut s, "after-reset").unwrap(), b"after-reset");
+}
