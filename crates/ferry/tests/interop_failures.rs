@@ -37,10 +37,7 @@ fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool, log: im
 /// ferry's Forward output to `localhost:port` over TLS, with a fast recovery (heartbeats every
 /// 500 ms, `recover_wait 1s`) so that the test does not wait out the defaults.
 fn tls_forwarder(sides: &Sides<'_>, in_port: u16, out_port: u16) -> String {
-    let plain = Sides {
-        mode: Mode::Plain,
-        pki: sides.pki,
-    };
+    let plain = Sides::new(Mode::Plain, sides.pki);
     plain.ferry_source(in_port)
         + &sides.ferry_forward("interop.**", out_port).replace(
             "  <server>",
@@ -91,10 +88,7 @@ fn a_fluentd_server_offering_only_a_cipher_ferry_refuses_is_explained_once_and_n
  {
     let Some(peers) = peers() else { return };
     let pki = Pki::new();
-    let tls = Sides {
-        mode: Mode::Tls,
-        pki: &pki,
-    };
+    let tls = Sides::new(Mode::Tls, &pki);
     let (in_port, out_port) = (free_port(), free_port());
     // TLS 1.2 (Fluentd's default) with one suite: RSA key exchange, CBC. rustls implements
     // neither (no forward secrecy), so no handshake can succeed.
@@ -146,10 +140,7 @@ fn a_fluentd_server_offering_only_a_cipher_ferry_refuses_is_explained_once_and_n
 fn a_server_that_resets_mid_handshake_is_explained_once_and_nothing_acked_is_lost() {
     let Some(_) = peers() else { return };
     let pki = Pki::new();
-    let tls = Sides {
-        mode: Mode::Tls,
-        pki: &pki,
-    };
+    let tls = Sides::new(Mode::Tls, &pki);
     let (in_port, out_port) = (free_port(), free_port());
     // A server that reads the ClientHello and resets the connection (SO_LINGER 0), as a
     // crashing or misconfigured TLS terminator does. No real peer does this on purpose.
@@ -210,19 +201,13 @@ fn a_server_that_resets_mid_handshake_is_explained_once_and_nothing_acked_is_los
 fn a_fluentd_client_offering_only_a_cipher_ferry_refuses_is_named_with_its_address() {
     let Some(peers) = peers() else { return };
     let pki = Pki::new();
-    let tls = Sides {
-        mode: Mode::Tls,
-        pki: &pki,
-    };
+    let tls = Sides::new(Mode::Tls, &pki);
     let (ferry_port, fluentd_port) = (free_port(), free_port());
     let ferry = Ferry::start(
         &(tls.ferry_source(ferry_port) + &Sides::ferry_stdout("interop.**")),
         ferry_port,
     );
-    let plain = Sides {
-        mode: Mode::Plain,
-        pki: &pki,
-    };
+    let plain = Sides::new(Mode::Plain, &pki);
     let conf = plain.fluentd_source(fluentd_port)
         + &tls.fluentd_forward("interop.**", ferry_port).replace(
             "  transport tls\n",
@@ -261,10 +246,7 @@ fn a_fluentd_client_offering_only_a_cipher_ferry_refuses_is_named_with_its_addre
 fn ferry_sends_to_a_fluentd_that_allows_tls_1_3_only_without_resuming_sessions() {
     let Some(peers) = peers() else { return };
     let pki = Pki::new();
-    let tls = Sides {
-        mode: Mode::Tls,
-        pki: &pki,
-    };
+    let tls = Sides::new(Mode::Tls, &pki);
     let (in_port, out_port) = (free_port(), free_port());
     // Fluentd's TLS 1.3 server issues session tickets, and refuses each one offered back.
     let conf = tls.fluentd_source(out_port).replace(

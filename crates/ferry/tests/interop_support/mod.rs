@@ -347,7 +347,8 @@ pub enum Output<'a> {
     FluentBitFile(PathBuf),
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian). The tests read the times the
+/// peers print with their own arithmetic, not with the code under test.
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -551,13 +552,17 @@ fn p(path: &Path) -> String {
     path.display().to_string()
 }
 
-impl Sides<'_> {
-    /// ferry's Forward input on `port`, receiving in this mode.
-    pub fn ferry_source(&self, port: u16) -> String {
+impl<'a> Sides<'a> {
+    pub fn new(mode: Mode, pki: &'a Pki) -> Self {
+        Self { mode, pki }
+    }
+
+    /// A Forward input on `port`, receiving in this mode, in Fluentd's syntax: ferry reads the
+    /// same configuration as Fluentd, so one text serves both (`name` is the `self_hostname`).
+    fn fluent_source(&self, port: u16, name: &str) -> String {
         let mut s = format!("<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n");
         if self.mode.shared_key() {
-            s +=
-                &format!("  <security>\n    self_hostname ferry-in\n    shared_key {SHARED_KEY}\n");
+            s += &format!("  <security>\n    self_hostname {name}\n    shared_key {SHARED_KEY}\n");
             if self.mode == Mode::UserAuth {
                 s += &format!(
                     "    user_auth true\n    <user>\n      username {USERNAME}\n      password {PASSWORD}\n    </user>\n"
@@ -575,80 +580,10 @@ impl Sides<'_> {
         s + "</source>\n"
     }
 
-    /// ferry's stdout output for `pattern`, printing the tag and the time with nanoseconds.
-    pub fn ferry_stdout(pattern: &str) -> String {
-        format!(
-            "<match {pattern}>\n  @type stdout\n  <format>\n    @type json\n  </format>\n  <inject>\n    \
-             tag_key _tag\n    time_key _time\n    time_type string\n  </inject>\n</match>\n"
-        )
-    }
-
-    /// ferry's Forward output for `pattern` to `port`, sending in this mode.
-    pub fn ferry_forward(&self, pattern: &str, port: u16) -> String {
-        let host = if self.mode == Mode::Tls {
-            "localhost"
-        } else {
-            "127.0.0.1"
-        };
-        let mut s = format!("<match {pattern}>\n  @type forward\n");
-        match self.mode {
-            Mode::Ack => {
-                s += &format!(
-                    "  require_ack_response true\n  ack_response_timeout {ACK_TIMEOUT_S}s\n"
-                )
-            }
-            Mode::Gzip => s += "  compress gzip\n",
-            Mode::Tls => {
-                s += &format!(
-                    "  transport tls\n  tls_cert_path {}\n  tls_verify_hostname true\n",
-                    p(&self.pki.ca_cert)
-                )
-            }
-            _ => {}
-        }
-        if self.mode.shared_key() {
-            s += &format!(
-                "  <security>\n    self_hostname ferry-out\n    shared_key {SHARED_KEY}\n  </security>\n"
-            );
-        }
-        s += &format!("  <server>\n    host {host}\n    port {port}\n");
-        if self.mode == Mode::UserAuth {
-            s += &format!("    username {USERNAME}\n    password {PASSWORD}\n");
-        }
-        s + "  </server>\n  <buffer>\n    flush_interval 0.2s\n    retry_wait 0.5s\n    retry_max_interval 2s\n  </buffer>\n</match>\n"
-    }
-
-    /// Fluentd's Forward input on `port`, receiving in this mode.
-    pub fn fluentd_source(&self, port: u16) -> String {
-        let mut s = format!("<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n");
-        if self.mode.shared_key() {
-            s += &format!(
-                "  <security>\n    self_hostname fluentd-in\n    shared_key {SHARED_KEY}\n"
-            );
-            if self.mode == Mode::UserAuth {
-                s += &format!(
-                    "    user_auth true\n    <user>\n      username {USERNAME}\n      password {PASSWORD}\n    </user>\n"
-                );
-            }
-            s += "  </security>\n";
-        }
-        if self.mode == Mode::Tls {
-            s += &format!(
-                "  <transport tls>\n    cert_path {}\n    private_key_path {}\n  </transport>\n",
-                p(&self.pki.server_cert),
-                p(&self.pki.server_key)
-            );
-        }
-        s + "</source>\n"
-    }
-
-    /// Fluentd's stdout output for `pattern` (times with nanoseconds, in UTC: TZ is set).
-    pub fn fluentd_stdout(pattern: &str) -> String {
-        format!("<match {pattern}>\n  @type stdout\n</match>\n")
-    }
-
-    /// Fluentd's Forward output for `pattern` to `port`, sending in this mode.
-    pub fn fluentd_forward(&self, pattern: &str, port: u16) -> String {
+    /// A Forward output for `pattern` to `port`, sending in this mode, in Fluentd's syntax
+    /// (`name` is the `self_hostname`). TLS goes to `localhost`, so the certificate's DNS name is
+    /// verified.
+    fn fluent_forward(&self, pattern: &str, port: u16, name: &str) -> String {
         let host = if self.mode == Mode::Tls {
             "localhost"
         } else {
@@ -672,14 +607,47 @@ impl Sides<'_> {
         }
         if self.mode.shared_key() {
             s += &format!(
-                "  <security>\n    self_hostname fluentd-out\n    shared_key {SHARED_KEY}\n  </security>\n"
+                "  <security>\n    self_hostname {name}\n    shared_key {SHARED_KEY}\n  </security>\n"
             );
         }
         s += &format!("  <server>\n    host {host}\n    port {port}\n");
         if self.mode == Mode::UserAuth {
             s += &format!("    username {USERNAME}\n    password {PASSWORD}\n");
         }
-        s + "  </server>\n  <buffer>\n    flush_mode interval\n    flush_interval 0.2s\n    retry_wait 0.5s\n  </buffer>\n</match>\n"
+        s + "  </server>\n  <buffer>\n    flush_mode interval\n    flush_interval 0.2s\n    retry_wait 0.5s\n    retry_max_interval 2s\n  </buffer>\n</match>\n"
+    }
+
+    /// ferry's Forward input on `port`, receiving in this mode.
+    pub fn ferry_source(&self, port: u16) -> String {
+        self.fluent_source(port, "ferry-in")
+    }
+
+    /// ferry's stdout output for `pattern`, printing the tag and the time with nanoseconds.
+    pub fn ferry_stdout(pattern: &str) -> String {
+        format!(
+            "<match {pattern}>\n  @type stdout\n  <format>\n    @type json\n  </format>\n  <inject>\n    \
+             tag_key _tag\n    time_key _time\n    time_type string\n  </inject>\n</match>\n"
+        )
+    }
+
+    /// ferry's Forward output for `pattern` to `port`, sending in this mode.
+    pub fn ferry_forward(&self, pattern: &str, port: u16) -> String {
+        self.fluent_forward(pattern, port, "ferry-out")
+    }
+
+    /// Fluentd's Forward input on `port`, receiving in this mode.
+    pub fn fluentd_source(&self, port: u16) -> String {
+        self.fluent_source(port, "fluentd-in")
+    }
+
+    /// Fluentd's stdout output for `pattern` (times with nanoseconds, in UTC: TZ is set).
+    pub fn fluentd_stdout(pattern: &str) -> String {
+        format!("<match {pattern}>\n  @type stdout\n</match>\n")
+    }
+
+    /// Fluentd's Forward output for `pattern` to `port`, sending in this mode.
+    pub fn fluentd_forward(&self, pattern: &str, port: u16) -> String {
+        self.fluent_forward(pattern, port, "fluentd-out")
     }
 
     /// Fluent Bit's service section, its Forward input on `port` receiving in this mode.
@@ -768,7 +736,8 @@ pub enum Direction {
 pub fn run_cell(kind: PeerKind, direction: Direction, mode: Mode) {
     let Some(peers) = peers() else { return };
     let pki = Pki::new();
-    let sides = Sides { mode, pki: &pki };
+    let sides = Sides::new(mode, &pki);
+    let plain = Sides::new(Mode::Plain, &pki);
     let cell = format!(
         "{}.{}.{:?}",
         kind.name().replace('-', "_"),
@@ -794,20 +763,12 @@ pub fn run_cell(kind: PeerKind, direction: Direction, mode: Mode) {
             let ferry = common::Ferry::start(&ferry_conf, ferry_port);
             let peer_conf = match kind {
                 PeerKind::Fluentd => {
-                    Sides {
-                        mode: Mode::Plain,
-                        pki: &pki,
-                    }
-                    .fluentd_source(peer_port)
+                    plain.fluentd_source(peer_port)
                         + &sides.fluentd_forward("interop.**", ferry_port)
                 }
                 PeerKind::FluentBit => {
                     FLUENTBIT_SERVICE.to_owned()
-                        + &Sides {
-                            mode: Mode::Plain,
-                            pki: &pki,
-                        }
-                        .fluentbit_input(peer_port)
+                        + &plain.fluentbit_input(peer_port)
                         + &sides.fluentbit_forward("interop.*", ferry_port)
                 }
             };
@@ -834,12 +795,8 @@ pub fn run_cell(kind: PeerKind, direction: Direction, mode: Mode) {
                 }
             };
             let peer = PeerProc::start(&peers, kind, &peer_conf, peer_port);
-            let ferry_conf = Sides {
-                mode: Mode::Plain,
-                pki: &pki,
-            }
-            .ferry_source(ferry_port)
-                + &sides.ferry_forward("interop.**", peer_port);
+            let ferry_conf =
+                plain.ferry_source(ferry_port) + &sides.ferry_forward("interop.**", peer_port);
             let ferry = common::Ferry::start(&ferry_conf, ferry_port);
             send_waves(ferry_port, &tag, true);
             let out = match kind {
@@ -878,14 +835,8 @@ pub fn run_cell(kind: PeerKind, direction: Direction, mode: Mode) {
 pub fn run_chain(kind: PeerKind) {
     let Some(peers) = peers() else { return };
     let pki = Pki::new();
-    let ack = Sides {
-        mode: Mode::Ack,
-        pki: &pki,
-    };
-    let plain = Sides {
-        mode: Mode::Plain,
-        pki: &pki,
-    };
+    let ack = Sides::new(Mode::Ack, &pki);
+    let plain = Sides::new(Mode::Plain, &pki);
     let cell = format!("{}.chain", kind.name().replace('-', "_"));
     let tag = tag_of(&cell);
     let total = WAVES * WAVE;
