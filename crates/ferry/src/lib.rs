@@ -19,6 +19,7 @@
 //! | [`task`] | named tasks, their states, cancellation and shutdown |
 //! | [`logging`] | log lines in Fluentd's shape, so runbooks carry over; a failure logged once per episode |
 //! | [`tls`] | what the TLS code of every plugin shares |
+//! | [`time`] | the calendar and `strftime`: formatters, paths, log lines (reading times is [`parse::time`]) |
 //! | [`plugin`] | checks shared by every plugin family |
 
 pub mod admin;
@@ -36,6 +37,7 @@ pub mod record;
 pub mod router;
 pub mod status;
 pub mod task;
+pub mod time;
 pub mod tls;
 
 /// Log levels, as Fluentd names them.

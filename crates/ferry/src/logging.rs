@@ -24,8 +24,7 @@ where
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let (y, mo, d, h, mi, s) =
-            crate::output::format::utc_fields(u32::try_from(secs).unwrap_or(u32::MAX));
+        let (y, mo, d, h, mi, s) = crate::time::utc_fields(u32::try_from(secs).unwrap_or(u32::MAX));
         let level = match *event.metadata().level() {
             Level::ERROR => "error",
             Level::WARN => "warn",

@@ -297,7 +297,13 @@ fn a_file_deleted_while_a_writer_holds_it_is_read_to_its_end_then_closed() {
     assert_eq!(seqs(&ferry, 2), vec![2, 3]);
     let mut logs = Vec::new();
     wait_log(&ferry, "(deleted)", &mut logs);
-    let pos = std::fs::read_to_string(d.p("pos")).unwrap_or_default();
+    // The position table is written after the close is logged: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut pos = std::fs::read_to_string(d.p("pos")).unwrap_or_default();
+    while pos.contains("app.log") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        pos = std::fs::read_to_string(d.p("pos")).unwrap_or_default();
+    }
     assert!(
         !pos.contains("app.log"),
         "a deleted file leaves no position: {pos}"

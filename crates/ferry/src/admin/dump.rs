@@ -4,8 +4,8 @@
 //! say, a flush stuck in a DNS lookup.
 
 use crate::metrics::Registry;
-use crate::output::format::write_rfc3339;
 use crate::task::Tasks;
+use crate::time::write_rfc3339;
 use ferry_proto::time::EventTime;
 use serde_json::json;
 use std::io::Write;

@@ -44,7 +44,7 @@ pub const FOREIGN_FILTER_TYPES: &[&str] = &[
 pub enum Filter {
     Grep(grep::Grep),
     RecordTransformer(record_transformer::RecordTransformer),
-    Parser(parser::ParserFilter),
+    Parser(Box<parser::ParserFilter>),
 }
 
 /// Whether an event goes on.
@@ -115,7 +115,9 @@ impl Filter {
             "grep" => grep::Grep::from_section(section).map(Self::Grep),
             "record_transformer" => record_transformer::RecordTransformer::from_section(section)
                 .map(Self::RecordTransformer),
-            "parser" => parser::ParserFilter::from_section(section).map(Self::Parser),
+            "parser" => {
+                parser::ParserFilter::from_section(section).map(|p| Self::Parser(Box::new(p)))
+            }
             _ => None,
         }
     }
@@ -143,18 +145,14 @@ impl Filter {
     }
 }
 
-/// Compiles a Fluentd regexp parameter: `/pattern/flags` (flags `i`, `m`, `x`; Ruby's `m` is
-/// "dot matches newline") or a bare pattern. The syntax is Rust's `regex`: no look-around,
-/// no back-references.
+/// Compiles a Fluentd regexp parameter for text values: `/pattern/flags` (flags `i`, `m`, `x`;
+/// Ruby's `m` is "dot matches newline") or a bare pattern, read by
+/// [`crate::parse::strip_slashes`] as every `<parse>` expression is. The syntax is Rust's
+/// `regex`: no look-around, no back-references.
 pub fn ruby_regex(text: &str, ignorecase: bool, multiline: bool) -> Result<regex::Regex, String> {
-    let (pattern, flags) = match text.strip_prefix('/').and_then(|t| t.rsplit_once('/')) {
-        Some((p, flags)) if flags.chars().all(|c| matches!(c, 'i' | 'm' | 'x')) => (p, flags),
-        _ => (text, ""),
-    };
-    regex::RegexBuilder::new(pattern)
-        .case_insensitive(ignorecase || flags.contains('i'))
-        .dot_matches_new_line(multiline || flags.contains('m'))
-        .ignore_whitespace(flags.contains('x'))
+    regex::RegexBuilder::new(&crate::parse::strip_slashes(text))
+        .case_insensitive(ignorecase)
+        .dot_matches_new_line(multiline)
         .build()
         .map_err(|e| format!("invalid regular expression '{text}': {e}"))
 }

@@ -18,22 +18,18 @@
 //! "Copy to `@ERROR`" applies when `emit_invalid_record_to_error` is true (the default); the
 //! copy is the record as this filter received it.
 //!
-//! The parsers are a small set kept in this module ([`text`]: `json`, `regexp`, `ltsv`,
-//! `none`), with Fluentd's common `<parse>` parameters. The tail input has its own, fuller set
-//! of parsers; this filter reads `<parse>` through [`TextParser`] alone, so moving it onto
-//! that set later changes only [`text`].
-
-pub mod json;
-pub mod text;
-pub mod time;
+//! `<parse>` is read by [`crate::parse::ParseSetup`], the one parser set of ferry: every type
+//! and parameter the tail input takes (json, regexp, apache2, nginx, syslog, ltsv, csv, tsv,
+//! cri, none, multiline's `format1..N`; `types`, the time parameters, `null_value_pattern`,
+//! `null_empty_string`, `estimate_current_event`).
 
 use super::accessor::Accessor;
 use super::{Outcome, Verdict};
+use crate::parse::{ParseError, ParseSetup, Record};
 use crate::record::{self, str_value};
 use ferry_config::Section;
 use ferry_proto::msgpack::Value;
 use ferry_proto::time::EventTime;
-pub use text::{Parsed, TextParser};
 
 #[derive(Debug, Clone)]
 pub struct ParserFilter {
@@ -44,7 +40,7 @@ pub struct ParserFilter {
     pub inject_key_prefix: Option<String>,
     pub hash_value_field: Option<String>,
     pub emit_invalid_record_to_error: bool,
-    pub parser: TextParser,
+    pub parser: ParseSetup,
 }
 
 impl ParserFilter {
@@ -63,12 +59,9 @@ impl ParserFilter {
         let _ = s.opt_bool("replace_invalid_sequence");
         let parser = match s.child("parse") {
             Some(p) => {
-                let parser = TextParser::from_section(&p);
-                match parser {
-                    Some(_) => p.finish(),
-                    None => p.abandon(),
-                }
-                parser
+                let parser = ParseSetup::from_section(&p);
+                p.finish();
+                Some(parser)
             }
             None => {
                 s.error(None, "the parser filter needs a <parse> section");
@@ -103,7 +96,7 @@ impl ParserFilter {
                 }
                 return failed(reason, self.reserve_data);
             }
-            Some(Value::Str(s)) => String::from_utf8_lossy(s).into_owned(),
+            Some(Value::Str(s)) => s.clone(),
             Some(other) => {
                 let reason = format!(
                     "parse failed: value of {} is not a string: {}",
@@ -113,23 +106,24 @@ impl ParserFilter {
                 return failed(reason, false);
             }
         };
-        match self.parser.parse(&raw) {
-            Ok(Parsed::Record {
-                time: parsed_time,
-                record: values,
-            }) => {
-                if !self.reserve_time
-                    && let Some(t) = parsed_time
-                {
-                    *time = t;
+        let mut parsed = Record::new();
+        match self.parser.parse(&raw, &mut parsed) {
+            Ok(parsed_time) => {
+                if !self.reserve_time {
+                    match parsed_time {
+                        Some(t) => *time = t,
+                        None if self.parser.estimate_current_event => *time = EventTime::now(),
+                        None => {}
+                    }
                 }
                 if self.reserve_data && self.remove_key_name_field {
                     self.key_name.delete(rec);
                 }
-                self.merge(rec, values);
+                self.merge(rec, fields(&parsed));
                 Outcome::modified()
             }
-            Ok(Parsed::NoMatch) => {
+            Err(ParseError::NoMatch) => {
+                let raw = String::from_utf8_lossy(&raw);
                 let reason = format!("pattern not matched with data '{raw}'");
                 let mut out = failed(reason, self.reserve_data);
                 if self.reserve_data && self.hash_value_field.is_some() {
@@ -162,6 +156,17 @@ impl ParserFilter {
             *rec = values;
         }
         true
+    }
+}
+
+/// The fields of a parsed record, in order.
+fn fields(parsed: &Record) -> Vec<(Value, Value)> {
+    let mut map = bytes::BytesMut::new();
+    parsed.write_map(&mut map);
+    match Value::decode(&map) {
+        Ok((Value::Map(pairs), _)) => pairs,
+        // A parser writes whole pairs under the count it keeps: never reached.
+        _ => Vec::new(),
     }
 }
 

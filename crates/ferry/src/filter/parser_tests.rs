@@ -121,10 +121,57 @@ fn none_parser_wraps_the_text_and_estimates_the_time_unless_told_not_to() {
 }
 
 #[test]
-fn parsers_outside_the_small_set_and_missing_parse_are_configuration_errors() {
+fn every_parser_of_the_tail_input_serves_the_filter() {
+    let f = filter("<filter>\nkey_name log\n<parse>\n@type apache2\n</parse>\n</filter>");
+    let (out, time, v) = run(
+        &f,
+        log(r#"192.168.0.1 - - [14/Nov/2023:22:13:20 +0000] "GET /x HTTP/1.1" 200 777 "-" "curl""#),
+    );
+    assert_eq!(out, Outcome::modified());
+    assert_eq!(time.sec, 1_700_000_000);
+    assert_eq!(
+        v.to_json_string(),
+        r#"{"host":"192.168.0.1","user":null,"method":"GET","path":"/x","code":200,"size":777,"referer":null,"agent":"curl"}"#
+    );
+    let csv = filter(
+        "<filter>\nkey_name log\n<parse>\n@type csv\nkeys a,b\ntypes b:integer\n</parse>\n</filter>",
+    );
+    let (_, _, v) = run(&csv, log("x,42"));
+    assert_eq!(v.to_json_string(), r#"{"a":"x","b":42}"#);
+    // Time codes that once worked only in the tail input (%j, %D, %R) or only here (%3N).
+    for (format, text) in [
+        ("%Y %j %H:%M:%S", "2023 318 22:13:20"),
+        ("%D %R:%S", "11/14/23 22:13:20"),
+        ("%Y-%m-%dT%H:%M:%S.%3N", "2023-11-14T22:13:20.250"),
+    ] {
+        let f = filter(&format!(
+            "<filter>\nkey_name log\n<parse>\n@type regexp\nexpression /^(?<time>.+)$/\n\
+             time_format {format}\n</parse>\n</filter>"
+        ));
+        let (out, time, _) = run(&f, log(text));
+        assert_eq!(out, Outcome::modified(), "{format}");
+        assert_eq!(time.sec, 1_700_000_000, "{format}");
+    }
+}
+
+#[test]
+fn null_value_pattern_and_null_empty_string_turn_values_into_nil() {
+    let f = filter(
+        "<filter>\nkey_name log\n<parse>\n@type ltsv\nnull_value_pattern /^(-|N\\/A)$/\n\
+         null_empty_string true\n</parse>\n</filter>",
+    );
+    let (_, _, v) = run(&f, log("a:-\tb:N/A\tc:\td:x-"));
+    assert_eq!(
+        v.to_json_string(),
+        r#"{"a":null,"b":null,"c":null,"d":"x-"}"#
+    );
+}
+
+#[test]
+fn unknown_parsers_and_missing_parse_are_configuration_errors() {
     let bad = |conf: &str| read_section(conf, ParserFilter::from_section).is_err();
     assert!(bad(
-        "<filter>\nkey_name log\n<parse>\n@type apache2\n</parse>\n</filter>"
+        "<filter>\nkey_name log\n<parse>\n@type apache3\n</parse>\n</filter>"
     ));
     assert!(bad("<filter>\nkey_name log\n</filter>"));
     assert!(bad("<filter>\n<parse>\n@type json\n</parse>\n</filter>"));

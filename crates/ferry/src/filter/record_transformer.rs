@@ -23,8 +23,8 @@
 
 use super::accessor::Accessor;
 use super::{Outcome, TagContext};
-use crate::output::format::time::utc_fields;
 use crate::record::{self, str_value, text};
+use crate::time::utc_fields;
 use ferry_config::Section;
 use ferry_proto::msgpack::Value;
 use ferry_proto::time::EventTime;
@@ -198,7 +198,7 @@ fn leading_float(t: &str) -> f64 {
 
 fn parse_value(raw: &str) -> Result<TValue, String> {
     if raw.starts_with(['{', '[']) {
-        if let Ok(v) = super::parser::json::parse(raw) {
+        if let Ok(v) = crate::parse::json::to_value(raw.as_bytes()) {
             return from_json(v);
         }
     }

@@ -293,7 +293,7 @@ async fn flush_chunk(ctx: &FlushContext, chunk: Chunk, h: &TaskHandle) -> bool {
                 Some(RetryDecision::RetryAt(at)) => {
                     let mut next = String::new();
                     let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                    super::format::write_stdout_time(
+                    crate::time::write_stdout_time(
                         ferry_proto::time::EventTime {
                             sec: u32::try_from(secs).unwrap_or(u32::MAX),
                             nsec: 0,

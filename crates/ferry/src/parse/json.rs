@@ -42,6 +42,31 @@ impl JsonParser {
     }
 }
 
+/// Any JSON document (whitespace around it allowed) as msgpack, appended to `out`: the one
+/// JSON → msgpack conversion of ferry (the json parser, the Forward input's JSON mode, the
+/// record_transformer's values). Key order is kept, integers stay integers, other numbers
+/// become float64; nesting is bounded (128 levels). On error `out` is left as it was.
+pub fn to_msgpack(json: &[u8], out: &mut BytesMut) -> Result<(), ParseError> {
+    let at = out.len();
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let done = ValueSeed { out: &mut *out }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    done.map_err(|e| {
+        out.truncate(at);
+        ParseError::Json(e.to_string())
+    })
+}
+
+/// Any JSON document as a msgpack [`ferry_proto::msgpack::Value`].
+pub fn to_value(json: &[u8]) -> Result<ferry_proto::msgpack::Value, ParseError> {
+    let mut out = BytesMut::with_capacity(json.len());
+    to_msgpack(json, &mut out)?;
+    ferry_proto::msgpack::Value::decode(&out)
+        .map(|(v, _)| v)
+        .map_err(|e| ParseError::Json(e.to_string()))
+}
+
 /// The top-level object: fields go into the record, the time key is taken out.
 struct TopLevel<'a> {
     rec: &'a mut Record,
@@ -246,5 +271,43 @@ fn write_tree(out: &mut BytesMut, v: &serde_json::Value) {
                 write_tree(out, v);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_proto::msgpack::Value;
+
+    #[test]
+    fn objects_keep_key_order_and_integers_stay_exact() {
+        let v =
+            to_value(br#" {"z":1,"a":[true,null,-2,1.5,"x\u00e9\n"],"big":18446744073709551615} "#)
+                .unwrap();
+        assert_eq!(
+            v.to_json_string(),
+            r#"{"z":1,"a":[true,null,-2,1.5,"xé\n"],"big":18446744073709551615}"#
+        );
+    }
+
+    #[test]
+    fn surrogate_pairs_decode_to_one_character() {
+        assert_eq!(
+            to_value(br#""\ud83d\ude00""#).unwrap(),
+            Value::Str(bytes::Bytes::from("😀"))
+        );
+    }
+
+    #[test]
+    fn malformed_and_hostile_input_is_an_error_not_a_panic_and_writes_nothing() {
+        for bad in [
+            "", "{", "[1,", r#"{"a"}"#, "01x", "tru", r#""\x""#, "1 2", r#""\u12"#,
+        ] {
+            let mut out = BytesMut::from(&b"kept"[..]);
+            assert!(to_msgpack(bad.as_bytes(), &mut out).is_err(), "{bad:?}");
+            assert_eq!(&out[..], b"kept");
+        }
+        let deep = "[".repeat(10_000);
+        assert!(to_value(deep.as_bytes()).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Parsers: one log line → a msgpack record and an event time, as Fluentd's `<parse>` section
-//! describes them. Used by the tail input; written to serve a `parser` filter as well.
+//! describes them. The one home of parsing: the tail input, the `parser` filter and every input
+//! that reads text use [`ParseSetup`].
 //!
 //! | `@type` | record | time |
 //! |---|---|---|
@@ -17,12 +18,16 @@
 //! Docker's `json-file` lines (`{"log":..,"stream":..,"time":..}`) are `@type json`: the RFC 3339
 //! `time` is read without a `time_format`.
 //!
+//! Every parser also takes `types`, `null_value_pattern`, `null_empty_string`,
+//! `estimate_current_event`, and the time parameters (`time_key`, `time_format`, `time_type`,
+//! `keep_time_key`, `timezone`).
+//!
 //! Parsers never panic on any input: lines are bytes (not necessarily UTF-8), a line that does
 //! not match is a [`ParseError`], which the caller counts (or emits as `unmatched_line`).
 
 mod civil;
 mod delimited;
-mod json;
+pub mod json;
 pub mod record;
 mod regexp;
 pub mod time;
@@ -79,8 +84,13 @@ impl TimeSpec {
         let bad = || ParseError::Time(String::from_utf8_lossy(v).into_owned());
         match &self.parse {
             TimeParse::Format(Some(f)) => f.parse(v, self.offset).ok_or_else(bad),
+            // RFC 3339, or a number of seconds when the whole value is one (a date that is not
+            // valid RFC 3339 is an error, not its leading year read as seconds).
             TimeParse::Format(None) => time::parse_rfc3339(v, self.offset)
-                .or_else(|| epoch(record::leading_float(v), v))
+                .or_else(|| {
+                    let n = std::str::from_utf8(v).ok()?.trim().parse::<f64>().ok()?;
+                    epoch(n, v.trim_ascii_start())
+                })
                 .ok_or_else(bad),
             TimeParse::Unixtime => epoch(record::leading_int(v) as f64, v).ok_or_else(bad),
             TimeParse::Float => epoch(record::leading_float(v), v).ok_or_else(bad),
@@ -116,6 +126,63 @@ pub enum Parser {
 pub struct ParseSetup {
     pub parser: Parser,
     pub multiline: Option<MultilineSetup>,
+    /// `null_value_pattern`, `null_empty_string`: applied to every parser's string values.
+    pub values: ValueRules,
+    /// `estimate_current_event` (default true): a text without a time gets the current time.
+    /// False: the caller keeps the time it had (the parser filter keeps the event's time).
+    pub estimate_current_event: bool,
+}
+
+impl ParseSetup {
+    /// A setup with `parser` alone (no multiline, no value rules).
+    pub fn plain(parser: Parser) -> Self {
+        Self {
+            parser,
+            multiline: None,
+            values: ValueRules::default(),
+            estimate_current_event: true,
+        }
+    }
+
+    /// Parses one text: the parser, then the value rules.
+    pub fn parse(&self, line: &[u8], rec: &mut Record) -> Result<Option<EventTime>, ParseError> {
+        let time = self.parser.parse(line, rec)?;
+        self.values.apply(rec);
+        Ok(time)
+    }
+}
+
+/// Which string values become nil: `null_value_pattern` (the whole value matches) and
+/// `null_empty_string`, as Fluentd applies them after any parser.
+#[derive(Debug, Clone, Default)]
+pub struct ValueRules {
+    pub null_pattern: Option<regex::bytes::Regex>,
+    pub null_empty_string: bool,
+}
+
+impl ValueRules {
+    pub fn is_empty(&self) -> bool {
+        self.null_pattern.is_none() && !self.null_empty_string
+    }
+
+    /// Rewrites the matching string values of `rec` as nil.
+    pub fn apply(&self, rec: &mut Record) {
+        if self.is_empty() {
+            return;
+        }
+        rec.map_values(|v| match v {
+            ferry_proto::msgpack::Value::Str(s)
+                if (self.null_empty_string && s.is_empty())
+                    || self.null_pattern.as_ref().is_some_and(|p| {
+                        p.find(s)
+                            .is_some_and(|m| m.start() == 0 && m.end() == s.len())
+                    }) =>
+            {
+                Some(ferry_proto::msgpack::Value::Nil)
+            }
+            _ => None,
+        });
+    }
 }
 
 /// `format_firstline`: lines are joined (with `\n`) from one line matching `firstline` up to
@@ -193,6 +260,24 @@ pub fn strip_slashes(expr: &str) -> String {
     t.to_string()
 }
 
+/// `expression` with `ignorecase` and `multiline` (Fluentd's regexp parser parameters) added as
+/// inline flags.
+fn with_flags(s: &Section<'_>, expr: &str) -> String {
+    let mut flags = String::new();
+    if s.bool_or("ignorecase", false) {
+        flags.push('i');
+    }
+    if s.bool_or("multiline", false) {
+        flags.push('s');
+    }
+    let body = strip_slashes(expr);
+    if flags.is_empty() {
+        body
+    } else {
+        format!("(?{flags}){body}")
+    }
+}
+
 /// Compiles a regular expression written in a config file, reporting errors at `key`.
 pub fn compile_regex(section: &Section<'_>, key: &str, expr: &str) -> Option<regex::bytes::Regex> {
     match regex::bytes::RegexBuilder::new(&strip_slashes(expr))
@@ -216,9 +301,13 @@ impl ParseSetup {
         let types = read_types(s);
         let mut multiline = None;
         let parser = match kind {
-            "json" => Parser::Json(json::JsonParser { time }),
+            "json" => {
+                // Fluentd's choice of JSON library; ferry has one.
+                let _ = s.opt_enum("json_parser", &["oj", "yajl", "json"]);
+                Parser::Json(json::JsonParser { time })
+            }
             "regexp" => match s.required_str("expression") {
-                Some(e) => match compile_regex(s, "expression", &e) {
+                Some(e) => match compile_regex(s, "expression", &with_flags(s, &e)) {
                     Some(re) => Parser::Regex(RegexParser::new(re, time, &types)),
                     None => none_parser(),
                 },
@@ -240,7 +329,19 @@ impl ParseSetup {
                 key: s.str_or("message_key", "message"),
             },
         };
-        Self { parser, multiline }
+        let null_pattern = s
+            .str("null_value_pattern")
+            .and_then(|e| compile_regex(s, "null_value_pattern", &e));
+        let values = ValueRules {
+            null_pattern,
+            null_empty_string: s.bool_or("null_empty_string", false),
+        };
+        Self {
+            parser,
+            multiline,
+            values,
+            estimate_current_event: s.bool_or("estimate_current_event", true),
+        }
     }
 }
 
@@ -285,7 +386,6 @@ fn read_time_spec(s: &Section<'_>, default_key: Option<&str>) -> TimeSpec {
     // times without a zone in `timezone` (UTC unless set).
     let _ = s.opt_bool("utc");
     let _ = s.opt_bool("localtime");
-    let _ = s.opt_bool("estimate_current_event");
     TimeSpec {
         key,
         parse,

@@ -141,6 +141,29 @@ impl Record {
         self.count += 1;
     }
 
+    /// Replaces the values for which `f` gives a new one (keys and order kept).
+    pub fn map_values(
+        &mut self,
+        f: impl Fn(&ferry_proto::msgpack::Value) -> Option<ferry_proto::msgpack::Value>,
+    ) {
+        use ferry_proto::msgpack::Value;
+        let mut out = BytesMut::with_capacity(self.fields.len());
+        let mut rest = &self.fields[..];
+        for _ in 0..self.count {
+            let Ok((key, n)) = Value::decode(rest) else {
+                return; // written by this module: always whole pairs
+            };
+            rest = &rest[n..];
+            let Ok((value, n)) = Value::decode(rest) else {
+                return;
+            };
+            rest = &rest[n..];
+            key.encode(&mut out);
+            f(&value).unwrap_or(value).encode(&mut out);
+        }
+        self.fields = out;
+    }
+
     /// The record as a msgpack map.
     pub fn write_map(&self, out: &mut BytesMut) {
         write_map_len(out, self.count as usize);

@@ -344,3 +344,90 @@ fn every_parser_survives_arbitrary_bytes() {
         }
     }
 }
+
+// The cases of the parser filter's former time reader, now read by the one time reader.
+fn read_time(body: &str, value: &str) -> Result<EventTime, ParseError> {
+    let spec = read_time_spec_of(body);
+    spec.read(value.as_bytes())
+}
+
+fn read_time_spec_of(body: &str) -> TimeSpec {
+    let text = format!("<parse>\n{body}\n</parse>\n");
+    let root = ferry_config::parse_str(&text, "test.conf").unwrap();
+    let errors = Errors::new();
+    let s = Section::new(&root.children[0], &errors);
+    let spec = read_time_spec(&s, Some("time"));
+    s.abandon();
+    spec
+}
+
+fn at(sec: u32, nsec: u32) -> EventTime {
+    EventTime { sec, nsec }
+}
+
+#[test]
+fn numeric_text_is_epoch_seconds_by_time_type() {
+    assert_eq!(
+        read_time("time_type float", "1700000000.5"),
+        Ok(at(1_700_000_000, 500_000_000))
+    );
+    assert_eq!(
+        read_time("time_type unixtime", "1700000000.25"),
+        Ok(at(1_700_000_000, 0))
+    );
+    assert_eq!(read_time("", "1700000000"), Ok(at(1_700_000_000, 0)));
+    assert!(read_time("", "-1").is_err());
+}
+
+#[test]
+fn rfc3339_text_with_fractions_and_zones_needs_no_format() {
+    assert_eq!(
+        read_time("", "2023-11-14T22:13:20Z"),
+        Ok(at(1_700_000_000, 0))
+    );
+    assert_eq!(
+        read_time("", "2023-11-14 22:13:20.123 +0000"),
+        Ok(at(1_700_000_000, 123_000_000))
+    );
+    assert_eq!(
+        read_time("", "2023-11-15T07:13:20+09:00"),
+        Ok(at(1_700_000_000, 0))
+    );
+    assert_eq!(
+        read_time("", "2023-11-14T22:13:20"),
+        Ok(at(1_700_000_000, 0))
+    );
+    assert!(read_time("", "yesterday").is_err());
+    assert!(read_time("", "2023-13-14T22:13:20Z").is_err());
+}
+
+#[test]
+fn time_format_reads_apache_custom_and_epoch_layouts() {
+    assert_eq!(
+        read_time(
+            "time_format %d/%b/%Y:%H:%M:%S %z",
+            "14/Nov/2023:23:13:20 +0100"
+        ),
+        Ok(at(1_700_000_000, 0))
+    );
+    assert_eq!(
+        read_time(
+            "time_format %Y%m%d %I:%M:%S.%N %p",
+            "20231114 10:13:20.5 PM"
+        ),
+        Ok(at(1_700_000_000, 500_000_000))
+    );
+    assert_eq!(
+        read_time(
+            "time_format %-d/%b/%Y %H:%M:%S.%3N",
+            "14/Nov/2023 22:13:20.123"
+        ),
+        Ok(at(1_700_000_000, 123_000_000))
+    );
+    assert_eq!(
+        read_time("time_format %s", "1700000000"),
+        Ok(at(1_700_000_000, 0))
+    );
+    assert!(read_time("time_format %d/%b/%Y:%H:%M:%S %z", "14/Nov/2023").is_err());
+    assert!(config_errors("@type regexp\nexpression /(?<time>.*)/\ntime_format %Q").contains("%Q"));
+}

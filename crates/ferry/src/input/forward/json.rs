@@ -10,12 +10,11 @@
 //! - [`to_msgpack`] turns one complete value into the equivalent msgpack frame, keeping object
 //!   key order, so the request goes through the same path as a msgpack one. Integers become
 //!   msgpack integers (so an integer time is a valid time), other numbers float64 (a float time
-//!   is an invalid event, as in Fluentd).
+//!   is an invalid event, as in Fluentd). Strings must be valid UTF-8, as Fluentd's yajl wants.
 //! - Not with `<security>`: the handshake is msgpack.
 
 use bytes::{Bytes, BytesMut};
 use ferry_proto::ChunkId;
-use ferry_proto::msgpack;
 
 /// Deepest nesting accepted in a JSON request.
 pub(super) const MAX_DEPTH: u32 = 64;
@@ -30,8 +29,8 @@ pub enum JsonError {
     NotContainer { byte: u8 },
     #[error("JSON nests deeper than {MAX_DEPTH} levels")]
     TooDeep,
-    #[error("invalid JSON at byte {offset}: {what}")]
-    Invalid { offset: usize, what: &'static str },
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Splits a byte stream into top-level JSON arrays and objects. See the module doc.
@@ -113,188 +112,13 @@ pub(super) fn encode_ack(chunk: &ChunkId) -> Bytes {
     Bytes::from(format!("{{\"ack\":{quoted}}}"))
 }
 
-/// Converts one complete JSON value to msgpack.
+/// Converts one complete JSON value to msgpack, with the one JSON conversion of ferry
+/// ([`crate::parse::json::to_msgpack`]).
 pub(super) fn to_msgpack(json: &[u8]) -> Result<Bytes, JsonError> {
-    let mut p = Parser { s: json, pos: 0 };
     let mut out = BytesMut::with_capacity(json.len());
-    p.value(&mut out, 0)?;
-    p.ws();
-    if p.pos != json.len() {
-        return Err(p.err("trailing bytes after the value"));
-    }
+    crate::parse::json::to_msgpack(json, &mut out)
+        .map_err(|e| JsonError::Invalid(e.to_string()))?;
     Ok(out.freeze())
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    pos: usize,
-}
-
-impl Parser<'_> {
-    fn err(&self, what: &'static str) -> JsonError {
-        JsonError::Invalid {
-            offset: self.pos,
-            what,
-        }
-    }
-
-    fn ws(&mut self) {
-        while self.s.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
-            self.pos += 1;
-        }
-    }
-
-    fn eat(&mut self, lit: &[u8]) -> bool {
-        if self.s.get(self.pos..self.pos + lit.len()) == Some(lit) {
-            self.pos += lit.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn value(&mut self, out: &mut BytesMut, depth: u32) -> Result<(), JsonError> {
-        if depth > MAX_DEPTH {
-            return Err(JsonError::TooDeep);
-        }
-        self.ws();
-        match self.s.get(self.pos) {
-            Some(b'[') => {
-                self.pos += 1;
-                let mut items = BytesMut::new();
-                let n = self.list(b']', |p| p.value(&mut items, depth + 1))?;
-                msgpack::write_array_len(out, n);
-                out.extend_from_slice(&items);
-            }
-            Some(b'{') => {
-                self.pos += 1;
-                let mut items = BytesMut::new();
-                let n = self.list(b'}', |p| {
-                    p.ws();
-                    if p.s.get(p.pos) != Some(&b'"') {
-                        return Err(p.err("object key is not a string"));
-                    }
-                    p.string(&mut items)?;
-                    p.ws();
-                    if !p.eat(b":") {
-                        return Err(p.err("expected ':'"));
-                    }
-                    p.value(&mut items, depth + 1)
-                })?;
-                msgpack::write_map_len(out, n);
-                out.extend_from_slice(&items);
-            }
-            Some(b'"') => self.string(out)?,
-            Some(b't') if self.eat(b"true") => msgpack::write_bool(out, true),
-            Some(b'f') if self.eat(b"false") => msgpack::write_bool(out, false),
-            Some(b'n') if self.eat(b"null") => msgpack::write_nil(out),
-            Some(b'-' | b'0'..=b'9') => self.number(out)?,
-            _ => return Err(self.err("expected a value")),
-        }
-        Ok(())
-    }
-
-    /// Comma-separated items up to `close`; returns how many.
-    fn list(
-        &mut self,
-        close: u8,
-        mut item: impl FnMut(&mut Self) -> Result<(), JsonError>,
-    ) -> Result<usize, JsonError> {
-        self.ws();
-        if self.eat(&[close]) {
-            return Ok(0);
-        }
-        let mut n = 0;
-        loop {
-            item(self)?;
-            n += 1;
-            self.ws();
-            if self.eat(&[close]) {
-                return Ok(n);
-            }
-            if !self.eat(b",") {
-                return Err(self.err("expected ',' or the end of the list"));
-            }
-        }
-    }
-
-    fn number(&mut self, out: &mut BytesMut) -> Result<(), JsonError> {
-        let start = self.pos;
-        while self
-            .s
-            .get(self.pos)
-            .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-        {
-            self.pos += 1;
-        }
-        let text = std::str::from_utf8(&self.s[start..self.pos]).map_err(|_| self.err("number"))?;
-        if let Ok(v) = text.parse::<u64>() {
-            msgpack::write_uint(out, v);
-        } else if let Ok(v) = text.parse::<i64>() {
-            msgpack::write_int(out, v);
-        } else {
-            let v: f64 = text.parse().map_err(|_| self.err("invalid number"))?;
-            msgpack::write_f64(out, v);
-        }
-        Ok(())
-    }
-
-    fn hex4(&mut self) -> Result<u32, JsonError> {
-        let digits = self
-            .s
-            .get(self.pos..self.pos + 4)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| u32::from_str_radix(d, 16).ok())
-            .ok_or_else(|| self.err("invalid \\u escape"))?;
-        self.pos += 4;
-        Ok(digits)
-    }
-
-    fn string(&mut self, out: &mut BytesMut) -> Result<(), JsonError> {
-        self.pos += 1; // the opening quote
-        let mut text: Vec<u8> = Vec::new();
-        loop {
-            let Some(&b) = self.s.get(self.pos) else {
-                return Err(self.err("unterminated string"));
-            };
-            self.pos += 1;
-            match b {
-                b'"' => break,
-                b'\\' => {
-                    let Some(&e) = self.s.get(self.pos) else {
-                        return Err(self.err("unterminated escape"));
-                    };
-                    self.pos += 1;
-                    let c = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let hi = self.hex4()?;
-                            let code = if (0xd800..0xdc00).contains(&hi) && self.eat(b"\\u") {
-                                let lo = self.hex4()?;
-                                0x10000 + ((hi - 0xd800) << 10) + (lo.wrapping_sub(0xdc00) & 0x3ff)
-                            } else {
-                                hi
-                            };
-                            char::from_u32(code).unwrap_or('\u{fffd}')
-                        }
-                        _ => return Err(self.err("invalid escape")),
-                    };
-                    let mut tmp = [0u8; 4];
-                    text.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-                }
-                _ => text.push(b),
-            }
-        }
-        msgpack::write_str(out, &text);
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub struct TailInputConfig {
 
 impl TailInputConfig {
     pub fn from_section(s: &Section<'_>) -> Self {
-        let paths = s
+        let paths: Vec<String> = s
             .required_str("path")
             .map(|p| {
                 let delimiter = s.str_or("path_delimiter", ",");
@@ -50,6 +50,16 @@ impl TailInputConfig {
                     .collect()
             })
             .unwrap_or_default();
+        // Dates in paths are `strftime` directives; a directive ferry cannot expand is an error
+        // here rather than a pattern that never matches.
+        for p in &paths {
+            if let Err(e) = crate::time::Strftime::parse(p) {
+                s.error(
+                    Some("path"),
+                    format!("'{p}': {e} (write a literal '%' as '%%')"),
+                );
+            }
+        }
         let tag = s.required_str("tag").unwrap_or_default();
         let parse = match s.child("parse") {
             Some(p) => {
@@ -62,12 +72,9 @@ impl TailInputConfig {
                     None,
                     "<source> @type tail needs a <parse> section (e.g. @type none)",
                 );
-                ParseSetup {
-                    parser: crate::parse::Parser::None {
-                        key: "message".into(),
-                    },
-                    multiline: None,
-                }
+                ParseSetup::plain(crate::parse::Parser::None {
+                    key: "message".into(),
+                })
             }
         };
         let read_bytes_limit_per_second = match s.get("read_bytes_limit_per_second") {
@@ -90,7 +97,15 @@ impl TailInputConfig {
         let read_lines_limit = s.u64_or("read_lines_limit", 1000).max(1);
         let cfg = Self {
             paths,
-            exclude_path: s.array("exclude_path").unwrap_or_default(),
+            exclude_path: {
+                let excludes = s.array("exclude_path").unwrap_or_default();
+                for p in &excludes {
+                    if let Err(e) = crate::time::Strftime::parse(p) {
+                        s.error(Some("exclude_path"), format!("'{p}': {e}"));
+                    }
+                }
+                excludes
+            },
             tag,
             label: s.label().map(str::to_string),
             pos_file: s.str("pos_file").map(PathBuf::from),

@@ -4,7 +4,7 @@
 //! `@type none` without `path_key` has a fast path: each entry is written straight from the
 //! line (`[now, {"message": line}]`), with the constant bytes prepared once per batch.
 
-use crate::parse::{MultilineSetup, ParseError, Parser, Record};
+use crate::parse::{MultilineSetup, ParseError, Parser, Record, ValueRules};
 use bytes::{BufMut, BytesMut};
 use ferry_proto::msgpack::{write_map_len, write_str};
 use ferry_proto::time::EventTime;
@@ -34,6 +34,7 @@ struct Pending {
 pub struct LineDecoder {
     parser: Parser,
     multiline: Option<MultilineSetup>,
+    values: ValueRules,
     path_field: Option<(String, Vec<u8>)>,
     emit_unmatched: bool,
     max_event: usize,
@@ -54,6 +55,7 @@ impl LineDecoder {
         Self {
             parser,
             multiline,
+            values: ValueRules::default(),
             path_field,
             emit_unmatched,
             max_event,
@@ -61,6 +63,12 @@ impl LineDecoder {
             rec: Record::new(),
             prefix: Vec::new(),
         }
+    }
+
+    /// `null_value_pattern` and `null_empty_string` of the `<parse>` section.
+    pub fn with_value_rules(mut self, values: ValueRules) -> Self {
+        self.values = values;
+        self
     }
 
     /// Where lines held for multiline assembly start (they are not committed yet).
@@ -76,8 +84,12 @@ impl LineDecoder {
     /// Prepares the fast path's constant bytes for a batch stamped `now`.
     pub fn begin(&mut self, now: EventTime) {
         self.prefix.clear();
-        if let (Some(key), None, None) = (self.parser.none_key(), &self.multiline, &self.path_field)
-        {
+        if let (Some(key), None, None, true) = (
+            self.parser.none_key(),
+            &self.multiline,
+            &self.path_field,
+            self.values.is_empty(),
+        ) {
             let mut p = BytesMut::with_capacity(32);
             p.put_u8(0x92);
             now.encode(&mut p);
@@ -132,6 +144,7 @@ impl LineDecoder {
     fn event(&mut self, text: &[u8], now: EventTime, out: &mut Built) {
         match self.parser.parse(text, &mut self.rec) {
             Ok(time) => {
+                self.values.apply(&mut self.rec);
                 if let Some((key, path)) = &self.path_field {
                     self.rec.str(key, path);
                 }

@@ -5,7 +5,7 @@
 
 use super::config::TailInputConfig;
 use super::identity::FileId;
-use crate::parse::time::strftime;
+use crate::time::Strftime;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +27,12 @@ pub struct Scan {
 
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
+}
+
+/// `pattern` with its `strftime` directives expanded for `secs` in the zone `offset` (the
+/// configuration checked every pattern, so one that does not compile is used as written).
+fn strftime(pattern: &str, secs: i64, offset: i32) -> String {
+    Strftime::parse(pattern).map_or_else(|_| pattern.to_string(), |f| f.format_in(secs, offset))
 }
 
 /// Expands every pattern at time `now`.
@@ -124,12 +130,9 @@ mod tests {
             multiline_flush_interval: None,
             enable_stat_watcher: true,
             path_offset: 0,
-            parse: ParseSetup {
-                parser: crate::parse::Parser::None {
-                    key: "message".into(),
-                },
-                multiline: None,
-            },
+            parse: ParseSetup::plain(crate::parse::Parser::None {
+                key: "message".into(),
+            }),
         }
     }
 

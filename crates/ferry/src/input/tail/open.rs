@@ -66,7 +66,8 @@ impl Tail {
             path_field,
             cfg.emit_unmatched_lines,
             max_line,
-        );
+        )
+        .with_value_rules(cfg.parse.values.clone());
         let gauge = self.ctx.metrics.gauge(&slot_str);
         gauge.inode.store(id.ino, Ordering::Relaxed);
         gauge.position.store(offset, Ordering::Relaxed);

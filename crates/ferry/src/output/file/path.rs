@@ -8,8 +8,8 @@
 //! Values filled in from events are made safe for a path: `/` and NUL become `_`, and a value
 //! that starts with `.` gets a `_` in front, so a tag can never name a parent directory.
 
-use super::super::format::time::Strftime;
 use crate::output::buffer_section::ChunkKeys;
+use crate::time::Strftime;
 use ferry_buffer::ChunkKey;
 use ferry_proto::time::EventTime;
 use std::path::PathBuf;

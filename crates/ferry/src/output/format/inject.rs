@@ -1,7 +1,7 @@
 //! `<inject>`: the tag, the time and the host name copied into each record before formatting.
 
 use super::json::Extra;
-use super::time::{Strftime, write_rfc3339};
+use crate::time::{Strftime, write_rfc3339};
 use ferry_config::Section;
 use ferry_proto::time::EventTime;
 

@@ -12,21 +12,20 @@
 //! | `msgpack` | the record as msgpack (no time, no tag, as Fluentd's) |
 //!
 //! The JSON-based formats transcode msgpack to JSON straight from the bytes ([`json`]); the
-//! others decode the record. Times are written in UTC ([`time`]): `utc`, `localtime false` and
+//! others decode the record. Times are written in UTC ([`crate::time`]): `utc`, `localtime false` and
 //! a UTC `timezone` are accepted, a local zone is a configuration error.
 
 pub mod inject;
 pub mod json;
 pub mod text;
-pub mod time;
 
+pub use crate::time::{Strftime, utc_fields, write_rfc3339, write_stdout_time};
 use ferry_config::Section;
 use ferry_proto::entries::{self, EntryRef};
 use ferry_proto::msgpack::{MsgpackError, Value};
 use inject::{InjectConfig, read_time_format};
 use json::Extra;
 use std::io::Write as _;
-pub use time::{Strftime, utc_fields, write_rfc3339, write_stdout_time};
 
 /// `<format> @type ...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

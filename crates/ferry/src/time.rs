@@ -1,14 +1,18 @@
-//! Calendar fields and `strftime` for event times, in UTC.
+//! The calendar and `strftime`: the one place ferry turns seconds into dates and dates into
+//! text (formatters, file and tail paths, log lines). Reading times out of text is
+//! [`crate::parse::time`], which uses this calendar.
 //!
 //! ferry writes every time in UTC: archives stay comparable across hosts, and the usual host
 //! zone (a container's) is UTC anyway. [`Strftime`] compiles a format once; the directives it
-//! knows are listed on [`Strftime::parse`], anything else is a configuration error.
+//! knows are listed on [`Strftime::parse`], anything else is a configuration error. Paths
+//! written in a fixed zone (the tail input's `path_timezone`) are formatted by
+//! [`Strftime::format_in`].
 
 use ferry_proto::time::EventTime;
 use std::fmt::Write;
 
 /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -296,6 +300,17 @@ impl Strftime {
         }
     }
 
+    /// The time `unix_secs` as seen in the fixed zone `offset` (seconds east of UTC): the
+    /// calendar fields are that zone's; `%z` and `%Z` still say UTC, so zone-free paths are
+    /// what this is for.
+    pub fn format_in(&self, unix_secs: i64, offset: i32) -> String {
+        let local = (unix_secs + i64::from(offset)).clamp(0, i64::from(u32::MAX));
+        self.format(EventTime {
+            sec: u32::try_from(local).unwrap_or(u32::MAX),
+            nsec: 0,
+        })
+    }
+
     /// The formatted time as a new string.
     pub fn format(&self, t: EventTime) -> String {
         let mut s = String::new();
@@ -318,6 +333,21 @@ fn push(items: &mut Vec<Item>, lit: &mut String, item: Item) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_in_expands_path_dates_in_a_fixed_zone() {
+        // 2024-02-29 13:05:09 UTC
+        let t = days_from_civil(2024, 2, 29) * 86_400 + 13 * 3600 + 5 * 60 + 9;
+        let f =
+            |p: &str, secs: i64, offset: i32| Strftime::parse(p).unwrap().format_in(secs, offset);
+        assert_eq!(
+            f("/var/log/app.%Y%m%d-%H%M%S.%j.%b.log", t, 0),
+            "/var/log/app.20240229-130509.060.Feb.log"
+        );
+        assert_eq!(f("/plain/path", t, 0), "/plain/path");
+        assert_eq!(f("%Y", t - 14 * 3600, 9 * 3600), "2024");
+        assert_eq!(f("%Y%m%d", t - 14 * 3600, 9 * 3600), "20240229");
+    }
 
     fn t(sec: u32, nsec: u32) -> EventTime {
         EventTime { sec, nsec }
