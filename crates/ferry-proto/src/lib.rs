@@ -28,8 +28,9 @@
 //! - Event times: an integer (seconds), an EventTime extension (fixext8 or ext8), or Fluent Bit's
 //!   `[time, metadata]`. Float, str and other times are invalid events: skipped and counted, the
 //!   request is still acknowledged. A record must be a map.
-//! - Not accepted: Fluentd's JSON convenience mode (a connection starting with `[` or `{`; see
-//!   [`frame::is_json_start`]).
+//! - Not decoded here: Fluentd's JSON convenience mode (a connection starting with `[` or `{`;
+//!   see [`frame::is_json_start`]). The daemon's forward input detects it, converts each JSON
+//!   request to msgpack and hands it to this codec.
 //!
 //! # How a server uses it
 //!

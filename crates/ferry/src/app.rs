@@ -50,7 +50,7 @@ impl App {
                 &tasks,
             )
             .await?;
-            registry.register(Arc::new(crate::metrics::collect::InputCollector {
+            registry.register(Arc::new(crate::input::InputCollector {
                 id: source.id.clone(),
                 handle,
             }));

@@ -83,3 +83,44 @@ pub async fn start(
             .map(InputHandle::Tail),
     }
 }
+
+/// A started input, as the metrics endpoint and monitor API see it.
+#[derive(Debug)]
+pub struct InputCollector {
+    pub id: String,
+    pub handle: InputHandle,
+}
+
+impl crate::metrics::Collector for InputCollector {
+    fn collect(&self, out: &mut crate::metrics::Exposition) {
+        match &self.handle {
+            InputHandle::Forward(m) => m.export(&self.id, out),
+            InputHandle::Tail(m) => m.export(&self.id, out),
+        }
+    }
+
+    fn plugin_info(&self) -> Option<crate::metrics::PluginInfo> {
+        let (type_name, records, size) = match &self.handle {
+            InputHandle::Forward(m) => (
+                "forward",
+                crate::metrics::load(&m.emit_records),
+                crate::metrics::load(&m.emit_size),
+            ),
+            InputHandle::Tail(m) => (
+                "tail",
+                crate::metrics::load(&m.emit_records),
+                crate::metrics::load(&m.bytes_read),
+            ),
+        };
+        Some(crate::metrics::PluginInfo {
+            plugin_id: self.id.clone(),
+            category: "input",
+            type_name,
+            output_plugin: false,
+            fields: vec![
+                ("emit_records", serde_json::json!(records)),
+                ("emit_size", serde_json::json!(size)),
+            ],
+        })
+    }
+}

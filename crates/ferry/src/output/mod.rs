@@ -12,6 +12,7 @@ pub mod file;
 pub mod format;
 pub mod forward;
 pub mod kafka;
+mod metrics;
 pub mod null;
 pub mod refusal;
 pub mod secondary_file;

@@ -323,6 +323,16 @@ impl Router {
     }
 }
 
+impl crate::metrics::Collector for Router {
+    fn collect(&self, out: &mut crate::metrics::Exposition) {
+        out.counter(
+            crate::metrics::names::FERRY_ROUTER_UNMATCHED,
+            &[],
+            self.unmatched_records(),
+        );
+    }
+}
+
 #[cfg(test)]
 #[path = "router_tests.rs"]
 mod tests;

@@ -28,6 +28,7 @@ mod handshake;
 mod heartbeat;
 mod json;
 mod listener;
+mod metrics;
 mod resolve;
 mod rewrite;
 mod session;

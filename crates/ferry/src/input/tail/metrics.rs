@@ -1,6 +1,8 @@
 //! Counters of one tail input. Names are Fluentd's (in_tail and fluent-plugin-prometheus'
 //! `prometheus_tail_monitor`) where Fluentd has one; the hot path touches atomics only.
 
+use crate::metrics::names::*;
+use crate::metrics::{Exposition, load};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -78,5 +80,48 @@ impl TailMetrics {
 
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+// What the tail input exports (names in `crate::metrics::names`).
+impl TailMetrics {
+    /// Writes this input's samples (`id` is its plugin id).
+    pub fn export(&self, id: &str, out: &mut Exposition) {
+        let m = self;
+        let labels: [(&str, &str); 2] = [("plugin_id", id), ("type", "tail")];
+        out.counter(INPUT_EMIT_RECORDS, &labels, load(&m.emit_records));
+        out.counter(INPUT_NUM_RECORDS, &labels, load(&m.emit_records));
+        out.counter(TAIL_FILES_OPENED, &labels, load(&m.files_opened));
+        out.counter(TAIL_FILES_CLOSED, &labels, load(&m.files_closed));
+        out.counter(TAIL_FILES_ROTATED, &labels, load(&m.files_rotated));
+        out.counter(TAIL_FILES_THROTTLED, &labels, load(&m.files_throttled));
+        out.gauge(
+            TAIL_FILES_TRACKED,
+            &labels,
+            m.files_tracked.load(Ordering::Relaxed) as f64,
+        );
+        out.counter(
+            FERRY_TAIL_INOTIFY_FALLBACKS,
+            &labels,
+            load(&m.polling_fallbacks),
+        );
+        out.counter(FERRY_TAIL_LONG_LINES, &labels, load(&m.long_lines_skipped));
+        out.counter(
+            FERRY_TAIL_UNMATCHED_LINES,
+            &labels,
+            load(&m.unmatched_lines),
+        );
+        out.counter(FERRY_TAIL_EMIT_RETRIES, &labels, load(&m.emit_retries));
+        out.counter(
+            FERRY_TAIL_RECORDS_DROPPED,
+            &labels,
+            load(&m.records_dropped),
+        );
+        out.counter(FERRY_TAIL_BYTES_READ, &labels, load(&m.bytes_read));
+        for (path, position, inode) in m.file_positions() {
+            let l: [(&str, &str); 3] = [("plugin_id", id), ("type", "tail"), ("path", &path)];
+            out.gauge(TAIL_FILE_POSITION, &l, position as f64);
+            out.gauge(TAIL_FILE_INODE, &l, inode as f64);
+        }
     }
 }

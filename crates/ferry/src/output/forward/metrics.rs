@@ -2,6 +2,10 @@
 //! under Fluentd's names where Fluentd has them: `fluentd_output_healthy_nodes_count`,
 //! `fluentd_output_registered_nodes_count`).
 
+use super::Forward;
+use crate::metrics::names::*;
+use crate::metrics::{Exposition, load};
+use serde_json::json;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 /// The output as a whole.
@@ -80,4 +84,105 @@ impl NodeMetrics {
 
 pub fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
+}
+
+impl Forward {
+    /// Writes this output's server samples (`id` is its plugin id).
+    pub fn export(&self, id: &str, out: &mut Exposition) {
+        let f = self;
+        let labels: [(&str, &str); 2] = [("plugin_id", id), ("type", "forward")];
+        let m = f.metrics();
+        out.gauge(
+            OUTPUT_HEALTHY_NODES,
+            &labels,
+            load(&m.healthy_nodes_count) as f64,
+        );
+        out.gauge(
+            OUTPUT_REGISTERED_NODES,
+            &labels,
+            load(&m.registered_nodes_count) as f64,
+        );
+        out.counter(
+            FERRY_FORWARD_DUPLICATES,
+            &labels,
+            load(&m.duplicates_resent),
+        );
+        out.counter(FERRY_FORWARD_OUTPUT_ACKS_LOST, &labels, load(&m.acks_lost));
+        out.counter(
+            FERRY_FORWARD_OUTPUT_DETACHES,
+            &labels,
+            load(&m.detach_count),
+        );
+        out.counter(
+            FERRY_FORWARD_OUTPUT_RECOVERS,
+            &labels,
+            load(&m.recover_count),
+        );
+        out.counter(
+            FERRY_FORWARD_OUTPUT_DNS_FAILURES,
+            &labels,
+            load(&m.dns_failures),
+        );
+        out.counter(
+            FERRY_FORWARD_OUTPUT_HEARTBEAT_ERRORS,
+            &labels,
+            load(&m.heartbeat_errors),
+        );
+        for node in f.nodes() {
+            let address = format!("{}:{}", node.server.host, node.server.port);
+            let l: [(&str, &str); 4] = [
+                ("plugin_id", id),
+                ("type", "forward"),
+                ("server", &node.server.name),
+                ("address", &address),
+            ];
+            let n = &node.metrics;
+            out.gauge(
+                FERRY_FORWARD_SERVER_UP,
+                &l,
+                if n.is_healthy() { 1.0 } else { 0.0 },
+            );
+            out.gauge(FERRY_FORWARD_SERVER_PHI, &l, n.phi());
+            out.gauge(
+                FERRY_FORWARD_SERVER_RTT,
+                &l,
+                load(&n.heartbeat_rtt_us) as f64 / 1e6,
+            );
+            out.gauge(FERRY_FORWARD_ACKS_PENDING, &l, load(&n.acks_pending) as f64);
+            out.counter(FERRY_FORWARD_OUTPUT_REQUESTS, &l, load(&n.requests_sent));
+            out.counter(FERRY_FORWARD_OUTPUT_BYTES, &l, load(&n.bytes_sent));
+            out.counter(FERRY_FORWARD_OUTPUT_ERRORS, &l, load(&n.errors));
+        }
+    }
+}
+
+impl Forward {
+    /// The servers as the monitor API lists them (and `ferry status` prints them).
+    pub fn servers_info(&self) -> serde_json::Value {
+        let f = self;
+        let threshold = f.config().phi_threshold;
+        let servers = f
+            .nodes()
+            .iter()
+            .map(|node| {
+                let n = &node.metrics;
+                let rtt_us = load(&n.heartbeat_rtt_us);
+                json!({
+                    "name": node.server.name,
+                    "host": node.server.host,
+                    "port": node.server.port,
+                    "standby": node.server.standby,
+                    "weight": node.server.weight,
+                    "state": if n.is_healthy() { "healthy" } else { "detached" },
+                    "phi": if n.phi().is_finite() { n.phi() } else { 0.0 },
+                    "phi_threshold": threshold,
+                    "rtt_ms": if rtt_us > 0 { Some(rtt_us as f64 / 1000.0) } else { None },
+                    "acks_pending": load(&n.acks_pending),
+                    "requests_sent": load(&n.requests_sent),
+                    "last_error": node.last_detach(),
+                })
+            })
+            .collect::<Vec<_>>();
+        serde_json::Value::Array(servers)
+    }
 }

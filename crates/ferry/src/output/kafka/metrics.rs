@@ -4,6 +4,8 @@
 //! and librdkafka's delivery callback touch atomics (and a read lock to find the handle) only.
 //! The set of topics and partitions is bounded by what the configuration and records name.
 
+use crate::metrics::names::*;
+use crate::metrics::{Exposition, load};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -126,6 +128,38 @@ impl KafkaMetrics {
             .collect();
         out.sort_by(|a, b| a.topic.cmp(&b.topic));
         out
+    }
+}
+
+impl KafkaMetrics {
+    /// Writes this output's topic and partition samples (`id` is its plugin id).
+    pub fn export(&self, id: &str, out: &mut Exposition) {
+        let m = self;
+        let labels: [(&str, &str); 2] = [("plugin_id", id), ("type", "kafka2")];
+        out.counter(FERRY_KAFKA_QUEUE_FULL, &labels, load(&m.queue_full_waits));
+        out.counter(
+            FERRY_KAFKA_PRODUCER_RESTARTS,
+            &labels,
+            load(&m.producer_restarts),
+        );
+        for t in m.snapshot() {
+            let l: [(&str, &str); 3] = [("plugin_id", id), ("type", "kafka2"), ("topic", &t.topic)];
+            out.counter(FERRY_KAFKA_PRODUCED, &l, t.produced);
+            out.gauge(FERRY_KAFKA_IN_FLIGHT, &l, t.in_flight as f64);
+            out.counter(FERRY_KAFKA_RETRIES, &l, t.retries);
+            for p in &t.partitions {
+                let partition = p.partition.to_string();
+                let l: [(&str, &str); 4] = [
+                    ("plugin_id", id),
+                    ("type", "kafka2"),
+                    ("topic", &t.topic),
+                    ("partition", &partition),
+                ];
+                out.counter(FERRY_KAFKA_DELIVERED, &l, p.delivered);
+                out.counter(FERRY_KAFKA_DELIVERED_BYTES, &l, p.delivered_bytes);
+                out.counter(FERRY_KAFKA_ERRORS, &l, p.errors);
+            }
+        }
     }
 }
 
