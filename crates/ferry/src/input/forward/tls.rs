@@ -11,7 +11,7 @@
 //!   `max_version` the highest (TLS 1.3 by default).
 
 use super::config::{TlsConfig, TlsVersion};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use crate::tls::{load_certs, load_key};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use std::path::{Path, PathBuf};
@@ -20,79 +20,12 @@ use std::sync::Arc;
 /// Why the TLS configuration cannot be built. Every variant is fatal: it stops start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {what} {path}: {source}")]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} holds no PEM certificate")]
-    NoCertificate { path: PathBuf },
-    #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)")]
-    NoKey { path: PathBuf },
-    #[error(
-        "private key {path} is encrypted; ferry does not decrypt private keys: write a decrypted copy readable only by ferry (`openssl pkey -in {path} -out server.key`) and point private_key_path at it"
-    )]
-    EncryptedKey { path: PathBuf },
-    #[error("bad PEM in {path}: {source}")]
-    Pem {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Pem(#[from] crate::tls::PemError),
     #[error("ca_path {path}: {detail}")]
     Ca { path: PathBuf, detail: String },
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
-}
-
-fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn certificates(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path, what)?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::Pem {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(certs)
-}
-
-/// True when a PEM file holds an encrypted key, in either PKCS#8 or the legacy OpenSSL form.
-fn is_encrypted_key(pem: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(pem);
-    text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
-        || text.contains("Proc-Type: 4,ENCRYPTED")
-}
-
-fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = read(path, "private_key_path")?;
-    if is_encrypted_key(&pem) {
-        return Err(TlsError::EncryptedKey {
-            path: path.to_path_buf(),
-        });
-    }
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|source| TlsError::Pem {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .ok_or_else(|| TlsError::NoKey {
-            path: path.to_path_buf(),
-        })
 }
 
 /// Builds the server configuration; reads every file now, so mistakes stop start-up.
@@ -111,7 +44,7 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
     let builder = if cfg.client_cert_auth {
         let ca_path = cfg.ca_path.as_deref().unwrap_or(Path::new(""));
         let mut roots = RootCertStore::empty();
-        for cert in certificates(ca_path, "ca_path")? {
+        for cert in load_certs(ca_path, "ca_path")? {
             roots.add(cert).map_err(|e| TlsError::Ca {
                 path: ca_path.to_path_buf(),
                 detail: e.to_string(),
@@ -127,8 +60,8 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
     } else {
         builder.with_no_client_auth()
     };
-    let certs = certificates(&cfg.cert_path, "cert_path")?;
-    let key = private_key(&cfg.private_key_path)?;
+    let certs = load_certs(&cfg.cert_path, "cert_path")?;
+    let key = load_key(&cfg.private_key_path, "private_key_path")?;
     Ok(Arc::new(builder.with_single_cert(certs, key)?))
 }
 
@@ -171,11 +104,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pem = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n";
         let err = server_config(&config(dir.path(), pem)).unwrap_err();
-        assert!(matches!(err, TlsError::EncryptedKey { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                TlsError::Pem(crate::tls::PemError::EncryptedKey { .. })
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("openssl pkey"), "{err}");
         let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
         let err = server_config(&config(dir.path(), legacy)).unwrap_err();
-        assert!(matches!(err, TlsError::EncryptedKey { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                TlsError::Pem(crate::tls::PemError::EncryptedKey { .. })
+            ),
+            "{err}"
+        );
     }
 
     #[test]

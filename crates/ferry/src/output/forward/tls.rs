@@ -22,17 +22,14 @@
 //! server's name, retried with backoff, never a reason to move a chunk aside.
 
 use super::config::ServerConfig;
+use crate::tls::{load_certs, load_key};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
-use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Largest PEM file read.
-const MAX_PEM_BYTES: u64 = 16 * 1024 * 1024;
 
 /// System CA bundles tried when no CA file is configured (the first that exists is used).
 const SYSTEM_BUNDLES: &[&str] = &[
@@ -74,46 +71,14 @@ pub struct TlsMaterial {
 /// Why the TLS configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} holds no PEM certificate")]
-    NoCertificate { path: PathBuf },
-    #[error("{path} holds no PEM private key")]
-    NoKey { path: PathBuf },
+    #[error("{0}")]
+    Pem(#[from] crate::tls::PemError),
     #[error("no CA certificates: set tls_cert_path (no system bundle found, SSL_CERT_FILE unset)")]
     NoRoots,
     #[error("{0}")]
     Rustls(#[from] Error),
     #[error("certificate verifier: {0}")]
     Verifier(String),
-}
-
-fn open_pem(path: &Path) -> Result<BufReader<std::io::Take<std::fs::File>>, TlsConfigError> {
-    let file = std::fs::File::open(path).map_err(|source| TlsConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(BufReader::new(file.take(MAX_PEM_BYTES)))
-}
-
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
-    let mut reader = open_pem(path)?;
-    let certs = rustls_pemfile::certs(&mut reader)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if certs.is_empty() {
-        return Err(TlsConfigError::NoCertificate {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(certs)
 }
 
 /// Reads the configured files.
@@ -129,7 +94,7 @@ pub fn load(options: &TlsOptions) -> Result<TlsMaterial, TlsConfigError> {
         paths.extend(found);
     }
     for path in &paths {
-        for cert in read_certs(path)? {
+        for cert in load_certs(path, "tls_cert_path")? {
             // A bundle may hold certificates webpki cannot use as anchors; skip those.
             let _ = roots.add(cert);
         }
@@ -138,17 +103,10 @@ pub fn load(options: &TlsOptions) -> Result<TlsMaterial, TlsConfigError> {
         return Err(TlsConfigError::NoRoots);
     }
     let client = match (&options.client_cert, &options.client_key) {
-        (Some(cert), Some(key)) => {
-            let chain = read_certs(cert)?;
-            let mut reader = open_pem(key)?;
-            let key = rustls_pemfile::private_key(&mut reader)
-                .map_err(|source| TlsConfigError::Read {
-                    path: key.clone(),
-                    source,
-                })?
-                .ok_or_else(|| TlsConfigError::NoKey { path: key.clone() })?;
-            Some((chain, key))
-        }
+        (Some(cert), Some(key)) => Some((
+            load_certs(cert, "tls_client_cert_path")?,
+            load_key(key, "tls_client_private_key_path")?,
+        )),
         _ => None,
     };
     Ok(TlsMaterial {
