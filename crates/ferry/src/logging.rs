@@ -2,7 +2,8 @@
 //! (stdout belongs to the stdout output).
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
@@ -64,6 +65,57 @@ pub fn init(level: &str) {
         .with_writer(std::io::stderr)
         .event_format(FluentdFormat)
         .try_init();
+}
+
+/// At most [`LOG_BURST`] lines per [`LOG_WINDOW`] for one kind of per-peer warning; the rest
+/// are counted and the count is reported with the next line that gets through.
+pub const LOG_BURST: u32 = 10;
+pub const LOG_WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub struct LogLimiter {
+    state: Mutex<(Instant, u32, u64)>,
+}
+
+/// A note appended to a rate-limited line: how many like it were suppressed before it.
+pub struct Suppressed(u64);
+
+impl fmt::Display for Suppressed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 > 0 {
+            write!(f, " ({} similar lines suppressed)", self.0)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Default for LogLimiter {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new((Instant::now(), 0, 0)),
+        }
+    }
+}
+
+impl LogLimiter {
+    /// `Some` when this line may be logged.
+    pub fn allow(&self) -> Option<Suppressed> {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if now.duration_since(s.0) >= LOG_WINDOW {
+            s.0 = now;
+            s.1 = 0;
+        }
+        if s.1 < LOG_BURST {
+            s.1 += 1;
+            let suppressed = std::mem::take(&mut s.2);
+            Some(Suppressed(suppressed))
+        } else {
+            s.2 += 1;
+            None
+        }
+    }
 }
 
 /// A failure that repeats is explained once. The first failure of an episode, and each failure

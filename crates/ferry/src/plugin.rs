@@ -1,6 +1,7 @@
-//! Checks shared by every plugin family: the `@type` of a section.
+//! What every plugin family shares in its configuration: the `@type` of a section, secrets.
 
 use ferry_config::Section;
+use std::fmt;
 
 /// The section's `@type` if it names a plugin of `known`. Reports a missing type, a type
 /// ferry does not provide (with the list of what it has) and a misspelt one (with the closest
@@ -78,4 +79,20 @@ pub fn read_section<T>(text: &str, read: impl FnOnce(&Section<'_>) -> T) -> Resu
     errors
         .into_result(value)
         .map_err(|e| e.0.iter().map(|e| e.to_string()).collect())
+}
+
+/// A secret from the configuration: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<secret>\"")
+    }
+}
+
+impl Secret {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }

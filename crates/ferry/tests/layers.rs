@@ -77,6 +77,21 @@ fn filters_import_no_output_and_no_input() {
 }
 
 #[test]
+fn the_network_layer_imports_no_plugin() {
+    let v = violations(
+        "input/net",
+        &[
+            "crate::input::forward",
+            "crate::input::tail",
+            "crate::output",
+            "crate::filter",
+            "crate::router",
+        ],
+    );
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
 fn metrics_import_no_plugin() {
     let mut forbidden = PLUGINS.to_vec();
     forbidden.push("crate::router");

@@ -2,6 +2,7 @@
 //! enum, dispatched with `match`.
 
 pub mod forward;
+pub mod net;
 pub mod tail;
 
 use crate::router::Router;

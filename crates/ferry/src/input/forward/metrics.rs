@@ -15,7 +15,7 @@ impl ForwardInputMetrics {
         out.gauge(
             FERRY_FORWARD_CONNECTIONS,
             &labels,
-            load(&m.connections_active) as f64,
+            load(&m.net.connections_active) as f64,
         );
         out.counter(FERRY_FORWARD_REQUESTS, &labels, load(&m.requests));
         out.counter(FERRY_FORWARD_ACKS, &labels, load(&m.acks));
@@ -30,8 +30,8 @@ impl ForwardInputMetrics {
             ("broken_request", load(&m.broken_requests)),
             ("commit_failed", load(&m.commit_failures)),
             ("idle_timeout", load(&m.idle_closes)),
-            ("max_connections_wait", load(&m.connection_limit_waits)),
-            ("fd_exhausted", load(&m.fd_exhaustion_episodes)),
+            ("max_connections_wait", load(&m.net.connection_limit_waits)),
+            ("fd_exhausted", load(&m.net.fd_exhaustion_episodes)),
         ];
         for (reason, n) in refused {
             let l: [(&str, &str); 3] = [("plugin_id", id), ("type", "forward"), ("reason", reason)];

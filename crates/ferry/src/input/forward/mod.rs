@@ -3,12 +3,13 @@
 //! | module | job |
 //! |---|---|
 //! | [`config`] | parameters (Fluentd's names and defaults, ferry's limits), checked before binding |
-//! | `listener` | binds TCP (plain or TLS), the Unix socket and the UDP heartbeat socket; accept loops with a connection limit |
+//! | `listener` | binds TCP (plain or TLS), the Unix socket and the UDP heartbeat socket through [`crate::input::net`], and starts its accept loops |
 //! | `heartbeat` | the UDP heartbeat responder, on its own thread |
-//! | `session` | one accepted connection: its slot, TLS, how it ended (log level, counters) |
+//! | `session` | the [`crate::input::net::Service`] of this input: one connection after TLS, and how it ended (log level, counters) |
 //! | `conn` | one connection after TLS: handshake, requests in order, ack after commit |
 //! | `handshake` | the `<security>` handshake, server side (HELO, PING check, PONG), and the connection's run of it |
-//! | `tls` | rustls server configuration from `<transport tls>` |
+//!
+//! Listening, connection slots, accept errors and TLS are [`crate::input::net`]'s.
 //! | `batch` | one frame → a batch ready to route (parse, validate, rewrite) |
 //! | `rewrite` | the only place entries are rebuilt: a time of 0, `source_*_key` |
 //! | `resolve` | reverse DNS of peers, off the read path, with a timeout and a cache |
@@ -34,16 +35,12 @@ mod rewrite;
 mod session;
 #[cfg(test)]
 mod tests;
-mod tls;
 
 use crate::router::{RouteId, Router};
 use ferry_proto::request::Limits;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 pub use config::{DEFAULT_MAX_REQUEST, ForwardInputConfig};
 pub use listener::start;
@@ -95,10 +92,8 @@ impl HandshakeFailure {
 /// Counters of one forward input (exported as metrics).
 #[derive(Debug, Default)]
 pub struct ForwardInputMetrics {
-    pub connections_accepted: AtomicU64,
-    pub connections_active: AtomicU64,
-    /// Times the accept loop stopped at `max_connections` until a connection closed.
-    pub connection_limit_waits: AtomicU64,
+    /// The listening layer's counters: connections, slots, accept errors, TLS handshakes.
+    pub net: Arc<crate::input::net::NetMetrics>,
     /// Connections closed by `idle_timeout`.
     pub idle_closes: AtomicU64,
     /// Connections closed after their first request because of `deny_keepalive`.
@@ -118,9 +113,6 @@ pub struct ForwardInputMetrics {
     /// Requests over `chunk_size_warn_limit` (accepted, logged).
     pub size_warnings: AtomicU64,
     pub commit_failures: AtomicU64,
-    pub accept_errors: AtomicU64,
-    /// Episodes of running out of file descriptors while accepting.
-    pub fd_exhaustion_episodes: AtomicU64,
     pub heartbeats: AtomicU64,
     pub handshakes: AtomicU64,
     pub json_connections: AtomicU64,
@@ -131,7 +123,12 @@ pub struct ForwardInputMetrics {
 
 impl ForwardInputMetrics {
     pub fn handshake_failures(&self, reason: HandshakeFailure) -> u64 {
-        self.handshake_failures[reason.index()].load(Ordering::Relaxed)
+        let own = self.handshake_failures[reason.index()].load(Ordering::Relaxed);
+        match reason {
+            HandshakeFailure::Tls => own + self.net.tls_failures.load(Ordering::Relaxed),
+            HandshakeFailure::Timeout => own + self.net.tls_timeouts.load(Ordering::Relaxed),
+            _ => own,
+        }
     }
 
     fn count_handshake_failure(&self, reason: HandshakeFailure) {
@@ -139,90 +136,9 @@ impl ForwardInputMetrics {
     }
 }
 
-/// Where a connection comes from.
-#[derive(Debug, Clone)]
-pub(crate) enum Peer {
-    Tcp(SocketAddr),
-    Unix(Arc<Path>),
-}
+pub(crate) use crate::input::net::Peer;
 
-impl Peer {
-    /// The peer's IP address (IPv4-mapped IPv6 shown as IPv4); `None` on a Unix socket.
-    pub fn ip(&self) -> Option<IpAddr> {
-        match self {
-            Self::Tcp(a) => Some(a.ip().to_canonical()),
-            Self::Unix(_) => None,
-        }
-    }
-
-    /// The value of `source_address_key`: the IP address, or the socket path.
-    pub fn address(&self) -> String {
-        match self {
-            Self::Tcp(a) => a.ip().to_canonical().to_string(),
-            Self::Unix(p) => p.display().to_string(),
-        }
-    }
-}
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp(a) => write!(f, "{a}"),
-            Self::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
-
-/// At most [`LOG_BURST`] lines per [`LOG_WINDOW`] for one kind of per-peer warning; the rest
-/// are counted and the count is reported with the next line that gets through.
-pub(crate) const LOG_BURST: u32 = 10;
-pub(crate) const LOG_WINDOW: Duration = Duration::from_secs(10);
-
-#[derive(Debug)]
-pub(crate) struct LogLimiter {
-    state: Mutex<(Instant, u32, u64)>,
-}
-
-/// A note appended to a rate-limited line: how many like it were suppressed before it.
-pub(crate) struct Suppressed(u64);
-
-impl fmt::Display for Suppressed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 > 0 {
-            write!(f, " ({} similar lines suppressed)", self.0)
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Default for LogLimiter {
-    fn default() -> Self {
-        Self {
-            state: Mutex::new((Instant::now(), 0, 0)),
-        }
-    }
-}
-
-impl LogLimiter {
-    /// `Some` when this line may be logged.
-    pub fn allow(&self) -> Option<Suppressed> {
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        if now.duration_since(s.0) >= LOG_WINDOW {
-            s.0 = now;
-            s.1 = 0;
-        }
-        if s.1 < LOG_BURST {
-            s.1 += 1;
-            let suppressed = std::mem::take(&mut s.2);
-            Some(Suppressed(suppressed))
-        } else {
-            s.2 += 1;
-            None
-        }
-    }
-}
+pub(crate) use crate::logging::LogLimiter;
 
 /// One limiter per kind of warning, so a flood of one kind cannot hide another.
 #[derive(Debug, Default)]
@@ -232,7 +148,6 @@ pub(crate) struct Logs {
     pub handshake: LogLimiter,
     pub oversize: LogLimiter,
     pub connection: LogLimiter,
-    pub limit: LogLimiter,
 }
 
 /// What every connection task of one input shares.
@@ -243,7 +158,6 @@ pub(crate) struct Shared {
     pub route: RouteId,
     pub metrics: Arc<ForwardInputMetrics>,
     pub security: Option<handshake::Security>,
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub resolver: Option<Arc<resolve::Resolver>>,
     pub limits: Limits,
     pub logs: Logs,
@@ -253,7 +167,6 @@ impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
             .field("id", &self.id)
-            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -209,7 +209,7 @@ async fn connections_over_the_limit_wait_until_one_closes() {
     let r = start("max_connections 1").await;
     let first = r.connect().await;
     // Give the accept loop time to hand the first connection its slot.
-    while r.get(|m| &m.connections_active) < 1 {
+    while r.get(|m| &m.net.connections_active) < 1 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut second = r.connect().await;
@@ -223,7 +223,7 @@ async fn connections_over_the_limit_wait_until_one_closes() {
         waited.is_err(),
         "the second connection was served while the first held the only slot"
     );
-    assert!(r.get(|m| &m.connection_limit_waits) >= 1);
+    assert!(r.get(|m| &m.net.connection_limit_waits) >= 1);
     drop(first);
     let ack = read_frame(&mut second, &mut buf).await.unwrap();
     assert_eq!(&parse_ack(&ack).unwrap().bytes[..], b"second");

@@ -1,21 +1,19 @@
 //! `<source> @type forward`: parameters, read with Fluentd's names and defaults, plus ferry's own
 //! limits. Everything is checked here, before anything binds; files (certificates, keys) are
-//! read at start-up by [`super::tls`].
+//! read at start-up by [`crate::input::net::tls`].
 //!
 //! | module | sections |
 //! |---|---|
 //! | this one | the `<source>` parameters |
 //! | [`security`] | `<security>`, `<user>`, `<client>` |
-//! | [`transport`] | `<transport tls>` |
+//! | [`crate::input::net::config`] | `<transport tls>` (shared by every network input) |
 
 mod security;
-mod transport;
 
+pub use crate::input::net::config::{TlsConfig, TlsVersion, TransportConfig};
 pub use security::{ClientConfig, ClientSource, Network, SecurityConfig, UserConfig};
-pub use transport::{TlsConfig, TlsVersion, TransportConfig};
 
 use ferry_config::{ByteSize, Section};
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,21 +27,7 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `resolve_timeout`: the longest a request waits for its peer's reverse DNS name.
 pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A secret from the configuration: never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"<secret>\"")
-    }
-}
-
-impl Secret {
-    pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
+pub use crate::plugin::Secret;
 
 /// `<source> @type forward`.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,7 +174,7 @@ impl ForwardInputConfig {
             security: section.child("security").map(security::read),
             transport: section
                 .child("transport")
-                .map(transport::read)
+                .map(crate::input::net::config::read)
                 .unwrap_or_default(),
         };
         if let (Some(limit), Some(warn)) = (cfg.chunk_size_limit, cfg.chunk_size_warn_limit)

@@ -1,6 +1,7 @@
-//! `<transport>`: `tcp` (the default) or `tls` with its certificate files and versions.
+//! `<transport>` of a network input: `tcp` (the default) or `tls` with its certificate files
+//! and versions, as Fluentd's server plugin helper reads it.
 
-use super::Secret;
+use crate::plugin::Secret;
 use ferry_config::Section;
 use std::path::PathBuf;
 
@@ -58,7 +59,7 @@ const CERT_GENERATION: &[&str] = &[
     "generate_cert_digest",
 ];
 
-pub(super) fn read(t: Section<'_>) -> TransportConfig {
+pub fn read(t: Section<'_>) -> TransportConfig {
     let protocol = match t.arg().trim() {
         "" | "tcp" => "tcp",
         "tls" => "tls",
