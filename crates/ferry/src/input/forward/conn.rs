@@ -9,37 +9,26 @@
 //! - An ack (`{"ack": chunk}`, the chunk in the msgpack type it came in) is written only after
 //!   `Router::emit` returned Ok. When the commit fails no ack is written and the connection is
 //!   closed, so the client re-sends at once instead of waiting for its ack timeout.
-//! - Every reply (HELO, PONG, ack) is one buffer written with one `write_all` and flushed:
-//!   Fluent Bit reads each with a single 512-byte read.
-//! - Memory: the read buffer starts at [`INITIAL_READ`] bytes and doubles while reads fill it,
-//!   up to [`MAX_READ`]; it grows only as bytes arrive, never from a length the peer declared.
-//!   A buffer left empty and large for [`SHRINK_AFTER`] is released, so idle keepalive
-//!   connections cost a few KiB. A request over `chunk_size_limit` closes the connection as
-//!   soon as its declared size is known.
+//! - Reading, the read buffer (small until traffic needs more), the idle timeout, writing
+//!   replies whole and lingering after a refusal are [`Stream`]'s (the network layer's). A
+//!   request over `chunk_size_limit` closes the connection as soon as its declared size is
+//!   known.
 
 use super::batch::{self, Inject, Prepared};
 use super::json::{self, JsonError, JsonSplitter};
 use super::{Peer, Shared};
 use crate::event::Batch;
+pub(super) use crate::input::net::stream::Read;
+use crate::input::net::stream::Stream;
 use crate::task::TaskHandle;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ferry_proto::ack::encode_ack;
 use ferry_proto::frame::{FrameDecoder, FrameError, is_json_start};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-
-pub(super) const INITIAL_READ: usize = 1024;
-pub(super) const MAX_READ: usize = 1024 * 1024;
-const SHRINK_ABOVE: usize = 64 * 1024;
-pub(super) const SHRINK_AFTER: Duration = Duration::from_secs(1);
-/// After a refusal, how long the peer's remaining bytes are drained so the reply is not lost
-/// to a reset.
-const LINGER: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 256 * 1024;
 
 /// Why a connection ended with an error.
 #[derive(Debug, thiserror::Error)]
@@ -74,34 +63,17 @@ pub(super) enum End {
     Refused,
 }
 
-pub(super) enum Read {
-    Data,
-    Eof,
-    TimedOut,
-    Cancelled,
-}
-
 enum Splitter {
     Undecided,
     Msgpack(FrameDecoder),
     Json(JsonSplitter),
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
 pub(super) struct Connection<'h, S> {
-    pub(super) stream: S,
+    pub(super) io: Stream<S>,
     pub(super) peer: Peer,
     pub(super) shared: Arc<Shared>,
     pub(super) h: &'h TaskHandle,
-    pub(super) buf: BytesMut,
-    read_size: usize,
-    pub received: u64,
     pub requests: u64,
     inject: Option<Inject>,
     tag_cache: Option<(String, Arc<str>)>,
@@ -109,14 +81,12 @@ pub(super) struct Connection<'h, S> {
 
 impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
     pub fn new(stream: S, peer: Peer, shared: Arc<Shared>, h: &'h TaskHandle) -> Self {
+        let idle_timeout = shared.config.idle_timeout;
         Self {
-            stream,
+            io: Stream::new(stream, idle_timeout),
             peer,
             shared,
             h,
-            buf: BytesMut::new(),
-            read_size: INITIAL_READ,
-            received: 0,
             requests: 0,
             inject: None,
             tag_cache: None,
@@ -133,90 +103,22 @@ impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
         }
         let end = self.requests().await?;
         if end == End::KeepaliveDenied {
-            self.linger().await;
+            self.io.linger().await;
         }
         Ok(end)
     }
 
-    /// Reads more bytes into the buffer. `deadline`: the handshake deadline, else the idle
-    /// timeout applies.
+    /// Reads more bytes (see [`Stream::fill`]); `deadline`: the handshake's.
     pub(super) async fn fill(&mut self, deadline: Option<Instant>) -> Result<Read, ConnError> {
-        let deadline = deadline.or_else(|| {
-            self.shared
-                .config
-                .idle_timeout
-                .map(|idle| Instant::now() + idle)
-        });
-        loop {
-            let spare = self.buf.capacity() - self.buf.len();
-            if spare < self.read_size / 2 {
-                self.buf.reserve(self.read_size);
-            }
-            let spare = self.buf.capacity() - self.buf.len();
-            let shrink_at = (self.buf.is_empty() && self.buf.capacity() > SHRINK_ABOVE)
-                .then(|| Instant::now() + SHRINK_AFTER);
-            let wake = match (deadline, shrink_at) {
-                (Some(d), Some(s)) => Some(d.min(s)),
-                (d, s) => d.or(s),
-            };
-            let h = self.h;
-            let read = tokio::select! {
-                biased;
-                () = h.cancelled() => return Ok(Read::Cancelled),
-                r = self.stream.read_buf(&mut self.buf) => r,
-                () = sleep_until(wake) => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Ok(Read::TimedOut);
-                    }
-                    // Quiet with an empty, large buffer: give the memory back.
-                    self.buf = BytesMut::new();
-                    self.read_size = INITIAL_READ;
-                    continue;
-                }
-            };
-            return match read {
-                Ok(0) => Ok(Read::Eof),
-                Ok(n) => {
-                    self.received += n as u64;
-                    if n == spare && self.read_size < MAX_READ {
-                        self.read_size *= 2;
-                    }
-                    Ok(Read::Data)
-                }
-                Err(e) => Err(ConnError::Read(e)),
-            };
-        }
+        self.io
+            .fill(deadline, self.h)
+            .await
+            .map_err(ConnError::Read)
     }
 
-    /// Writes one reply with one write call, then flushes (TLS sends its record).
+    /// Writes one reply whole and flushes it.
     pub(super) async fn send(&mut self, reply: &[u8]) -> Result<(), ConnError> {
-        let write = async {
-            self.stream.write_all(reply).await?;
-            self.stream.flush().await
-        };
-        match self.shared.config.idle_timeout {
-            Some(t) => tokio::time::timeout(t, write)
-                .await
-                .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
-            None => write.await,
-        }
-        .map_err(ConnError::Write)
-    }
-
-    /// After a refusal or a last reply: FIN, then drain what the peer still sends (bounded in
-    /// time and bytes) so the reply is not destroyed by a reset.
-    pub async fn linger(&mut self) {
-        let _ = self.stream.shutdown().await;
-        let deadline = Instant::now() + LINGER;
-        let mut drained = 0usize;
-        // On the heap: an array here would make every connection's task 4 KiB larger.
-        let mut scratch = vec![0u8; 4096];
-        while drained < LINGER_BYTES {
-            match tokio::time::timeout_at(deadline, self.stream.read(&mut scratch)).await {
-                Ok(Ok(n)) if n > 0 => drained += n,
-                _ => break,
-            }
-        }
+        self.io.send(reply).await.map_err(ConnError::Write)
     }
 
     async fn requests(&mut self) -> Result<End, ConnError> {
@@ -225,7 +127,7 @@ impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
         loop {
             loop {
                 let frame = match &mut splitter {
-                    Splitter::Undecided => match self.buf.first() {
+                    Splitter::Undecided => match self.io.buf.first() {
                         None => None,
                         Some(&b) if is_json_start(b) && self.shared.security.is_none() => {
                             self.shared
@@ -240,8 +142,8 @@ impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
                             continue;
                         }
                     },
-                    Splitter::Msgpack(d) => d.decode(&mut self.buf)?,
-                    Splitter::Json(d) => d.decode(&mut self.buf)?,
+                    Splitter::Msgpack(d) => d.decode(&mut self.io.buf)?,
+                    Splitter::Json(d) => d.decode(&mut self.io.buf)?,
                 };
                 let Some(frame) = frame else { break };
                 let json = matches!(splitter, Splitter::Json(_));
@@ -259,7 +161,7 @@ impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
                 Read::Data => {}
                 Read::Eof => {
                     return Ok(End::Closed {
-                        leftover: self.buf.len(),
+                        leftover: self.io.buf.len(),
                     });
                 }
                 Read::Cancelled => return Ok(End::Cancelled),

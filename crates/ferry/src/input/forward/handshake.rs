@@ -236,7 +236,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'_, S> {
         }
         let mut decoder = FrameDecoder::new(MAX_PING_BYTES);
         let frame = loop {
-            match decoder.decode(&mut self.buf) {
+            match decoder.decode(&mut self.io.buf) {
                 Ok(Some(f)) => break f,
                 Ok(None) => {}
                 Err(_) => break Bytes::new(), // not a PING, whatever follows
@@ -245,7 +245,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'_, S> {
                 Read::Data => {}
                 Read::Eof => {
                     return Ok(Some(End::Closed {
-                        leftover: self.buf.len(),
+                        leftover: self.io.buf.len(),
                     }));
                 }
                 Read::Cancelled => return Ok(Some(End::Cancelled)),
@@ -281,7 +281,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'_, S> {
                     );
                 }
                 let _ = self.send(&refusal.pong).await;
-                self.linger().await;
+                self.io.linger().await;
                 Ok(Some(End::Refused))
             }
         }

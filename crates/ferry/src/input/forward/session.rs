@@ -43,7 +43,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let id = &shared.id;
     let m = &shared.metrics;
     match result {
-        Ok(End::Closed { leftover: 0 }) if conn.received == 0 => {
+        Ok(End::Closed { leftover: 0 }) if conn.io.received == 0 => {
             tracing::debug!("forward input {id}: {peer} closed without sending anything");
         }
         Ok(End::Closed { leftover: 0 }) if conn.requests == 0 => {

@@ -6,6 +6,7 @@
 //! | [`config`] | `<transport tls>` as Fluentd's server plugin helper reads it |
 //! | [`tls`] | the rustls server configuration from it (certificates through [`crate::tls`]) |
 //! | [`listen`] | binding TCP, UDP and Unix sockets, with errors that name the address; connection slots sized to the open file limit |
+//! | [`stream`] | one connection's bytes: a read buffer that starts small, the idle timeout, whole replies, a graceful close |
 //! | [`accept`] | accept loops: connection slots, descriptor exhaustion, one task per connection, the TLS handshake under `handshake_timeout`, counters and rate-limited logs |
 //!
 //! A connection's task is named after its input and peer (`forward input ID conn ADDR`), so the
@@ -15,6 +16,7 @@
 pub mod accept;
 pub mod config;
 pub mod listen;
+pub mod stream;
 pub mod tls;
 
 use crate::logging::LogLimiter;
