@@ -53,8 +53,9 @@ impl Buffer {
                     Body::Frozen(m) => ChunkBody::Memory(m.clone()),
                     Body::Memory(_) => ChunkBody::Memory(Arc::default()),
                 };
+                let owner: std::sync::Weak<Inner> = Arc::downgrade(inner);
                 let chunk = Chunk {
-                    owner: Arc::downgrade(inner),
+                    owner,
                     id,
                     key: e.key.clone(),
                     created: e.created,
@@ -273,6 +274,12 @@ fn dump_memory_chunk(
         .map_err(fail(&reason_path))?;
     write_all_at(note.as_ref(), format!("{reason}\n").as_bytes(), 0).map_err(fail(&reason_path))?;
     Ok(path)
+}
+
+impl crate::chunk::Owner for Inner {
+    fn release_in_flight(&self, id: ChunkId) {
+        Inner::release_in_flight(self, id);
+    }
 }
 
 impl Inner {

@@ -29,6 +29,7 @@ mod append;
 mod buffer;
 pub mod chunk;
 pub mod config;
+mod content;
 pub mod error;
 pub mod fault;
 mod file_chunk;

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::chunk::{Content, MemBody, MemPayload};
 use crate::config::{FlushMode, ValidConfig};
+use crate::content::{Content, MemBody, MemPayload};
 use crate::file_chunk::{FileChunk, Mark};
 use crate::format::Record;
 use crate::key::{ChunkId, ChunkKey};

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::chunk::Content;
+use crate::content::Content;
 use crate::file_chunk::{ChunkPaths, FileChunk, VERIFY_BUF, move_to_quarantine};
 use crate::format::{self, Header, RECORD_LEN, Record};
 use crate::key::ChunkId;

@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use super::QuarantineReason;
-use crate::chunk::Content;
+use crate::content::Content;
 use crate::format::{self, Header, RECORD_LEN, Record, RecordError};
 use crate::key::ChunkId;
 use crate::storage::{StorageFile, read_exact_at};

@@ -83,7 +83,7 @@ impl BufferSetup {
         let default_path = |root_dir: Option<&PathBuf>| match (root_dir, default) {
             (Some(root), _) => Some(root.join("buffer").join(output_id)),
             (None, DefaultBuffer::File { fallback_dir }) => {
-                Some(super::file::default_buffer_dir(fallback_dir, output_id))
+                Some(default_buffer_dir(fallback_dir, output_id))
             }
             (None, DefaultBuffer::Memory) => None,
         };
@@ -245,4 +245,10 @@ fn parse_keys(arg: &str, section: Option<&Section<'_>>) -> ChunkKeys {
         }
     }
     keys
+}
+
+/// Where the default buffer of an output lives when there is no `root_dir`: beside the
+/// output's files (`fallback`), in `.ferry-buffer/<id>`.
+pub fn default_buffer_dir(fallback: &Path, id: &str) -> PathBuf {
+    fallback.join(".ferry-buffer").join(id)
 }

@@ -222,7 +222,7 @@ pub async fn flush_loop(ctx: Arc<FlushContext>, h: TaskHandle) {
 /// Writes one chunk and settles it. Returns whether it was delivered.
 async fn flush_chunk(ctx: &FlushContext, chunk: Chunk, h: &TaskHandle) -> bool {
     let m = &ctx.metrics;
-    let chunk_id = hex(&chunk.unique_id());
+    let chunk_id = chunk.id().to_hex();
     h.set_detail("writing chunk", chunk_id.clone());
     let started = Instant::now();
     let result = ctx.sink.write_chunk(&chunk).await;
@@ -366,7 +366,7 @@ async fn settle_failed(ctx: &FlushContext, chunk: Chunk, reason: &str) {
     let b = Arc::clone(&ctx.buffered.buffer);
     let reason = reason.to_string();
     let id = ctx.id.clone();
-    let chunk_id = hex(&chunk.unique_id());
+    let chunk_id = chunk.id().to_hex();
     match blocking(move || b.quarantine(chunk, &reason)).await {
         Some(Ok(Some(path))) => {
             tracing::error!(
@@ -384,10 +384,6 @@ async fn settle_failed(ctx: &FlushContext, chunk: Chunk, reason: &str) {
         }
         None => {}
     }
-}
-
-pub fn hex(id: &[u8; 16]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl ChunkKeys {

@@ -8,6 +8,7 @@
 
 pub mod buffer_section;
 pub mod buffered;
+mod error;
 pub mod file;
 pub mod format;
 pub mod forward;
@@ -16,6 +17,7 @@ mod metrics;
 pub mod null;
 pub mod refusal;
 pub mod secondary_file;
+pub mod segment;
 pub mod sink;
 mod split;
 pub mod stdout;
@@ -23,8 +25,9 @@ pub mod stdout;
 use crate::event::Batch;
 use crate::task::Tasks;
 use buffer_section::{BufferDefaults, BufferSetup};
+pub use error::SinkError;
 use ferry_config::Section;
-pub use sink::{Sink, SinkError};
+pub use sink::Sink;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

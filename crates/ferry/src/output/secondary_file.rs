@@ -14,7 +14,7 @@ use super::SinkError;
 use super::buffer_section::ChunkKeys;
 use super::file::path::{IndexStyle, PathTemplate};
 use super::file::writer::{FileWriter, WriterConfig};
-use super::sink::SegmentReader;
+use super::segment::SegmentReader;
 use ferry_buffer::Chunk;
 use ferry_config::Section;
 use std::sync::Arc;
@@ -75,7 +75,7 @@ impl SecondaryFile {
     }
 
     pub async fn write_chunk(&self, chunk: &Chunk) -> Result<(), SinkError> {
-        let chunk_id = super::buffered::hex(&chunk.unique_id());
+        let chunk_id = chunk.id().to_hex();
         let rendered = self.template.render(chunk.key(), &chunk_id);
         let mut reader = SegmentReader::new(chunk)?;
         let writer = Arc::clone(&self.writer);

@@ -25,7 +25,6 @@
 //! Parsers never panic on any input: lines are bytes (not necessarily UTF-8), a line that does
 //! not match is a [`ParseError`], which the caller counts (or emits as `unmatched_line`).
 
-mod civil;
 mod delimited;
 pub mod json;
 pub mod record;

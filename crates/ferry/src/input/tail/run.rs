@@ -7,14 +7,11 @@
 //! A file (device and inode) is followed by one slot only, so a rotated file that a glob also
 //! matches under its new name is never read twice.
 
-use super::config::TailInputConfig;
+pub use super::ctx::{Ctx, Stop};
 use super::discover::{self, Scan};
 use super::file::{FileState, Tailed};
-use super::metrics::TailMetrics;
 use super::step::step_and_emit;
-use super::table::PositionTable;
 use super::watcher::Watcher;
-use crate::router::{RouteId, Router};
 use crate::task::TaskHandle;
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -24,23 +21,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How often rotated, throttled and multiline-holding files are looked at without events.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
-
-/// The task was cancelled (or the pipeline is shutting down).
-#[derive(Debug)]
-pub struct Stop;
-
-/// What every file operation needs.
-#[derive(Debug)]
-pub struct Ctx {
-    pub id: String,
-    pub cfg: Arc<TailInputConfig>,
-    pub router: Arc<Router>,
-    pub route: RouteId,
-    pub metrics: Arc<TailMetrics>,
-    pub table: PositionTable,
-    /// When a per-line warning was last logged (unix seconds).
-    pub last_warn: std::sync::atomic::AtomicU64,
-}
 
 /// How a newly opened file's start offset is chosen (see [`Tail::start_offset`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

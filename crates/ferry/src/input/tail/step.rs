@@ -6,10 +6,10 @@
 //! output could ever take (one record larger than a buffer chunk) are dropped, logged and
 //! counted, so they cannot stall the file forever.
 
+use super::ctx::{Ctx, Stop};
 use super::file::{Step, StepMode, Tailed};
 use super::metrics::TailMetrics;
 use super::position::PosEntry;
-use super::run::{Ctx, Stop};
 use crate::event::Batch;
 use crate::output::EmitError;
 use crate::task::TaskHandle;

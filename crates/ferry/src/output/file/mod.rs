@@ -33,11 +33,11 @@ pub mod writer;
 use super::SinkError;
 use super::buffer_section::{BufferDefaults, BufferSetup, DefaultBuffer};
 use super::format::{FormatConfig, FormatKind};
-use super::sink::SegmentReader;
+use super::segment::SegmentReader;
 use ferry_buffer::Chunk;
 use ferry_config::Section;
 use path::{IndexStyle, PathTemplate};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -220,7 +220,7 @@ impl FileOut {
 
     /// Formats and writes one chunk on a blocking thread, one segment at a time.
     pub async fn write_chunk(&self, chunk: &Chunk) -> Result<(), SinkError> {
-        let chunk_id = super::buffered::hex(&chunk.unique_id());
+        let chunk_id = chunk.id().to_hex();
         let rendered = self.config.template.render(chunk.key(), &chunk_id);
         let tag = chunk.key().tag.clone().unwrap_or_default();
         let mut reader = SegmentReader::new(chunk)?;
@@ -258,11 +258,6 @@ impl FileOut {
     pub fn config(&self) -> &FileConfig {
         &self.config
     }
-}
-
-/// Where the default buffer of a file output at `path` lives when there is no root_dir.
-pub fn default_buffer_dir(fallback: &Path, id: &str) -> PathBuf {
-    fallback.join(".ferry-buffer").join(id)
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ fn default_is_an_hourly_file_buffer_with_fluentds_file_names() {
     assert_eq!(setup.config.timekey, Some(Duration::from_secs(3600)));
     assert!(!c.writer.append && c.writer.gzip.is_none() && c.writer.line_based);
     assert!(matches!(&setup.config.buffer_type,
-        ferry_buffer::BufferType::File { path } if path == Path::new("/logs/.ferry-buffer/out")));
+        ferry_buffer::BufferType::File { path } if path == std::path::Path::new("/logs/.ferry-buffer/out")));
     assert_eq!(
         path_of("<match>\npath /logs/app\n</match>", 0, false),
         "/logs/app.2023111422_0.log"

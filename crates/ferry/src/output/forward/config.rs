@@ -80,7 +80,12 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// `host` as an IP address when it is one: such a server never needs DNS.
     pub fn ip(&self) -> Option<IpAddr> {
-        self.host.trim_matches(['[', ']']).parse().ok()
+        tls::host_ip(&self.host)
+    }
+
+    /// `<server> name` when it was configured (not the default `host:port`).
+    pub fn configured_name(&self) -> Option<&str> {
+        (self.name != format!("{}:{}", self.host, self.port)).then_some(self.name.as_str())
     }
 }
 
@@ -368,7 +373,7 @@ fn read_server(s: &Section<'_>, tls: Option<&TlsOptions>) -> Option<ServerConfig
         tls: None,
     };
     if let Some(options) = tls {
-        match tls::client_config(options, &server) {
+        match tls::client_config(options, &server.host, server.configured_name()) {
             Ok(c) => server.tls = Some(c),
             Err(e) => {
                 s.error(None, format!("server {}: {e}", server.name));

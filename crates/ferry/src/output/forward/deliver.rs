@@ -13,10 +13,11 @@
 //! `duplicates_resent`.
 
 use super::Shared;
-use super::conn::{Connection, checkin, checkout, connect};
+use super::conn::Connection;
 use super::error::ForwardError;
 use super::metrics::bump;
 use super::node::{DetachReason, Node};
+use super::pool::{checkin, checkout, connect};
 use super::send::{Payload, Request, SplitOptions, ack_id, await_ack, plan, split, write_request};
 use crate::event::Batch;
 use ferry_buffer::Chunk;

@@ -23,10 +23,11 @@
 
 use super::Shared;
 use super::config::HeartbeatType;
-use super::conn::{self, Connection};
+use super::conn::Connection;
 use super::error::ForwardError;
 use super::metrics::bump;
 use super::node::{DetachReason, Node};
+use super::pool;
 use crate::task::{TaskHandle, Tasks};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -161,7 +162,7 @@ async fn probe(shared: &Shared, node: &Node) {
     let result = if shared.config.keepalive {
         keepalive_probe(shared, node).await.map(|()| None)
     } else {
-        conn::connect(shared, node).await.map(Some)
+        pool::connect(shared, node).await.map(Some)
     };
     match result {
         Ok(opened) => {
@@ -212,12 +213,12 @@ async fn keepalive_probe(shared: &Shared, node: &Node) -> Result<(), ForwardErro
     }
     while let Some(mut c) = node.checkout(cfg.keepalive_timeout) {
         if c.is_usable() && write_nil(&mut c, cfg.send_timeout).await {
-            conn::checkin(shared, node, c).await;
+            pool::checkin(shared, node, c).await;
             return Ok(());
         }
     }
-    let c = conn::connect(shared, node).await?;
-    conn::checkin(shared, node, c).await;
+    let c = pool::connect(shared, node).await?;
+    pool::checkin(shared, node, c).await;
     Ok(())
 }
 

@@ -12,7 +12,8 @@
 //! | [`phi`] | Fluentd's phi accrual failure detector |
 //! | [`balancer`] | weighted round robin over healthy servers, standby servers |
 //! | [`heartbeat`] | the heartbeat timer (transport, udp, none): feeds the detector |
-//! | [`conn`] | DNS → TCP → TLS → handshake; kept-alive connections |
+//! | [`conn`] | one connection: stream, reply buffer, bounded writes, graceful close |
+//! | [`pool`] | DNS → TCP → TLS → handshake; kept-alive connections reused or closed |
 //! | [`tls`] | rustls client configuration and certificate checks |
 //! | [`handshake`] | the shared-key handshake as the client |
 //! | [`dns`] | resolving off the flush path, cache, injectable resolver |
@@ -40,6 +41,7 @@ pub mod heartbeat;
 pub mod metrics;
 pub mod node;
 pub mod phi;
+pub mod pool;
 pub mod send;
 pub mod tls;
 
@@ -211,8 +213,8 @@ impl Forward {
                     .addresses(&node.server, &s.resolver, &s.config, &spawn)
                     .await?;
                 if s.config.verify_connection_at_startup {
-                    let conn = conn::connect(s, node).await?;
-                    conn::checkin(s, node, conn).await;
+                    let conn = pool::connect(s, node).await?;
+                    pool::checkin(s, node, conn).await;
                 }
                 Ok::<(), ForwardError>(())
             };

@@ -21,13 +21,13 @@
 //! resumption (see [`client_config`]), so no session ticket extension and no PSK. A failed verification is an ordinary connection failure: logged with the
 //! server's name, retried with backoff, never a reason to move a chunk aside.
 
-use super::config::ServerConfig;
 use crate::tls::{load_certs, load_key};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -115,19 +115,26 @@ pub fn load(options: &TlsOptions) -> Result<TlsMaterial, TlsConfigError> {
     })
 }
 
-/// The name the certificate must carry for `server`.
-pub fn server_name(server: &ServerConfig) -> Result<ServerName<'static>, TlsConfigError> {
-    match server.ip() {
+/// `host` as an IP address when it is one (`[::1]` included).
+pub fn host_ip(host: &str) -> Option<IpAddr> {
+    host.trim_matches(['[', ']']).parse().ok()
+}
+
+/// The name the certificate must carry for a server at `host`.
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsConfigError> {
+    match host_ip(host) {
         Some(ip) => Ok(ServerName::IpAddress(ip.into())),
-        None => ServerName::try_from(server.host.clone())
-            .map_err(|e| TlsConfigError::Verifier(format!("host {:?}: {e}", server.host))),
+        None => ServerName::try_from(host.to_string())
+            .map_err(|e| TlsConfigError::Verifier(format!("host {host:?}: {e}"))),
     }
 }
 
-/// The TLS client for one server.
+/// The TLS client for one server at `host`; `named` is its `<server> name` when one was
+/// configured (accepted as the certificate's name when `host` is an IP address).
 pub fn client_config(
     options: &TlsOptions,
-    server: &ServerConfig,
+    host: &str,
+    named: Option<&str>,
 ) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let material = match &options.material {
@@ -146,10 +153,8 @@ pub fn client_config(
             .map_err(|e| TlsConfigError::Verifier(e.to_string()))?,
         )
     };
-    let alt_name = match server.ip() {
-        Some(_) if server.name != format!("{}:{}", server.host, server.port) => {
-            ServerName::try_from(server.name.clone()).ok()
-        }
+    let alt_name = match (host_ip(host), named) {
+        (Some(_), Some(name)) => ServerName::try_from(name.to_string()).ok(),
         _ => None,
     };
     let verifier = Arc::new(Verifier {

@@ -30,7 +30,7 @@ pub mod metrics;
 pub mod record;
 
 use super::SinkError;
-use super::sink::SegmentReader;
+use super::segment::SegmentReader;
 use bytes::Bytes;
 pub use config::{KafkaConfig, buffer_setup};
 use delivery::{ChunkDelivery, DeliveryContext, KafkaOutputError, Pending};
@@ -185,7 +185,7 @@ impl Kafka {
                 tracing::debug!(
                     "output {}: chunk {} delivered: {n} messages ({total} since start)",
                     self.id,
-                    super::buffered::hex(&chunk.unique_id())
+                    chunk.id().to_hex()
                 );
             }
             Err(e) => self.after_failure(producer, e).await,
