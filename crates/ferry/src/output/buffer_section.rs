@@ -252,3 +252,9 @@ fn parse_keys(arg: &str, section: Option<&Section<'_>>) -> ChunkKeys {
 pub fn default_buffer_dir(fallback: &Path, id: &str) -> PathBuf {
     fallback.join(".ferry-buffer").join(id)
 }
+
+impl ChunkKeys {
+    pub fn is_tag_only(&self) -> bool {
+        self.tag && !self.time && self.record.is_empty()
+    }
+}

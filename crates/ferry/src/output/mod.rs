@@ -10,6 +10,7 @@ pub mod buffer_section;
 pub mod buffered;
 mod error;
 pub mod file;
+pub mod flusher;
 pub mod format;
 pub mod forward;
 pub mod kafka;
@@ -298,7 +299,7 @@ impl Output {
         let Some(buffered) = &self.buffered else {
             return;
         };
-        let ctx = Arc::new(buffered::FlushContext {
+        let flusher = Arc::new(flusher::Flusher {
             id: self.id.clone(),
             buffered: Arc::clone(buffered),
             sink: Arc::clone(&self.sink),
@@ -307,9 +308,9 @@ impl Output {
             failures: crate::logging::Episode::default(),
         });
         for n in 0..buffered.setup.flush_thread_count {
-            let ctx = Arc::clone(&ctx);
+            let flusher = Arc::clone(&flusher);
             tasks.spawn(format!("output {} flusher {n}", self.id), move |h| {
-                buffered::flush_loop(ctx, h)
+                flusher.run(h)
             });
         }
     }

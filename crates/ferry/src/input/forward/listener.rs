@@ -38,10 +38,14 @@ pub async fn start(
         ),
         None => None,
     };
-    let resolver = config
-        .source_hostname_key
-        .is_some()
-        .then(|| Arc::new(Resolver::new(config.resolve_timeout, Arc::clone(&metrics))));
+    let resolver = config.source_hostname_key.is_some().then(|| {
+        Arc::new(Resolver::new(
+            config.resolve_timeout,
+            Arc::clone(&metrics),
+            tasks.clone(),
+            name.clone(),
+        ))
+    });
     let tcp = if config.listen_tcp {
         let addr = listen::resolve_bind(&name, &config.bind, config.port).await?;
         let (listener, local) = listen::bind_tcp(&name, addr, config.backlog.unwrap_or(1024))?;

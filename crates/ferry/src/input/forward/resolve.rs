@@ -12,6 +12,7 @@
 //! addresses (the cache is cleared when full).
 
 use super::ForwardInputMetrics;
+use crate::task::Tasks;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -36,15 +37,25 @@ pub(crate) struct Resolver {
     timeout: Duration,
     lookups: Arc<Semaphore>,
     metrics: Arc<ForwardInputMetrics>,
+    /// Where lookups run: named tasks of the input (`forward input ID reverse lookup IP`).
+    tasks: Tasks,
+    name: String,
 }
 
 impl Resolver {
-    pub fn new(timeout: Duration, metrics: Arc<ForwardInputMetrics>) -> Self {
+    pub fn new(
+        timeout: Duration,
+        metrics: Arc<ForwardInputMetrics>,
+        tasks: Tasks,
+        name: String,
+    ) -> Self {
         Self {
             cache: Mutex::default(),
             timeout,
             lookups: Arc::new(Semaphore::new(MAX_CONCURRENT_LOOKUPS)),
             metrics,
+            tasks,
+            name,
         }
     }
 
@@ -64,7 +75,15 @@ impl Resolver {
         cache.insert(ip, Slot::Pending(rx.clone()));
         drop(cache);
         let me = Arc::clone(self);
-        tokio::spawn(async move { me.lookup(ip, tx).await });
+        self.tasks.spawn(
+            format!("{} reverse lookup {ip}", self.name),
+            move |h| async move {
+                tokio::select! {
+                    () = me.lookup(ip, tx) => {}
+                    () = h.cancelled() => {}
+                }
+            },
+        );
         Slot::Pending(rx)
     }
 
@@ -140,7 +159,12 @@ mod tests {
     #[tokio::test]
     async fn loopback_resolves_once_and_is_cached() {
         let metrics = Arc::new(ForwardInputMetrics::default());
-        let r = Arc::new(Resolver::new(Duration::from_secs(5), Arc::clone(&metrics)));
+        let r = Arc::new(Resolver::new(
+            Duration::from_secs(5),
+            Arc::clone(&metrics),
+            Tasks::new(),
+            "forward input t".into(),
+        ));
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         r.prefetch(ip);
         let first = r.name(ip).await;
@@ -155,7 +179,12 @@ mod tests {
         // TEST-NET-1: no reverse name anywhere; the lookup fails, times out, or returns the
         // numeric form, and the address is used in every case.
         let metrics = Arc::new(ForwardInputMetrics::default());
-        let r = Arc::new(Resolver::new(Duration::from_millis(200), metrics));
+        let r = Arc::new(Resolver::new(
+            Duration::from_millis(200),
+            metrics,
+            Tasks::new(),
+            "forward input t".into(),
+        ));
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(&*r.name(ip).await, "192.0.2.1");
     }

@@ -143,18 +143,24 @@ fn start_probe(shared: &Arc<Shared>, node: &Arc<Node>) {
         return;
     }
     let (s, n) = (Arc::clone(shared), Arc::clone(node));
-    tokio::spawn(async move {
-        let (s2, n2) = (Arc::clone(&s), Arc::clone(&n));
-        if let Err(e) = tokio::spawn(async move { probe(&s2, &n2).await }).await {
-            bump(&s.metrics.heartbeat_errors, 1);
-            tracing::error!(
-                "output {}: heartbeat probe of '{}' failed unexpectedly ({e})",
-                s.id,
-                n.name()
-            );
-        }
-        n.probing.store(false, Ordering::Release);
-    });
+    let name = format!("heartbeat probe '{}'", node.name());
+    shared.spawn(
+        name,
+        Box::pin(async move {
+            // The probe itself runs behind a join: a panic in it is caught here, counted and
+            // logged, and the next tick probes again.
+            let (s2, n2) = (Arc::clone(&s), Arc::clone(&n));
+            if let Err(e) = tokio::spawn(async move { probe(&s2, &n2).await }).await {
+                bump(&s.metrics.heartbeat_errors, 1);
+                tracing::error!(
+                    "output {}: heartbeat probe of '{}' failed unexpectedly ({e})",
+                    s.id,
+                    n.name()
+                );
+            }
+            n.probing.store(false, Ordering::Release);
+        }),
+    );
 }
 
 async fn probe(shared: &Shared, node: &Node) {

@@ -1,0 +1,259 @@
+//! The flush side of a buffered output: take the oldest ready chunk, write it to the sink,
+//! then ack (delete), or nack (retry with backoff, secondary, quarantine). Buffer calls that
+//! may touch the disk run on blocking threads, so a slow disk never stalls the async workers.
+//! A repeated failure is logged once per episode ([`crate::logging::Episode`]).
+
+use super::buffered::Buffered;
+use super::{OutputMetrics, Sink};
+use crate::task::TaskHandle;
+use ferry_buffer::{Chunk, RetryDecision};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The flushers of one buffered output (`flush_thread_count` tasks share one).
+#[derive(Debug)]
+pub struct Flusher {
+    pub id: String,
+    pub buffered: Arc<Buffered>,
+    pub sink: Arc<Sink>,
+    pub secondary: Option<Arc<Sink>>,
+    pub metrics: Arc<OutputMetrics>,
+    /// Failed flushes since the last delivered chunk: each kind is logged once at warn.
+    pub failures: crate::logging::Episode,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+impl Flusher {
+    /// One flusher task: runs until cancelled, then (with `flush_at_shutdown`) drains the
+    /// queue.
+    pub async fn run(self: Arc<Self>, h: TaskHandle) {
+        flush_loop(&self, &h).await;
+    }
+}
+
+async fn flush_loop(ctx: &Flusher, h: &TaskHandle) {
+    let buffer = Arc::clone(&ctx.buffered.buffer);
+    loop {
+        if h.is_cancelled() {
+            break;
+        }
+        h.set("sealing due chunks");
+        let b = Arc::clone(&buffer);
+        let taken = blocking(move || {
+            let now = SystemTime::now();
+            b.enqueue_due(now);
+            b.take(now)
+        })
+        .await
+        .flatten();
+        match taken {
+            Some(chunk) => {
+                flush_chunk(ctx, chunk, h).await;
+            }
+            None => {
+                let wait = buffer
+                    .next_due()
+                    .and_then(|t| t.duration_since(SystemTime::now()).ok())
+                    .unwrap_or(Duration::from_secs(1))
+                    .min(Duration::from_secs(1));
+                h.set("waiting for chunks");
+                tokio::select! {
+                    () = ctx.buffered.notify.notified() => {}
+                    () = tokio::time::sleep(wait) => {}
+                    () = h.cancelled() => break,
+                }
+            }
+        }
+    }
+    let at_shutdown = ctx
+        .buffered
+        .setup
+        .config
+        .flush_at_shutdown
+        .unwrap_or(!ctx.buffered.setup.is_file());
+    if at_shutdown {
+        h.set("flushing at shutdown");
+        let b = Arc::clone(&buffer);
+        let _ = blocking(move || b.flush_all()).await;
+        loop {
+            let b = Arc::clone(&buffer);
+            let Some(chunk) = blocking(move || b.take(SystemTime::now())).await.flatten() else {
+                break;
+            };
+            if !flush_chunk(ctx, chunk, h).await {
+                break;
+            }
+        }
+    }
+}
+
+/// Writes one chunk and settles it. Returns whether it was delivered.
+async fn flush_chunk(ctx: &Flusher, chunk: Chunk, h: &TaskHandle) -> bool {
+    let m = &ctx.metrics;
+    let chunk_id = chunk.id().to_hex();
+    h.set_detail("writing chunk", chunk_id.clone());
+    let started = Instant::now();
+    let result = ctx.sink.write_chunk(&chunk).await;
+    let took = started.elapsed();
+    m.flush_time_ms
+        .fetch_add(took.as_millis() as u64, Ordering::Relaxed);
+    if took >= ctx.buffered.setup.slow_flush_log_threshold {
+        m.slow_flush_count.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            "buffer flush took longer time than slow_flush_log_threshold: elapsed_time={:.3} slow_flush_log_threshold={:.1} plugin_id=\"{}\"",
+            took.as_secs_f64(),
+            ctx.buffered.setup.slow_flush_log_threshold.as_secs_f64(),
+            ctx.id
+        );
+    }
+    let buffer = Arc::clone(&ctx.buffered.buffer);
+    match result {
+        Ok(()) => {
+            m.write_count.fetch_add(1, Ordering::Relaxed);
+            if let Some(end) = ctx.failures.ended() {
+                tracing::warn!(
+                    "retry succeeded. chunk_id=\"{chunk_id}\" plugin_id=\"{}\" after {} failed flushes (the last: {})",
+                    ctx.id,
+                    end.failures,
+                    end.last
+                );
+            } else if chunk.retry().steps > 0 {
+                tracing::debug!(
+                    "retry succeeded. chunk_id=\"{chunk_id}\" plugin_id=\"{}\"",
+                    ctx.id
+                );
+            }
+            h.set_detail("deleting chunk", chunk_id);
+            if let Some(Err(e)) = blocking(move || buffer.ack(chunk)).await {
+                tracing::error!(
+                    "output {}: delivered chunk could not be deleted: {e}",
+                    ctx.id
+                );
+            }
+            true
+        }
+        Err(e) if e.rolls_back() => {
+            // A lost ack: the destination already took the servers concerned out of rotation,
+            // so the chunk is sent again at once, elsewhere, without counting a retry.
+            m.num_errors.fetch_add(1, Ordering::Relaxed);
+            m.rollback_count.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "chunk_id=\"{chunk_id}\" rolled back to the queue without counting a retry: error_class={} error=\"{e}\" plugin_id=\"{}\"",
+                e.class(),
+                ctx.id
+            );
+            let _ = blocking(move || buffer.rollback(chunk)).await;
+            false
+        }
+        Err(e) => {
+            m.num_errors.fetch_add(1, Ordering::Relaxed);
+            if !e.is_retryable() {
+                tracing::error!(
+                    "output {}: chunk {chunk_id} cannot be delivered ({e}); moving it aside",
+                    ctx.id
+                );
+                settle_failed(ctx, chunk, &e.to_string()).await;
+                return false;
+            }
+            m.retry_count.fetch_add(1, Ordering::Relaxed);
+            let decision = blocking(move || buffer.nack(chunk, SystemTime::now())).await;
+            match decision {
+                Some(RetryDecision::RetryAt(at)) => {
+                    let mut next = String::new();
+                    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    crate::time::write_stdout_time(
+                        ferry_proto::time::EventTime {
+                            sec: u32::try_from(secs).unwrap_or(u32::MAX),
+                            nsec: 0,
+                        },
+                        &mut next,
+                    );
+                    let what = format!("error_class={} error=\"{e}\"", e.class());
+                    if ctx.failures.failed(&what) {
+                        tracing::warn!(
+                            "temporarily failed to flush the buffer. next_retry={next} chunk=\"{chunk_id}\" {what} plugin_id=\"{}\"",
+                            ctx.id
+                        );
+                    } else {
+                        tracing::debug!(
+                            "temporarily failed to flush the buffer. next_retry={next} chunk=\"{chunk_id}\" {what} plugin_id=\"{}\" (again)",
+                            ctx.id
+                        );
+                    }
+                }
+                Some(RetryDecision::UseSecondary(chunk)) => {
+                    let delivered = match &ctx.secondary {
+                        Some(sec) => match sec.write_chunk(&chunk).await {
+                            Ok(()) => true,
+                            Err(se) => {
+                                tracing::warn!(
+                                    "secondary of output {} failed to take chunk_id=\"{chunk_id}\": {se}; the chunk stays in the buffer",
+                                    ctx.id
+                                );
+                                false
+                            }
+                        },
+                        None => false,
+                    };
+                    if delivered {
+                        m.write_secondary_count.fetch_add(1, Ordering::Relaxed);
+                        let b = Arc::clone(&ctx.buffered.buffer);
+                        let _ = blocking(move || b.ack(chunk)).await;
+                    } else {
+                        let b = Arc::clone(&ctx.buffered.buffer);
+                        let _ = blocking(move || b.nack(chunk, SystemTime::now())).await;
+                    }
+                }
+                Some(RetryDecision::GiveUp(chunk)) => {
+                    tracing::error!(
+                        "failed to flush the buffer, and hit limit for retries. chunk_id=\"{chunk_id}\" error=\"{e}\" plugin_id=\"{}\"",
+                        ctx.id
+                    );
+                    settle_failed(ctx, chunk, &e.to_string()).await;
+                }
+                None => {}
+            }
+            false
+        }
+    }
+}
+
+/// A chunk that will never reach the destination: to the secondary if there is one and it
+/// takes it, else to the quarantine directory. Never silently dropped.
+async fn settle_failed(ctx: &Flusher, chunk: Chunk, reason: &str) {
+    if let Some(sec) = &ctx.secondary
+        && sec.write_chunk(&chunk).await.is_ok()
+    {
+        ctx.metrics
+            .write_secondary_count
+            .fetch_add(1, Ordering::Relaxed);
+        let b = Arc::clone(&ctx.buffered.buffer);
+        let _ = blocking(move || b.ack(chunk)).await;
+        return;
+    }
+    let b = Arc::clone(&ctx.buffered.buffer);
+    let reason = reason.to_string();
+    let id = ctx.id.clone();
+    let chunk_id = chunk.id().to_hex();
+    match blocking(move || b.quarantine(chunk, &reason)).await {
+        Some(Ok(Some(path))) => {
+            tracing::error!(
+                "output {id}: chunk {chunk_id} moved to quarantine at {}",
+                path.display()
+            )
+        }
+        Some(Ok(None)) => {
+            tracing::error!(
+                "output {id}: chunk {chunk_id} dropped: memory buffer has no quarantine directory"
+            )
+        }
+        Some(Err(e)) => {
+            tracing::error!("output {id}: chunk {chunk_id} could not be quarantined: {e}")
+        }
+        None => {}
+    }
+}
