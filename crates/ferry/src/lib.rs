@@ -9,11 +9,11 @@
 //! | [`metrics`] | every metric name (in `metrics::names`), the registry and collectors |
 //! | [`status`] | `ferry status`: a running ferry's buffer flow and advice, for people |
 //! | [`pipeline`] | configuration tree → typed, checked pipeline (`--dry-run` stops here) |
-//! | [`input`] | where events enter (`forward`, `tail`) |
+//! | [`input`] | where events enter (`forward`, `tail`); `input::net`: what every network input shares |
 //! | [`parse`] | log lines → records: Fluentd's `<parse>` types (json, regexp, syslog, ...) |
 //! | [`router`] | tag → filters → output, with Fluentd's `<match>`, `<label>`, `copy`, `relabel`, `@ERROR` |
 //! | [`filter`] | `grep`, `record_transformer`, `parser`: the stages that decode records |
-//! | [`output`] | where events go (`stdout`, `null`, `file`, `forward`, `secondary_file`, `kafka2`) and how they are formatted |
+//! | [`output`] | where events go (`stdout`, `null`, `file`, `forward`, `secondary_file`, `kafka2`), the buffered append path and the flushers, and how events are formatted |
 //! | [`record`] | helpers over decoded records shared by filters and formatters |
 //! | [`event`] | the batch of events that travels between them (msgpack bytes) |
 //! | [`task`] | named tasks, their states, cancellation and shutdown |

@@ -1,5 +1,7 @@
 //! Inputs: where events enter. Each input type is a variant of the closed [`InputConfig`]
-//! enum, dispatched with `match`.
+//! enum, dispatched with `match`. [`net`] holds what every network input shares (sockets, accept
+//! loops, slots, TLS, a connection's bytes); a network input supplies its framing and request
+//! handling as a [`net::Service`] (see `docs/adding-an-input.md`).
 
 pub mod forward;
 pub mod net;
