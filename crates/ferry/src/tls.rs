@@ -153,6 +153,142 @@ pub fn handshake_hint(e: &io::Error) -> String {
     }
 }
 
+/// The TLS 1.2 suites ferry has, by their OpenSSL names, with the OpenSSL words that select
+/// each: key exchange, authentication, cipher and MAC.
+const TLS12_SUITES: &[(&str, rustls::CipherSuite, &[&str])] = &[
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        &[
+            "ECDHE", "EECDH", "kECDHE", "ECDSA", "aECDSA", "AESGCM", "AES", "AES256", "SHA384",
+        ],
+    ),
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        &[
+            "ECDHE", "EECDH", "kECDHE", "ECDSA", "aECDSA", "AESGCM", "AES", "AES128", "SHA256",
+        ],
+    ),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        &[
+            "ECDHE", "EECDH", "kECDHE", "ECDSA", "aECDSA", "CHACHA20", "SHA256",
+        ],
+    ),
+    (
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        &[
+            "ECDHE", "EECDH", "kECDHE", "RSA", "aRSA", "AESGCM", "AES", "AES256", "SHA384",
+        ],
+    ),
+    (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        &[
+            "ECDHE", "EECDH", "kECDHE", "RSA", "aRSA", "AESGCM", "AES", "AES128", "SHA256",
+        ],
+    ),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        &[
+            "ECDHE", "EECDH", "kECDHE", "RSA", "aRSA", "CHACHA20", "SHA256",
+        ],
+    ),
+];
+
+/// Words that select every suite ferry has.
+const EVERYTHING: &[&str] = &["ALL", "DEFAULT", "HIGH", "TLSv1.2"];
+
+/// Reads an OpenSSL cipher list (`tls_ciphers`, `ciphers`) as OpenSSL does for TLS 1.2, and
+/// returns the TLS 1.2 suites of ferry's it selects, in ferry's order. TLS 1.3 suites are not
+/// chosen by a cipher list (OpenSSL keeps them apart), so they are always offered.
+///
+/// The list is words separated by `:`, `,` or spaces. A word is a suite's OpenSSL name, a
+/// group (`ALL`, `DEFAULT`, `HIGH`, `ECDHE`, `AESGCM`, `CHACHA20`, `aRSA`, `SHA384`, ...), or
+/// groups joined by `+` (all of them). `!WORD` removes for good, `-WORD` removes (a later
+/// word may add back), `+WORD` only reorders (no effect here). A word that names only suites
+/// ferry does not have (`AES128-SHA`, `kRSA`, `3DES`, `aNULL`, ...) selects nothing, as a word
+/// OpenSSL does not know does.
+pub fn tls12_suites(list: &str) -> Vec<rustls::CipherSuite> {
+    let matches = |word: &str, name: &str, groups: &[&str]| {
+        word.split('+')
+            .filter(|w| !w.is_empty())
+            .all(|w| w == name || EVERYTHING.contains(&w) || groups.contains(&w))
+            && !word.is_empty()
+    };
+    let mut chosen = [false; TLS12_SUITES.len()];
+    let mut banned = [false; TLS12_SUITES.len()];
+    for word in list
+        .split([':', ',', ' '])
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
+        let (op, word) = match word.as_bytes()[0] {
+            b'!' | b'-' | b'+' => (word.as_bytes()[0], &word[1..]),
+            _ => (b' ', word),
+        };
+        if word.starts_with('@') {
+            continue; // @STRENGTH, @SECLEVEL=n: order and policy, not membership
+        }
+        for (i, (name, _, groups)) in TLS12_SUITES.iter().enumerate() {
+            if !matches(word, name, groups) {
+                continue;
+            }
+            match op {
+                b'!' => banned[i] = true,
+                b'-' => chosen[i] = false,
+                b'+' => {}
+                _ => chosen[i] = true,
+            }
+        }
+    }
+    TLS12_SUITES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| chosen[*i] && !banned[*i])
+        .map(|(_, (_, suite, _))| *suite)
+        .collect()
+}
+
+/// `provider` offering the TLS 1.3 suites and the TLS 1.2 suites `list` selects (see
+/// [`tls12_suites`]); with no list, every suite.
+pub fn provider_for(list: Option<&str>) -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(list) = list {
+        let tls12 = tls12_suites(list);
+        provider.cipher_suites.retain(|s| match s {
+            rustls::SupportedCipherSuite::Tls13(_) => true,
+            rustls::SupportedCipherSuite::Tls12(_) => tls12.contains(&s.suite()),
+        });
+    }
+    provider
+}
+
+/// Why a cipher list cannot be used when TLS 1.2 may be negotiated: it selects none of the
+/// TLS 1.2 suites ferry has, so every TLS 1.2 handshake would fail.
+pub fn check_cipher_list(param: &str, list: &str) -> Result<(), String> {
+    if tls12_suites(list).is_empty() {
+        return Err(format!(
+            "{param} '{list}' selects none of the TLS 1.2 cipher suites ferry has ({}), so every TLS 1.2 handshake would fail: name at least one of them, or allow TLS 1.3 only",
+            tls12_suite_names()
+        ));
+    }
+    Ok(())
+}
+
+/// The OpenSSL names of the TLS 1.2 suites ferry has (for error messages).
+pub fn tls12_suite_names() -> String {
+    TLS12_SUITES
+        .iter()
+        .map(|(n, _, _)| *n)
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +312,48 @@ mod tests {
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
         assert_eq!(handshake_hint(&reset), "");
         assert_eq!(handshake_hint(&io::Error::other("eof")), "");
+    }
+
+    #[test]
+    fn cipher_lists_select_suites_as_openssl_reads_them() {
+        use rustls::CipherSuite as C;
+        let all = tls12_suites("ALL:!aNULL:!eNULL:!SSLv2");
+        assert_eq!(
+            all.len(),
+            6,
+            "Fluentd's default list selects every suite ferry has"
+        );
+        assert_eq!(
+            tls12_suites("ECDHE-RSA-AES128-GCM-SHA256"),
+            vec![C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]
+        );
+        assert_eq!(
+            tls12_suites("ECDHE+AESGCM:!aECDSA:-AES128"),
+            vec![C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]
+        );
+        assert_eq!(
+            tls12_suites("HIGH:!CHACHA20:@STRENGTH").len(),
+            4,
+            "@STRENGTH orders only"
+        );
+        // Suites ferry does not have select nothing; so do words OpenSSL does not know.
+        assert!(tls12_suites("AES128-SHA:kRSA:3DES:nonsense").is_empty());
+        assert!(tls12_suites("").is_empty());
+        // `!` is for good, `-` can be undone.
+        assert!(tls12_suites("!ECDHE:ALL").is_empty());
+        assert_eq!(tls12_suites("-ECDHE:ALL").len(), 6);
+    }
+
+    #[test]
+    fn a_provider_keeps_every_tls13_suite_whatever_the_list() {
+        let p = provider_for(Some("AES128-SHA"));
+        assert!(!p.cipher_suites.is_empty());
+        assert!(
+            p.cipher_suites
+                .iter()
+                .all(|s| matches!(s, rustls::SupportedCipherSuite::Tls13(_)))
+        );
+        let full = provider_for(None);
+        assert!(full.cipher_suites.len() > p.cipher_suites.len());
     }
 }

@@ -277,3 +277,72 @@ fn ferry_sends_to_a_fluentd_that_allows_tls_1_3_only_without_resuming_sessions()
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn ferry_offers_only_the_tls_1_2_suites_its_tls_ciphers_selects() {
+    let Some(peers) = peers() else { return };
+    let pki = Pki::new();
+    let tls = Sides::new(Mode::Tls, &pki);
+    // Fluentd's TLS server (TLS 1.2 only by default) with the test's ECDSA certificate.
+    let out_port = free_port();
+    let fluentd = PeerProc::start(
+        &peers,
+        Fluentd,
+        &(tls.fluentd_source(out_port) + &Sides::fluentd_stdout("interop.**")),
+        out_port,
+    );
+    let with_ciphers = |list: &str, in_port: u16| {
+        tls_forwarder(&tls, in_port, out_port).replace(
+            "  transport tls\n",
+            &format!("  transport tls\n  tls_ciphers {list}\n"),
+        )
+    };
+    // RSA suites only: nothing ferry offers can use an ECDSA certificate.
+    let rsa_port = free_port();
+    let rsa = Ferry::start(&with_ciphers("ECDHE+aRSA:!aECDSA", rsa_port), rsa_port);
+    let mut seen = Vec::new();
+    let line = rsa.wait_stderr("TLS handshake with", Duration::from_secs(20), &mut seen);
+    assert!(
+        line.contains(&format!("server 'localhost:{out_port}'")),
+        "{line}"
+    );
+    drop(rsa);
+    // An ECDSA suite named by its OpenSSL name: every event arrives.
+    let ecdsa_port = free_port();
+    let ecdsa = Ferry::start(
+        &with_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256", ecdsa_port),
+        ecdsa_port,
+    );
+    let tag = tag_of("tls_ciphers");
+    send_waves(ecdsa_port, &tag, true);
+    let total = WAVES * WAVE;
+    let tally = await_events(
+        &Output::Fluentd(&fluentd),
+        &tag,
+        total,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    let problems = tally.problems(&tag, total);
+    assert!(
+        problems.is_empty(),
+        "{}\nferry's log:\n{}",
+        problems.join("\n"),
+        ecdsa.stderr_so_far().join("\n")
+    );
+}
+
+#[test]
+fn a_tls_ciphers_list_that_selects_no_suite_ferry_has_is_a_configuration_error() {
+    let (ok, _, err) = common::dry_run(
+        "<match **>\n  @type forward\n  transport tls\n  tls_ciphers AES128-SHA:DES-CBC3-SHA\n  \
+         <server>\n    host 127.0.0.1\n  </server>\n</match>\n",
+    );
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("tls_ciphers")
+            && err.contains("selects none of the TLS 1.2 cipher suites ferry has")
+            && err.contains("ECDHE-ECDSA-AES128-GCM-SHA256"),
+        "{err}"
+    );
+}

@@ -32,6 +32,8 @@ pub struct TlsConfig {
     pub min_version: TlsVersion,
     /// `max_version`: the highest version accepted.
     pub max_version: TlsVersion,
+    /// `ciphers`: an OpenSSL cipher list choosing the TLS 1.2 suites accepted.
+    pub ciphers: Option<String>,
 }
 
 const TLS_VERSIONS: &[&str] = &["TLSv1_2", "TLSv1_3"];
@@ -82,12 +84,6 @@ pub fn read(t: Section<'_>) -> TransportConfig {
             );
         }
     }
-    if t.has("ciphers") {
-        t.error(
-            Some("ciphers"),
-            "ciphers cannot be chosen: ferry's TLS (rustls) offers only its own modern cipher suites; remove it",
-        );
-    }
     if t.bool_or("insecure", false) {
         t.error(
             Some("insecure"),
@@ -103,6 +99,15 @@ pub fn read(t: Section<'_>) -> TransportConfig {
         let max_version = tls_version(max.unwrap_or("TLSv1_3"));
         if max_version < min_version {
             t.error(Some("max_version"), "max_version is lower than min_version");
+        }
+        // An OpenSSL cipher list, read as OpenSSL reads it for TLS 1.2 (TLS 1.3 suites are not
+        // chosen by it).
+        let ciphers = t.str("ciphers");
+        if let Some(list) = &ciphers
+            && min_version == TlsVersion::Tls12
+            && let Err(e) = crate::tls::check_cipher_list("ciphers", list)
+        {
+            t.error(Some("ciphers"), e);
         }
         let client_cert_auth = t.bool_or("client_cert_auth", false);
         let ca_path = t.str("ca_path").map(PathBuf::from);
@@ -123,6 +128,7 @@ pub fn read(t: Section<'_>) -> TransportConfig {
             client_cert_auth,
             min_version,
             max_version,
+            ciphers,
         })
     } else {
         TransportConfig::Tcp

@@ -30,7 +30,7 @@ pub enum TlsError {
 
 /// Builds the server configuration; reads every file now, so mistakes stop start-up.
 pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::tls::provider_for(cfg.ciphers.as_deref()));
     let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
         (TlsVersion::Tls12, &rustls::version::TLS12),
         (TlsVersion::Tls13, &rustls::version::TLS13),
@@ -90,6 +90,7 @@ mod tests {
             client_cert_auth: false,
             min_version: TlsVersion::Tls12,
             max_version: TlsVersion::Tls13,
+            ciphers: None,
         }
     }
 

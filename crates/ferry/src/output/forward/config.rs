@@ -292,8 +292,15 @@ fn read_tls(s: &Section<'_>, transport: Transport) -> Option<TlsOptions> {
         "TLSv1_3" => TlsVersion::Tls13,
         _ => TlsVersion::Tls12,
     };
-    // OpenSSL cipher strings have no meaning for rustls, which offers only its safe suites.
-    let _ = s.str("tls_ciphers");
+    // An OpenSSL cipher list, read as OpenSSL reads it for TLS 1.2 (TLS 1.3 suites are not
+    // chosen by it). Fluentd's default, `ALL:!aNULL:!eNULL:!SSLv2`, selects every suite ferry has.
+    let ciphers = s.str("tls_ciphers");
+    if let Some(list) = &ciphers
+        && version == TlsVersion::Tls12
+        && let Err(e) = crate::tls::check_cipher_list("tls_ciphers", list)
+    {
+        s.error(Some("tls_ciphers"), e);
+    }
     let mut ca = s.array("tls_cert_path").unwrap_or_default();
     ca.extend(s.array("tls_ca_cert_path").unwrap_or_default());
     let options = TlsOptions {
@@ -304,6 +311,7 @@ fn read_tls(s: &Section<'_>, transport: Transport) -> Option<TlsOptions> {
         verify_hostname: s.bool_or("tls_verify_hostname", true),
         insecure: s.bool_or("tls_insecure_mode", false),
         allow_self_signed: s.bool_or("tls_allow_self_signed_cert", false),
+        ciphers,
         material: None,
     };
     if s.has("tls_client_private_key_passphrase") {

@@ -57,6 +57,8 @@ pub struct TlsOptions {
     pub verify_hostname: bool,
     pub insecure: bool,
     pub allow_self_signed: bool,
+    /// `tls_ciphers`: an OpenSSL cipher list choosing the TLS 1.2 suites offered.
+    pub ciphers: Option<String>,
     /// The files, once loaded.
     pub material: Option<Arc<TlsMaterial>>,
 }
@@ -136,7 +138,7 @@ pub fn client_config(
     host: &str,
     named: Option<&str>,
 ) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::tls::provider_for(options.ciphers.as_deref()));
     let material = match &options.material {
         Some(m) => Arc::clone(m),
         None => Arc::new(load(options)?),

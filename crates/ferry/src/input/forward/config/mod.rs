@@ -267,8 +267,8 @@ mod tests {
                 "at least one <user>",
             ),
             (
-                "<transport tls>\ncert_path a\nprivate_key_path b\nciphers ALL\n</transport>",
-                "ciphers cannot be chosen",
+                "<transport tls>\ncert_path a\nprivate_key_path b\nciphers AES128-SHA:kRSA\n</transport>",
+                "selects none of the TLS 1.2 cipher suites ferry has",
             ),
             (
                 "<transport tls>\ncert_path a\nprivate_key_path b\ninsecure true\n</transport>",
