@@ -117,9 +117,14 @@ impl IntoIterator for ConfigErrors {
 /// of one configuration reports into one place.
 ///
 /// [`Section`]: crate::Section
+///
+/// Beside errors it keeps notes: parameters ferry accepts so that Fluentd configurations load,
+/// but that have no effect in ferry. A note does not fail the configuration; the daemon logs
+/// each once at start, and `--dry-run` prints them.
 #[derive(Debug, Clone, Default)]
 pub struct Errors {
     inner: Rc<RefCell<Vec<ConfigError>>>,
+    notes: Rc<RefCell<Vec<ConfigError>>>,
 }
 
 impl Errors {
@@ -131,6 +136,17 @@ impl Errors {
     /// Records an error at `span`.
     pub fn push(&self, span: Option<Span>, msg: impl Into<String>) {
         self.inner.borrow_mut().push(ConfigError::new(span, msg));
+    }
+
+    /// Records a note at `span`: something accepted that has no effect.
+    pub fn note(&self, span: Option<Span>, msg: impl Into<String>) {
+        self.notes.borrow_mut().push(ConfigError::new(span, msg));
+    }
+
+    /// Every note recorded so far, in file order, each once; the list is emptied.
+    pub fn take_notes(&self) -> Vec<ConfigError> {
+        let notes = std::mem::take(&mut *self.notes.borrow_mut());
+        file_order(notes)
     }
 
     /// Records errors found elsewhere (for example by the parser).

@@ -260,6 +260,19 @@ impl<'a> Section<'a> {
         self.errors.push(Some(span), msg);
     }
 
+    /// A Fluentd parameter that ferry accepts so that configurations load, but that has no
+    /// effect in ferry: when `key` is set, it is marked read and a note at its line says so
+    /// and what ferry does `instead`.
+    pub fn no_effect(&self, key: &str, instead: &str) {
+        if self.get(key).is_some() {
+            let span = self.param_span(key);
+            self.errors.note(
+                Some(span),
+                format!("'{key}' has no effect in ferry: {instead}"),
+            );
+        }
+    }
+
     /// The child section `name`; a second one is reported.
     pub fn child(&self, name: &str) -> Option<Section<'a>> {
         let first_read = remember(&self.read_children, name);

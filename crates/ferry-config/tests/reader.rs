@@ -387,3 +387,34 @@ stray value
         ]
     );
 }
+
+#[test]
+fn a_parameter_with_no_effect_is_a_note_at_its_line_not_an_error_nor_unknown() {
+    let root = parse_str(
+        "<match **>\n  @type forward\n  read_length 1k\n  other 1\n</match>\n",
+        "n.conf",
+    )
+    .unwrap();
+    let errors = Errors::new();
+    let d = directives(&root, &errors);
+    for m in d.matches {
+        let _ = m.plugin_type();
+        m.no_effect("read_length", "replies are read as they arrive");
+        m.no_effect("absent_key", "never noted: not written");
+        m.finish();
+    }
+    let notes: Vec<String> = errors
+        .take_notes()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        notes,
+        vec!["n.conf:3: 'read_length' has no effect in ferry: replies are read as they arrive"]
+    );
+    assert!(errors.take_notes().is_empty(), "taken once");
+    // The noted key is read (not unknown); the other key still is.
+    let msgs = messages(errors.into_result(()));
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(msgs[0].contains("'other'"), "{msgs:?}");
+}

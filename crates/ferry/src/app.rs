@@ -152,6 +152,9 @@ pub async fn run(mut config: PipelineConfig, path: Option<PathBuf>) -> anyhow::R
                         tracing::error!("config reload refused ({} errors); the running configuration is kept", errors.0.len());
                     }
                     Ok(new_config) => {
+                        for note in &new_config.notes {
+                            tracing::warn!("{note}");
+                        }
                         if new_config.admin != config.admin {
                             tracing::warn!("changes to prometheus and monitor_agent sources take effect at the next start");
                         }

@@ -71,6 +71,9 @@ fn main() -> ExitCode {
         |p| p.display().to_string(),
     );
     if cli.dry_run {
+        for note in &config.notes {
+            eprintln!("ferry: warning: {note}");
+        }
         println!(
             "ferry: {source} is valid ({} sources, {} matches, {} labels)",
             config.sources.len(),
@@ -92,6 +95,9 @@ fn main() -> ExitCode {
         .unwrap_or("info");
     ferry::logging::init(level);
     tracing::info!("using configuration {source}");
+    for note in &config.notes {
+        tracing::warn!("{note}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

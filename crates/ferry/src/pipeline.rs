@@ -42,6 +42,9 @@ pub struct PipelineConfig {
     pub routes: RoutesConfig,
     /// `<source>`s that serve metrics and the monitor API.
     pub admin: Vec<AdminConfig>,
+    /// Parameters accepted for Fluentd's sake that have no effect in ferry, each as
+    /// `file:line: 'key' has no effect in ferry: what ferry does instead`.
+    pub notes: Vec<String>,
 }
 
 /// Reads the file at `path`, or the embedded default configuration when `path` is `None`.
@@ -143,11 +146,17 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
             );
         }
     }
+    let notes = errors
+        .take_notes()
+        .into_iter()
+        .map(|n| n.to_string())
+        .collect();
     errors.into_result(PipelineConfig {
         system,
         sources,
         routes,
         admin,
+        notes,
     })
 }
 

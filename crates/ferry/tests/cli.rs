@@ -136,3 +136,42 @@ fn a_port_in_use_fails_start_up_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn parameters_that_have_no_effect_are_named_with_their_line_by_dry_run_and_at_start() {
+    let conf = "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n  skip_invalid_event false\n</source>\n\
+                <match **>\n  @type null\n  <buffer>\n    flush_thread_interval 0.5\n    disable_chunk_backup true\n  </buffer>\n</match>\n";
+    let (ok, _, err) = common::dry_run(&conf.replace("{port}", "24224"));
+    assert!(ok, "notes do not fail the configuration: {err}");
+    for (line, key) in [
+        (5, "skip_invalid_event"),
+        (10, "flush_thread_interval"),
+        (11, "disable_chunk_backup"),
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with("ferry: warning: ")
+                && l.contains(&format!(
+                    "ferry.conf:{line}: '{key}' has no effect in ferry: "
+                ))),
+            "{key} at line {line}: {err}"
+        );
+    }
+    // A value that is what ferry does anyway is not noted.
+    let (ok, _, err) = common::dry_run(
+        "<source>\n  @type forward\n  port 24224\n  skip_invalid_event true\n</source>\n<match **>\n  @type null\n</match>\n",
+    );
+    assert!(ok && !err.contains("warning"), "{err}");
+    // At start, each note is one warning in the log.
+    let port = common::free_port();
+    let ferry = common::Ferry::start(&conf.replace("{port}", &port.to_string()), port);
+    let mut seen = Vec::new();
+    let line = ferry.wait_stderr(
+        "'flush_thread_interval' has no effect in ferry",
+        std::time::Duration::from_secs(5),
+        &mut seen,
+    );
+    assert!(
+        line.contains("[warn]") && line.contains("ferry.conf:10:"),
+        "{line}"
+    );
+}

@@ -60,17 +60,40 @@ impl AdminConfig {
                     port,
                     metrics_path: section.str_or("metrics_path", "/metrics"),
                 };
-                // monitor_agent's emit options and prometheus's aggregation path: accepted.
+                // monitor_agent's emit options and prometheus's aggregation path: accepted so
+                // that configurations load, each noted.
                 let _ = section.str("tag");
                 let _ = section.opt_duration("emit_interval");
                 let _ = section.opt_bool("include_config");
                 let _ = section.opt_bool("include_retry");
                 let _ = section.str("aggregated_metrics_path");
+                section.no_effect(
+                    "tag",
+                    "ferry does not emit its metrics as events; scrape /metrics or /api/plugins.json",
+                );
+                section.no_effect("emit_interval", "ferry does not emit its metrics as events");
+                section.no_effect("include_config", "/api/config.json is not served");
+                section.no_effect(
+                    "include_retry",
+                    "retry state is in the state dump and ferry status",
+                );
+                section.no_effect(
+                    "aggregated_metrics_path",
+                    "one ferry process serves all its metrics at metrics_path",
+                );
                 Some(cfg)
             }
             _ => {
                 let _ = section.opt_duration("interval");
                 let _ = section.hash("labels");
+                section.no_effect(
+                    "interval",
+                    "ferry computes every metric when /metrics is scraped",
+                );
+                section.no_effect(
+                    "labels",
+                    "samples carry plugin_id and type (and their own labels); extra labels are not added",
+                );
                 let _ = section.child("labels").map(|l| {
                     let _ = l.params();
                     l.finish();

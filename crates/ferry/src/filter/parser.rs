@@ -4,7 +4,8 @@
 //! Parameters are Fluentd's: `key_name` (a field name or record accessor), `reserve_data`,
 //! `reserve_time`, `remove_key_name_field` (only when parsing succeeded), `inject_key_prefix`,
 //! `hash_value_field`, `emit_invalid_record_to_error` (default true), and
-//! `replace_invalid_sequence` (accepted: invalid UTF-8 is always replaced).
+//! `replace_invalid_sequence` (accepted with a warning: bytes that are not UTF-8 are parsed as
+//! they are).
 //!
 //! What happens to an event, as in Fluentd:
 //!
@@ -57,6 +58,10 @@ impl ParserFilter {
         let hash_value_field = s.str("hash_value_field");
         let emit_invalid_record_to_error = s.bool_or("emit_invalid_record_to_error", true);
         let _ = s.opt_bool("replace_invalid_sequence");
+        s.no_effect(
+            "replace_invalid_sequence",
+            "bytes that are not UTF-8 are parsed as they are: regexp-based parsers keep them, json refuses them",
+        );
         let parser = match s.child("parse") {
             Some(p) => {
                 let parser = ParseSetup::from_section(&p);

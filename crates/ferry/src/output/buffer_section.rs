@@ -175,7 +175,19 @@ impl BufferSetup {
         let _ = s.opt_duration("flush_thread_interval");
         let _ = s.opt_duration("flush_thread_burst_interval");
         let _ = s.opt_duration("delayed_commit_timeout");
-        let _ = s.opt_bool("disable_chunk_backup");
+        let polling = "ferry's flushers wake when a chunk is queued or comes due; they do not poll";
+        s.no_effect("flush_thread_interval", polling);
+        s.no_effect("flush_thread_burst_interval", polling);
+        s.no_effect(
+            "delayed_commit_timeout",
+            "a chunk is settled when its write returns (acks included); the forward output's wait is ack_response_timeout",
+        );
+        if s.opt_bool("disable_chunk_backup") == Some(true) {
+            s.no_effect(
+                "disable_chunk_backup",
+                "ferry never discards a chunk it cannot deliver: it goes to <secondary>, else to the quarantine directory",
+            );
+        }
         let flush_thread_count = s.u64_or("flush_thread_count", 1);
         if flush_thread_count == 0 || flush_thread_count > 64 {
             s.error(

@@ -116,6 +116,8 @@ impl Csv {
         };
         let _ = s.str("parser_type");
         let _ = s.str("parser_engine");
+        s.no_effect("parser_type", "ferry has one CSV reader");
+        s.no_effect("parser_engine", "ferry has one CSV reader");
         Self {
             keys,
             delimiter: one_byte(s, "delimiter", default_delimiter),

@@ -303,6 +303,7 @@ impl ParseSetup {
             "json" => {
                 // Fluentd's choice of JSON library; ferry has one.
                 let _ = s.opt_enum("json_parser", &["oj", "yajl", "json"]);
+                s.no_effect("json_parser", "ferry has one JSON parser");
                 Parser::Json(json::JsonParser { time })
             }
             "regexp" => match s.required_str("expression") {
@@ -381,10 +382,20 @@ fn read_time_spec(s: &Section<'_>, default_key: Option<&str>) -> TimeSpec {
             ),
         }
     }
-    // `utc true` is the default; `localtime` is accepted and means the same zone: ferry reads
-    // times without a zone in `timezone` (UTC unless set).
-    let _ = s.opt_bool("utc");
-    let _ = s.opt_bool("localtime");
+    // `utc true` is the default; `localtime true` (or `utc false`) would mean the host's zone,
+    // which ferry does not read: times without a zone are read in `timezone` (UTC unless set).
+    let host_zone = s.opt_bool("utc") == Some(false) || s.opt_bool("localtime") == Some(true);
+    if host_zone && s.str("timezone").is_none() {
+        let key = if s.has("localtime") {
+            "localtime"
+        } else {
+            "utc"
+        };
+        s.no_effect(
+            key,
+            "ferry does not read the host's zone: times without a zone are read as UTC; set timezone (+09:00) to read them in another zone",
+        );
+    }
     TimeSpec {
         key,
         parse,

@@ -191,6 +191,10 @@ pub fn syslog(s: &Section<'_>, time: TimeSpec) -> RegexParser {
     let format = s.enum_or("message_format", &["rfc3164", "rfc5424", "auto"], "rfc3164");
     let with_priority = s.bool_or("with_priority", format == "auto");
     let _ = s.opt_bool("support_colonless_ident");
+    s.no_effect(
+        "support_colonless_ident",
+        "an ident without a colon is always read",
+    );
     let roles = |name: &str| Role::Value {
         ty: if name == "pri" {
             FieldType::Integer

@@ -217,6 +217,10 @@ fn read_copy(
         _ => CopyMode::NoCopy,
     };
     let _ = section.opt_bool("deep_copy");
+    section.no_effect(
+        "deep_copy",
+        "every store reads the same immutable event bytes; no store can change another's events (copy_mode is honoured)",
+    );
     let mut stores = Vec::new();
     let mut ok = true;
     for store in section.children("store") {

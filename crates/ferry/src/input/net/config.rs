@@ -74,6 +74,10 @@ pub fn read(t: Section<'_>) -> TransportConfig {
         }
     };
     let _ = t.opt_duration("linger_timeout");
+    t.no_effect(
+        "linger_timeout",
+        "after its last reply ferry sends a FIN and drains what the client still sends, so the reply is not lost to a reset",
+    );
     for key in CERT_GENERATION {
         if t.has(key) {
             t.error(
@@ -90,7 +94,12 @@ pub fn read(t: Section<'_>) -> TransportConfig {
             "insecure true is not supported: ferry accepts TLS 1.2 and 1.3 only",
         );
     }
-    let _ = t.opt_bool("ensure_fips");
+    if t.opt_bool("ensure_fips") == Some(true) {
+        t.error(
+            Some("ensure_fips"),
+            "ensure_fips true: ferry's TLS library (rustls with ring) is not FIPS-validated",
+        );
+    }
     let transport = if protocol == "tls" {
         let version = t.opt_enum("version", TLS_VERSIONS);
         let min = t.opt_enum("min_version", TLS_VERSIONS);

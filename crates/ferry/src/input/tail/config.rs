@@ -114,7 +114,16 @@ impl TailInputConfig {
             rotate_wait: s.duration_or("rotate_wait", Duration::from_secs(5)),
             read_lines_limit: usize::try_from(read_lines_limit).unwrap_or(usize::MAX),
             read_bytes_limit_per_second,
-            follow_inodes: s.bool_or("follow_inodes", false),
+            follow_inodes: {
+                let follow = s.bool_or("follow_inodes", false);
+                if !follow {
+                    s.no_effect(
+                        "follow_inodes",
+                        "ferry always follows files by inode: a rotated file that a glob matches again is not read twice",
+                    );
+                }
+                follow
+            },
             limit_recently_modified: s.opt_duration("limit_recently_modified"),
             path_key: s.str("path_key"),
             max_line_size: s
@@ -126,12 +135,32 @@ impl TailInputConfig {
             path_offset,
             parse,
         };
-        // Accepted, with the behaviour ferry always has.
+        // Accepted, with the behaviour ferry always has: noted when set.
         let _ = s.bool_or("enable_watch_timer", true);
         let _ = s.bool_or("skip_refresh_on_startup", false);
         let _ = s.opt_duration("pos_file_compaction_interval");
         let _ = s.bool_or("ignore_repeated_permission_error", false);
+        s.no_effect(
+            "enable_watch_timer",
+            "files are watched with inotify, and polled only where inotify cannot (logged when it happens)",
+        );
+        s.no_effect(
+            "skip_refresh_on_startup",
+            "paths are expanded once at start and again every refresh_interval",
+        );
+        s.no_effect(
+            "pos_file_compaction_interval",
+            "the position file is rewritten whole (tmp, fsync, rename), so it never needs compacting",
+        );
+        s.no_effect(
+            "ignore_repeated_permission_error",
+            "a file it cannot read is logged once per episode and retried",
+        );
         let _ = s.str("glob_policy");
+        s.no_effect(
+            "glob_policy",
+            "paths always take *, ? and [...]; {a,b} is not supported: list such paths separated by commas",
+        );
         for refused in ["encoding", "from_encoding", "open_on_every_update"] {
             if s.has(refused) {
                 s.error(

@@ -116,6 +116,10 @@ impl FileConfig {
         }
         let append = section.bool_or("append", false);
         let _ = section.opt_bool("recompress");
+        section.no_effect(
+            "recompress",
+            "a gzip buffer's chunks are written to gzip files as they are, never compressed twice",
+        );
         let suffix = if section.bool_or("add_path_suffix", true) {
             section.str_or("path_suffix", ".log")
         } else {

@@ -324,6 +324,7 @@ fn read_options(s: &Section<'_>, kind: FormatKind) -> FormatOptions {
             o.add_newline = s.bool_or("add_newline", true);
             // Fluentd picks a JSON library; ferry has one.
             let _ = s.opt_enum("json_parser", &["oj", "yajl", "json"]);
+            s.no_effect("json_parser", "ferry has one JSON writer");
         }
         FormatKind::OutFile => {
             o.output_time = s.bool_or("output_time", true);

@@ -208,6 +208,9 @@ impl ForwardConfig {
         // Fluentd polls sockets with these; ferry's reads are event-driven and bounded.
         let _ = s.opt_u64("read_interval_msec");
         let _ = s.opt_size("read_length");
+        let replies = "ferry reads acks and handshake replies as they arrive, whatever their size";
+        s.no_effect("read_interval_msec", replies);
+        s.no_effect("read_length", replies);
         c.expire_dns_cache = s.opt_duration("expire_dns_cache");
         c.dns_round_robin = s.bool_or("dns_round_robin", false);
         if c.dns_round_robin && c.heartbeat_type == HeartbeatType::Udp {
