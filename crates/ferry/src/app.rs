@@ -111,6 +111,7 @@ pub async fn run(mut config: PipelineConfig, path: Option<PathBuf>) -> anyhow::R
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut cont = signal(SignalKind::from_raw(18))?;
     let registry = Registry::default();
     let dump_dir = config
@@ -128,12 +129,13 @@ pub async fn run(mut config: PipelineConfig, path: Option<PathBuf>) -> anyhow::R
         std::process::id()
     );
     loop {
-        tokio::select! {
+        let reload_by = tokio::select! {
             _ = term.recv() => { tracing::info!("received SIGTERM, shutting down"); break; }
             _ = int.recv() => { tracing::info!("received SIGINT, shutting down"); break; }
             _ = usr1.recv() => {
                 tracing::info!("received SIGUSR1, flushing buffers");
                 app.flush_now().await;
+                continue;
             }
             _ = cont.recv() => {
                 let text = serde_json::to_string_pretty(&admin_state.dump()).unwrap_or_default();
@@ -141,41 +143,50 @@ pub async fn run(mut config: PipelineConfig, path: Option<PathBuf>) -> anyhow::R
                     Ok(p) => tracing::info!("received SIGCONT, state dump written to {}", p.display()),
                     Err(e) => tracing::error!("received SIGCONT, state dump could not be written to {}: {e}", dump_dir.display()),
                 }
+                continue;
             }
-            _ = hup.recv() => {
-                tracing::info!("received SIGHUP, reloading configuration");
-                match pipeline::load(path.as_deref()) {
-                    Err(errors) => {
-                        for e in &errors.0 {
-                            tracing::error!("config reload refused: {e}");
-                        }
-                        tracing::error!("config reload refused ({} errors); the running configuration is kept", errors.0.len());
-                    }
-                    Ok(new_config) => {
-                        for note in &new_config.notes {
-                            tracing::warn!("{note}");
-                        }
-                        if new_config.admin != config.admin {
-                            tracing::warn!("changes to prometheus and monitor_agent sources take effect at the next start");
-                        }
-                        admin_state.set_tasks(None);
-                        app.stop(SHUTDOWN_GRACE).await;
-                        registry.clear();
-                        app = match App::start(&new_config, &registry).await {
-                            Ok(a) => {
-                                config = new_config;
-                                tracing::info!("configuration reloaded");
-                                a
-                            }
-                            Err(e) => {
-                                tracing::error!("the new configuration did not start ({e:#}); restarting the previous one");
-                                registry.clear();
-                                App::start(&config, &registry).await?
-                            }
-                        };
-                        admin_state.set_tasks(Some(app.tasks.clone()));
-                    }
+            _ = hup.recv() => "SIGHUP",
+            // Fluentd's graceful reload signal: the same reload here.
+            _ = usr2.recv() => "SIGUSR2",
+        };
+        tracing::info!("received {reload_by}, reloading configuration");
+        match pipeline::load(path.as_deref()) {
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!("config reload refused: {e}");
                 }
+                tracing::error!(
+                    "config reload refused ({} errors); the running configuration is kept",
+                    errors.0.len()
+                );
+            }
+            Ok(new_config) => {
+                for note in &new_config.notes {
+                    tracing::warn!("{note}");
+                }
+                if new_config.admin != config.admin {
+                    tracing::warn!(
+                        "changes to prometheus and monitor_agent sources take effect at the next start"
+                    );
+                }
+                admin_state.set_tasks(None);
+                app.stop(SHUTDOWN_GRACE).await;
+                registry.clear();
+                app = match App::start(&new_config, &registry).await {
+                    Ok(a) => {
+                        config = new_config;
+                        tracing::info!("configuration reloaded");
+                        a
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            "the new configuration did not start ({e:#}); restarting the previous one"
+                        );
+                        registry.clear();
+                        App::start(&config, &registry).await?
+                    }
+                };
+                admin_state.set_tasks(Some(app.tasks.clone()));
             }
         }
     }

@@ -266,6 +266,45 @@ fn sighup_with_a_broken_file_keeps_running_and_a_good_one_reloads() {
 }
 
 #[test]
+fn sigusr2_reloads_as_sighup_does_and_ferry_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let mut ferry = Ferry::start(&ops_config(port, admin, dir.path(), "1s"), port);
+    let dir2 = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ferry.config_path(),
+        ops_config(port, admin, dir2.path(), "1s"),
+    )
+    .unwrap();
+    signal(ferry.child.id(), "USR2");
+    let mut log = Vec::new();
+    wait_for("the reload", Duration::from_secs(20), || {
+        log.extend(ferry.stderr_so_far());
+        log.iter().any(|l| l.contains("configuration reloaded"))
+    });
+    assert!(
+        log.iter()
+            .any(|l| l.contains("received SIGUSR2, reloading configuration")),
+        "{log:#?}"
+    );
+    assert!(ferry.child.try_wait().unwrap().is_none(), "ferry stopped");
+    wait_for(
+        "the reloaded input to listen",
+        Duration::from_secs(10),
+        || ferry_bench::ferryproc::listening(port),
+    );
+    AckedSender::connect(port)
+        .unwrap()
+        .send("ops.usr2", 0..10, 10)
+        .unwrap();
+    wait_for(
+        "the new buffer directory to be used",
+        Duration::from_secs(10),
+        || dir2.path().join("buf").exists(),
+    );
+}
+
+#[test]
 fn sigterm_loses_nothing_that_was_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let (port, admin) = (free_port(), free_port());
