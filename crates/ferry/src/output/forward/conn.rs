@@ -147,9 +147,16 @@ impl Connection {
     pub async fn close(mut self, limit: Duration) {
         let drain = async {
             self.stream.shutdown().await?;
+            // What the server still sends is read from the socket, not through TLS: after our
+            // close_notify nothing it says matters, and a record TLS could not decrypt would
+            // only raise an alert nobody reads.
+            let tcp = match &mut self.stream {
+                Either::Left(t) => t,
+                Either::Right(t) => t.get_mut().0,
+            };
             let mut sink = [0u8; 512];
             loop {
-                if tokio::io::AsyncReadExt::read(&mut self.stream, &mut sink).await? == 0 {
+                if tokio::io::AsyncReadExt::read(tcp, &mut sink).await? == 0 {
                     return Ok::<(), io::Error>(());
                 }
             }
