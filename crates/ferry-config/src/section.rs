@@ -273,6 +273,14 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// A Fluentd switch ferry accepts where ferry always behaves as `ferry_does`: noted (see
+    /// [`Section::no_effect`]) only when it is set to the other value.
+    pub fn no_effect_unless(&self, key: &str, ferry_does: bool, instead: &str) {
+        if self.opt_bool(key).is_some_and(|v| v != ferry_does) {
+            self.no_effect(key, instead);
+        }
+    }
+
     /// The child section `name`; a second one is reported.
     pub fn child(&self, name: &str) -> Option<Section<'a>> {
         let first_read = remember(&self.read_children, name);

@@ -182,12 +182,11 @@ impl BufferSetup {
             "delayed_commit_timeout",
             "a chunk is settled when its write returns (acks included); the forward output's wait is ack_response_timeout",
         );
-        if s.opt_bool("disable_chunk_backup") == Some(true) {
-            s.no_effect(
-                "disable_chunk_backup",
-                "ferry never discards a chunk it cannot deliver: it goes to <secondary>, else to the quarantine directory",
-            );
-        }
+        s.no_effect_unless(
+            "disable_chunk_backup",
+            false,
+            "ferry never discards a chunk it cannot deliver: it goes to <secondary>, else to the quarantine directory",
+        );
         let flush_thread_count = s.u64_or("flush_thread_count", 1);
         if flush_thread_count == 0 || flush_thread_count > 64 {
             s.error(

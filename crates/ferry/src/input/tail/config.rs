@@ -23,8 +23,6 @@ pub struct TailInputConfig {
     pub read_lines_limit: usize,
     /// Per file; `None` when unlimited (`-1`, the default).
     pub read_bytes_limit_per_second: Option<u64>,
-    /// Accepted for compatibility: ferry always identifies files by inode and fingerprint.
-    pub follow_inodes: bool,
     pub limit_recently_modified: Option<Duration>,
     pub path_key: Option<String>,
     pub max_line_size: u64,
@@ -114,16 +112,6 @@ impl TailInputConfig {
             rotate_wait: s.duration_or("rotate_wait", Duration::from_secs(5)),
             read_lines_limit: usize::try_from(read_lines_limit).unwrap_or(usize::MAX),
             read_bytes_limit_per_second,
-            follow_inodes: {
-                let follow = s.bool_or("follow_inodes", false);
-                if !follow {
-                    s.no_effect(
-                        "follow_inodes",
-                        "ferry always follows files by inode: a rotated file that a glob matches again is not read twice",
-                    );
-                }
-                follow
-            },
             limit_recently_modified: s.opt_duration("limit_recently_modified"),
             path_key: s.str("path_key"),
             max_line_size: s
@@ -157,6 +145,11 @@ impl TailInputConfig {
             "a file it cannot read is logged once per episode and retried",
         );
         let _ = s.str("glob_policy");
+        s.no_effect_unless(
+            "follow_inodes",
+            true,
+            "ferry always follows files by inode: a rotated file that a glob matches again is not read twice",
+        );
         s.no_effect(
             "glob_policy",
             "paths always take *, ? and [...]; {a,b} is not supported: list such paths separated by commas",

@@ -122,7 +122,6 @@ mod tests {
             rotate_wait: Duration::from_secs(5),
             read_lines_limit: 1000,
             read_bytes_limit_per_second: None,
-            follow_inodes: false,
             limit_recently_modified: None,
             path_key: None,
             max_line_size: 1024,

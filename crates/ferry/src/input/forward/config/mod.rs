@@ -50,8 +50,6 @@ pub struct ForwardInputConfig {
     pub chunk_size_limit: Option<ByteSize>,
     pub chunk_size_warn_limit: Option<ByteSize>,
     pub decompression_size_limit: ByteSize,
-    /// Read for compatibility; invalid events are always skipped and counted.
-    pub skip_invalid_event: bool,
     /// `source_address_key`: add the peer's IP address to every record under this key.
     pub source_address_key: Option<String>,
     /// `source_hostname_key`: add the peer's reverse-DNS name to every record under this key.
@@ -142,6 +140,11 @@ impl ForwardInputConfig {
         // `linger_timeout` is accepted for Fluentd configurations: ferry always closes with a
         // FIN after its last reply was written (see docs/forward-input.md).
         let _ = section.opt_duration("linger_timeout");
+        section.no_effect_unless(
+            "skip_invalid_event",
+            true,
+            "ferry always skips an invalid event (bad time, record not a map) and counts it in ferry_forward_input_invalid_events_total",
+        );
         section.no_effect(
             "linger_timeout",
             "after its last reply ferry sends a FIN and drains what the client still sends, so the reply is not lost to a reset",
@@ -160,16 +163,6 @@ impl ForwardInputConfig {
             chunk_size_warn_limit: section.opt_size("chunk_size_warn_limit"),
             decompression_size_limit: section
                 .size_or("decompression_size_limit", ByteSize(256 * 1024 * 1024)),
-            skip_invalid_event: {
-                let skip = section.bool_or("skip_invalid_event", true);
-                if !skip {
-                    section.no_effect(
-                        "skip_invalid_event",
-                        "ferry always skips an invalid event (bad time, record not a map) and counts it in ferry_forward_input_invalid_events_total",
-                    );
-                }
-                skip
-            },
             source_address_key: section.str("source_address_key"),
             source_hostname_key,
             resolve_hostname,
