@@ -47,6 +47,8 @@ pub enum ParseError {
     NotAnObject,
     #[error("invalid time format: value = {0}")]
     Time(String),
+    #[error("no time in the line, and estimate_current_event is false")]
+    NoTime,
 }
 
 impl ParseError {

@@ -4,7 +4,7 @@
 //! `@type none` without `path_key` has a fast path: each entry is written straight from the
 //! line (`[now, {"message": line}]`), with the constant bytes prepared once per batch.
 
-use crate::parse::{MultilineSetup, ParseError, Parser, Record, ValueRules};
+use crate::parse::{ParseError, ParseSetup, Record};
 use bytes::{BufMut, BytesMut};
 use ferry_proto::msgpack::{write_map_len, write_str};
 use ferry_proto::time::EventTime;
@@ -32,9 +32,8 @@ struct Pending {
 /// Turns lines into entries for one file.
 #[derive(Debug)]
 pub struct LineDecoder {
-    parser: Parser,
-    multiline: Option<MultilineSetup>,
-    values: ValueRules,
+    /// The `<parse>` section: parser, multiline assembly, value rules, `estimate_current_event`.
+    setup: ParseSetup,
     path_field: Option<(String, Vec<u8>)>,
     emit_unmatched: bool,
     max_event: usize,
@@ -46,16 +45,13 @@ pub struct LineDecoder {
 
 impl LineDecoder {
     pub fn new(
-        parser: Parser,
-        multiline: Option<MultilineSetup>,
+        setup: ParseSetup,
         path_field: Option<(String, Vec<u8>)>,
         emit_unmatched: bool,
         max_event: usize,
     ) -> Self {
         Self {
-            parser,
-            multiline,
-            values: ValueRules::default(),
+            setup,
             path_field,
             emit_unmatched,
             max_event,
@@ -63,12 +59,6 @@ impl LineDecoder {
             rec: Record::new(),
             prefix: Vec::new(),
         }
-    }
-
-    /// `null_value_pattern` and `null_empty_string` of the `<parse>` section.
-    pub fn with_value_rules(mut self, values: ValueRules) -> Self {
-        self.values = values;
-        self
     }
 
     /// Where lines held for multiline assembly start (they are not committed yet).
@@ -84,11 +74,13 @@ impl LineDecoder {
     /// Prepares the fast path's constant bytes for a batch stamped `now`.
     pub fn begin(&mut self, now: EventTime) {
         self.prefix.clear();
-        if let (Some(key), None, None, true) = (
-            self.parser.none_key(),
-            &self.multiline,
+        let s = &self.setup;
+        if let (Some(key), None, None, true, true) = (
+            s.parser.none_key(),
+            &s.multiline,
             &self.path_field,
-            self.values.is_empty(),
+            s.values.is_empty(),
+            s.estimate_current_event,
         ) {
             let mut p = BytesMut::with_capacity(32);
             p.put_u8(0x92);
@@ -108,7 +100,7 @@ impl LineDecoder {
             out.records += 1;
             return;
         }
-        let Some(ml) = &self.multiline else {
+        let Some(ml) = &self.setup.multiline else {
             self.event(line, now, out);
             return;
         };
@@ -142,9 +134,13 @@ impl LineDecoder {
     }
 
     fn event(&mut self, text: &[u8], now: EventTime, out: &mut Built) {
-        match self.parser.parse(text, &mut self.rec) {
+        match self.setup.parse(text, &mut self.rec) {
+            // Fluentd's in_tail takes a line without a time as unmatched when the parser does
+            // not estimate one.
+            Ok(None) if !self.setup.estimate_current_event => {
+                self.unmatched(text, ParseError::NoTime, now, out);
+            }
             Ok(time) => {
-                self.values.apply(&mut self.rec);
                 if let Some((key, path)) = &self.path_field {
                     self.rec.str(key, path);
                 }
@@ -176,6 +172,7 @@ impl LineDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::{MultilineSetup, Parser};
     use ferry_proto::entries;
     use ferry_proto::msgpack::Value;
 
@@ -194,6 +191,12 @@ mod tests {
         })
     }
 
+    fn setup(parser: Parser, multiline: Option<MultilineSetup>) -> ParseSetup {
+        let mut s = ParseSetup::plain(parser);
+        s.multiline = multiline;
+        s
+    }
+
     fn regex_parser() -> Parser {
         let text = "<parse>\n@type regexp\nexpression /^(?<n>\\d+) (?<m>.*)$/m\n</parse>\n";
         let root = ferry_config::parse_str(text, "t").unwrap();
@@ -208,10 +211,9 @@ mod tests {
     #[test]
     fn the_fast_path_writes_message_entries_stamped_with_the_batch_time() {
         let mut d = LineDecoder::new(
-            Parser::None {
+            ParseSetup::plain(Parser::None {
                 key: "message".into(),
-            },
-            None,
+            }),
             None,
             false,
             100,
@@ -234,10 +236,9 @@ mod tests {
     #[test]
     fn path_key_is_added_to_every_record() {
         let mut d = LineDecoder::new(
-            Parser::None {
+            ParseSetup::plain(Parser::None {
                 key: "message".into(),
-            },
-            None,
+            }),
             Some(("path".into(), b"/var/log/a.log".to_vec())),
             false,
             100,
@@ -254,7 +255,7 @@ mod tests {
 
     #[test]
     fn multiline_holds_lines_until_the_next_first_line_and_reports_where_they_start() {
-        let mut d = LineDecoder::new(regex_parser(), multiline(), None, false, 1000);
+        let mut d = LineDecoder::new(setup(regex_parser(), multiline()), None, false, 1000);
         let now = EventTime::new(1, 0);
         d.begin(now);
         let mut out = Built::default();
@@ -277,7 +278,7 @@ mod tests {
 
     #[test]
     fn a_multiline_event_is_capped_at_the_event_limit() {
-        let mut d = LineDecoder::new(regex_parser(), multiline(), None, true, 12);
+        let mut d = LineDecoder::new(setup(regex_parser(), multiline()), None, true, 12);
         let now = EventTime::new(1, 0);
         d.begin(now);
         let mut out = Built::default();
@@ -294,7 +295,7 @@ mod tests {
     fn unmatched_lines_are_dropped_or_emitted() {
         let now = EventTime::new(1, 0);
         for emit in [false, true] {
-            let mut d = LineDecoder::new(regex_parser(), None, None, emit, 100);
+            let mut d = LineDecoder::new(setup(regex_parser(), None), None, emit, 100);
             d.begin(now);
             let mut out = Built::default();
             d.line(b"no number here", 0, now, &mut out);
@@ -309,5 +310,33 @@ mod tests {
                 assert_eq!(got, vec![(now, r#"{"n":"5","m":"ok"}"#.to_string())]);
             }
         }
+    }
+
+    #[test]
+    fn without_estimate_current_event_a_line_without_a_time_is_unmatched() {
+        let mut s = setup(regex_parser(), None);
+        s.estimate_current_event = false;
+        let mut d = LineDecoder::new(s, None, true, 100);
+        let now = EventTime::new(1, 0);
+        d.begin(now);
+        let mut out = Built::default();
+        d.line(b"7 no time here", 0, now, &mut out);
+        assert_eq!(out.unmatched, 1);
+        assert_eq!(out.first_error.as_ref().unwrap().0, ParseError::NoTime);
+        assert_eq!(
+            records(&out),
+            vec![(now, r#"{"unmatched_line":"7 no time here"}"#.to_string())]
+        );
+        // The none parser never has a time: without estimating, every line is unmatched
+        // (the fast path, which stamps lines with the batch time, is off).
+        let mut s = ParseSetup::plain(Parser::None {
+            key: "message".into(),
+        });
+        s.estimate_current_event = false;
+        let mut d = LineDecoder::new(s, None, false, 100);
+        d.begin(now);
+        let mut out = Built::default();
+        d.line(b"x", 0, now, &mut out);
+        assert_eq!((out.records, out.unmatched), (0, 1));
     }
 }

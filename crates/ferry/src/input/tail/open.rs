@@ -61,13 +61,11 @@ impl Tail {
             .as_ref()
             .map(|k| (k.clone(), slot_str.clone().into_bytes()));
         let decoder = LineDecoder::new(
-            cfg.parse.parser.clone(),
-            cfg.parse.multiline.clone(),
+            cfg.parse.clone(),
             path_field,
             cfg.emit_unmatched_lines,
             max_line,
-        )
-        .with_value_rules(cfg.parse.values.clone());
+        );
         let gauge = self.ctx.metrics.gauge(&slot_str);
         gauge.inode.store(id.ino, Ordering::Relaxed);
         gauge.position.store(offset, Ordering::Relaxed);
