@@ -83,15 +83,9 @@ pub fn listening(port: u16) -> bool {
 /// readiness probe connects and closes without speaking (Fluent Bit's TLS input does both).
 pub fn tcp_listener_on(port: u16) -> bool {
     ["tcp", "tcp6"].iter().any(|table| {
-        std::fs::read_to_string(format!("/proc/net/{table}")).is_ok_and(|text| {
-            text.lines().skip(1).any(|line| {
-                let mut cols = line.split_whitespace().skip(1);
-                let local = cols.next().and_then(|l| l.rsplit_once(':'));
-                // Column 4 (`st`) is the state; 0A is LISTEN.
-                let state = cols.nth(1);
-                local.is_some_and(|(_, p)| u16::from_str_radix(p, 16) == Ok(port))
-                    && state == Some("0A")
-            })
+        read_table(table).is_ok_and(|text| {
+            // State 0A is LISTEN.
+            sockets(&text).any(|(p, state)| p == port && state == "0A")
         })
     })
 }
@@ -312,27 +306,36 @@ pub fn free_port() -> std::io::Result<u16> {
 pub fn ports_in_use() -> std::io::Result<std::collections::HashSet<u16>> {
     let mut used = std::collections::HashSet::new();
     for table in ["tcp", "tcp6", "udp", "udp6"] {
-        let text = match std::fs::read_to_string(format!("/proc/net/{table}")) {
-            Ok(t) => t,
-            // A kernel without IPv6 has no tcp6/udp6 table.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && table.ends_with('6') => {
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        used.extend(local_ports(&text));
+        used.extend(local_ports(&read_table(table)?));
     }
     Ok(used)
 }
 
-/// The local ports of a `/proc/net/{tcp,udp}{,6}` table: the hex after the last `:` of the
-/// second column (`local_address`), on every line after the header.
-fn local_ports(table: &str) -> impl Iterator<Item = u16> + '_ {
+/// `/proc/net/<table>`; a table a kernel without IPv6 lacks (`tcp6`, `udp6`) reads as empty.
+fn read_table(table: &str) -> std::io::Result<String> {
+    match std::fs::read_to_string(format!("/proc/net/{table}")) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && table.ends_with('6') => {
+            Ok(String::new())
+        }
+        other => other,
+    }
+}
+
+/// The sockets of a `/proc/net/{tcp,udp}{,6}` table, on every line after the header: the local
+/// port (the hex after the last `:` of the second column, `local_address`) and the state (the
+/// fourth column, `st`).
+fn sockets(table: &str) -> impl Iterator<Item = (u16, &str)> + '_ {
     table.lines().skip(1).filter_map(|line| {
-        let local = line.split_whitespace().nth(1)?;
-        let (_, port) = local.rsplit_once(':')?;
-        u16::from_str_radix(port, 16).ok()
+        let mut cols = line.split_whitespace().skip(1);
+        let (_, port) = cols.next()?.rsplit_once(':')?;
+        let state = cols.nth(1).unwrap_or("");
+        Some((u16::from_str_radix(port, 16).ok()?, state))
     })
+}
+
+/// The local ports of a `/proc/net/{tcp,udp}{,6}` table.
+fn local_ports(table: &str) -> impl Iterator<Item = u16> + '_ {
+    sockets(table).map(|(port, _)| port)
 }
 
 /// The `ferry` binary next to the running executable (`target/release/ferry` for
