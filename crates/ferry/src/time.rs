@@ -335,6 +335,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn civil_dates_roundtrip_over_four_centuries() {
+        for days in (-200_000..200_000).step_by(97) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
     fn format_in_expands_path_dates_in_a_fixed_zone() {
         // 2024-02-29 13:05:09 UTC
         let t = days_from_civil(2024, 2, 29) * 86_400 + 13 * 3600 + 5 * 60 + 9;

@@ -29,12 +29,17 @@ mod delimited;
 pub mod json;
 pub mod record;
 mod regexp;
+pub mod rfc3339;
+mod spec;
 pub mod time;
 
 use ferry_config::Section;
 use ferry_proto::time::EventTime;
 pub use record::{FieldType, Record};
-use regexp::RegexParser;
+pub use regexp::strip_slashes;
+use regexp::{RegexParser, compile_regex, with_flags};
+pub use spec::{TimeParse, TimeSpec};
+use spec::{read_time_spec, time_for_preset};
 
 /// Why a line did not become a record. Every variant concerns one line only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,59 +61,6 @@ impl ParseError {
     pub fn can_continue(&self) -> bool {
         true
     }
-}
-
-/// How the time field is read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TimeParse {
-    /// `time_format`, or RFC 3339 (and epoch numbers) when none is given.
-    Format(Option<time::TimeFormat>),
-    /// `time_type unixtime`: integer seconds.
-    Unixtime,
-    /// `time_type float`: seconds with a fraction.
-    Float,
-}
-
-/// `time_key`, `time_format`, `time_type`, `keep_time_key`, `timezone`/`utc`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeSpec {
-    pub key: Option<String>,
-    pub parse: TimeParse,
-    /// Zone of times that carry none, in seconds east of UTC.
-    pub offset: i32,
-    pub keep: bool,
-}
-
-impl TimeSpec {
-    /// Reads a time value from the line.
-    pub fn read(&self, v: &[u8]) -> Result<EventTime, ParseError> {
-        let bad = || ParseError::Time(String::from_utf8_lossy(v).into_owned());
-        match &self.parse {
-            TimeParse::Format(Some(f)) => f.parse(v, self.offset).ok_or_else(bad),
-            // RFC 3339, or a number of seconds when the whole value is one (a date that is not
-            // valid RFC 3339 is an error, not its leading year read as seconds).
-            TimeParse::Format(None) => time::parse_rfc3339(v, self.offset)
-                .or_else(|| {
-                    let n = std::str::from_utf8(v).ok()?.trim().parse::<f64>().ok()?;
-                    epoch(n, v.trim_ascii_start())
-                })
-                .ok_or_else(bad),
-            TimeParse::Unixtime => epoch(record::leading_int(v) as f64, v).ok_or_else(bad),
-            TimeParse::Float => epoch(record::leading_float(v), v).ok_or_else(bad),
-        }
-    }
-
-    /// A numeric time value (JSON numbers).
-    pub fn from_number(&self, secs: f64) -> Option<EventTime> {
-        epoch(secs, b"0")
-    }
-}
-
-fn epoch(secs: f64, text: &[u8]) -> Option<EventTime> {
-    if !text.first().is_some_and(u8::is_ascii_digit) || !(0.0..4.3e9).contains(&secs) {
-        return None;
-    }
-    EventTime::from_unix_nanos((secs * 1e9) as u128)
 }
 
 /// A compiled parser.
@@ -235,64 +187,6 @@ impl Parser {
     }
 }
 
-/// Strips Fluentd's `/.../flags` around an expression and turns Ruby flags into inline ones
-/// (`i`, `x`; `m` is Ruby's dot-matches-newline, `(?s)` here).
-pub fn strip_slashes(expr: &str) -> String {
-    let t = expr.trim();
-    if let Some(rest) = t.strip_prefix('/')
-        && let Some(end) = rest.rfind('/')
-    {
-        let flags = &rest[end + 1..];
-        if flags.chars().all(|c| matches!(c, 'i' | 'm' | 'x')) {
-            let mut inline = String::new();
-            for (c, f) in [('i', "i"), ('m', "s"), ('x', "x")] {
-                if flags.contains(c) {
-                    inline.push_str(f);
-                }
-            }
-            let body = &rest[..end];
-            return if inline.is_empty() {
-                body.to_string()
-            } else {
-                format!("(?{inline}){body}")
-            };
-        }
-    }
-    t.to_string()
-}
-
-/// `expression` with `ignorecase` and `multiline` (Fluentd's regexp parser parameters) added as
-/// inline flags.
-fn with_flags(s: &Section<'_>, expr: &str) -> String {
-    let mut flags = String::new();
-    if s.bool_or("ignorecase", false) {
-        flags.push('i');
-    }
-    if s.bool_or("multiline", false) {
-        flags.push('s');
-    }
-    let body = strip_slashes(expr);
-    if flags.is_empty() {
-        body
-    } else {
-        format!("(?{flags}){body}")
-    }
-}
-
-/// Compiles a regular expression written in a config file, reporting errors at `key`.
-pub fn compile_regex(section: &Section<'_>, key: &str, expr: &str) -> Option<regex::bytes::Regex> {
-    match regex::bytes::RegexBuilder::new(&strip_slashes(expr))
-        .size_limit(32 << 20)
-        .build()
-    {
-        Ok(r) => Some(r),
-        Err(e) => {
-            section.error(Some(key), format!("invalid regular expression: {e}"));
-            None
-        }
-    }
-}
-
 impl ParseSetup {
     /// Reads a `<parse>` section; errors go to the section's sink, and the caller finishes it.
     pub fn from_section(s: &Section<'_>) -> Self {
@@ -353,59 +247,6 @@ fn none_parser() -> Parser {
     }
 }
 
-/// Presets carry their own time format; `time_format` may still override it.
-fn time_for_preset(s: &Section<'_>, mut time: TimeSpec) -> TimeSpec {
-    if !s.has("time_format") {
-        time.parse = TimeParse::Format(time::TimeFormat::compile("%d/%b/%Y:%H:%M:%S %z").ok());
-    }
-    time.key = Some("time".into());
-    time
-}
-
-fn read_time_spec(s: &Section<'_>, default_key: Option<&str>) -> TimeSpec {
-    let key = s.str("time_key").or(default_key.map(str::to_string));
-    let format = s.str("time_format").and_then(|f| {
-        time::TimeFormat::compile(&f)
-            .map_err(|e| s.error(Some("time_format"), e))
-            .ok()
-    });
-    let parse = match s.enum_or("time_type", &["string", "unixtime", "float"], "string") {
-        "unixtime" => TimeParse::Unixtime,
-        "float" => TimeParse::Float,
-        _ => TimeParse::Format(format),
-    };
-    let mut offset = 0;
-    if let Some(tz) = s.str("timezone") {
-        match time::parse_offset(&tz) {
-            Some(o) => offset = o,
-            None => s.error(
-                Some("timezone"),
-                format!("timezone '{tz}' is not a fixed offset such as +09:00 or UTC"),
-            ),
-        }
-    }
-    // `utc true` is the default; `localtime true` (or `utc false`) would mean the host's zone,
-    // which ferry does not read: times without a zone are read in `timezone` (UTC unless set).
-    let host_zone = s.opt_bool("utc") == Some(false) || s.opt_bool("localtime") == Some(true);
-    if host_zone && s.str("timezone").is_none() {
-        let key = if s.has("localtime") {
-            "localtime"
-        } else {
-            "utc"
-        };
-        s.no_effect(
-            key,
-            "ferry does not read the host's zone: times without a zone are read as UTC; set timezone (+09:00) to read them in another zone",
-        );
-    }
-    TimeSpec {
-        key,
-        parse,
-        offset,
-        keep: s.bool_or("keep_time_key", false),
-    }
-}
-
 fn read_types(s: &Section<'_>) -> Vec<(String, FieldType)> {
     let Some(pairs) = s.hash("types") else {
         return Vec::new();
@@ -452,5 +293,7 @@ fn read_multiline(
     (parser, setup)
 }
 
+#[cfg(test)]
+mod prop_tests;
 #[cfg(test)]
 mod tests;

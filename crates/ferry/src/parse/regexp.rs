@@ -236,3 +236,61 @@ pub fn syslog(s: &Section<'_>, time: TimeSpec) -> RegexParser {
         },
     }
 }
+
+/// Strips Fluentd's `/.../flags` around an expression and turns Ruby flags into inline ones
+/// (`i`, `x`; `m` is Ruby's dot-matches-newline, `(?s)` here).
+pub fn strip_slashes(expr: &str) -> String {
+    let t = expr.trim();
+    if let Some(rest) = t.strip_prefix('/')
+        && let Some(end) = rest.rfind('/')
+    {
+        let flags = &rest[end + 1..];
+        if flags.chars().all(|c| matches!(c, 'i' | 'm' | 'x')) {
+            let mut inline = String::new();
+            for (c, f) in [('i', "i"), ('m', "s"), ('x', "x")] {
+                if flags.contains(c) {
+                    inline.push_str(f);
+                }
+            }
+            let body = &rest[..end];
+            return if inline.is_empty() {
+                body.to_string()
+            } else {
+                format!("(?{inline}){body}")
+            };
+        }
+    }
+    t.to_string()
+}
+
+/// `expression` with `ignorecase` and `multiline` (Fluentd's regexp parser parameters) added as
+/// inline flags.
+pub(super) fn with_flags(s: &Section<'_>, expr: &str) -> String {
+    let mut flags = String::new();
+    if s.bool_or("ignorecase", false) {
+        flags.push('i');
+    }
+    if s.bool_or("multiline", false) {
+        flags.push('s');
+    }
+    let body = strip_slashes(expr);
+    if flags.is_empty() {
+        body
+    } else {
+        format!("(?{flags}){body}")
+    }
+}
+
+/// Compiles a regular expression written in a config file, reporting errors at `key`.
+pub fn compile_regex(section: &Section<'_>, key: &str, expr: &str) -> Option<regex::bytes::Regex> {
+    match regex::bytes::RegexBuilder::new(&strip_slashes(expr))
+        .size_limit(32 << 20)
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            section.error(Some(key), format!("invalid regular expression: {e}"));
+            None
+        }
+    }
+}

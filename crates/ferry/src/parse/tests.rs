@@ -4,7 +4,7 @@ use ferry_config::Errors;
 use ferry_proto::msgpack::Value;
 use serde_json::json;
 
-fn setup(body: &str) -> ParseSetup {
+pub(super) fn setup(body: &str) -> ParseSetup {
     let text = format!("<parse>\n{body}\n</parse>\n");
     let root = ferry_config::parse_str(&text, "test.conf").unwrap();
     let errors = Errors::new();
@@ -345,148 +345,7 @@ fn every_parser_survives_arbitrary_bytes() {
     }
 }
 
-// The cases of the parser filter's former time reader, now read by the one time reader.
-fn read_time(body: &str, value: &str) -> Result<EventTime, ParseError> {
-    let spec = read_time_spec_of(body);
-    spec.read(value.as_bytes())
-}
-
-fn read_time_spec_of(body: &str) -> TimeSpec {
-    let text = format!("<parse>\n{body}\n</parse>\n");
-    let root = ferry_config::parse_str(&text, "test.conf").unwrap();
-    let errors = Errors::new();
-    let s = Section::new(&root.children[0], &errors);
-    let spec = read_time_spec(&s, Some("time"));
-    s.abandon();
-    spec
-}
-
-fn at(sec: u32, nsec: u32) -> EventTime {
-    EventTime { sec, nsec }
-}
-
 #[test]
-fn numeric_text_is_epoch_seconds_by_time_type() {
-    assert_eq!(
-        read_time("time_type float", "1700000000.5"),
-        Ok(at(1_700_000_000, 500_000_000))
-    );
-    assert_eq!(
-        read_time("time_type unixtime", "1700000000.25"),
-        Ok(at(1_700_000_000, 0))
-    );
-    assert_eq!(read_time("", "1700000000"), Ok(at(1_700_000_000, 0)));
-    assert!(read_time("", "-1").is_err());
-}
-
-#[test]
-fn rfc3339_text_with_fractions_and_zones_needs_no_format() {
-    assert_eq!(
-        read_time("", "2023-11-14T22:13:20Z"),
-        Ok(at(1_700_000_000, 0))
-    );
-    assert_eq!(
-        read_time("", "2023-11-14 22:13:20.123 +0000"),
-        Ok(at(1_700_000_000, 123_000_000))
-    );
-    assert_eq!(
-        read_time("", "2023-11-15T07:13:20+09:00"),
-        Ok(at(1_700_000_000, 0))
-    );
-    assert_eq!(
-        read_time("", "2023-11-14T22:13:20"),
-        Ok(at(1_700_000_000, 0))
-    );
-    assert!(read_time("", "yesterday").is_err());
-    assert!(read_time("", "2023-13-14T22:13:20Z").is_err());
-}
-
-#[test]
-fn time_format_reads_apache_custom_and_epoch_layouts() {
-    assert_eq!(
-        read_time(
-            "time_format %d/%b/%Y:%H:%M:%S %z",
-            "14/Nov/2023:23:13:20 +0100"
-        ),
-        Ok(at(1_700_000_000, 0))
-    );
-    assert_eq!(
-        read_time(
-            "time_format %Y%m%d %I:%M:%S.%N %p",
-            "20231114 10:13:20.5 PM"
-        ),
-        Ok(at(1_700_000_000, 500_000_000))
-    );
-    assert_eq!(
-        read_time(
-            "time_format %-d/%b/%Y %H:%M:%S.%3N",
-            "14/Nov/2023 22:13:20.123"
-        ),
-        Ok(at(1_700_000_000, 123_000_000))
-    );
-    assert_eq!(
-        read_time("time_format %s", "1700000000"),
-        Ok(at(1_700_000_000, 0))
-    );
-    assert!(read_time("time_format %d/%b/%Y:%H:%M:%S %z", "14/Nov/2023").is_err());
+fn an_unknown_time_format_directive_is_a_configuration_error_naming_it() {
     assert!(config_errors("@type regexp\nexpression /(?<time>.*)/\ntime_format %Q").contains("%Q"));
-}
-
-/// Every parser type, as the tail input and the parser filter configure it.
-const EVERY_PARSER: &[&str] = &[
-    "@type none",
-    "@type json",
-    "@type json\ntime_format %d/%b/%Y:%H:%M:%S %z\nkeep_time_key true",
-    "@type regexp\nexpression /^(?<host>\\S+) (?<code>\\d+) (?<time>[^ ]+) (?<rest>.*)$/\ntypes code:integer\ntime_format %Y-%m-%dT%H:%M:%S.%3N%z",
-    "@type apache2",
-    "@type nginx",
-    "@type syslog",
-    "@type syslog\nmessage_format rfc5424",
-    "@type ltsv\nnull_value_pattern /^-$/\nnull_empty_string true",
-    "@type csv\nkeys a,b,time\ntime_key time\ntypes a:float,b:bool",
-    "@type tsv\nkeys a,b",
-    "@type cri",
-    "@type multiline\nformat_firstline /^\\d/\nformat1 /^(?<time>\\d+) (?<msg>.*)/\ntime_type unixtime",
-];
-
-proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
-
-    #[test]
-    fn no_parser_panics_on_any_bytes_and_every_record_is_one_msgpack_map(
-        line in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
-        which in 0..EVERY_PARSER.len(),
-    ) {
-        let s = setup(EVERY_PARSER[which]);
-        let mut rec = Record::new();
-        if s.parse(&line, &mut rec).is_ok() {
-            let mut map = BytesMut::new();
-            rec.write_map(&mut map);
-            let (value, used) = Value::decode(&map).unwrap();
-            proptest::prop_assert_eq!(used, map.len());
-            proptest::prop_assert!(matches!(value, Value::Map(_)));
-        }
-    }
-
-    #[test]
-    fn text_shaped_like_each_format_never_panics_either(
-        host in "[a-z0-9.:-]{0,20}",
-        code in "[0-9]{0,4}",
-        time in "[0-9A-Za-z/:+. TZ-]{0,40}",
-        rest in "[ -~]{0,60}",
-        which in 0..EVERY_PARSER.len(),
-    ) {
-        let s = setup(EVERY_PARSER[which]);
-        let mut rec = Record::new();
-        for line in [
-            format!("{host} {code} {time} {rest}"),
-            format!("{time} stdout F {rest}"),
-            format!("<{code}>{time} {host} {rest}"),
-            format!("{{\"time\":\"{time}\",\"a\":{code}0}}"),
-            format!("a:{host}\ttime:{time}\tb:{rest}"),
-            format!("{host},{code},{time}"),
-        ] {
-            let _ = s.parse(line.as_bytes(), &mut rec);
-        }
-    }
 }
