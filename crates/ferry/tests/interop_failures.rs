@@ -11,8 +11,8 @@ mod interop_support;
 
 use common::{Ferry, Pki, free_port};
 use interop_support::{
-    Mode, Output, PeerKind::Fluentd, PeerProc, Sides, WAVE, WAVES, await_events, peer_complaints,
-    peers, send_waves, tag_of,
+    Mode, Output, PeerKind::Fluentd, PeerProc, Sides, delivery_problems, ferry_complaints,
+    peer_complaints, peers, send_waves, tag_of,
 };
 use std::io::Read;
 use std::net::TcpListener;
@@ -47,9 +47,8 @@ fn tls_forwarder(sides: &Sides<'_>, in_port: u16, out_port: u16) -> String {
 
 /// ferry's log lines at warn or above that mention `needle`.
 fn warnings(log: &[String], needle: &str) -> Vec<String> {
-    log.iter()
-        .filter(|l| (l.contains("[warn]") || l.contains("[error]")) && l.contains(needle))
-        .cloned()
+    ferry_complaints(log, "ferry")
+        .filter(|l| l.contains(needle))
         .collect()
 }
 
@@ -63,15 +62,12 @@ fn fixed_server_gets_everything(ferry: &Ferry, sides: &Sides<'_>, port: u16, tag
         &(sides.fluentd_source(port) + &Sides::fluentd_stdout("interop.**")),
         port,
     );
-    let total = WAVES * WAVE;
-    let tally = await_events(
+    let problems = delivery_problems(
         &Output::Fluentd(&good),
         tag,
-        total,
         Duration::from_secs(60),
         Duration::from_secs(1),
     );
-    let problems = tally.problems(tag, total);
     assert!(
         problems.is_empty(),
         "after the fix: {}\nferry's log:\n{}\nfluentd's log:\n{}",
@@ -257,24 +253,15 @@ fn ferry_sends_to_a_fluentd_that_allows_tls_1_3_only_without_resuming_sessions()
     let ferry = Ferry::start(&tls_forwarder(&tls, in_port, out_port), in_port);
     let tag = tag_of("tls13");
     send_waves(in_port, &tag, true);
-    let total = WAVES * WAVE;
     // Heartbeats open a connection every 500 ms: a few seconds make many handshakes.
-    let tally = await_events(
+    let mut problems = delivery_problems(
         &Output::Fluentd(&fluentd),
         &tag,
-        total,
         Duration::from_secs(30),
         Duration::from_secs(3),
     );
-    let mut problems = tally.problems(&tag, total);
     problems.extend(peer_complaints(&fluentd).map(|l| format!("fluentd logged: {l}")));
-    problems.extend(
-        ferry
-            .stderr_so_far()
-            .into_iter()
-            .filter(|l| l.contains("[warn]") || l.contains("[error]"))
-            .map(|l| format!("ferry logged: {l}")),
-    );
+    problems.extend(ferry_complaints(&ferry.stderr_so_far(), "ferry"));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -315,15 +302,12 @@ fn ferry_offers_only_the_tls_1_2_suites_its_tls_ciphers_selects() {
     );
     let tag = tag_of("tls_ciphers");
     send_waves(ecdsa_port, &tag, true);
-    let total = WAVES * WAVE;
-    let tally = await_events(
+    let problems = delivery_problems(
         &Output::Fluentd(&fluentd),
         &tag,
-        total,
         Duration::from_secs(30),
         Duration::from_secs(1),
     );
-    let problems = tally.problems(&tag, total);
     assert!(
         problems.is_empty(),
         "{}\nferry's log:\n{}",

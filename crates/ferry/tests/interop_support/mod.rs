@@ -722,6 +722,25 @@ pub fn peer_complaints(peer: &PeerProc) -> impl Iterator<Item = String> {
     })
 }
 
+/// ferry's log lines at warn or error, each as "`who` logged: LINE".
+pub fn ferry_complaints<'a>(log: &'a [String], who: &'a str) -> impl Iterator<Item = String> + 'a {
+    log.iter()
+        .filter(|l| l.contains("[warn]") || l.contains("[error]"))
+        .map(move |l| format!("{who} logged: {l}"))
+}
+
+/// What went wrong with the events of `tag` at `out` (missing, arriving more than once,
+/// altered), waiting up to `deadline` for all of a cell's events, then `linger` more.
+pub fn delivery_problems(
+    out: &Output<'_>,
+    tag: &str,
+    deadline: Duration,
+    linger: Duration,
+) -> Vec<String> {
+    let total = WAVES * WAVE;
+    await_events(out, tag, total, deadline, linger).problems(tag, total)
+}
+
 /// Which way a cell sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -809,12 +828,7 @@ pub fn run_cell(kind: PeerKind, direction: Direction, mode: Mode) {
     };
     let mut problems = tally.problems(&tag, total);
     let ferry_log = ferry.stderr_so_far();
-    problems.extend(
-        ferry_log
-            .iter()
-            .filter(|l| l.contains("[warn]") || l.contains("[error]"))
-            .map(|l| format!("ferry logged: {l}")),
-    );
+    problems.extend(ferry_complaints(&ferry_log, "ferry"));
     problems.extend(peer_complaints(&peer).map(|l| format!("{} logged: {l}", kind.name())));
     if !problems.is_empty() {
         let mut ferry = ferry;
@@ -870,12 +884,7 @@ pub fn run_chain(kind: PeerKind) {
     );
     let mut problems = tally.problems(&tag, total);
     for (name, f) in [("first ferry", &first), ("last ferry", &last)] {
-        problems.extend(
-            f.stderr_so_far()
-                .into_iter()
-                .filter(|l| l.contains("[warn]") || l.contains("[error]"))
-                .map(|l| format!("{name} logged: {l}")),
-        );
+        problems.extend(ferry_complaints(&f.stderr_so_far(), name));
     }
     problems.extend(peer_complaints(&peer).map(|l| format!("{} logged: {l}", kind.name())));
     assert!(
