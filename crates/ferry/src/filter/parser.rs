@@ -124,7 +124,7 @@ impl ParserFilter {
                 if self.reserve_data && self.remove_key_name_field {
                     self.key_name.delete(rec);
                 }
-                self.merge(rec, fields(&parsed));
+                self.merge(rec, parsed.pairs().collect());
                 Outcome::modified()
             }
             Err(ParseError::NoMatch) => {
@@ -161,17 +161,6 @@ impl ParserFilter {
             *rec = values;
         }
         true
-    }
-}
-
-/// The fields of a parsed record, in order.
-fn fields(parsed: &Record) -> Vec<(Value, Value)> {
-    let mut map = bytes::BytesMut::new();
-    parsed.write_map(&mut map);
-    match Value::decode(&map) {
-        Ok((Value::Map(pairs), _)) => pairs,
-        // A parser writes whole pairs under the count it keeps: never reached.
-        _ => Vec::new(),
     }
 }
 

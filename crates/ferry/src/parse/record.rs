@@ -146,22 +146,31 @@ impl Record {
         &mut self,
         f: impl Fn(&ferry_proto::msgpack::Value) -> Option<ferry_proto::msgpack::Value>,
     ) {
-        use ferry_proto::msgpack::Value;
         let mut out = BytesMut::with_capacity(self.fields.len());
-        let mut rest = &self.fields[..];
-        for _ in 0..self.count {
-            let Ok((key, n)) = Value::decode(rest) else {
-                return; // written by this module: always whole pairs
-            };
-            rest = &rest[n..];
-            let Ok((value, n)) = Value::decode(rest) else {
-                return;
-            };
-            rest = &rest[n..];
+        let mut count = 0;
+        for (key, value) in self.pairs() {
             key.encode(&mut out);
             f(&value).unwrap_or(value).encode(&mut out);
+            count += 1;
         }
         self.fields = out;
+        self.count = count;
+    }
+
+    /// The fields as decoded key/value pairs, in order (read straight from the field bytes).
+    pub fn pairs(
+        &self,
+    ) -> impl Iterator<Item = (ferry_proto::msgpack::Value, ferry_proto::msgpack::Value)> + '_ {
+        use ferry_proto::msgpack::Value;
+        let mut rest = &self.fields[..];
+        (0..self.count).map_while(move |_| {
+            // Written by this module: always whole pairs under the count it keeps.
+            let (key, n) = Value::decode(rest).ok()?;
+            rest = &rest[n..];
+            let (value, n) = Value::decode(rest).ok()?;
+            rest = &rest[n..];
+            Some((key, value))
+        })
     }
 
     /// The record as a msgpack map.
