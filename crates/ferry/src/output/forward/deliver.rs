@@ -259,7 +259,7 @@ impl Shared {
         bump(&m.records_sent, req.records);
         node.request_succeeded();
         self.works_again(node);
-        checkin(self, node, conn).await;
+        checkin(self, node, conn);
         Ok(())
     }
 

@@ -219,12 +219,12 @@ async fn keepalive_probe(shared: &Shared, node: &Node) -> Result<(), ForwardErro
     }
     while let Some(mut c) = node.checkout(cfg.keepalive_timeout) {
         if c.is_usable() && write_nil(&mut c, cfg.send_timeout).await {
-            pool::checkin(shared, node, c).await;
+            pool::checkin(shared, node, c);
             return Ok(());
         }
     }
     let c = pool::connect(shared, node).await?;
-    pool::checkin(shared, node, c).await;
+    pool::checkin(shared, node, c);
     Ok(())
 }
 

@@ -214,7 +214,7 @@ impl Forward {
                     .await?;
                 if s.config.verify_connection_at_startup {
                     let conn = pool::connect(s, node).await?;
-                    pool::checkin(s, node, conn).await;
+                    pool::checkin(s, node, conn);
                 }
                 Ok::<(), ForwardError>(())
             };

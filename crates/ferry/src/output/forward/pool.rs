@@ -142,11 +142,14 @@ pub async fn checkout(shared: &Shared, node: &Node) -> Result<(Connection, bool)
 /// Longest wait for the server's side of a graceful close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// After a completed request: keep the connection for the next one, or close it gracefully.
-pub async fn checkin(shared: &Shared, node: &Node, conn: Connection) {
+/// After a completed request: keep the connection for the next one, or close it gracefully in
+/// a task of its own, so that waiting for the server's side of the close never holds a flush.
+pub fn checkin(shared: &Shared, node: &Node, conn: Connection) {
     if shared.config.keepalive && conn.reusable && node.is_available() {
         node.checkin(conn);
     } else {
-        conn.close(shared.config.send_timeout.min(CLOSE_WAIT)).await;
+        let limit = shared.config.send_timeout.min(CLOSE_WAIT);
+        let name = format!("closing a connection to '{}'", node.name());
+        shared.spawn(name, Box::pin(conn.close(limit)));
     }
 }
