@@ -229,9 +229,11 @@ impl Drop for Ferry {
 
 fn spawn(bin: &Path, conf: &Path, log: &Path) -> std::io::Result<Child> {
     let log = File::options().create(true).append(true).open(log)?;
+    // Each process keeps its state (default buffers, spills) beside its configuration.
     Command::new(bin)
         .arg("-c")
         .arg(conf)
+        .env("FERRY_ROOT_DIR", conf.with_extension("root"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

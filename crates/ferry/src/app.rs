@@ -2,7 +2,7 @@
 //!
 //! | signal | what ferry does |
 //! |---|---|
-//! | SIGTERM, SIGINT | stop: inputs stop accepting, buffers flush as `flush_at_shutdown` says within the grace period, file buffers keep the rest on disk; what did not finish is logged by name |
+//! | SIGTERM, SIGINT | stop: inputs stop accepting, buffers flush as `flush_at_shutdown` says within the grace period, file buffers keep the rest on disk, memory buffers write the rest to `<root>/spill/<@id>` for the next start ([`handoff`]); what did not finish is logged by name |
 //! | SIGHUP | reload: the file is read and checked again; a broken file is refused with every error and the running pipeline kept; a good one replaces the pipeline (buffers reopen, forward outputs start with every server healthy again: failback) |
 //! | SIGUSR1 | flush: every staged chunk is queued for flushing now |
 //! | SIGCONT | dump: every task, its state and since when, written to `<dump_dir>/ferry-dump-<pid>.json` |
@@ -10,7 +10,7 @@
 use crate::admin::{self, AdminState, dump};
 use crate::input;
 use crate::metrics::Registry;
-use crate::output::Output;
+use crate::output::{Output, handoff};
 use crate::pipeline::{self, PipelineConfig};
 use crate::router::Router;
 use crate::task::Tasks;
@@ -37,6 +37,7 @@ impl App {
         for (id, output) in config.routes.outputs() {
             let output = Arc::new(Output::build(id.to_string(), output).await?);
             output.start(&tasks);
+            take_back_spill(&output).await;
             registry.register(Arc::clone(&output) as Arc<dyn crate::metrics::Collector>);
             outputs.push(output);
         }
@@ -94,19 +95,77 @@ impl App {
                     );
                 }
             } else if stats.total_records > 0 {
-                tracing::error!(
-                    "output {}: {} events in its memory buffer could not be flushed before stopping and are lost",
-                    output.id,
-                    stats.total_records
-                );
+                spill(&output.id, b).await;
             }
             b.buffer.close();
         }
     }
 }
 
+/// Writes what a memory buffer could not flush before a planned stop under the root directory.
+async fn spill(id: &str, b: &Arc<crate::output::buffered::Buffered>) {
+    let buffer = Arc::clone(&b.buffer);
+    let dir = b.setup.spill_dir.clone();
+    let to = dir.clone();
+    let records = b.buffer.stats().total_records;
+    match tokio::task::spawn_blocking(move || handoff::spill(&buffer, &to)).await {
+        Ok(Ok(moved)) => tracing::info!(
+            "output {id}: {} events ({} chunks) its memory buffer could not flush before stopping were written to {}; the next start with an output of this @id sends them",
+            moved.records,
+            moved.chunks,
+            dir.display()
+        ),
+        Ok(Err(e)) => tracing::error!(
+            "output {id}: {records} events in its memory buffer could not be flushed before stopping nor written to {}, and are lost: {e}",
+            dir.display()
+        ),
+        Err(e) => tracing::error!(
+            "output {id}: {records} events in its memory buffer are lost: writing them to {} failed: {e}",
+            dir.display()
+        ),
+    }
+}
+
+/// How long a start waits for a full buffer while taking back a spill; the rest waits for
+/// the next start.
+const TAKE_BACK_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Takes back what an earlier planned stop wrote from this output's memory buffer.
+async fn take_back_spill(output: &Arc<Output>) {
+    let Some(b) = &output.buffered else { return };
+    let dir = b.setup.spill_dir.clone();
+    if !handoff::has_spill(&dir) {
+        return;
+    }
+    let into = Arc::clone(b);
+    let id = output.id.clone();
+    let from = dir.clone();
+    let deadline = std::time::Instant::now() + TAKE_BACK_PATIENCE;
+    let result =
+        tokio::task::spawn_blocking(move || handoff::take_back(&from, &into, &id, deadline)).await;
+    match result {
+        Ok(Ok(moved)) => tracing::info!(
+            "output {}: took back {} events ({} chunks) written to {} at the last stop",
+            output.id,
+            moved.records,
+            moved.chunks,
+            dir.display()
+        ),
+        Ok(Err(e)) => tracing::error!(
+            "output {}: could not take back all events written to {} at the last stop ({e}); what is left stays there for the next start",
+            output.id,
+            dir.display()
+        ),
+        Err(e) => tracing::error!("output {}: taking back {}: {e}", output.id, dir.display()),
+    }
+}
+
 /// Runs `config` (read from `path`, or the embedded default) until SIGTERM or SIGINT.
-pub async fn run(mut config: PipelineConfig, path: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    mut config: PipelineConfig,
+    path: Option<PathBuf>,
+    options: pipeline::LoadOptions,
+) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -121,6 +180,10 @@ pub async fn run(mut config: PipelineConfig, path: Option<PathBuf>) -> anyhow::R
         .unwrap_or_else(|| PathBuf::from("/tmp"));
     let admin_state = AdminState::new(registry.clone(), dump_dir.clone());
     admin::start(&config.admin, Arc::clone(&admin_state))?;
+    tracing::info!("root directory {}", config.root.describe());
+    for warning in config.durability_warnings() {
+        tracing::warn!("{warning}");
+    }
     let mut app = App::start(&config, &registry).await?;
     admin_state.set_tasks(Some(app.tasks.clone()));
     tracing::info!(
@@ -150,7 +213,7 @@ pub async fn run(mut config: PipelineConfig, path: Option<PathBuf>) -> anyhow::R
             _ = usr2.recv() => "SIGUSR2",
         };
         tracing::info!("received {reload_by}, reloading configuration");
-        match pipeline::load(path.as_deref()) {
+        match pipeline::load(path.as_deref(), &options) {
             Err(errors) => {
                 for e in &errors.0 {
                     tracing::error!("config reload refused: {e}");
@@ -163,6 +226,9 @@ pub async fn run(mut config: PipelineConfig, path: Option<PathBuf>) -> anyhow::R
             Ok(new_config) => {
                 for note in &new_config.notes {
                     tracing::warn!("{note}");
+                }
+                for warning in new_config.durability_warnings() {
+                    tracing::warn!("{warning}");
                 }
                 if new_config.admin != config.admin {
                     tracing::warn!(

@@ -21,6 +21,7 @@
 //! | [`tls`] | what the TLS code of every plugin shares |
 //! | [`time`] | the calendar and `strftime`: formatters, paths, log lines (reading times is [`parse::time`]) |
 //! | [`plugin`] | checks shared by every plugin family |
+//! | [`root_dir`] | where a configuration keeps its state: default file buffers, spilled memory buffers |
 
 pub mod admin;
 pub mod app;
@@ -34,6 +35,7 @@ pub mod parse;
 pub mod pipeline;
 pub mod plugin;
 pub mod record;
+pub mod root_dir;
 pub mod router;
 pub mod status;
 pub mod task;

@@ -23,6 +23,12 @@ struct Cli {
     #[arg(long, value_name = "LEVEL", value_parser = clap::builder::PossibleValuesParser::new(ferry::LOG_LEVELS))]
     log_level: Option<String>,
 
+    /// Where ferry keeps its state: default file buffers and memory buffers written at a
+    /// planned stop (overrides <system> root_dir; default /var/lib/ferry for root, else
+    /// ~/.local/state/ferry).
+    #[arg(long, value_name = "DIR", env = "FERRY_ROOT_DIR")]
+    root_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -56,7 +62,10 @@ fn main() -> ExitCode {
             }
         };
     }
-    let config = match ferry::pipeline::load(cli.config.as_deref()) {
+    let options = ferry::pipeline::LoadOptions {
+        root_dir: cli.root_dir.clone(),
+    };
+    let config = match ferry::pipeline::load(cli.config.as_deref(), &options) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {
@@ -73,6 +82,9 @@ fn main() -> ExitCode {
     if cli.dry_run {
         for note in &config.notes {
             eprintln!("ferry: warning: {note}");
+        }
+        for warning in config.durability_warnings() {
+            eprintln!("ferry: warning: {warning}");
         }
         println!(
             "ferry: {source} is valid ({} sources, {} matches, {} labels)",
@@ -108,7 +120,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(ferry::app::run(config, cli.config.clone())) {
+    match runtime.block_on(ferry::app::run(config, cli.config.clone(), options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

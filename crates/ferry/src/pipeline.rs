@@ -5,6 +5,7 @@
 use crate::admin::{ADMIN_TYPES, AdminConfig};
 use crate::filter::Filter;
 use crate::input::InputConfig;
+use crate::root_dir::RootDir;
 use crate::router::config::read_match;
 use crate::router::pattern::MatchPattern;
 use crate::router::{FilterRule, Ids, LabelConfig, MatchConfig, RoutesConfig};
@@ -38,6 +39,8 @@ pub struct SourceConfig {
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
     pub system: SystemConfig,
+    /// The resolved root directory (`--root-dir`, `<system> root_dir`, or ferry's default).
+    pub root: RootDir,
     pub sources: Vec<SourceConfig>,
     pub routes: RoutesConfig,
     /// `<source>`s that serve metrics and the monitor API.
@@ -47,17 +50,29 @@ pub struct PipelineConfig {
     pub notes: Vec<String>,
 }
 
+/// What the command line adds to a configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// `--root-dir`: wins over `<system> root_dir`.
+    pub root_dir: Option<PathBuf>,
+}
+
 /// Reads the file at `path`, or the embedded default configuration when `path` is `None`.
-pub fn load(path: Option<&Path>) -> Result<PipelineConfig, ConfigErrors> {
+pub fn load(path: Option<&Path>, options: &LoadOptions) -> Result<PipelineConfig, ConfigErrors> {
     let root = match path {
         Some(p) => ferry_config::parse_file(p)?,
         None => ferry_config::parse_str(DEFAULT_CONFIG, "<embedded default configuration>")?,
     };
-    build(&root)
+    build_with(&root, options)
 }
 
 /// Checks and types a parsed tree; reports every mistake at once.
 pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
+    build_with(root, &LoadOptions::default())
+}
+
+/// [`build`] with the command line's options.
+pub fn build_with(root: &Element, options: &LoadOptions) -> Result<PipelineConfig, ConfigErrors> {
     let errors = Errors::new();
     let directives = ferry_config::directives(root, &errors);
     let mut ids = Ids::default();
@@ -92,8 +107,8 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
         }
     }
 
-    let root_dir = system.root_dir.clone();
-    let root_matches = read_matches(directives.matches, &mut ids, root_dir.as_ref());
+    let root_dir = RootDir::resolve(options.root_dir.as_deref(), system.root_dir.as_deref());
+    let root_matches = read_matches(directives.matches, &mut ids, &root_dir);
     let root_filters = read_filters(directives.filters, &root.children, &mut ids);
     let mut labels = Vec::new();
     let mut label_names = HashSet::new();
@@ -111,7 +126,7 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
             );
         }
         let siblings = label_element(root, &label.span).map_or(&[][..], |e| &e.children);
-        let matches = read_matches(label.matches, &mut ids, root_dir.as_ref());
+        let matches = read_matches(label.matches, &mut ids, &root_dir);
         labels.push(LabelConfig {
             filters: read_filters(label.filters, siblings, &mut ids),
             matches,
@@ -153,6 +168,7 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
         .collect();
     errors.into_result(PipelineConfig {
         system,
+        root: root_dir,
         sources,
         routes,
         admin,
@@ -183,14 +199,10 @@ fn read_system(section: Section<'_>) -> SystemConfig {
     }
 }
 
-fn read_matches(
-    sections: Vec<Section<'_>>,
-    ids: &mut Ids,
-    root_dir: Option<&PathBuf>,
-) -> Vec<MatchConfig> {
+fn read_matches(sections: Vec<Section<'_>>, ids: &mut Ids, root: &RootDir) -> Vec<MatchConfig> {
     sections
         .into_iter()
-        .filter_map(|section| read_match(section, ids, root_dir))
+        .filter_map(|section| read_match(section, ids, root))
         .collect()
 }
 
@@ -239,4 +251,91 @@ fn read_filters(
         }
     }
     out
+}
+
+impl PipelineConfig {
+    /// What ferry says at start (and after a reload) about where acknowledged events may be
+    /// lost: outputs with a memory buffer, when an input that acknowledges (forward: the
+    /// connection and acks; tail: the position file) may feed them.
+    pub fn durability_warnings(&self) -> Vec<String> {
+        let acking: Vec<&str> = self
+            .sources
+            .iter()
+            .filter(|s| s.input.acknowledges())
+            .map(|s| s.id.as_str())
+            .collect();
+        if acking.is_empty() {
+            return Vec::new();
+        }
+        self.routes
+            .outputs()
+            .into_iter()
+            .filter(|(_, o)| o.buffer.as_ref().is_some_and(|b| !b.is_file()))
+            .map(|(id, _)| {
+                format!(
+                    "output {id} has a memory buffer: events that inputs {} acknowledge are lost if ferry crashes before they are flushed (a planned stop writes them to {}); remove '@type memory' for a file buffer",
+                    acking.join(", "),
+                    self.root.spill_dir(id).display()
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_buffer::BufferType;
+
+    fn load(text: &str, root_dir: Option<&str>) -> PipelineConfig {
+        let root = ferry_config::parse_str(text, "test.conf").unwrap();
+        let options = LoadOptions {
+            root_dir: root_dir.map(PathBuf::from),
+        };
+        build_with(&root, &options).unwrap_or_else(|e| panic!("{:?}", e.0))
+    }
+
+    fn buffer_of(c: &PipelineConfig) -> BufferType {
+        let (_, o) = c.routes.outputs()[0];
+        o.buffer.as_ref().unwrap().config.buffer_type.clone()
+    }
+
+    const FORWARD: &str = "<source>\n  @type forward\n</source>\n<match **>\n  @type forward\n  @id out\n  <server>\n    host 127.0.0.1\n  </server>\n  BUFFER</match>\n";
+
+    #[test]
+    fn a_buffer_that_names_no_type_is_a_file_buffer_under_the_root_directory() {
+        let none = load(&FORWARD.replace("BUFFER", ""), Some("/r"));
+        assert_eq!(
+            buffer_of(&none),
+            BufferType::File {
+                path: PathBuf::from("/r/buffer/out")
+            }
+        );
+        let untyped = FORWARD.replace("BUFFER", "<buffer>\n    flush_interval 1s\n  </buffer>\n");
+        assert_eq!(buffer_of(&load(&untyped, Some("/r"))), buffer_of(&none));
+        let system = format!(
+            "<system>\n  root_dir /s\n</system>\n{}",
+            FORWARD.replace("BUFFER", "")
+        );
+        assert_eq!(
+            buffer_of(&load(&system, None)),
+            BufferType::File {
+                path: PathBuf::from("/s/buffer/out")
+            }
+        );
+        // The command line wins over <system>.
+        assert_eq!(buffer_of(&load(&system, Some("/r"))), buffer_of(&none));
+        assert!(none.durability_warnings().is_empty());
+    }
+
+    #[test]
+    fn a_memory_buffer_behind_an_acknowledging_input_is_said_at_start() {
+        let memory = FORWARD.replace("BUFFER", "<buffer>\n    @type memory\n  </buffer>\n");
+        let c = load(&memory, Some("/r"));
+        assert_eq!(buffer_of(&c), BufferType::Memory);
+        let w = c.durability_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("output out has a memory buffer"), "{}", w[0]);
+        assert!(w[0].contains("/r/spill/out"), "{}", w[0]);
+    }
 }

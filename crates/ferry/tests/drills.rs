@@ -19,16 +19,17 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+mod drill_support;
 mod forward_support;
 
-use common::{AckedSender, Ferry, ferry_bin, free_port, seqs_of, signal};
+use common::{AckedSender, Ferry, ferry_bin, free_port, signal};
+use drill_support::{Printed, Stream, tally};
 use forward_support::{aggregator_config, forwarder_config_with, server, wait_until};
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -59,126 +60,6 @@ fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
-}
-
-/// A sender that streams batches of `batch` events with acks to `addr`, reconnecting and
-/// re-sending the same batch whenever a send fails (ferry killed, no ack in time), until
-/// stopped. `acked` holds every sequence number whose ack came back.
-struct Stream {
-    acked: Arc<Mutex<Vec<u64>>>,
-    failures: Arc<Mutex<u64>>,
-    stop: Arc<AtomicBool>,
-    handle: Option<thread::JoinHandle<()>>,
-}
-
-impl Stream {
-    fn start(addr: SocketAddr, batch: u64, pad: usize, pause: Duration, timeout: Duration) -> Self {
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let failures = Arc::new(Mutex::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (a, f, s) = (Arc::clone(&acked), Arc::clone(&failures), Arc::clone(&stop));
-        let handle = thread::spawn(move || {
-            let mut seq = 0u64;
-            let mut sender: Option<AckedSender> = None;
-            while !s.load(Ordering::SeqCst) {
-                let conn = match sender.as_mut() {
-                    Some(c) => c,
-                    None => match AckedSender::connect_addr(addr, timeout) {
-                        Ok(c) => sender.insert(c),
-                        Err(_) => {
-                            thread::sleep(Duration::from_millis(50));
-                            continue;
-                        }
-                    },
-                };
-                match conn.send(&format!("drill.{}", seq / batch % 4), seq..seq + batch, pad) {
-                    Ok(()) => {
-                        a.lock().unwrap().extend(seq..seq + batch);
-                        seq += batch;
-                        thread::sleep(pause);
-                    }
-                    Err(_) => {
-                        *f.lock().unwrap() += 1;
-                        sender = None;
-                        thread::sleep(Duration::from_millis(50));
-                    }
-                }
-            }
-        });
-        Self {
-            acked,
-            failures,
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    fn acked_count(&self) -> usize {
-        self.acked.lock().unwrap().len()
-    }
-
-    fn failures(&self) -> u64 {
-        *self.failures.lock().unwrap()
-    }
-
-    /// Stops and returns every acknowledged sequence number.
-    fn finish(mut self) -> Vec<u64> {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.handle.take() {
-            h.join().unwrap();
-        }
-        self.acked.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Sequence numbers printed (JSON lines on stdout) by every incarnation of an aggregator.
-#[derive(Default)]
-struct Printed {
-    seqs: Vec<u64>,
-}
-
-impl Printed {
-    fn take(&mut self, f: &Ferry) -> usize {
-        let lines: Vec<String> = f.stdout.try_iter().collect();
-        let n = seqs_of(&lines);
-        self.seqs.extend(&n);
-        n.len()
-    }
-
-    /// Reads what a killed process had printed, up to the end of its stdout.
-    fn drain(&mut self, f: &Ferry) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut lines = Vec::new();
-        while Instant::now() < deadline {
-            match f.stdout.recv_timeout(Duration::from_millis(100)) {
-                Ok(l) => lines.push(l),
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            }
-        }
-        self.seqs.extend(seqs_of(&lines));
-    }
-}
-
-/// (missing, duplicates) of `printed` against `acked`.
-fn tally(acked: &[u64], printed: &[&[u64]]) -> (Vec<u64>, u64) {
-    let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
-    for s in printed.iter().flat_map(|p| p.iter()) {
-        *counts.entry(*s).or_default() += 1;
-    }
-    let missing = acked
-        .iter()
-        .filter(|s| !counts.contains_key(s))
-        .copied()
-        .collect();
-    let dups = counts.values().map(|c| c - 1).sum();
-    (missing, dups)
 }
 
 const CHUNK_RECORDS: u64 = 500;

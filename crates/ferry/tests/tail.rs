@@ -531,6 +531,7 @@ fn a_refusing_output_holds_the_file_back_and_nothing_is_skipped() {
     let mut child = Command::new(common::ferry_bin())
         .arg("-c")
         .arg(d.p("stalled.conf"))
+        .env("FERRY_ROOT_DIR", d.p("root"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -52,6 +52,14 @@ impl InputConfig {
         }
     }
 
+    /// Whether the input tells its source that events are safe (forward: acks and the
+    /// connection itself; tail: the position file): such events must not sit only in memory.
+    pub fn acknowledges(&self) -> bool {
+        match self {
+            Self::Forward(_) | Self::Tail(_) => true,
+        }
+    }
+
     pub fn label(&self) -> Option<&str> {
         match self {
             Self::Forward(c) => c.label.as_deref(),

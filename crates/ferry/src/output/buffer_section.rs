@@ -1,10 +1,14 @@
 //! `<buffer CHUNK_KEYS>`: Fluentd's buffer parameters read into a [`ferry_buffer::BufferConfig`].
 //!
 //! Names and defaults are Fluentd's (memory: 8 MiB chunks, 512 MiB in total; file: 256 MiB
-//! chunks, 64 GiB in total). ferry adds `durability` for file buffers: `fsync` (the default: an
+//! chunks, 64 GiB in total), with one deliberate difference: a buffer whose `@type` is not
+//! written is a **file** buffer (Fluentd's is memory), in `<root>/buffer/<@id>` (see
+//! [`crate::root_dir`]), so an event an input acknowledged survives a crash on defaults.
+//! `@type memory` stays available. ferry adds `durability` for file buffers: `fsync` (the default: an
 //! event is acknowledged only once it is on disk) or `os_cache` (in the page cache: survives a
 //! crash of ferry, not of the machine).
 
+use crate::root_dir::RootDir;
 use ferry_buffer::{
     BufferConfig, BufferType, Compress, Durability, FlushMode, OverflowAction, RetryConfig,
     RetryType,
@@ -29,6 +33,9 @@ pub struct BufferSetup {
     pub keys: ChunkKeys,
     pub flush_thread_count: usize,
     pub slow_flush_log_threshold: Duration,
+    /// Where a memory buffer is written at a planned stop, and taken back from at the next
+    /// start ([`crate::output::handoff`]).
+    pub spill_dir: PathBuf,
 }
 
 /// What the output wants by default: out_forward needs `tag` as a chunk key, file outputs
@@ -39,15 +46,15 @@ pub struct BufferDefaults {
     pub timekey: Option<Duration>,
 }
 
-/// The buffer an output gets when `<buffer>` or its `@type` is not written.
+/// Where the file buffer an output gets when `<buffer>`, its `@type` or its `path` is not
+/// written lives.
 #[derive(Debug, Clone, Copy)]
 pub enum DefaultBuffer<'p> {
-    Memory,
-    /// A file buffer (out_file's default), under `<system> root_dir`/buffer/ID, else under
-    /// `fallback_dir`/.ferry-buffer/ID.
-    File {
-        fallback_dir: &'p Path,
-    },
+    /// `<root>/buffer/<@id>`.
+    UnderRoot,
+    /// out_file's: under a root directory an operator chose, else in
+    /// `fallback_dir/.ferry-buffer/<@id>`, beside the files it writes.
+    BesideFiles { fallback_dir: &'p Path },
 }
 
 impl BufferSetup {
@@ -57,18 +64,11 @@ impl BufferSetup {
         section: Option<&Section<'_>>,
         defaults: BufferDefaults,
         output_id: &str,
-        root_dir: Option<&PathBuf>,
+        root: &RootDir,
         has_secondary: bool,
     ) -> Self {
-        let memory = DefaultBuffer::Memory;
-        Self::from_section_with(
-            section,
-            defaults,
-            memory,
-            output_id,
-            root_dir,
-            has_secondary,
-        )
+        let default = DefaultBuffer::UnderRoot;
+        Self::from_section_with(section, defaults, default, output_id, root, has_secondary)
     }
 
     /// [`Self::from_section`] for an output whose default buffer is `default`.
@@ -77,21 +77,17 @@ impl BufferSetup {
         defaults: BufferDefaults,
         default: DefaultBuffer<'_>,
         output_id: &str,
-        root_dir: Option<&PathBuf>,
+        root: &RootDir,
         has_secondary: bool,
     ) -> Self {
-        let default_path = |root_dir: Option<&PathBuf>| match (root_dir, default) {
-            (Some(root), _) => Some(root.join("buffer").join(output_id)),
-            (None, DefaultBuffer::File { fallback_dir }) => {
-                Some(default_buffer_dir(fallback_dir, output_id))
+        let default_path = match default {
+            DefaultBuffer::BesideFiles { fallback_dir } if !root.is_explicit() => {
+                default_buffer_dir(fallback_dir, output_id)
             }
-            (None, DefaultBuffer::Memory) => None,
+            _ => root.buffer_dir(output_id),
         };
         let Some(s) = section else {
-            let mut config = match (default, default_path(root_dir)) {
-                (DefaultBuffer::File { .. }, Some(path)) => BufferConfig::file(path),
-                _ => BufferConfig::memory(),
-            };
+            let mut config = BufferConfig::file(default_path);
             config.timekey = defaults.timekey;
             config.retry.has_secondary = has_secondary;
             return Self {
@@ -99,6 +95,7 @@ impl BufferSetup {
                 keys: parse_keys(defaults.keys, None),
                 flush_thread_count: 1,
                 slow_flush_log_threshold: Duration::from_secs(20),
+                spill_dir: root.spill_dir(output_id),
             };
         };
         let arg = if s.arg().trim().is_empty() {
@@ -107,20 +104,9 @@ impl BufferSetup {
             s.arg()
         };
         let keys = parse_keys(arg, Some(s));
-        let default_type = match default {
-            DefaultBuffer::Memory => "memory",
-            DefaultBuffer::File { .. } => "file",
-        };
-        let mut config = match s.enum_or("@type", &["memory", "file"], default_type) {
+        let mut config = match s.enum_or("@type", &["memory", "file"], "file") {
             "file" => {
-                let path = match (s.str("path"), default_path(root_dir)) {
-                    (Some(p), _) => PathBuf::from(p),
-                    (None, Some(path)) => path,
-                    (None, None) => {
-                        s.error(None, "a file buffer needs 'path' (or <system> root_dir)");
-                        PathBuf::new()
-                    }
-                };
+                let path = s.str("path").map_or(default_path, PathBuf::from);
                 let mut c = BufferConfig::file(path);
                 c.durability = match s.enum_or("durability", &["fsync", "os_cache"], "fsync") {
                     "os_cache" => Durability::OsCache,
@@ -204,6 +190,7 @@ impl BufferSetup {
             keys,
             flush_thread_count: flush_thread_count.clamp(1, 64) as usize,
             slow_flush_log_threshold,
+            spill_dir: root.spill_dir(output_id),
         }
     }
 

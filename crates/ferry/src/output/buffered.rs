@@ -104,9 +104,28 @@ impl Buffered {
             source,
         })
     }
+
+    /// [`Self::append`] on the calling (blocking) thread, for chunks moved from another buffer
+    /// ([`super::handoff`]).
+    #[allow(clippy::result_large_err)] // as `append`: the error is built once per refusal
+    pub fn append_blocking(&self, id: &str, batch: &Batch) -> Result<(), EmitError> {
+        let pieces = split(batch, &self.setup).map_err(|e| EmitError::Split {
+            id: id.to_string(),
+            reason: e,
+        })?;
+        for (key, stream, records) in &pieces {
+            self.buffer
+                .append(key, stream, *records)
+                .map_err(|source| EmitError::Buffer {
+                    id: id.to_string(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
 }
 
-fn log_recovery(id: &str, report: &ferry_buffer::RecoveryReport) {
+pub(super) fn log_recovery(id: &str, report: &ferry_buffer::RecoveryReport) {
     if !report.recovered.is_empty() {
         let records: u64 = report.recovered.iter().map(|c| c.records).sum();
         let bytes: u64 = report.recovered.iter().map(|c| c.bytes).sum();

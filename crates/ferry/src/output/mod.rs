@@ -13,6 +13,7 @@ pub mod file;
 pub mod flusher;
 pub mod format;
 pub mod forward;
+pub mod handoff;
 pub mod kafka;
 mod metrics;
 pub mod null;
@@ -24,12 +25,12 @@ mod split;
 pub mod stdout;
 
 use crate::event::Batch;
+use crate::root_dir::RootDir;
 use crate::task::Tasks;
 use buffer_section::{BufferDefaults, BufferSetup};
 pub use error::SinkError;
 use ferry_config::Section;
 pub use sink::Sink;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -75,11 +76,7 @@ pub struct OutputConfig {
 impl OutputConfig {
     /// Builds the output named by the section's `@type`; reports an unknown type. The caller
     /// finishes the section, which reports unknown parameters.
-    pub fn from_section(
-        section: &Section<'_>,
-        id: &str,
-        root_dir: Option<&PathBuf>,
-    ) -> Option<Self> {
+    pub fn from_section(section: &Section<'_>, id: &str, root: &RootDir) -> Option<Self> {
         if section.plugin_type() == Some("secondary_file") {
             section.error(
                 Some("@type"),
@@ -96,8 +93,7 @@ impl OutputConfig {
             .any(|c| c.name == "secondary");
         let (sink, buffer) = match kind {
             "file" => {
-                let (c, setup) =
-                    file::FileConfig::from_section(section, id, root_dir, has_secondary)?;
+                let (c, setup) = file::FileConfig::from_section(section, id, root, has_secondary)?;
                 (SinkConfig::File(c), Some(setup))
             }
             "forward" => {
@@ -112,7 +108,7 @@ impl OutputConfig {
                     buffer_section.as_ref(),
                     defaults,
                     id,
-                    root_dir,
+                    root,
                     has_secondary,
                 );
                 if let Some(b) = buffer_section {
@@ -128,7 +124,7 @@ impl OutputConfig {
             }
             "kafka2" => {
                 let config = kafka::KafkaConfig::from_section(section);
-                let setup = kafka::buffer_setup(section, &config, id, root_dir, has_secondary);
+                let setup = kafka::buffer_setup(section, &config, id, root, has_secondary);
                 (SinkConfig::Kafka(Box::new(config)), Some(setup))
             }
             "stdout" | "null" => {
@@ -143,7 +139,7 @@ impl OutputConfig {
                         timekey: None,
                     };
                     let setup =
-                        BufferSetup::from_section(Some(&b), defaults, id, root_dir, has_secondary);
+                        BufferSetup::from_section(Some(&b), defaults, id, root, has_secondary);
                     b.finish();
                     setup
                 });
@@ -158,7 +154,7 @@ impl OutputConfig {
             }
         };
         let secondary = section.child("secondary").and_then(|s| {
-            let read = read_secondary(&s, buffer.as_ref(), id, root_dir);
+            let read = read_secondary(&s, buffer.as_ref(), id, root);
             match read {
                 Some(_) => s.finish(),
                 None => s.abandon(),
@@ -178,7 +174,7 @@ fn read_secondary(
     s: &Section<'_>,
     buffer: Option<&BufferSetup>,
     id: &str,
-    root_dir: Option<&PathBuf>,
+    root: &RootDir,
 ) -> Option<SinkConfig> {
     let Some(buffer) = buffer else {
         s.error(
@@ -190,7 +186,7 @@ fn read_secondary(
     let kinds = &["secondary_file", "file", "stdout", "null"];
     match crate::plugin::plugin_type(s, "secondary output", kinds, &["forward"])? {
         // The file output's own buffer settings do not apply: it writes the primary's chunks.
-        "file" => file::FileConfig::from_section(s, &format!("{id}.secondary"), root_dir, false)
+        "file" => file::FileConfig::from_section(s, &format!("{id}.secondary"), root, false)
             .map(|(c, _)| SinkConfig::File(c)),
         "secondary_file" => secondary_file::SecondaryFileConfig::from_section(s, &buffer.keys)
             .map(SinkConfig::SecondaryFile),

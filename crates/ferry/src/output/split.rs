@@ -131,7 +131,13 @@ mod tests {
             keys: "time",
             timekey: Some(Duration::from_secs(3600)),
         };
-        BufferSetup::from_section(None, defaults, "t", None, false)
+        BufferSetup::from_section(
+            None,
+            defaults,
+            "t",
+            &crate::root_dir::RootDir::resolve(None, None),
+            false,
+        )
     }
 
     #[test]

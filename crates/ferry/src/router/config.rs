@@ -5,9 +5,9 @@
 use super::pattern::MatchPattern;
 use crate::filter::Filter;
 use crate::output::OutputConfig;
+use crate::root_dir::RootDir;
 use ferry_config::{Section, Span};
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A parsed `<match>` directive.
@@ -162,19 +162,15 @@ impl Ids {
 }
 
 /// Reads one `<match>`; finishes (or abandons) the section.
-pub fn read_match(
-    section: Section<'_>,
-    ids: &mut Ids,
-    root_dir: Option<&PathBuf>,
-) -> Option<MatchConfig> {
+pub fn read_match(section: Section<'_>, ids: &mut Ids, root: &RootDir) -> Option<MatchConfig> {
     let pattern = MatchPattern::parse(section.arg())
         .map_err(|e| section.error(None, e.to_string()))
         .ok();
     let id = ids.assign(&section, section.plugin_type().unwrap_or("output"));
     let target = match section.plugin_type() {
         Some("relabel") => relabel(&section).map(TargetConfig::Relabel),
-        Some("copy") => read_copy(&section, ids, root_dir).map(TargetConfig::Copy),
-        _ => OutputConfig::from_section(&section, &id, root_dir)
+        Some("copy") => read_copy(&section, ids, root).map(TargetConfig::Copy),
+        _ => OutputConfig::from_section(&section, &id, root)
             .map(|o| TargetConfig::Output(Box::new(o))),
     };
     let Some(target) = target else {
@@ -201,11 +197,7 @@ fn relabel(section: &Section<'_>) -> Option<String> {
     }
 }
 
-fn read_copy(
-    section: &Section<'_>,
-    ids: &mut Ids,
-    root_dir: Option<&PathBuf>,
-) -> Option<CopyConfig> {
+fn read_copy(section: &Section<'_>, ids: &mut Ids, root: &RootDir) -> Option<CopyConfig> {
     let copy_mode = match section.enum_or(
         "copy_mode",
         &["no_copy", "shallow", "deep", "marshal"],
@@ -248,7 +240,7 @@ fn read_copy(
                 );
                 None
             }
-            _ => OutputConfig::from_section(&store, &id, root_dir)
+            _ => OutputConfig::from_section(&store, &id, root)
                 .map(|o| StoreTarget::Output(Box::new(o))),
         };
         let span = store.span().clone();

@@ -6,7 +6,12 @@ use ferry_proto::msgpack::Value;
 
 async fn router(conf: &str) -> Router {
     let root = ferry_config::parse_str(conf, "test.conf").unwrap();
-    let config = crate::pipeline::build(&root).unwrap_or_else(|e| panic!("{:?}", e.0));
+    // Default buffers go under a directory of the test's own.
+    let options = crate::pipeline::LoadOptions {
+        root_dir: Some(tempfile::tempdir().unwrap().keep()),
+    };
+    let config =
+        crate::pipeline::build_with(&root, &options).unwrap_or_else(|e| panic!("{:?}", e.0));
     let mut outputs = Vec::new();
     for (id, output) in config.routes.outputs() {
         outputs.push(Arc::new(

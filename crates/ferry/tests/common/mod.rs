@@ -55,6 +55,14 @@ fn pump(stream: impl std::io::Read + Send + 'static, echo: &'static str) -> Rece
     rx
 }
 
+/// Gives ferry a root directory of its own inside the test's directory (unless the test chose
+/// one): default buffers and spills stay out of the machine's `/var/lib/ferry`.
+fn own_root(cmd: &mut Command, dir: &Path) {
+    if !cmd.get_envs().any(|(k, _)| k == "FERRY_ROOT_DIR") {
+        cmd.env("FERRY_ROOT_DIR", dir.join("root"));
+    }
+}
+
 /// Starts `cmd` with its stdout and stderr read line by line on threads.
 fn spawn_piped(mut cmd: Command) -> (Child, Receiver<String>, Receiver<String>) {
     let mut child = cmd
@@ -94,6 +102,7 @@ impl Ferry {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        own_root(&mut cmd, dir.path());
         let (child, stdout, stderr) = spawn_piped(cmd);
         let (tx, seen) = channel();
         let mut ferry = Self {
@@ -150,11 +159,12 @@ impl Ferry {
     /// Spawns `cmd`, pumps its output, and waits up to 20 s for `ready(dir)`; fails with the
     /// process's log if it exits first.
     fn launch(
-        cmd: Command,
+        mut cmd: Command,
         dir: tempfile::TempDir,
         what: &str,
         ready: impl Fn(&Path) -> bool,
     ) -> Self {
+        own_root(&mut cmd, dir.path());
         let (child, stdout, stderr) = spawn_piped(cmd);
         let mut ferry = Self {
             child,

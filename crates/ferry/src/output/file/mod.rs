@@ -34,6 +34,7 @@ use super::SinkError;
 use super::buffer_section::{BufferDefaults, BufferSetup, DefaultBuffer};
 use super::format::{FormatConfig, FormatKind};
 use super::segment::SegmentReader;
+use crate::root_dir::RootDir;
 use ferry_buffer::Chunk;
 use ferry_config::Section;
 use path::{IndexStyle, PathTemplate};
@@ -79,7 +80,7 @@ impl FileConfig {
     pub fn from_section(
         section: &Section<'_>,
         id: &str,
-        root_dir: Option<&PathBuf>,
+        root: &RootDir,
         has_secondary: bool,
     ) -> Option<(Self, BufferSetup)> {
         let path = section.required_str("path");
@@ -91,11 +92,11 @@ impl FileConfig {
                 keys: "time",
                 timekey: Some(DEFAULT_TIMEKEY),
             },
-            DefaultBuffer::File {
+            DefaultBuffer::BesideFiles {
                 fallback_dir: &fallback,
             },
             id,
-            root_dir,
+            root,
             has_secondary,
         );
         if let Some(b) = buffer {

@@ -3,8 +3,15 @@ use crate::plugin::read_section;
 use ferry_buffer::ChunkKey;
 
 fn file(conf: &str) -> Result<(FileConfig, BufferSetup), Vec<String>> {
-    read_section(conf, |s| FileConfig::from_section(s, "out", None, false))
-        .map(|c| c.expect("a valid section gives a config"))
+    read_section(conf, |s| {
+        FileConfig::from_section(
+            s,
+            "out",
+            &crate::root_dir::RootDir::resolve(None, None),
+            false,
+        )
+    })
+    .map(|c| c.expect("a valid section gives a config"))
 }
 
 /// The path of file `index` for a chunk of tag `app.web` in the slice holding 1700000000.

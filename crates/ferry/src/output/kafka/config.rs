@@ -7,9 +7,9 @@
 
 use super::format::KafkaFormat;
 use crate::output::buffer_section::{BufferDefaults, BufferSetup};
+use crate::root_dir::RootDir;
 use ferry_config::Section;
 use rdkafka::ClientConfig;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// `required_acks`: how many replicas must have a message before the broker acknowledges it.
@@ -333,7 +333,7 @@ pub fn buffer_setup(
     section: &Section<'_>,
     config: &KafkaConfig,
     id: &str,
-    root_dir: Option<&PathBuf>,
+    root: &RootDir,
     has_secondary: bool,
 ) -> BufferSetup {
     let defaults = BufferDefaults {
@@ -341,7 +341,7 @@ pub fn buffer_setup(
         timekey: None,
     };
     let child = section.child("buffer");
-    let setup = BufferSetup::from_section(child.as_ref(), defaults, id, root_dir, has_secondary);
+    let setup = BufferSetup::from_section(child.as_ref(), defaults, id, root, has_secondary);
     let routing = &config.routing;
     let topic_from_tag = match &routing.topic {
         Some(t) => t.contains("${tag}"),
