@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::SystemTime;
 
-use crate::config::{BufferConfig, BufferType, ValidConfig};
+use crate::config::{BufferConfig, BufferType, ConfigError, ValidConfig};
 use crate::error::OpenError;
 use crate::file_chunk::lock;
 use crate::format;
@@ -34,7 +34,8 @@ pub(crate) struct Files {
 }
 
 pub(crate) struct Inner {
-    pub cfg: ValidConfig,
+    /// Replaced whole by [`Buffer::reconfigure`]; readers take a snapshot.
+    cfg: RwLock<Arc<ValidConfig>>,
     pub name: String,
     pub files: Option<Files>,
     pub state: Mutex<State>,
@@ -119,7 +120,7 @@ impl Buffer {
             }
         };
         let inner = Arc::new(Inner {
-            cfg,
+            cfg: RwLock::new(Arc::new(cfg)),
             name: name.to_string(),
             files,
             state: Mutex::new(state),
@@ -140,6 +141,7 @@ impl Buffer {
     /// past `timekey + timekey + timekey_wait` (lazy mode with a time key).
     pub fn enqueue_due(&self, now: SystemTime) {
         let inner = &self.inner;
+        let cfg = inner.cfg();
         let mut fx = Effects::default();
         {
             let mut st = inner.lock_state();
@@ -147,7 +149,7 @@ impl Buffer {
                 .entries
                 .values()
                 .filter(|e| e.phase == Phase::Staged)
-                .filter(|e| e.due_at(&inner.cfg).is_some_and(|t| t <= now))
+                .filter(|e| e.due_at(&cfg).is_some_and(|t| t <= now))
                 .map(|e| (e.create_seq, e.id))
                 .collect();
             let mut due = due;
@@ -176,6 +178,7 @@ impl Buffer {
     /// The earliest time at which `take` or `enqueue_due` could produce work (a time in the past
     /// means now); `None` when the buffer holds nothing that time alone will make ready.
     pub fn next_due(&self) -> Option<SystemTime> {
+        let cfg = self.inner.cfg();
         let st = self.inner.lock_state();
         let mut best: Option<SystemTime> = None;
         let mut consider = |t: SystemTime| best = Some(best.map_or(t, |b| b.min(t)));
@@ -183,7 +186,7 @@ impl Buffer {
             match e.phase {
                 Phase::Queued => consider(e.ready_at()),
                 Phase::Staged => {
-                    if let Some(t) = e.due_at(&self.inner.cfg) {
+                    if let Some(t) = e.due_at(&cfg) {
                         consider(t);
                     }
                 }
@@ -195,7 +198,7 @@ impl Buffer {
 
     pub fn stats(&self) -> BufferStats {
         let st = self.inner.lock_state();
-        stats::snapshot(&st, &self.inner.counters, self.inner.cfg.total_limit_size)
+        stats::snapshot(&st, &self.inner.counters, self.inner.cfg().total_limit_size)
     }
 
     /// Installs the hook called (outside any lock) when a chunk becomes queued or space frees.
@@ -214,22 +217,44 @@ impl Buffer {
             let mut st = self.inner.lock_state();
             st.closed = true;
         }
-        if self.inner.cfg.flush_at_shutdown {
+        if self.inner.cfg().flush_at_shutdown {
             self.flush_all();
         }
         self.inner.space.notify_all();
     }
 
     /// The validated configuration.
-    pub fn config(&self) -> &ValidConfig {
-        &self.inner.cfg
+    pub fn config(&self) -> Arc<ValidConfig> {
+        self.inner.cfg()
+    }
+
+    /// Applies new parameters to a running buffer: limits, flush mode and interval, overflow
+    /// action, compression of new appends, retry policy. What it holds stays (a chunk written
+    /// compressed stays so). The buffer's type and path cannot change: that is another buffer.
+    pub fn reconfigure(&self, config: BufferConfig) -> Result<(), ConfigError> {
+        let valid = config.validate()?;
+        if valid.config.buffer_type != self.inner.cfg().config.buffer_type {
+            return Err(ConfigError::TypeChange);
+        }
+        *self
+            .inner
+            .cfg
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(valid);
+        // New limits may make room, or make staged chunks due: wake whoever waits.
+        self.inner.space.notify_all();
+        self.inner.apply(Effects {
+            notify: true,
+            ..Effects::default()
+        });
+        Ok(())
     }
 
     /// The buffer's quarantine directory (file buffer).
     pub fn quarantine_dir(&self) -> Option<PathBuf> {
         match &self.inner.files {
             Some(f) => Some(f.quarantine.clone()),
-            None => self.inner.cfg.config.quarantine_dir.clone(),
+            None => self.inner.cfg().config.quarantine_dir.clone(),
         }
     }
 }
@@ -241,6 +266,16 @@ impl Drop for Buffer {
 }
 
 impl Inner {
+    /// The configuration now.
+    pub fn cfg(&self) -> Arc<ValidConfig> {
+        Arc::clone(
+            &self
+                .cfg
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
     pub fn lock_state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }

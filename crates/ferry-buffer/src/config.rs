@@ -234,6 +234,9 @@ pub enum ConfigError {
     Durability { durability: Durability, file: bool },
     #[error("retry parameters: {0}")]
     Retry(#[from] RetryConfigError),
+    /// [`crate::Buffer::reconfigure`] with another buffer type or path.
+    #[error("a running buffer cannot change its type or path")]
+    TypeChange,
 }
 
 impl ConfigError {

@@ -93,7 +93,7 @@ impl Buffer {
                     tracing::error!(chunk = %chunk.id, error = %e, "cannot read buffer chunk; will retry it later");
                     let mut chunk = chunk;
                     chunk.settled = true;
-                    inner.delay(chunk.id, now + inner.cfg.config.retry.retry_wait);
+                    inner.delay(chunk.id, now + inner.cfg().config.retry.retry_wait);
                 }
             }
         }
@@ -154,7 +154,7 @@ impl Buffer {
                 chunk.settled = true;
                 return RetryDecision::RetryAt(now);
             };
-            let verdict = inner.cfg.policy.on_failure_random(&mut e.retry, now);
+            let verdict = inner.cfg().policy.on_failure_random(&mut e.retry, now);
             chunk.retry = e.retry.clone();
             if let (Body::File(f), Some(first)) = (&e.body, e.retry.first_failure) {
                 let rec = Record::Retry {
@@ -208,7 +208,7 @@ impl Buffer {
                     path: e.path,
                     source: e.source,
                 }),
-            _ => match inner.cfg.config.quarantine_dir.clone() {
+            _ => match inner.cfg().config.quarantine_dir.clone() {
                 Some(dir) => dump_memory_chunk(&chunk, &dir, &inner.name, reason)
                     .map(Some)
                     .map_err(|(path, source)| BufferError::Disk {

@@ -376,3 +376,31 @@ fn read_range_and_seek_address_any_part_of_a_file_chunk() {
     r.read_to_string_lossy(&mut tail);
     assert_eq!(parse_ids(&tail), vec![3]);
 }
+
+#[test]
+fn reconfigure_applies_new_limits_to_a_running_buffer_and_keeps_what_it_holds() {
+    let mut c = memory();
+    c.total_limit_size = 1024;
+    c.chunk_limit_size = 1024;
+    let (buffer, _) = Buffer::open(c.clone(), "m").unwrap();
+    buffer.append(&tag("a"), &entry(1, 600), 1).unwrap();
+    assert!(matches!(
+        buffer.append(&tag("a"), &entry(2, 600), 1),
+        Err(AppendError::Overflow { .. })
+    ));
+    let mut bigger = c.clone();
+    bigger.total_limit_size = 4096;
+    bigger.chunk_limit_size = 2048;
+    buffer.reconfigure(bigger).unwrap();
+    buffer.append(&tag("a"), &entry(2, 600), 1).unwrap();
+    assert_eq!(buffer.stats().total_records, 2);
+    buffer.flush_all();
+    let chunk = buffer.take(far_future()).unwrap();
+    assert_eq!(parse_ids(&read_all(&chunk)), vec![1, 2]);
+    // Another type is another buffer.
+    let dir = tempfile::tempdir().unwrap();
+    assert!(buffer.reconfigure(BufferConfig::file(dir.path())).is_err());
+    let mut invalid = c;
+    invalid.chunk_limit_size = 0;
+    assert!(buffer.reconfigure(invalid).is_err());
+}

@@ -33,6 +33,9 @@ pub struct SourceConfig {
     pub id: String,
     pub input: InputConfig,
     pub span: Span,
+    /// [`crate::plugin::fingerprint`] of the `<source>`: a reload keeps an input whose
+    /// fingerprint did not change running as it is.
+    pub fingerprint: String,
 }
 
 /// The whole checked configuration.
@@ -100,6 +103,7 @@ pub fn build_with(root: &Element, options: &LoadOptions) -> Result<PipelineConfi
                     id,
                     input,
                     span: section.span().clone(),
+                    fingerprint: crate::plugin::fingerprint(section.element(), ""),
                 });
                 section.finish();
             }

@@ -96,3 +96,42 @@ impl Secret {
         self.0.as_bytes()
     }
 }
+
+/// What identifies a plugin's configuration across a reload: its section's content wherever it
+/// was written (a `<match>`'s pattern is the router's business, not the output's, so the top
+/// element's argument is left out), `extra` (what else the plugin depends on, such as the root
+/// directory), and the size and modification time of every file a parameter names, so that a
+/// reload picks up renewed certificates and keys. Equal fingerprints: the running plugin is
+/// kept as it is.
+pub fn fingerprint(element: &ferry_config::Element, extra: &str) -> String {
+    use std::fmt::Write;
+    fn walk(e: &ferry_config::Element, with_arg: bool, out: &mut String) {
+        let _ = write!(out, "<{:?}", e.name);
+        if with_arg {
+            let _ = write!(out, " {:?}", e.arg);
+        }
+        out.push('>');
+        for p in &e.params {
+            let _ = write!(out, "{:?}={:?};", p.key, p.value);
+            let path = std::path::Path::new(&p.value);
+            if (path.is_absolute() || p.value.contains('/'))
+                && let Ok(m) = std::fs::metadata(path)
+                && m.is_file()
+            {
+                let modified = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .unwrap_or_default();
+                let _ = write!(out, "[{} {}]", m.len(), modified.as_nanos());
+            }
+        }
+        for c in &e.children {
+            walk(c, true, out);
+        }
+        out.push_str("</>");
+    }
+    let mut out = format!("{extra:?}");
+    walk(element, false, &mut out);
+    out
+}

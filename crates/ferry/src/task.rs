@@ -70,6 +70,23 @@ impl Tasks {
         }
     }
 
+    /// A group of its own for one plugin: listed in the same state dump, cancelled with this
+    /// set, but also on its own ([`Self::shutdown`] of the group stops only its tasks), so a
+    /// reload can stop one plugin and leave the others running.
+    pub fn group(&self) -> Tasks {
+        Self {
+            registry: Arc::clone(&self.registry),
+            next_id: Arc::clone(&self.next_id),
+            tracker: TaskTracker::new(),
+            cancel: self.cancel.child_token(),
+        }
+    }
+
+    /// Whether every task of this set has finished.
+    pub fn is_idle(&self) -> bool {
+        self.tracker.is_empty()
+    }
+
     /// The token every task selects on; cancelled at shutdown.
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()

@@ -81,7 +81,7 @@ impl Buffer {
 
 impl Inner {
     fn encode<'a>(&self, entries: &'a [u8]) -> Result<Cow<'a, [u8]>, AppendError> {
-        match self.cfg.config.compress {
+        match self.cfg().config.compress {
             Compress::Text => Ok(Cow::Borrowed(entries)),
             Compress::Gzip => {
                 let out = Vec::with_capacity(entries.len() / 4 + 64);
@@ -105,11 +105,11 @@ impl Inner {
         }
         let data = self.encode(entries)?;
         let len = data.len() as u64;
-        let limit = self.cfg.config.chunk_limit_size;
+        let limit = self.cfg().config.chunk_limit_size;
         if len > limit {
             return Err(AppendError::ChunkOverflow { size: len, limit });
         }
-        if let Some(limit) = self.cfg.config.chunk_limit_records {
+        if let Some(limit) = self.cfg().config.chunk_limit_records {
             if records > limit {
                 return Err(AppendError::TooManyRecords { records, limit });
             }
@@ -159,7 +159,7 @@ impl Inner {
                 source: std::io::Error::other("not a file buffer"),
             });
         };
-        let gzip = self.cfg.config.compress == Compress::Gzip;
+        let gzip = self.cfg().config.compress == Compress::Gzip;
         let header = file_chunk::new_header(id, key, now, seq, gzip);
         let paths = ChunkPaths {
             payload: files
@@ -169,7 +169,7 @@ impl Inner {
                 .dir
                 .join(format::file_name(&self.name, &id, format::JOURNAL_SUFFIX)),
         };
-        let durable = self.cfg.config.durability == Durability::Fsync;
+        let durable = self.cfg().config.durability == Durability::Fsync;
         FileChunk::create(files.storage.clone(), paths, &header, durable)
     }
 
@@ -196,7 +196,7 @@ impl Inner {
         records: u64,
     ) -> Result<bool, AppendError> {
         let len = data.len() as u64;
-        let target = self.cfg.config.segment_target_size;
+        let target = self.cfg().config.segment_target_size;
         let written = chunk.write_append(data, records, |_offset| {
             let mut st = self.lock_state();
             if let Some(e) = st.entries.get_mut(&id) {
@@ -208,7 +208,7 @@ impl Inner {
         let settle = |unwritten: Option<(u64, u64)>| {
             let mut fx = Effects::default();
             self.lock_state()
-                .settle_append(id, unwritten, &self.cfg, SystemTime::now(), &mut fx);
+                .settle_append(id, unwritten, &self.cfg(), SystemTime::now(), &mut fx);
             self.apply(fx);
         };
         let seq = match written {
@@ -227,7 +227,7 @@ impl Inner {
                 });
             }
         };
-        if self.cfg.config.durability == Durability::Fsync {
+        if self.cfg().config.durability == Durability::Fsync {
             let committed = chunk.commit(seq, |mark| {
                 let mut fx = Effects::default();
                 self.lock_state().trim_to(id, mark, &mut fx);

@@ -49,8 +49,12 @@ impl Inner {
         let mut fx = Effects::default();
         let mut fresh: Option<(FileChunk, u64)> = None;
         let started = Instant::now();
-        let deadline =
-            deadline.or_else(|| self.cfg.config.overflow_block_timeout.map(|t| started + t));
+        let deadline = deadline.or_else(|| {
+            self.cfg()
+                .config
+                .overflow_block_timeout
+                .map(|t| started + t)
+        });
         let mut blocked = false;
         let mut guard = self.lock_state();
         let result = loop {
@@ -119,7 +123,7 @@ impl Inner {
         outcome: &mut AppendOutcome,
         fx: &mut Effects,
     ) -> Step {
-        let cfg = &self.cfg;
+        let cfg = &self.cfg();
         let gzip = cfg.config.compress == Compress::Gzip;
         loop {
             if st.closed {

@@ -7,7 +7,7 @@ pub mod forward;
 pub mod net;
 pub mod tail;
 
-use crate::router::Router;
+use crate::router::Routing;
 use crate::task::Tasks;
 use ferry_config::Section;
 use std::sync::Arc;
@@ -75,21 +75,54 @@ pub enum InputHandle {
     Tail(Arc<tail::TailMetrics>),
 }
 
+/// The task groups of a running input. `listen` holds what takes new work (accept loops, the
+/// UDP heartbeat responder); `work` what serves it (connections, file watchers, the position
+/// writer). A reload that gives an input's sockets to its successor stops `listen` only, so
+/// established connections are served to their end.
+#[derive(Debug, Clone)]
+pub struct InputTasks {
+    pub listen: Tasks,
+    pub work: Tasks,
+}
+
+impl InputTasks {
+    /// Two new groups under `tasks`.
+    pub fn new(tasks: &Tasks) -> Self {
+        Self {
+            listen: tasks.group(),
+            work: tasks.group(),
+        }
+    }
+}
+
+/// What an input is started with.
+#[derive(Debug, Clone, Copy)]
+pub struct Start<'a> {
+    /// Where its events go.
+    pub routing: &'a Arc<Routing>,
+    pub tasks: &'a InputTasks,
+    /// Listening sockets kept across reloads.
+    pub sockets: &'a net::listen::Sockets,
+    /// This input's token as the holder of the sockets it takes ([`net::listen::Sockets::owner`]).
+    pub owner: u64,
+    /// The input this one replaces at a reload: its counters continue.
+    pub previous: Option<&'a InputHandle>,
+}
+
 /// Binds an input's sockets (so bind errors surface at start-up) and spawns its tasks.
 pub async fn start(
     id: String,
     config: &InputConfig,
-    router: Arc<Router>,
-    tasks: &Tasks,
+    start: Start<'_>,
 ) -> anyhow::Result<InputHandle> {
-    let route = router
-        .route_for(config.label())
-        .ok_or_else(|| anyhow::anyhow!("input {id}: label {:?} is not defined", config.label()))?;
+    if start.routing.current().route_for(config.label()).is_none() {
+        anyhow::bail!("input {id}: label {:?} is not defined", config.label());
+    }
     match config {
-        InputConfig::Forward(c) => forward::start(id, (**c).clone(), router, route, tasks)
+        InputConfig::Forward(c) => forward::start(id, (**c).clone(), start)
             .await
             .map(InputHandle::Forward),
-        InputConfig::Tail(c) => tail::start(id, (**c).clone(), router, route, tasks)
+        InputConfig::Tail(c) => tail::start(id, (**c).clone(), start)
             .await
             .map(InputHandle::Tail),
     }

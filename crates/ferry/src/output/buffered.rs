@@ -57,6 +57,27 @@ impl Buffered {
         })
     }
 
+    /// A buffer over the running `buffer` of the output this one replaces at a reload (the
+    /// same type and path): the chunks stay where they are, the new parameters apply from now
+    /// on ([`Buffer::reconfigure`], called by [`Self::take_over`]).
+    pub fn adopt(buffer: Arc<Buffer>, setup: BufferSetup) -> Self {
+        Self {
+            buffer,
+            setup,
+            notify: Arc::new(Notify::new()),
+            appends: Semaphore::new(MAX_CONCURRENT_APPENDS),
+        }
+    }
+
+    /// Makes an adopted buffer this one's: applies its parameters and wakes this output's
+    /// flushers from now on.
+    pub fn take_over(&self) -> Result<(), ferry_buffer::ConfigError> {
+        self.buffer.reconfigure(self.setup.config.clone())?;
+        let wake = Arc::clone(&self.notify);
+        self.buffer.set_notify(Arc::new(move || wake.notify_one()));
+        Ok(())
+    }
+
     /// Whether appends run on the calling task: a memory buffer without gzip whose overflow
     /// action does not block (no I/O, no wait, only its state lock).
     fn appends_inline(&self) -> bool {

@@ -21,6 +21,8 @@ pub struct Flusher {
     pub metrics: Arc<OutputMetrics>,
     /// Failed flushes since the last delivered chunk: each kind is logged once at warn.
     pub failures: crate::logging::Episode,
+    /// Set when a reload gave the buffer to a successor: no flush at shutdown.
+    pub handed_over: Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -75,7 +77,7 @@ async fn flush_loop(ctx: &Flusher, h: &TaskHandle) {
         .config
         .flush_at_shutdown
         .unwrap_or(!ctx.buffered.setup.is_file());
-    if at_shutdown {
+    if at_shutdown && !ctx.handed_over.load(Ordering::SeqCst) {
         h.set("flushing at shutdown");
         let b = Arc::clone(&buffer);
         let _ = blocking(move || b.flush_all()).await;

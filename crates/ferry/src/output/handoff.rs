@@ -97,6 +97,29 @@ pub fn spill(from: &Buffer, dir: &Path) -> Result<Moved, HandoffError> {
     moved
 }
 
+/// Appends one moved segment to `into` (split by its chunk keys again), waiting while it is
+/// full until `deadline`. Blocking.
+pub fn put_into(
+    into: &Buffered,
+    id: &str,
+    key: &ChunkKey,
+    entries: Bytes,
+    records: u64,
+    deadline: Instant,
+) -> Result<(), HandoffError> {
+    let tag = key.tag.as_deref().unwrap_or_default();
+    let batch = Batch::new(tag, entries, records);
+    loop {
+        match into.append_blocking(id, &batch) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(HandoffError::Refused(e.to_string())),
+        }
+    }
+}
+
 /// Whether `dir` holds a spill to take back.
 pub fn has_spill(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut entries| {
@@ -121,17 +144,7 @@ pub fn take_back(
         Buffer::open(BufferConfig::file(dir), BUFFER_FILE_NAME).map_err(open_err)?;
     super::buffered::log_recovery(id, &report);
     let moved = drain(&from, &mut |key, entries, records| {
-        let tag = key.tag.as_deref().unwrap_or_default();
-        let batch = Batch::new(tag, entries, records);
-        loop {
-            match into.append_blocking(id, &batch) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_retryable() && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => return Err(HandoffError::Refused(e.to_string())),
-            }
-        }
+        put_into(into, id, key, entries, records, deadline)
     });
     from.close();
     drop(from);

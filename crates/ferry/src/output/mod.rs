@@ -71,6 +71,9 @@ pub struct OutputConfig {
     pub buffer: Option<BufferSetup>,
     /// `<secondary>`: where chunks go that the sink never took.
     pub secondary: Option<SinkConfig>,
+    /// [`crate::plugin::fingerprint`] of the section: a reload keeps an output whose
+    /// fingerprint did not change running as it is.
+    pub fingerprint: String,
 }
 
 impl OutputConfig {
@@ -161,10 +164,13 @@ impl OutputConfig {
             }
             read
         });
+        let fingerprint =
+            crate::plugin::fingerprint(section.element(), &root.path.display().to_string());
         Some(Self {
             sink,
             buffer,
             secondary,
+            fingerprint,
         })
     }
 }
@@ -217,6 +223,9 @@ pub enum EmitError {
     LabelLoop { label: String, hops: u8 },
     #[error("shutting down")]
     ShuttingDown,
+    /// The input's `@label` is not in the running configuration.
+    #[error("label {label} is not defined")]
+    NoLabel { label: String },
 }
 
 impl EmitError {
@@ -228,7 +237,7 @@ impl EmitError {
             Self::Buffer { source, .. } => {
                 source.is_retryable() || matches!(source, ferry_buffer::AppendError::Closed)
             }
-            Self::Split { .. } | Self::LabelLoop { .. } => false,
+            Self::Split { .. } | Self::LabelLoop { .. } | Self::NoLabel { .. } => false,
             Self::ShuttingDown => true,
         }
     }
@@ -261,11 +270,28 @@ pub struct Output {
     pub secondary: Option<Arc<Sink>>,
     pub buffered: Option<Arc<buffered::Buffered>>,
     pub metrics: Arc<OutputMetrics>,
+    /// Set when a reload gave this output's buffer to its successor: its flushers stop
+    /// without flushing at shutdown (the successor sends the chunks).
+    pub handed_over: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the buffer is the predecessor's, not yet taken over ([`Self::take_over`]).
+    adopted: bool,
 }
 
 impl Output {
     /// Builds the sink and opens (recovers) the buffer.
     pub async fn build(id: String, config: &OutputConfig) -> anyhow::Result<Self> {
+        Self::build_after(id, config, None).await
+    }
+
+    /// [`Self::build`] for the successor of `previous` at a reload: its counters continue, and
+    /// a buffer of the same type and path is the predecessor's own (adopted, not reopened;
+    /// [`Self::take_over`] makes it this output's). Nothing of `previous` changes here, so a
+    /// reload that fails later leaves it as it was.
+    pub async fn build_after(
+        id: String,
+        config: &OutputConfig,
+        previous: Option<&Output>,
+    ) -> anyhow::Result<Self> {
         let sink = Arc::new(Sink::build(&id, &config.sink));
         sink.prepare()
             .await
@@ -274,10 +300,23 @@ impl Output {
             .secondary
             .as_ref()
             .map(|s| Arc::new(Sink::build(&format!("{id}.secondary"), s)));
+        let same_buffer = |setup: &BufferSetup| {
+            previous
+                .and_then(|p| p.buffered.as_ref())
+                .filter(|b| b.buffer.config().config.buffer_type == setup.config.buffer_type)
+                .map(|b| Arc::clone(&b.buffer))
+        };
+        let mut adopted = false;
         let buffered = match &config.buffer {
-            Some(setup) => Some(Arc::new(
-                buffered::Buffered::open(&id, setup.clone()).await?,
-            )),
+            Some(setup) => match same_buffer(setup) {
+                Some(buffer) => {
+                    adopted = true;
+                    Some(Arc::new(buffered::Buffered::adopt(buffer, setup.clone())))
+                }
+                None => Some(Arc::new(
+                    buffered::Buffered::open(&id, setup.clone()).await?,
+                )),
+            },
             None => None,
         };
         Ok(Self {
@@ -285,8 +324,23 @@ impl Output {
             sink,
             secondary,
             buffered,
-            metrics: Arc::default(),
+            metrics: previous.map_or_else(Arc::default, |p| Arc::clone(&p.metrics)),
+            handed_over: Arc::default(),
+            adopted,
         })
+    }
+
+    /// Whether this output's buffer is its predecessor's.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// Makes an adopted buffer this output's (see [`Self::build_after`]).
+    pub fn take_over(&self) -> Result<(), ferry_buffer::ConfigError> {
+        match &self.buffered {
+            Some(b) if self.adopted => b.take_over(),
+            _ => Ok(()),
+        }
     }
 
     /// Spawns the flushers of a buffered output.
@@ -302,6 +356,7 @@ impl Output {
             secondary: self.secondary.clone(),
             metrics: Arc::clone(&self.metrics),
             failures: crate::logging::Episode::default(),
+            handed_over: Arc::clone(&self.handed_over),
         });
         for n in 0..buffered.setup.flush_thread_count {
             let flusher = Arc::clone(&flusher);

@@ -81,7 +81,8 @@ pub struct Router {
     error_table: Option<usize>,
     outputs: Vec<Arc<Output>>,
     hostname: Arc<str>,
-    pub metrics: RouterMetrics,
+    /// Shared with the routers before and after a reload: counters continue.
+    pub metrics: Arc<RouterMetrics>,
     unmatched_logged: Mutex<HashSet<Arc<str>>>,
     error_logged: Mutex<Option<Instant>>,
 }
@@ -108,6 +109,15 @@ impl Router {
     /// Builds the routing tables over `outputs`, which hold one output per entry of
     /// [`RoutesConfig::outputs`], in that order.
     pub fn new(config: &RoutesConfig, outputs: Vec<Arc<Output>>) -> Self {
+        Self::with_metrics(config, outputs, Arc::default())
+    }
+
+    /// [`Self::new`] counting into `metrics` (those of the router it replaces).
+    pub fn with_metrics(
+        config: &RoutesConfig,
+        outputs: Vec<Arc<Output>>,
+        metrics: Arc<RouterMetrics>,
+    ) -> Self {
         let mut labels = HashMap::from([("@ROOT".to_string(), 0)]);
         for (i, label) in config.labels.iter().enumerate() {
             labels.insert(label.name.clone(), i + 1);
@@ -135,7 +145,7 @@ impl Router {
             labels,
             outputs,
             hostname: Arc::from(crate::plugin::hostname()),
-            metrics: RouterMetrics::default(),
+            metrics,
             unmatched_logged: Mutex::default(),
             error_logged: Mutex::default(),
         }
@@ -320,6 +330,50 @@ impl Router {
                 table.name
             );
         }
+    }
+}
+
+/// What inputs emit into: the running [`Router`]. A reload builds a new router (new filters,
+/// new `<match>` rules, outputs kept, replaced or added) and swaps it in whole; inputs keep
+/// running and their next batch takes the new routes. A batch already on its way finishes on
+/// the router it started on.
+#[derive(Debug)]
+pub struct Routing {
+    current: std::sync::RwLock<Arc<Router>>,
+}
+
+impl Routing {
+    pub fn new(router: Arc<Router>) -> Self {
+        Self {
+            current: std::sync::RwLock::new(router),
+        }
+    }
+
+    /// The router new batches take.
+    pub fn current(&self) -> Arc<Router> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Makes `next` the router of every batch from now on; returns the one it replaces.
+    pub fn replace(&self, next: Arc<Router>) -> Arc<Router> {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *current, next)
+    }
+
+    /// Routes `batch` into the table of `label` (`None`: the top level) of the current router
+    /// and returns once it is committed.
+    pub async fn emit(&self, label: Option<&str>, batch: &Batch) -> Result<Routed, EmitError> {
+        let router = self.current();
+        let route = router.route_for(label).ok_or_else(|| EmitError::NoLabel {
+            label: label.unwrap_or("@ROOT").to_string(),
+        })?;
+        router.emit(route, batch).await
+    }
+}
+
+impl crate::metrics::Collector for Routing {
+    fn collect(&self, out: &mut crate::metrics::Exposition) {
+        self.current().collect(out);
     }
 }
 

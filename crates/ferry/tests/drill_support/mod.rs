@@ -30,6 +30,30 @@ impl Stream {
         pause: Duration,
         timeout: Duration,
     ) -> Self {
+        Self::spawn(addr, batch, pad, pause, timeout, 0, false)
+    }
+
+    /// [`Self::start`] opening a new connection for every batch, so each send goes through the
+    /// accept loop; sequence numbers start at `first` (to run beside another stream).
+    pub fn start_reconnecting(
+        addr: SocketAddr,
+        batch: u64,
+        pause: Duration,
+        timeout: Duration,
+        first: u64,
+    ) -> Self {
+        Self::spawn(addr, batch, 100, pause, timeout, first, true)
+    }
+
+    fn spawn(
+        addr: SocketAddr,
+        batch: u64,
+        pad: usize,
+        pause: Duration,
+        timeout: Duration,
+        first: u64,
+        reconnect: bool,
+    ) -> Self {
         let acked = Arc::new(Mutex::new(Vec::new()));
         let latencies = Arc::new(Mutex::new(Vec::new()));
         let l = Arc::clone(&latencies);
@@ -37,7 +61,7 @@ impl Stream {
         let stop = Arc::new(AtomicBool::new(false));
         let (a, f, s) = (Arc::clone(&acked), Arc::clone(&failures), Arc::clone(&stop));
         let handle = thread::spawn(move || {
-            let mut seq = 0u64;
+            let mut seq = first;
             let mut sender: Option<AckedSender> = None;
             while !s.load(Ordering::SeqCst) {
                 let conn = match sender.as_mut() {
@@ -45,6 +69,8 @@ impl Stream {
                     None => match AckedSender::connect_addr(addr, timeout) {
                         Ok(c) => sender.insert(c),
                         Err(_) => {
+                            // A refused or timed-out connection counts as a failed send.
+                            *f.lock().unwrap() += 1;
                             thread::sleep(Duration::from_millis(50));
                             continue;
                         }
@@ -56,6 +82,9 @@ impl Stream {
                         l.lock().unwrap().push(sent.elapsed());
                         a.lock().unwrap().extend(seq..seq + batch);
                         seq += batch;
+                        if reconnect {
+                            sender = None;
+                        }
                         thread::sleep(pause);
                     }
                     Err(_) => {

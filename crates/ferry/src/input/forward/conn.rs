@@ -278,7 +278,7 @@ impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
             m.emit_size
                 .fetch_add(out.entries.len() as u64, Ordering::Relaxed);
             self.h.set("waiting for commit");
-            shared.router.emit(shared.route, &out).await?;
+            shared.routing.emit(shared.label.as_deref(), &out).await?;
         }
         if let Some(chunk) = events.chunk {
             self.h.set("writing ack");

@@ -8,8 +8,7 @@ use super::handshake::Security;
 use super::resolve::Resolver;
 use super::{ForwardInputMetrics, Logs, Shared, heartbeat};
 use crate::input::net::{self, Listener, Net, listen};
-use crate::router::{RouteId, Router};
-use crate::task::Tasks;
+use crate::input::{InputHandle, Start};
 use anyhow::Context;
 use ferry_proto::request::Limits;
 use std::sync::Arc;
@@ -18,12 +17,14 @@ use std::sync::Arc;
 pub async fn start(
     id: String,
     config: ForwardInputConfig,
-    router: Arc<Router>,
-    route: RouteId,
-    tasks: &Tasks,
+    start: Start<'_>,
 ) -> anyhow::Result<Arc<ForwardInputMetrics>> {
     let name = format!("forward input {id}");
-    let metrics = Arc::new(ForwardInputMetrics::default());
+    let tasks = start.tasks;
+    let metrics = match start.previous {
+        Some(InputHandle::Forward(m)) => Arc::clone(m),
+        _ => Arc::new(ForwardInputMetrics::default()),
+    };
     let tls = match &config.transport {
         TransportConfig::Tls(t) => Some(tokio_rustls::TlsAcceptor::from(
             net::tls::server_config(t).with_context(|| format!("{name}: <transport tls>"))?,
@@ -42,21 +43,28 @@ pub async fn start(
         Arc::new(Resolver::new(
             config.resolve_timeout,
             Arc::clone(&metrics),
-            tasks.clone(),
+            tasks.work.clone(),
             name.clone(),
         ))
     });
     let tcp = if config.listen_tcp {
         let addr = listen::resolve_bind(&name, &config.bind, config.port).await?;
-        let (listener, local) = listen::bind_tcp(&name, addr, config.backlog.unwrap_or(1024))?;
+        let (listener, local) =
+            start
+                .sockets
+                .tcp(start.owner, &name, addr, config.backlog.unwrap_or(1024))?;
         // The UDP heartbeat socket takes the port the TCP listener got (matters for port 0).
-        let udp = listen::bind_udp(&name, local, "heartbeats")?;
+        let udp = start.sockets.udp(start.owner, &name, local, "heartbeats")?;
         Some((listener, udp, local))
     } else {
         None
     };
     let unix = match &config.unix_path {
-        Some(path) => Some(listen::bind_unix(&name, path, config.unix_perm)?),
+        Some(path) => Some(
+            start
+                .sockets
+                .unix(start.owner, &name, path, config.unix_perm)?,
+        ),
         None => None,
     };
     let max_connections = listen::connection_slots(
@@ -78,9 +86,9 @@ pub async fn start(
             max_decompressed_bytes: usize::try_from(config.decompression_size_limit.0)
                 .unwrap_or(usize::MAX),
         },
+        label: config.label.clone(),
         config,
-        router,
-        route,
+        routing: Arc::clone(start.routing),
         metrics: Arc::clone(&metrics),
         security,
         resolver,
@@ -93,31 +101,37 @@ pub async fn start(
             local.port(),
             shared.config.bind
         );
-        let (n, s, spawner) = (Arc::clone(&net), Arc::clone(&shared), tasks.clone());
-        tasks.spawn(format!("{name} accept {local}"), move |h| {
-            net::accept_loop(Listener::Tcp(listener), local.to_string(), n, s, spawner, h)
-        });
+        let (n, s, spawner) = (Arc::clone(&net), Arc::clone(&shared), tasks.work.clone());
+        tasks
+            .listen
+            .spawn(format!("{name} accept {local}"), move |h| {
+                net::accept_loop(Listener::Tcp(listener), local.to_string(), n, s, spawner, h)
+            });
         let s = Arc::clone(&shared);
-        tasks.spawn(format!("{name} heartbeat udp {local}"), move |h| {
-            heartbeat::run(udp, s, h)
-        });
+        tasks
+            .listen
+            .spawn(format!("{name} heartbeat udp {local}"), move |h| {
+                heartbeat::run(udp, s, h)
+            });
     }
     if let Some((listener, path)) = unix {
         tracing::info!("listening unix path=\"{}\" ({name})", path.display());
-        let (n, s, spawner) = (Arc::clone(&net), Arc::clone(&shared), tasks.clone());
+        let (n, s, spawner) = (Arc::clone(&net), Arc::clone(&shared), tasks.work.clone());
         let socket = format!("unix:{}", path.display());
-        tasks.spawn(format!("{name} accept {socket}"), move |h| async move {
-            net::accept_loop(
-                Listener::Unix(listener, Arc::from(path.as_path())),
-                socket,
-                n,
-                s,
-                spawner,
-                h,
-            )
-            .await;
-            let _ = std::fs::remove_file(&path);
-        });
+        // The socket file stays while ferry runs: a successor takes the socket over at a
+        // reload; `Sockets` removes it when no input takes it any more.
+        tasks
+            .listen
+            .spawn(format!("{name} accept {socket}"), move |h| {
+                net::accept_loop(
+                    Listener::Unix(listener, Arc::from(path.as_path())),
+                    socket,
+                    n,
+                    s,
+                    spawner,
+                    h,
+                )
+            });
     }
     Ok(metrics)
 }

@@ -36,7 +36,7 @@ mod session;
 #[cfg(test)]
 mod tests;
 
-use crate::router::{RouteId, Router};
+use crate::router::Routing;
 use ferry_proto::request::Limits;
 use std::fmt;
 use std::sync::Arc;
@@ -154,8 +154,9 @@ pub(crate) struct Logs {
 pub(crate) struct Shared {
     pub id: String,
     pub config: ForwardInputConfig,
-    pub router: Arc<Router>,
-    pub route: RouteId,
+    pub routing: Arc<Routing>,
+    /// The `@label` events go to (`None`: the top level).
+    pub label: Option<String>,
     pub metrics: Arc<ForwardInputMetrics>,
     pub security: Option<handshake::Security>,
     pub resolver: Option<Arc<resolve::Resolver>>,

@@ -3,7 +3,7 @@
 use super::{ForwardInputMetrics, HandshakeFailure};
 use crate::input::{self, InputHandle};
 use crate::output::Output;
-use crate::router::Router;
+use crate::router::{Router, Routing};
 use crate::task::Tasks;
 use bytes::{Bytes, BytesMut};
 use ferry_proto::ack::parse_ack;
@@ -42,15 +42,20 @@ async fn start(extra: &str) -> Running {
         output.start(&tasks);
         outputs.push(Arc::new(output));
     }
-    let router = Arc::new(Router::new(&cfg.routes, outputs));
-    let InputHandle::Forward(metrics) = input::start(
-        "in".to_string(),
-        &cfg.sources[0].input,
-        Arc::clone(&router),
-        &tasks,
-    )
-    .await
-    .unwrap() else {
+    let routing = Arc::new(Routing::new(Arc::new(Router::new(&cfg.routes, outputs))));
+    let sockets = crate::input::net::listen::Sockets::default();
+    let start = input::Start {
+        routing: &routing,
+        tasks: &input::InputTasks::new(&tasks),
+        sockets: &sockets,
+        owner: sockets.owner(),
+        previous: None,
+    };
+    let InputHandle::Forward(metrics) =
+        input::start("in".to_string(), &cfg.sources[0].input, start)
+            .await
+            .unwrap()
+    else {
         panic!("a forward input was configured");
     };
     Running {

@@ -112,3 +112,163 @@ fn open_file_limit() -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
 }
+
+/// Where a kept socket listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Tcp(SocketAddr),
+    Udp(SocketAddr),
+    Unix(PathBuf),
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    /// Each socket with the input that holds it now (a token from [`Sockets::owner`]).
+    sockets: std::collections::HashMap<Key, (std::os::fd::OwnedFd, u64)>,
+    next_owner: u64,
+}
+
+/// The listening sockets of the running configuration, by address, kept across reloads: an
+/// input restarted by a reload takes the socket its predecessor had (a duplicate of the same
+/// descriptor), so its address never stops listening and clients never see a refused
+/// connection; connections wait in the backlog while the accept loops change hands. A socket
+/// whose input is gone is closed by [`Self::retain_owners`].
+#[derive(Debug, Default)]
+pub struct Sockets {
+    kept: std::sync::Mutex<Kept>,
+}
+
+fn dup(fd: &std::os::fd::OwnedFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    fd.try_clone()
+}
+
+impl Sockets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A token naming one started input as the holder of the sockets it takes.
+    pub fn owner(&self) -> u64 {
+        let mut kept = self.lock();
+        kept.next_owner += 1;
+        kept.next_owner
+    }
+
+    /// A kept socket for `key` (now held by `owner`), if there is one.
+    fn take(&self, key: &Key, owner: u64) -> Option<std::io::Result<std::os::fd::OwnedFd>> {
+        let mut kept = self.lock();
+        let (fd, holder) = kept.sockets.get_mut(key)?;
+        *holder = owner;
+        Some(dup(fd))
+    }
+
+    fn keep(&self, key: Key, fd: std::io::Result<std::os::fd::OwnedFd>, owner: u64) {
+        if let Ok(fd) = fd {
+            self.lock().sockets.insert(key, (fd, owner));
+        }
+    }
+
+    /// [`bind_tcp`], or the socket already listening on `addr`.
+    pub fn tcp(
+        &self,
+        owner: u64,
+        name: &str,
+        addr: SocketAddr,
+        backlog: u32,
+    ) -> anyhow::Result<(TcpListener, SocketAddr)> {
+        use std::os::fd::AsFd;
+        let key = Key::Tcp(addr);
+        if addr.port() != 0
+            && let Some(fd) = self.take(&key, owner)
+        {
+            let fd = fd.with_context(|| format!("{name}: cannot take over tcp {addr}"))?;
+            // A changed backlog applies to the socket as it is.
+            rustix::net::listen(&fd, i32::try_from(backlog).unwrap_or(i32::MAX))
+                .with_context(|| format!("{name}: cannot listen on tcp {addr}"))?;
+            let std = std::net::TcpListener::from(fd);
+            std.set_nonblocking(true)?;
+            let listener = TcpListener::from_std(std)?;
+            let local = listener.local_addr()?;
+            return Ok((listener, local));
+        }
+        let (listener, local) = bind_tcp(name, addr, backlog)?;
+        let key = if addr.port() == 0 {
+            Key::Tcp(local)
+        } else {
+            key
+        };
+        self.keep(key, listener.as_fd().try_clone_to_owned(), owner);
+        Ok((listener, local))
+    }
+
+    /// [`bind_udp`], or the socket already bound to `addr`.
+    pub fn udp(
+        &self,
+        owner: u64,
+        name: &str,
+        addr: SocketAddr,
+        what: &str,
+    ) -> anyhow::Result<std::net::UdpSocket> {
+        use std::os::fd::AsFd;
+        let key = Key::Udp(addr);
+        if let Some(fd) = self.take(&key, owner) {
+            let fd = fd.with_context(|| format!("{name}: cannot take over udp {addr}"))?;
+            return Ok(std::net::UdpSocket::from(fd));
+        }
+        let socket = bind_udp(name, addr, what)?;
+        self.keep(key, socket.as_fd().try_clone_to_owned(), owner);
+        Ok(socket)
+    }
+
+    /// [`bind_unix`], or the socket already listening at `path` (`perm` is applied again).
+    pub fn unix(
+        &self,
+        owner: u64,
+        name: &str,
+        path: &Path,
+        perm: Option<u32>,
+    ) -> anyhow::Result<(UnixListener, PathBuf)> {
+        use std::os::fd::AsFd;
+        let key = Key::Unix(path.to_path_buf());
+        if let Some(fd) = self.take(&key, owner) {
+            let fd =
+                fd.with_context(|| format!("{name}: cannot take over unix {}", path.display()))?;
+            if let Some(mode) = perm {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .with_context(|| {
+                        format!("{name}: cannot set unix_perm on {}", path.display())
+                    })?;
+            }
+            let std = std::os::unix::net::UnixListener::from(fd);
+            std.set_nonblocking(true)?;
+            return Ok((UnixListener::from_std(std)?, path.to_path_buf()));
+        }
+        let (listener, path) = bind_unix(name, path, perm)?;
+        self.keep(
+            Key::Unix(path.clone()),
+            listener.as_fd().try_clone_to_owned(),
+            owner,
+        );
+        Ok((listener, path))
+    }
+
+    /// Closes every socket whose holder is not among `owners` (inputs removed or replaced by a
+    /// successor that listens elsewhere); a Unix socket's file is removed.
+    pub fn retain_owners(&self, owners: &std::collections::HashSet<u64>) {
+        self.lock().sockets.retain(|key, (_, owner)| {
+            let keep = owners.contains(owner);
+            if !keep && let Key::Unix(path) = key {
+                let _ = std::fs::remove_file(path);
+            }
+            keep
+        });
+    }
+
+    /// Closes every socket (the process stops); Unix socket files are removed.
+    pub fn release_all(&self) {
+        self.retain_owners(&std::collections::HashSet::new());
+    }
+}

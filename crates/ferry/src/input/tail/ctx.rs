@@ -3,7 +3,7 @@
 use super::config::TailInputConfig;
 use super::metrics::TailMetrics;
 use super::table::PositionTable;
-use crate::router::{RouteId, Router};
+use crate::router::Routing;
 use std::sync::Arc;
 
 /// The task was cancelled (or the pipeline is shutting down).
@@ -15,8 +15,9 @@ pub struct Stop;
 pub struct Ctx {
     pub id: String,
     pub cfg: Arc<TailInputConfig>,
-    pub router: Arc<Router>,
-    pub route: RouteId,
+    pub routing: Arc<Routing>,
+    /// The `@label` events go to (`None`: the top level).
+    pub label: Option<String>,
     pub metrics: Arc<TailMetrics>,
     pub table: PositionTable,
     /// When a per-line warning was last logged (unix seconds).

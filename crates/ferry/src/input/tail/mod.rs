@@ -40,8 +40,7 @@ pub use config::TailInputConfig;
 pub use metrics::TailMetrics;
 pub use watcher::FAIL_HOOK_ENV;
 
-use crate::router::{RouteId, Router};
-use crate::task::Tasks;
+use crate::input::{InputHandle, Start};
 use anyhow::Context;
 use run::{Ctx, Previous, Tail};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -53,11 +52,13 @@ use table::PositionTable;
 pub async fn start(
     id: String,
     config: TailInputConfig,
-    router: Arc<Router>,
-    route: RouteId,
-    tasks: &Tasks,
+    start: Start<'_>,
 ) -> anyhow::Result<Arc<TailMetrics>> {
-    let metrics = Arc::new(TailMetrics::default());
+    let tasks = &start.tasks.work;
+    let metrics = match start.previous {
+        Some(InputHandle::Tail(m)) => Arc::clone(m),
+        _ => Arc::new(TailMetrics::default()),
+    };
     let (loaded, store) = match &config.pos_file {
         Some(path) => {
             if let Some(dir) = path.parent()
@@ -110,9 +111,9 @@ pub async fn start(
     let tail = Tail {
         ctx: Ctx {
             id: id.clone(),
+            label: config.label.clone(),
             cfg: Arc::new(config),
-            router,
-            route,
+            routing: Arc::clone(start.routing),
             metrics: Arc::clone(&metrics),
             table: table.clone(),
             last_warn: Default::default(),

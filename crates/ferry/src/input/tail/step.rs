@@ -173,7 +173,7 @@ async fn emit(
     let mut attempts = 0u64;
     loop {
         let result = tokio::select! {
-            r = ctx.router.emit(ctx.route, &batch) => r,
+            r = ctx.routing.emit(ctx.label.as_deref(), &batch) => r,
             () = h.cancelled() => return Err(Stop),
         };
         let e = match result {
