@@ -18,6 +18,15 @@ pub enum Location {
     Quarantine,
 }
 
+impl Location {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Location::Live => "live",
+            Location::Quarantine => "quarantine",
+        }
+    }
+}
+
 /// A file and its length when the directory was listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FoundFile {
