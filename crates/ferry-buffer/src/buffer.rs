@@ -74,7 +74,7 @@ impl Buffer {
         storage: Arc<dyn Storage>,
     ) -> Result<(Buffer, RecoveryReport), OpenError> {
         let cfg = config.validate()?;
-        if name.is_empty() || name.contains('/') || name.contains('\0') || name.starts_with('.') {
+        if !valid_name(name) {
             return Err(OpenError::Name(name.to_string()));
         }
         let mut state = State::default();
@@ -257,6 +257,11 @@ impl Buffer {
             None => self.inner.cfg().config.quarantine_dir.clone(),
         }
     }
+}
+
+/// A buffer name is one plain file name component (its files are `<name>.*` in the directory).
+pub(crate) fn valid_name(name: &str) -> bool {
+    !(name.is_empty() || name.contains('/') || name.contains('\0') || name.starts_with('.'))
 }
 
 impl Drop for Buffer {

@@ -217,4 +217,7 @@ impl Storage for FaultyStorage {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Any + Send + Sync>> {
         RealStorage.lock(path)
     }
+    fn lock_existing(&self, path: &Path) -> io::Result<Option<Box<dyn Any + Send + Sync>>> {
+        RealStorage.lock_existing(path)
+    }
 }

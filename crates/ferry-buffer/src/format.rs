@@ -9,7 +9,9 @@
 //!
 //! `<name>` is the buffer's name, `<id>` the 32-hex-digit [`crate::ChunkId`]. A
 //! `<name>.lock` file holds an advisory lock while a process has the buffer open. Broken
-//! chunks are moved to `path/quarantine/` together with a `<name>.<id>.reason` text file.
+//! chunks are moved to `path/quarantine/` together with a `<name>.<id>.reason` text file; when
+//! that name is taken (the same chunk quarantined again), the three files are named
+//! `<name>.<id>-<n>.<suffix>` with the first free `n` from 1 ([`quarantine_base`]).
 //!
 //! # Journal header (little-endian)
 //! ```text
@@ -381,6 +383,32 @@ pub fn parse_file_name<'a>(name: &str, file: &'a str) -> Option<(ChunkId, &'a st
     let rest = file.strip_prefix(name)?.strip_prefix('.')?;
     let (hex, suffix) = rest.split_once('.')?;
     Some((ChunkId::from_hex(hex)?, suffix))
+}
+
+/// The file name stem of a quarantined chunk: `<name>.<id>`, or `<name>.<id>-<n>` for `n > 0`
+/// (the chunk's files were quarantined before under the plain stem).
+pub fn quarantine_base(name: &str, id: &ChunkId, n: u32) -> String {
+    if n == 0 {
+        format!("{name}.{}", id.to_hex())
+    } else {
+        format!("{name}.{}-{n}", id.to_hex())
+    }
+}
+
+/// Splits a quarantined file name `<name>.<id>[-<n>].<suffix>` into id, `n` (0 without one)
+/// and suffix when it belongs to buffer `name`.
+pub fn parse_quarantine_file_name<'a>(
+    name: &str,
+    file: &'a str,
+) -> Option<(ChunkId, u32, &'a str)> {
+    let rest = file.strip_prefix(name)?.strip_prefix('.')?;
+    let (stem, suffix) = rest.split_once('.')?;
+    let (hex, n) = match stem.split_once('-') {
+        Some((hex, n)) if !n.starts_with(['+', '0']) => (hex, n.parse::<u32>().ok()?),
+        Some(_) => return None,
+        None => (stem, 0),
+    };
+    Some((ChunkId::from_hex(hex)?, n, suffix))
 }
 
 #[cfg(test)]

@@ -9,7 +9,11 @@ use crate::config::{BufferConfig, Durability};
 use crate::format::{self, Header, Record};
 use crate::key::{ChunkId, ChunkKey};
 
-const NAME: &str = "fuzz";
+/// The buffer name of the chunk files the fuzz entry points write.
+pub const NAME: &str = "fuzz";
+
+/// The id of the chunk the fuzz entry points write.
+const FUZZ_ID: ChunkId = ChunkId([0x5a; 16]);
 
 /// Writes `data` as a chunk's journal and/or payload file (how is chosen by the first bytes;
 /// some modes wrap the bytes in a valid header or in records with valid checksums, so the fuzzer
@@ -28,14 +32,115 @@ pub fn recover_chunk(data: &[u8]) {
     }
 }
 
+/// Writes `data` as chunk files (as [`recover_chunk`] does), in the buffer directory or, by a
+/// bit of the first byte, in its quarantine (under a `-<n>` name by another), then inspects the
+/// directory offline: lists, examines at both depths and salvages every chunk. Nothing may
+/// panic, the inspection must not write, and salvage must hand out only appends that
+/// examination found intact, never more records than the journal lists.
+pub fn inspect_chunk(data: &[u8]) {
+    let dir = scratch_dir();
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let result = std::panic::catch_unwind(|| inspect(&dir, data));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn inspect(dir: &std::path::Path, data: &[u8]) {
+    use crate::inspect::{Check, Exclusion, Inspector};
+    let mode = data.first().copied().unwrap_or(0);
+    let qdir = dir.join(format::QUARANTINE_DIR);
+    if mode & 0x10 != 0 {
+        if std::fs::create_dir_all(&qdir).is_err() {
+            return;
+        }
+        write_chunk_files(&qdir, data);
+        if mode & 0x20 != 0 {
+            // The same chunk quarantined a second time: `-1` names, with a reason file.
+            let stem = format::quarantine_base(NAME, &FUZZ_ID, 0);
+            let again = format::quarantine_base(NAME, &FUZZ_ID, 1);
+            for suffix in [format::PAYLOAD_SUFFIX, format::JOURNAL_SUFFIX] {
+                let from = qdir.join(format!("{stem}.{suffix}"));
+                let _ = std::fs::rename(from, qdir.join(format!("{again}.{suffix}")));
+            }
+            let reason = qdir.join(format!("{again}.{}", format::REASON_SUFFIX));
+            let _ = std::fs::write(reason, data);
+        }
+    } else {
+        write_chunk_files(dir, data);
+    }
+    let before = snapshot(dir);
+    let Ok(inspector) = Inspector::open(dir, NAME, Exclusion::TakeLock) else {
+        return;
+    };
+    let Ok(inventory) = inspector.chunks() else {
+        return;
+    };
+    for files in &inventory.chunks {
+        let quick = inspector.examine(files, Check::Journal);
+        let full = inspector.examine(files, Check::Payload);
+        assert!(full.worst() >= quick.worst(), "{quick:?} {full:?}");
+        let intact_crc: Vec<u64> = full
+            .problems
+            .iter()
+            .filter_map(|p| match p.kind {
+                crate::inspect::ProblemKind::AppendCrc { index, .. } => Some(index),
+                _ => None,
+            })
+            .collect();
+        let mut records = 0u64;
+        let salvaged = inspector.salvage(files, |append| {
+            assert!(
+                !intact_crc.contains(&append.index),
+                "a failing append was handed out"
+            );
+            records = records.saturating_add(append.records);
+            Ok::<(), ()>(())
+        });
+        if let Ok(report) = salvaged {
+            assert_eq!(report.intact_records, records);
+            if full.worst().is_none() {
+                // A chunk with no problem at all is salvaged whole.
+                assert_eq!(report.intact_appends, full.appends, "{full:?} {report:?}");
+                assert!(report.skipped.is_empty(), "{full:?} {report:?}");
+            }
+        }
+    }
+    drop(inspector);
+    assert_eq!(before, snapshot(dir), "inspection changed the directory");
+}
+
+/// Every file under `dir` with its contents.
+fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                out.push((path, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 fn scratch_dir() -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("ferry-buffer-fuzz-{}-{n}", std::process::id()))
 }
 
-fn exercise(dir: &std::path::Path, data: &[u8]) {
-    let id = ChunkId([0x5a; 16]);
+/// Writes the chunk files that `data` describes into `dir` (see [`recover_chunk`]).
+fn write_chunk_files(dir: &std::path::Path, data: &[u8]) {
+    let id = FUZZ_ID;
     let mode = data.first().copied().unwrap_or(0);
     let split_at = data
         .get(1..3)
@@ -101,6 +206,10 @@ fn exercise(dir: &std::path::Path, data: &[u8]) {
     if mode & 4 == 0 {
         let _ = std::fs::write(&ppath, payload);
     }
+}
+
+fn exercise(dir: &std::path::Path, data: &[u8]) {
+    write_chunk_files(dir, data);
     let mut config = BufferConfig::file(dir);
     config.durability = Durability::OsCache;
     let Ok((buffer, report)) = Buffer::open(config, NAME) else {

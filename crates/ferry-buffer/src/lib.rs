@@ -20,6 +20,9 @@
 //!   crc verification and moves to quarantine (`quarantine`).
 //! * [`recovery`]: what happens at open (`mod`, journal `scan`): torn tails, quarantine, and the
 //!   [`RecoveryReport`] (`report`).
+//! * [`inspect`]: offline reading of a buffer directory for operators' tools (chunk states,
+//!   every problem with its file and offset, the intact appends of a broken chunk), with
+//!   recovery's own listing, journal walk and crc check.
 //! * [`storage`]: the [`Storage`] seam to the filesystem; [`fault`]: a fault-injecting one.
 //! * [`stats`]: [`BufferStats`] with Fluentd's metric names.
 //! * [`error`]: [`AppendError`], [`BufferError`], [`OpenError`].
@@ -36,6 +39,7 @@ mod file_chunk;
 mod flush;
 pub mod format;
 pub mod fuzzing;
+pub mod inspect;
 pub mod key;
 pub mod recovery;
 pub mod retry;

@@ -57,6 +57,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Takes an exclusive advisory lock on `path` (created if missing), held while the returned
     /// value lives; fails with `WouldBlock` if another holder has it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Any + Send + Sync>>;
+    /// The same lock as [`Storage::lock`], but only if `path` exists: creates nothing and
+    /// returns `Ok(None)` when there is no such file (offline tools must not write).
+    fn lock_existing(&self, path: &Path) -> io::Result<Option<Box<dyn Any + Send + Sync>>>;
 }
 
 /// The real filesystem.
@@ -135,14 +138,30 @@ impl Storage for RealStorage {
             .create(true)
             .truncate(false)
             .open(path)?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Box::new(file)),
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!("{} is locked by another buffer", path.display()),
-            )),
-            Err(e) => Err(io::Error::from(e)),
-        }
+        flock_exclusive(&file, path)?;
+        Ok(Box::new(file))
+    }
+    fn lock_existing(&self, path: &Path) -> io::Result<Option<Box<dyn Any + Send + Sync>>> {
+        // flock needs no write access: a read-only open leaves the file as it is.
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        flock_exclusive(&file, path)?;
+        Ok(Some(Box::new(file)))
+    }
+}
+
+/// A non-blocking exclusive `flock`; `WouldBlock` when another open file holds it.
+fn flock_exclusive(file: &File, path: &Path) -> io::Result<()> {
+    match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{} is locked by another buffer", path.display()),
+        )),
+        Err(e) => Err(io::Error::from(e)),
     }
 }
 

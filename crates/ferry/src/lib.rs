@@ -8,6 +8,7 @@
 //! | [`admin`] | `/metrics`, `/api/plugins.json`, `/api/health`, `/api/dump`, on their own thread |
 //! | [`metrics`] | every metric name (in `metrics::names`), the registry and collectors |
 //! | [`status`] | `ferry status`: a running ferry's buffer flow and advice, for people |
+//! | [`buffer_tool`] | `ferry buffer ls\|verify\|salvage`: a file buffer directory read offline (chunks, checksums, intact appends), for people |
 //! | [`pipeline`] | configuration tree → typed, checked pipeline (`--dry-run` stops here) |
 //! | [`input`] | where events enter (`forward`, `tail`); `input::net`: what every network input shares |
 //! | [`parse`] | log lines → records: Fluentd's `<parse>` types (json, regexp, syslog, ...) |
@@ -25,6 +26,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod buffer_tool;
 pub mod event;
 pub mod filter;
 pub mod input;

@@ -45,6 +45,11 @@ enum Command {
         #[arg(long, default_value_t = 2.0)]
         interval: f64,
     },
+    /// Inspect, verify or salvage a file buffer directory offline (no ferry may run on it).
+    Buffer {
+        #[command(subcommand)]
+        command: ferry::buffer_tool::BufferCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +66,9 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         };
+    }
+    if let Some(Command::Buffer { command }) = &cli.command {
+        return ferry::buffer_tool::run(command);
     }
     let options = ferry::pipeline::LoadOptions {
         root_dir: cli.root_dir.clone(),

@@ -58,7 +58,8 @@ fn read(url: &str) -> anyhow::Result<BTreeMap<String, Sample>> {
     Ok(out)
 }
 
-fn bytes(n: f64) -> String {
+/// A byte count for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
+pub(crate) fn bytes(n: f64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n;
     let mut i = 0;
@@ -73,7 +74,8 @@ fn bytes(n: f64) -> String {
     }
 }
 
-fn duration(secs: f64) -> String {
+/// A duration for people: `42s`, `3m07s`, `5h02m` (not finite: never).
+pub(crate) fn duration(secs: f64) -> String {
     if !secs.is_finite() {
         return "never (nothing leaves)".into();
     }

@@ -18,7 +18,7 @@ use crate::storage::{OpenMode, Storage, StorageFile, write_all_at};
 mod commit;
 mod quarantine;
 
-pub use quarantine::move_to_quarantine;
+pub use quarantine::{move_to_quarantine, payload_crc};
 
 /// Size of the scratch buffer used to stream verification reads.
 pub const VERIFY_BUF: usize = 64 * 1024;

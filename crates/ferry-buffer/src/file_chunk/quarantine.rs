@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{ChunkPaths, FileChunk, FileError, VERIFY_BUF, lock};
 use crate::format::{self, RECORD_LEN, Record};
 use crate::key::ChunkId;
-use crate::storage::{OpenMode, Storage, read_exact_at, stream_range, write_all_at};
+use crate::storage::{OpenMode, Storage, StorageFile, read_exact_at, stream_range, write_all_at};
 
 impl FileChunk {
     /// Moves both files to `qdir` and writes the reason next to them. Returns the new payload
@@ -43,17 +43,7 @@ impl FileChunk {
             if end <= start || end > payload_len {
                 return Ok(Err(start));
             }
-            let mut got = 0u32;
-            stream_range(
-                payload.as_ref(),
-                start,
-                end - start,
-                &mut scratch,
-                |piece| {
-                    got = crc32c::crc32c_append(got, piece);
-                },
-            )?;
-            if got != crc {
+            if payload_crc(payload.as_ref(), start, end, &mut scratch)? != crc {
                 return Ok(Err(start));
             }
             start = end;
@@ -61,6 +51,28 @@ impl FileChunk {
         }
         Ok(Ok(()))
     }
+}
+
+/// The crc32c of payload bytes `start..end`, streamed through `scratch` (bounded memory
+/// whatever the append's size). What an append record's crc is checked against: by
+/// [`FileChunk::verify`], by recovery's torn-tail check and by [`crate::inspect`].
+pub fn payload_crc(
+    payload: &dyn StorageFile,
+    start: u64,
+    end: u64,
+    scratch: &mut [u8],
+) -> io::Result<u32> {
+    let mut crc = 0u32;
+    stream_range(
+        payload,
+        start,
+        end.saturating_sub(start),
+        scratch,
+        |piece| {
+            crc = crc32c::crc32c_append(crc, piece);
+        },
+    )?;
+    Ok(crc)
 }
 
 /// Renames a chunk's files into `qdir` (suffixing on name collisions) and writes a reason file.
@@ -83,11 +95,11 @@ pub fn move_to_quarantine(
         .into_iter()
         .map(|e| e.name)
         .collect();
-    let mut base = format!("{name}.{}", id.to_hex());
-    let mut n = 1;
+    let mut n = 0;
+    let mut base = format::quarantine_base(name, id, n);
     while taken.iter().any(|t| t.starts_with(&format!("{base}."))) {
-        base = format!("{name}.{}-{n}", id.to_hex());
         n += 1;
+        base = format::quarantine_base(name, id, n);
     }
     let target = ChunkPaths {
         payload: qdir.join(format!("{base}.{}", format::PAYLOAD_SUFFIX)),

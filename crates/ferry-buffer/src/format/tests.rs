@@ -91,3 +91,24 @@ fn file_names_parse_back() {
     assert_eq!(parse_file_name("out", &n), None);
     assert_eq!(parse_file_name("out.fwd", "out.fwd.lock"), None);
 }
+
+#[test]
+fn quarantine_names_parse_back_with_their_collision_number() {
+    let id = ChunkId([0xab; 16]);
+    for n in [0, 1, 12] {
+        let file = format!("{}.{REASON_SUFFIX}", quarantine_base("buffer", &id, n));
+        assert_eq!(
+            parse_quarantine_file_name("buffer", &file),
+            Some((id, n, REASON_SUFFIX))
+        );
+    }
+    let plain = file_name("buffer", &id, JOURNAL_SUFFIX);
+    assert_eq!(
+        parse_quarantine_file_name("buffer", &plain),
+        Some((id, 0, JOURNAL_SUFFIX))
+    );
+    for bad in ["-0", "-01", "-+1", "-x", "-"] {
+        let file = format!("buffer.{}{bad}.payload", id.to_hex());
+        assert_eq!(parse_quarantine_file_name("buffer", &file), None, "{file}");
+    }
+}

@@ -1,5 +1,9 @@
 //! Recovery of a file buffer at open (format in [`crate::format`]).
 //!
+//! Files: `mod` (what is done with each chunk), `listing` (finding a buffer's chunk files in a
+//! directory), `scan` (the journal read in bounded batches), `report`. The offline tools of
+//! [`crate::inspect`] read chunks with the same `listing` and `scan`.
+//!
 //! Every chunk found under the buffer directory is examined once, in bounded memory (64 KiB
 //! scan buffers, never a whole chunk): the journal header is decoded and the records are
 //! streamed and checked. Then:
@@ -16,24 +20,27 @@
 //! payload for crc verification is deferred to the chunk's first `take`, so opening many GB
 //! costs one journal scan per chunk plus the tail checks.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::content::Content;
-use crate::file_chunk::{ChunkPaths, FileChunk, VERIFY_BUF, move_to_quarantine};
+use crate::file_chunk::{ChunkPaths, FileChunk, VERIFY_BUF, move_to_quarantine, payload_crc};
 use crate::format::{self, Header, RECORD_LEN, Record};
 use crate::key::ChunkId;
 use crate::retry::RetryState;
 use crate::state::{Body, Effects, Entry, Phase, State};
-mod report;
-mod scan;
+use crate::storage::{OpenMode, Storage, StorageFile, read_exact_at};
 
+mod listing;
+mod report;
+pub(crate) mod scan;
+
+pub(crate) use listing::list_chunk_files;
+pub use listing::{ChunkFiles, FoundFile, Location};
 use scan::scan_journal;
 
-use crate::storage::{OpenMode, Storage, StorageFile, read_exact_at, stream_range};
 pub use report::{
     QuarantineReason, QuarantinedChunk, RecoveredChunk, RecoveryFailure, RecoveryReport, TornTail,
 };
@@ -55,12 +62,6 @@ pub(crate) struct Recovered {
     retry: Option<(u32, SystemTime)>,
 }
 
-#[derive(Default)]
-struct Group {
-    payload: Option<(PathBuf, u64)>,
-    journal: Option<(PathBuf, u64)>,
-}
-
 enum Examined {
     Keep(Box<Recovered>),
     Empty,
@@ -68,24 +69,11 @@ enum Examined {
 
 /// Scans the directory and recovers every chunk of this buffer.
 pub(crate) fn recover(ctx: &Context, report: &mut RecoveryReport) -> io::Result<Vec<Recovered>> {
-    let mut groups: BTreeMap<ChunkId, Group> = BTreeMap::new();
-    for entry in ctx.storage.list(&ctx.dir)? {
-        if !entry.is_file {
-            continue;
-        }
-        let Some((id, suffix)) = format::parse_file_name(&ctx.name, &entry.name) else {
-            continue;
-        };
-        let path = ctx.dir.join(&entry.name);
-        let group = groups.entry(id).or_default();
-        match suffix {
-            format::PAYLOAD_SUFFIX => group.payload = Some((path, entry.len)),
-            format::JOURNAL_SUFFIX => group.journal = Some((path, entry.len)),
-            _ => report.unknown_files.push(path),
-        }
-    }
+    let listing = list_chunk_files(ctx.storage.as_ref(), &ctx.dir, &ctx.name, Location::Live)?;
+    report.unknown_files.extend(listing.unknown);
     let mut out = Vec::new();
-    for (id, group) in groups {
+    for group in listing.chunks {
+        let id = group.id;
         let paths = ChunkPaths {
             payload: ctx
                 .dir
@@ -97,11 +85,11 @@ pub(crate) fn recover(ctx: &Context, report: &mut RecoveryReport) -> io::Result<
         match examine(ctx, id, &group, &paths, report) {
             Ok(Examined::Keep(r)) => out.push(*r),
             Ok(Examined::Empty) => {
-                for (path, _) in [&group.payload, &group.journal].into_iter().flatten() {
-                    match ctx.storage.remove(path) {
-                        Ok(()) => report.removed_empty.push(path.clone()),
+                for file in [&group.payload, &group.journal].into_iter().flatten() {
+                    match ctx.storage.remove(&file.path) {
+                        Ok(()) => report.removed_empty.push(file.path.clone()),
                         Err(error) => report.failures.push(RecoveryFailure {
-                            path: path.clone(),
+                            path: file.path.clone(),
                             error,
                         }),
                     }
@@ -226,12 +214,16 @@ fn read_append(
 fn examine(
     ctx: &Context,
     id: ChunkId,
-    group: &Group,
+    group: &ChunkFiles,
     paths: &ChunkPaths,
     report: &mut RecoveryReport,
 ) -> Result<Examined, QuarantineReason> {
-    let plen = group.payload.as_ref().map(|p| p.1);
-    let Some((jpath, jlen)) = &group.journal else {
+    let plen = group.payload.as_ref().map(|p| p.len);
+    let Some(FoundFile {
+        path: jpath,
+        len: jlen,
+    }) = &group.journal
+    else {
         return match plen {
             Some(0) => Ok(Examined::Empty),
             _ => Err(QuarantineReason::OrphanPayload),
@@ -273,13 +265,7 @@ fn examine(
             } else {
                 0
             };
-            let intact = e <= plen && {
-                let mut got = 0u32;
-                stream_range(payload.as_ref(), start, e - start, &mut scratch, |p| {
-                    got = crc32c::crc32c_append(got, p);
-                })?;
-                got == crc
-            };
+            let intact = e <= plen && payload_crc(payload.as_ref(), start, e, &mut scratch)? == crc;
             if intact {
                 break;
             }

@@ -1,10 +1,11 @@
 //! Streaming scan of a chunk journal: header, then records in bounded batches.
 
+use std::io;
 use std::time::SystemTime;
 
 use super::QuarantineReason;
 use crate::content::Content;
-use crate::format::{self, Header, RECORD_LEN, Record, RecordError};
+use crate::format::{self, Header, HeaderError, RECORD_LEN, Record, RecordError};
 use crate::key::ChunkId;
 use crate::storage::{StorageFile, read_exact_at};
 
@@ -26,12 +27,7 @@ pub(super) fn scan_journal(
     id: ChunkId,
     target: u64,
 ) -> Result<Scan, QuarantineReason> {
-    let head_len = usize::try_from(len)
-        .unwrap_or(usize::MAX)
-        .min(format::MAX_HEADER_LEN);
-    let mut head = vec![0u8; head_len];
-    read_exact_at(file, &mut head, 0)?;
-    let header = format::decode_header(&head).map_err(QuarantineReason::Header)?;
+    let header = read_header(file, len)?.map_err(QuarantineReason::Header)?;
     if header.id != id {
         return Err(QuarantineReason::IdMismatch { found: header.id });
     }
@@ -46,32 +42,73 @@ pub(super) fn scan_journal(
         sealed: None,
         retry: None,
     };
-    let mut buf = vec![0u8; SCAN_RECORDS * RECORD_LEN];
     let mut first_bad: Option<(u64, RecordError)> = None;
-    let mut index = 0u64;
-    while index < slots {
-        let n = (slots - index).min(SCAN_RECORDS as u64) as usize;
-        let bytes = &mut buf[..n * RECORD_LEN];
-        read_exact_at(file, bytes, hl + index * RECORD_LEN as u64)?;
-        for (i, slot) in bytes.chunks_exact(RECORD_LEN).enumerate() {
-            let mut raw = [0u8; RECORD_LEN];
-            raw.copy_from_slice(slot);
-            let at = index + i as u64;
-            match (first_bad, format::decode_record(&raw, at, seed)) {
-                (Some((index, error)), Ok(_)) => {
-                    return Err(QuarantineReason::JournalCorrupt { index, error });
-                }
-                (Some(_), Err(_)) => {}
-                (None, Err(e)) => first_bad = Some((at, e)),
-                (None, Ok(rec)) => apply_record(&mut scan, rec, at, target)?,
+    for_each_record(file, hl, len, seed, |at, record| {
+        match (first_bad, record) {
+            (Some((index, error)), Ok(_)) => {
+                return Err(QuarantineReason::JournalCorrupt { index, error });
             }
+            (Some(_), Err(_)) => {}
+            (None, Err(e)) => first_bad = Some((at, e)),
+            (None, Ok(rec)) => apply_record(&mut scan, rec, at, target)?,
         }
-        index += n as u64;
-    }
+        Ok(())
+    })?;
     if let Some((bad, _)) = first_bad {
         scan.valid_slots = bad;
     }
     Ok(scan)
+}
+
+/// Reads and decodes the header of a journal of `len` bytes (at most
+/// [`format::MAX_HEADER_LEN`] bytes are read). The outer error is the disk's, the inner one
+/// the header's.
+pub(crate) fn read_header(
+    file: &dyn StorageFile,
+    len: u64,
+) -> io::Result<Result<Header, HeaderError>> {
+    let head = read_header_bytes(file, len)?;
+    Ok(format::decode_header(&head))
+}
+
+/// The first bytes of a journal, up to [`format::MAX_HEADER_LEN`] (the most a header takes).
+pub(crate) fn read_header_bytes(file: &dyn StorageFile, len: u64) -> io::Result<Vec<u8>> {
+    let head_len = usize::try_from(len)
+        .unwrap_or(usize::MAX)
+        .min(format::MAX_HEADER_LEN);
+    let mut head = vec![0u8; head_len];
+    read_exact_at(file, &mut head, 0)?;
+    Ok(head)
+}
+
+/// Decodes every whole 32-byte record slot of a journal of `len` bytes whose header takes
+/// `header_len` bytes, in order, reading [`SCAN_RECORDS`] slots at a time, and hands each
+/// (index, decoded record or why not) to `f`; an error from `f` stops the walk. A partial
+/// slot at the end is not visited.
+pub(crate) fn for_each_record<E: From<io::Error>>(
+    file: &dyn StorageFile,
+    header_len: u64,
+    len: u64,
+    seed: u32,
+    mut f: impl FnMut(u64, Result<Record, RecordError>) -> Result<(), E>,
+) -> Result<(), E> {
+    let slots = len.saturating_sub(header_len) / RECORD_LEN as u64;
+    let mut buf =
+        vec![0u8; SCAN_RECORDS.min(usize::try_from(slots).unwrap_or(usize::MAX)) * RECORD_LEN];
+    let mut index = 0u64;
+    while index < slots {
+        let n = (slots - index).min(SCAN_RECORDS as u64) as usize;
+        let bytes = &mut buf[..n * RECORD_LEN];
+        read_exact_at(file, bytes, header_len + index * RECORD_LEN as u64)?;
+        for (i, slot) in bytes.chunks_exact(RECORD_LEN).enumerate() {
+            let mut raw = [0u8; RECORD_LEN];
+            raw.copy_from_slice(slot);
+            let at = index + i as u64;
+            f(at, format::decode_record(&raw, at, seed))?;
+        }
+        index += n as u64;
+    }
+    Ok(())
 }
 
 fn apply_record(

@@ -11,6 +11,7 @@
 //! [`Value::write_json`]: ferry_proto::msgpack::Value::write_json
 
 use ferry_proto::msgpack::{Head, MAX_DEPTH, MsgpackError, read_head};
+use ferry_proto::time::EventTime;
 use std::io::Write as _;
 
 /// A value added to a record on its way out (`<inject>`).
@@ -154,15 +155,7 @@ fn render(
         Head::Ext(ty, n) => {
             let data = bytes_at(buf, pos, n)?;
             match (ty, <[u8; 8]>::try_from(data)) {
-                (0, Ok(d)) => {
-                    let sec = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
-                    let nsec = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
-                    let _ = if nsec < 1_000_000_000 {
-                        write!(out, "{sec}.{nsec:09}")
-                    } else {
-                        write!(out, "{sec}")
-                    };
-                }
+                (0, Ok(d)) => write_event_time(EventTime::from_ext_payload(d), out),
                 _ => {
                     let _ = write!(out, "{{\"ext\":{ty},\"hex\":\"");
                     for b in data {
@@ -174,6 +167,16 @@ fn render(
         }
     }
     Ok(())
+}
+
+/// An EventTime as a JSON number, `sec.nnnnnnnnn` (nine digits, so no precision is lost;
+/// just `sec` when the nanoseconds are out of range).
+pub fn write_event_time(t: EventTime, out: &mut Vec<u8>) {
+    let _ = if t.nsec < 1_000_000_000 {
+        write!(out, "{}.{:09}", t.sec, t.nsec)
+    } else {
+        write!(out, "{}", t.sec)
+    };
 }
 
 fn write_float(v: f64, out: &mut Vec<u8>) {
