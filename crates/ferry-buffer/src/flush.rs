@@ -195,10 +195,11 @@ impl Buffer {
         chunk.settled = true;
         let inner = &self.inner;
         let entry = inner.lock_state().remove(chunk.id);
-        if entry.is_none() {
+        let Some(entry) = entry else {
             return Err(BufferError::UnknownChunk(chunk.id));
-        }
+        };
         Counters::bump(&inner.counters.quarantined_chunks, 1);
+        Counters::bump(&inner.counters.quarantined_records, entry.content.records);
         let result = match (&chunk.body, &inner.files) {
             (ChunkBody::File(f), Some(files)) => f
                 .quarantine(&files.quarantine, &inner.name, reason)

@@ -11,6 +11,9 @@ pub struct Counters {
     pub dropped_chunks: AtomicU64,
     pub dropped_records: AtomicU64,
     pub quarantined_chunks: AtomicU64,
+    /// Records of the chunks quarantined while running (a chunk found corrupt at recovery
+    /// counts as a chunk only: its records cannot be trusted).
+    pub quarantined_records: AtomicU64,
     pub append_errors: AtomicU64,
     pub disk_errors: AtomicU64,
     pub retry_count: AtomicU64,
@@ -49,6 +52,7 @@ pub struct BufferStats {
     pub dropped_records: u64,
     /// Chunks moved to quarantine (corrupt at recovery or take, or given up by the caller).
     pub quarantined_chunks: u64,
+    pub quarantined_records: u64,
     /// Appends refused for any reason (overflow, disk, size).
     pub append_errors: u64,
     /// Disk operations that failed (write, sync, remove, read).
@@ -98,6 +102,7 @@ pub fn snapshot(state: &State, counters: &Counters, total_limit: u64) -> BufferS
     s.dropped_chunks = get(&counters.dropped_chunks);
     s.dropped_records = get(&counters.dropped_records);
     s.quarantined_chunks = get(&counters.quarantined_chunks);
+    s.quarantined_records = get(&counters.quarantined_records);
     s.append_errors = get(&counters.append_errors);
     s.disk_errors = get(&counters.disk_errors);
     s.retry_count = get(&counters.retry_count);

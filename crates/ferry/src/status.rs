@@ -167,6 +167,54 @@ fn report(
     out
 }
 
+/// `ferry_events_dropped_total` from `/metrics`: (plugin, reason) → events.
+fn read_dropped(url: &str) -> anyhow::Result<BTreeMap<(String, String), f64>> {
+    let (status, body) = get(url, "/metrics")?;
+    anyhow::ensure!(status == 200, "{url}/metrics answered {status}");
+    Ok(dropped_from(&body))
+}
+
+fn dropped_from(text: &str) -> BTreeMap<(String, String), f64> {
+    let family = crate::metrics::names::FERRY_DROPPED_RECORDS.0;
+    let label = |labels: &str, key: &str| {
+        let start = labels.find(&format!("{key}=\""))? + key.len() + 2;
+        let len = labels[start..].find('"')?;
+        Some(labels[start..start + len].to_string())
+    };
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(family).and_then(|r| r.strip_prefix('{')) else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let Ok(n) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        if n > 0.0
+            && let (Some(plugin), Some(reason)) =
+                (label(labels, "plugin_id"), label(labels, "reason"))
+        {
+            *out.entry((plugin, reason)).or_default() += n;
+        }
+    }
+    out
+}
+
+/// The lines about dropped events: the total, then each plugin and reason.
+fn dropped_report(dropped: &BTreeMap<(String, String), f64>) -> String {
+    let total: f64 = dropped.values().sum();
+    if total == 0.0 {
+        return "\ndropped events: none\n".to_string();
+    }
+    let mut out = format!("\ndropped events: {total:.0} (ferry_events_dropped_total)\n");
+    for ((plugin, reason), n) in dropped {
+        let _ = writeln!(out, "  {plugin:<24} {reason:<20} {n:.0}");
+    }
+    out
+}
+
 /// `ferry status --url URL --interval SECS`.
 pub fn run(url: &str, interval: Duration) -> anyhow::Result<String> {
     let url = if url.starts_with("http://") {
@@ -179,12 +227,32 @@ pub fn run(url: &str, interval: Duration) -> anyhow::Result<String> {
     std::thread::sleep(interval);
     let b = read(&url)?;
     let dt = t0.elapsed().as_secs_f64().max(0.001);
-    Ok(report(&url, &a, &b, dt))
+    let dropped = read_dropped(&url)?;
+    Ok(report(&url, &a, &b, dt) + &dropped_report(&dropped))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropped_events_are_summed_by_plugin_and_reason_from_the_metrics_text() {
+        let text = "# TYPE ferry_events_dropped_total counter\n\
+            ferry_events_dropped_total{plugin_id=\"out\",type=\"forward\",reason=\"quarantined\"} 120\n\
+            ferry_events_dropped_total{plugin_id=\"out\",type=\"forward\",reason=\"drop_oldest_chunk\"} 0\n\
+            ferry_events_dropped_total{plugin_id=\"router\",type=\"router\",reason=\"unmatched\"} 3\n\
+            ferry_router_unmatched_records_total 3\n";
+        let d = dropped_from(text);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert_eq!(d[&("out".to_string(), "quarantined".to_string())], 120.0);
+        let report = dropped_report(&d);
+        assert!(report.contains("dropped events: 123"), "{report}");
+        assert!(
+            report.contains("router") && report.contains("unmatched"),
+            "{report}"
+        );
+        assert!(dropped_report(&BTreeMap::new()).contains("dropped events: none"));
+    }
 
     fn sample(emit: f64, held: f64, ratio: f64) -> Sample {
         Sample {

@@ -22,18 +22,21 @@ pub(super) async fn at_stop(output: &Arc<Output>) {
             );
         }
     } else if stats.total_records > 0 {
-        spill(&output.id, b).await;
+        spill(output, b).await;
     }
     b.buffer.close();
 }
 
-/// Writes what a memory buffer could not flush before a planned stop under the root directory.
-async fn spill(id: &str, b: &Arc<crate::output::buffered::Buffered>) {
+/// Writes what a memory buffer could not flush before a planned stop under the root directory;
+/// what cannot be written is counted as lost (`ferry_events_dropped_total{reason="lost_at_stop"}`).
+async fn spill(output: &Output, b: &Arc<crate::output::buffered::Buffered>) {
+    let id = &output.id;
     let buffer = Arc::clone(&b.buffer);
     let dir = b.setup.spill_dir.clone();
     let to = dir.clone();
-    let records = b.buffer.stats().total_records;
-    match tokio::task::spawn_blocking(move || handoff::spill(&buffer, &to)).await {
+    let result = tokio::task::spawn_blocking(move || handoff::spill(&buffer, &to)).await;
+    let left = b.buffer.stats().total_records;
+    match result {
         Ok(Ok(moved)) => tracing::info!(
             "output {id}: {} events ({} chunks) its memory buffer could not flush before stopping were written to {}; the next start with an output of this @id sends them",
             moved.records,
@@ -41,14 +44,18 @@ async fn spill(id: &str, b: &Arc<crate::output::buffered::Buffered>) {
             dir.display()
         ),
         Ok(Err(e)) => tracing::error!(
-            "output {id}: {records} events in its memory buffer could not be flushed before stopping nor written to {}, and are lost: {e}",
+            "output {id}: {left} events in its memory buffer could not be flushed before stopping nor written to {}, and are lost: {e}",
             dir.display()
         ),
         Err(e) => tracing::error!(
-            "output {id}: {records} events in its memory buffer are lost: writing them to {} failed: {e}",
+            "output {id}: {left} events in its memory buffer are lost: writing them to {} failed: {e}",
             dir.display()
         ),
     }
+    output
+        .metrics
+        .lost_at_stop
+        .fetch_add(left, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// How long a start waits for a full buffer while taking back a spill; the rest waits for

@@ -72,6 +72,16 @@ impl Exposition {
         self.push(family, Kind::Counter, labels, value as f64);
     }
 
+    /// One sample of `ferry_events_dropped_total` ([`names::dropped`] holds the reasons).
+    pub fn dropped(&mut self, plugin_id: &str, type_name: &str, reason: &str, n: u64) {
+        let labels: [(&str, &str); 3] = [
+            ("plugin_id", plugin_id),
+            ("type", type_name),
+            ("reason", reason),
+        ];
+        self.counter(names::FERRY_DROPPED_RECORDS, &labels, n);
+    }
+
     pub fn gauge(&mut self, family: Family, labels: &[(&str, &str)], value: f64) {
         self.push(family, Kind::Gauge, labels, value);
     }

@@ -152,8 +152,35 @@ pub const FERRY_DROPPED_CHUNKS: Family = (
     "ferry_buffer_dropped_chunks_total",
     "Chunks dropped by overflow_action drop_oldest_chunk.",
 );
-pub const FERRY_DROPPED_RECORDS: Family =
-    ("ferry_events_dropped_total", "Events dropped, by reason.");
+pub const FERRY_DROPPED_RECORDS: Family = (
+    "ferry_events_dropped_total",
+    "Events ferry dropped or set aside instead of delivering, by plugin and reason: every loss is counted here.",
+);
+
+/// The reasons of [`FERRY_DROPPED_RECORDS`].
+pub mod dropped {
+    /// `overflow_action drop_oldest_chunk` deleted a chunk to make room.
+    pub const DROP_OLDEST_CHUNK: &str = "drop_oldest_chunk";
+    /// A chunk that could not be delivered (retries spent, no `<secondary>`, or corrupt) was
+    /// moved to the quarantine directory (`ferry buffer salvage` takes it back).
+    pub const QUARANTINED: &str = "quarantined";
+    /// A memory buffer could neither flush nor be written to disk at a planned stop.
+    pub const LOST_AT_STOP: &str = "lost_at_stop";
+    /// An event a decoder refused (not `[time, record]`, a record that is not a map).
+    pub const INVALID: &str = "invalid";
+    /// No `<match>` took the tag.
+    pub const UNMATCHED: &str = "unmatched";
+    /// A filter reported the event as an error and there is no `@ERROR` label.
+    pub const FILTER_ERROR: &str = "filter_error";
+    /// A record larger than any buffer chunk.
+    pub const TOO_LARGE: &str = "too_large";
+    /// A line over `max_line_size` with `skip_long_lines`.
+    pub const LONG_LINE: &str = "long_line";
+    /// A line the `<parse>` did not match (without `emit_unmatched_lines`).
+    pub const UNPARSED_LINE: &str = "unparsed_line";
+    /// Lines a copytruncate rotation removed before they were read.
+    pub const ROTATION: &str = "rotation";
+}
 pub const FERRY_BUFFER_DISK_ERRORS: Family = (
     "ferry_buffer_disk_errors_total",
     "Buffer disk operations that failed.",

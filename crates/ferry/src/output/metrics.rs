@@ -70,12 +70,10 @@ impl Collector for Output {
         out.counter(FERRY_BUFFER_DISK_ERRORS, &labels, s.disk_errors);
         out.counter(FERRY_BUFFER_APPEND_ERRORS, &labels, s.append_errors);
         out.counter(FERRY_BUFFER_TORN_TAILS, &labels, s.torn_tails);
-        let dropped: [(&str, &str); 3] = [
-            ("plugin_id", &self.id),
-            ("type", self.type_name()),
-            ("reason", "drop_oldest_chunk"),
-        ];
-        out.counter(FERRY_DROPPED_RECORDS, &dropped, s.dropped_records);
+        let (id, t) = (self.id.as_str(), self.type_name());
+        out.dropped(id, t, dropped::DROP_OLDEST_CHUNK, s.dropped_records);
+        out.dropped(id, t, dropped::QUARANTINED, s.quarantined_records);
+        out.dropped(id, t, dropped::LOST_AT_STOP, c(&m.lost_at_stop));
     }
 
     fn plugin_info(&self) -> Option<PluginInfo> {

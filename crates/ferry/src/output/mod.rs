@@ -258,6 +258,8 @@ pub struct OutputMetrics {
     pub slow_flush_count: AtomicU64,
     pub flush_time_ms: AtomicU64,
     pub emit_refused: AtomicU64,
+    /// Events a memory buffer could neither flush nor write to disk at a planned stop.
+    pub lost_at_stop: AtomicU64,
     /// Refusal episodes (buffer full, disk error): see [`refusal`].
     pub refusals: refusal::Episodes,
 }

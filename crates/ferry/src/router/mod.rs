@@ -379,10 +379,25 @@ impl crate::metrics::Collector for Routing {
 
 impl crate::metrics::Collector for Router {
     fn collect(&self, out: &mut crate::metrics::Exposition) {
+        use crate::metrics::names::dropped;
         out.counter(
             crate::metrics::names::FERRY_ROUTER_UNMATCHED,
             &[],
             self.unmatched_records(),
+        );
+        let m = &self.metrics;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.dropped(
+            "router",
+            "router",
+            dropped::UNMATCHED,
+            n(&m.unmatched_records),
+        );
+        out.dropped(
+            "router",
+            "router",
+            dropped::FILTER_ERROR,
+            n(&m.dropped_error_records),
         );
     }
 }

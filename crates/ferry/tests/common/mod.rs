@@ -361,9 +361,8 @@ impl AckedSender {
         pad: usize,
     ) -> std::io::Result<()> {
         use bytes::BytesMut;
-        use ferry_proto::encode::{encode_packed_forward, write_entry};
+        use ferry_proto::encode::write_entry;
         use ferry_proto::msgpack::Value;
-        use ferry_proto::options::{ChunkId, Compression};
         use ferry_proto::time::EventTime;
         let mut entries = BytesMut::new();
         let count = seqs.end - seqs.start;
@@ -379,13 +378,22 @@ impl AckedSender {
             };
             write_entry(&mut entries, time, false, &record.to_bytes());
         }
+        self.send_entries(tag, &entries, count)
+    }
+
+    /// Sends `entries` (msgpack `[time, record]` entries, valid or not) as one request and
+    /// waits for its ack.
+    pub fn send_entries(&mut self, tag: &str, entries: &[u8], count: u64) -> std::io::Result<()> {
+        use bytes::BytesMut;
+        use ferry_proto::encode::encode_packed_forward;
+        use ferry_proto::options::{ChunkId, Compression};
         self.next_chunk += 1;
         let chunk = ChunkId::str(format!("chunk-{}-{}", std::process::id(), self.next_chunk));
         let mut req = BytesMut::new();
         encode_packed_forward(
             &mut req,
             tag,
-            &entries,
+            entries,
             count,
             Some(&chunk),
             Compression::Text,

@@ -25,6 +25,7 @@ impl ForwardInputMetrics {
             &labels,
             load(&m.invalid_events),
         );
+        out.dropped(id, "forward", dropped::INVALID, load(&m.invalid_events));
         let refused = [
             ("chunk_size_limit", load(&m.oversize_requests)),
             ("broken_request", load(&m.broken_requests)),

@@ -39,6 +39,11 @@ pub struct TailMetrics {
     pub polling_fallbacks: AtomicU64,
     pub long_lines_skipped: AtomicU64,
     pub unmatched_lines: AtomicU64,
+    /// Of those, the ones dropped (no `emit_unmatched_lines`).
+    pub unparsed_dropped: AtomicU64,
+    /// Lines a copytruncate rotation removed before they were read (counted where the
+    /// rotated copy does not hold them any more).
+    pub rotation_lost: AtomicU64,
     pub emit_records: AtomicU64,
     pub emit_retries: AtomicU64,
     /// Records no output could ever take (larger than a buffer chunk): dropped and logged.
@@ -118,6 +123,15 @@ impl TailMetrics {
             load(&m.records_dropped),
         );
         out.counter(FERRY_TAIL_BYTES_READ, &labels, load(&m.bytes_read));
+        out.dropped(id, "tail", dropped::TOO_LARGE, load(&m.records_dropped));
+        out.dropped(id, "tail", dropped::LONG_LINE, load(&m.long_lines_skipped));
+        out.dropped(
+            id,
+            "tail",
+            dropped::UNPARSED_LINE,
+            load(&m.unparsed_dropped),
+        );
+        out.dropped(id, "tail", dropped::ROTATION, load(&m.rotation_lost));
         for (path, position, inode) in m.file_positions() {
             let l: [(&str, &str); 3] = [("plugin_id", id), ("type", "tail"), ("path", &path)];
             out.gauge(TAIL_FILE_POSITION, &l, position as f64);

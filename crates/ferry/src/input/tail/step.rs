@@ -107,6 +107,9 @@ pub async fn step_and_emit(
     }
     if step.built.unmatched > 0 {
         TailMetrics::add(&m.unmatched_lines, step.built.unmatched);
+        if !cfg.emit_unmatched_lines {
+            TailMetrics::add(&m.unparsed_dropped, step.built.unmatched);
+        }
         if let Some((e, line)) = &step.built.first_error
             && may_warn(&ctx.last_warn)
         {
