@@ -25,6 +25,8 @@ pub struct SystemConfig {
     pub root_dir: Option<PathBuf>,
     /// Where state dumps are written (SIGCONT, `/api/dump`); default `/tmp`, as sigdump.
     pub dump_dir: Option<PathBuf>,
+    /// `host:port` of Fluentd's HTTP RPC ([`crate::admin::rpc`]).
+    pub rpc_endpoint: Option<String>,
 }
 
 /// One `<source>`.
@@ -188,6 +190,17 @@ fn read_system(section: Section<'_>) -> SystemConfig {
     });
     let root_dir = section.str("root_dir").map(PathBuf::from);
     let dump_dir = section.str("dump_dir").map(PathBuf::from);
+    let rpc_endpoint = section.str("rpc_endpoint");
+    if let Some(ep) = &rpc_endpoint
+        && ep
+            .rsplit_once(':')
+            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+    {
+        section.error(
+            Some("rpc_endpoint"),
+            format!("rpc_endpoint must be host:port, got {ep:?}"),
+        );
+    }
     let workers = section.u64_or("workers", 1);
     if workers != 1 {
         section.error(
@@ -200,6 +213,7 @@ fn read_system(section: Section<'_>) -> SystemConfig {
         log_level,
         root_dir,
         dump_dir,
+        rpc_endpoint,
     }
 }
 

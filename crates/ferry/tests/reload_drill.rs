@@ -222,3 +222,66 @@ fn twenty_reloads_at_each_tier_with_memory_buffers_lose_nothing_and_refuse_no_co
 fn twenty_reloads_at_each_tier_with_file_buffers_lose_nothing_and_refuse_no_connection() {
     drill("file");
 }
+
+#[test]
+fn fluentds_rpc_endpoint_flushes_reloads_refuses_a_broken_file_and_stops() {
+    let (port, rpc) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let conf = |filter: &str| {
+        format!(
+            "<system>\n  rpc_endpoint 127.0.0.1:{rpc}\n</system>\n\
+             <source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n{filter}\
+             <match **>\n  @type stdout\n  @id print\n  <format>\n    @type json\n  </format>\n\
+             {}</match>\n",
+            buffer("file", &dir.path().join("buf"), "1h")
+        )
+    };
+    let mut ferry = Ferry::start(&conf(""), port);
+    let call = |path: &str| -> serde_json::Value {
+        let (status, body) = ferry::admin::http::get(&format!("127.0.0.1:{rpc}"), path).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let mut sender = common::AckedSender::connect(port).unwrap();
+    sender.send("rpc.a", 0..10, 10).unwrap();
+    // Staged for an hour, unless flushed now.
+    assert_eq!(
+        call("/api/plugins.flushBuffers"),
+        serde_json::json!({"ok": true})
+    );
+    let lines = ferry.stdout_lines(10, Duration::from_secs(10));
+    assert_eq!(common::seqs_of(&lines), (0..10).collect::<Vec<_>>());
+    // A broken file is refused, with why, and ferry keeps running.
+    std::fs::write(
+        ferry.config_path(),
+        "<match **>\n  @type nosuch\n</match>\n",
+    )
+    .unwrap();
+    let refused = call("/api/config.reload");
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("nosuch"),
+        "{refused}"
+    );
+    // A good one is applied: the new filter marks the next events.
+    let filter = "<filter rpc.**>\n  @type record_transformer\n  <record>\n    via rpc\n  </record>\n</filter>\n";
+    std::fs::write(ferry.config_path(), conf(filter)).unwrap();
+    assert_eq!(call("/api/config.reload"), serde_json::json!({"ok": true}));
+    sender.send("rpc.b", 10..20, 10).unwrap();
+    assert_eq!(
+        call("/api/plugins.flushBuffers"),
+        serde_json::json!({"ok": true})
+    );
+    let lines = ferry.stdout_lines(10, Duration::from_secs(10));
+    assert!(
+        lines.iter().all(|l| l.contains("\"via\":\"rpc\"")),
+        "{lines:#?}"
+    );
+    // killWorkers is a planned stop.
+    assert_eq!(
+        call("/api/processes.killWorkers"),
+        serde_json::json!({"ok": true})
+    );
+    let status = ferry.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

@@ -11,6 +11,7 @@
 
 pub mod dump;
 pub mod http;
+pub mod rpc;
 
 use crate::metrics::Registry;
 use crate::task::Tasks;

@@ -192,6 +192,71 @@ fn report(left: Vec<TaskInfo>, grace: Duration) {
     }
 }
 
+/// The next RPC call, if an endpoint is configured (else never).
+async fn next_call(
+    rpc: &mut Option<tokio::sync::mpsc::Receiver<admin::rpc::Call>>,
+) -> Option<admin::rpc::Call> {
+    match rpc {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the configuration again and applies it; `Err` says why it was refused (the running
+/// configuration is kept).
+async fn reload(
+    app: &mut App,
+    running: &mut PipelineConfig,
+    path: Option<&std::path::Path>,
+    options: &pipeline::LoadOptions,
+    registry: &Registry,
+) -> Result<(), String> {
+    let next = match pipeline::load(path, options) {
+        Ok(next) => next,
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!("config reload refused: {e}");
+            }
+            let why = format!(
+                "config reload refused ({} errors); the running configuration is kept",
+                errors.0.len()
+            );
+            tracing::error!("{why}");
+            let first = errors
+                .0
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            return Err(format!("{why}: {first}"));
+        }
+    };
+    for note in &next.notes {
+        tracing::warn!("{note}");
+    }
+    for warning in next.durability_warnings() {
+        tracing::warn!("{warning}");
+    }
+    if next.admin != running.admin || next.system.rpc_endpoint != running.system.rpc_endpoint {
+        tracing::warn!(
+            "changes to prometheus and monitor_agent sources and to rpc_endpoint take effect at the next start"
+        );
+    }
+    match app.reload(&next, registry).await {
+        Ok(()) => {
+            *running = next;
+            tracing::info!("configuration reloaded");
+            Ok(())
+        }
+        Err(e) => {
+            let why = format!(
+                "the new configuration did not start ({e:#}); the running configuration is kept"
+            );
+            tracing::error!("{why}");
+            Err(why)
+        }
+    }
+}
+
 /// Runs `config` (read from `path`, or the embedded default) until SIGTERM or SIGINT.
 pub async fn run(
     config: PipelineConfig,
@@ -212,6 +277,10 @@ pub async fn run(
         .unwrap_or_else(|| PathBuf::from("/tmp"));
     let admin_state = AdminState::new(registry.clone(), dump_dir.clone());
     admin::start(&config.admin, Arc::clone(&admin_state))?;
+    let mut rpc = match &config.system.rpc_endpoint {
+        Some(endpoint) => Some(admin::rpc::start(endpoint)?),
+        None => None,
+    };
     tracing::info!("root directory {}", config.root.describe());
     for warning in config.durability_warnings() {
         tracing::warn!("{warning}");
@@ -233,6 +302,25 @@ pub async fn run(
                 app.flush_now().await;
                 continue;
             }
+            Some((cmd, reply)) = next_call(&mut rpc) => {
+                use admin::rpc::Command;
+                tracing::info!("rpc: {cmd:?}");
+                if matches!(cmd, Command::Flush | Command::FlushAndStop) {
+                    app.flush_now().await;
+                }
+                match cmd {
+                    Command::Reload => {
+                        let outcome = reload(&mut app, &mut running, path.as_deref(), &options, &registry).await;
+                        let _ = reply.send(outcome);
+                    }
+                    Command::Flush => { let _ = reply.send(Ok(())); }
+                    Command::Stop | Command::FlushAndStop => {
+                        let _ = reply.send(Ok(()));
+                        break;
+                    }
+                }
+                continue;
+            }
             _ = cont.recv() => {
                 let text = serde_json::to_string_pretty(&admin_state.dump()).unwrap_or_default();
                 match dump::write_file(&dump_dir, &text) {
@@ -246,39 +334,7 @@ pub async fn run(
             _ = usr2.recv() => "SIGUSR2",
         };
         tracing::info!("received {reload_by}, reloading configuration");
-        match pipeline::load(path.as_deref(), &options) {
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::error!("config reload refused: {e}");
-                }
-                tracing::error!(
-                    "config reload refused ({} errors); the running configuration is kept",
-                    errors.0.len()
-                );
-            }
-            Ok(next) => {
-                for note in &next.notes {
-                    tracing::warn!("{note}");
-                }
-                for warning in next.durability_warnings() {
-                    tracing::warn!("{warning}");
-                }
-                if next.admin != running.admin {
-                    tracing::warn!(
-                        "changes to prometheus and monitor_agent sources take effect at the next start"
-                    );
-                }
-                match app.reload(&next, &registry).await {
-                    Ok(()) => {
-                        running = next;
-                        tracing::info!("configuration reloaded");
-                    }
-                    Err(e) => tracing::error!(
-                        "the new configuration did not start ({e:#}); the running configuration is kept"
-                    ),
-                }
-            }
-        }
+        let _ = reload(&mut app, &mut running, path.as_deref(), &options, &registry).await;
     }
     admin_state.set_tasks(None);
     app.stop(SHUTDOWN_GRACE).await;
