@@ -7,8 +7,9 @@
 //! Truncation (copytruncate, or a file rewritten in place) is checked two ways at every step:
 //! the size is below what was read, or the file no longer starts with the bytes it started with
 //! (the fingerprint changed: truncated and refilled to or past the old offset between two
-//! checks). Either way reading starts over at 0; lines held from before the truncation are
-//! emitted first.
+//! checks). Either way the lines not read yet are taken from the rotated copy when there is one
+//! ([`super::copytruncate`]), then reading starts over at 0; lines held from before the
+//! truncation are emitted first.
 
 use super::decode::{Built, LineDecoder};
 use super::identity::{FileId, Fingerprint};
@@ -87,6 +88,11 @@ pub struct Tailed {
     /// The last read reached the end of the file.
     pub at_eof: bool,
     pub mtime: std::time::SystemTime,
+    /// The file's size at the last read step.
+    pub last_size: u64,
+    /// Lines and bytes read from this file (for the mean line length).
+    pub lines_read: u64,
+    pub bytes_read: u64,
 }
 
 /// What one read step produced.
@@ -103,6 +109,12 @@ pub struct Step {
     pub skipped_long: Vec<(u64, u64)>,
     /// The file was truncated: (size seen, offset read so far).
     pub truncated: Option<(u64, u64)>,
+    /// The rotated copy the lines not read before a truncation were taken from, and how many.
+    pub from_copy: Option<(PathBuf, usize)>,
+    /// Lines a truncation removed that this input saw and could not read (estimated).
+    pub rotation_lost: u64,
+    /// The file's size at this step.
+    pub size: u64,
     /// The file's link count (0: deleted).
     pub nlink: u64,
 }
@@ -143,6 +155,9 @@ impl Tailed {
             last_line: Instant::now(),
             at_eof: false,
             mtime,
+            last_size: 0,
+            lines_read: 0,
+            bytes_read: 0,
         }
     }
 
@@ -174,8 +189,21 @@ impl Tailed {
         let mut reader = self.reader.take()?;
         let mut decoder = self.decoder.take()?;
         let fp = self.fp;
+        let seen = Seen {
+            path: self.path.clone(),
+            size: self.last_size,
+            mean_line: (self.lines_read > 0).then(|| self.bytes_read / self.lines_read),
+        };
         let joined = tokio::task::spawn_blocking(move || {
-            let r = run_step(&mut reader, &mut decoder, fp, max_lines, max_bytes, mode);
+            let r = run_step(
+                &mut reader,
+                &mut decoder,
+                fp,
+                &seen,
+                max_lines,
+                max_bytes,
+                mode,
+            );
             (reader, decoder, r)
         })
         .await
@@ -189,6 +217,9 @@ impl Tailed {
         };
         self.fp = fp;
         self.at_eof = step.eof;
+        self.last_size = step.size;
+        self.lines_read += step.lines as u64;
+        self.bytes_read += step.consumed;
         if step.lines > 0 {
             self.last_line = Instant::now();
         }
@@ -211,10 +242,52 @@ fn read(
     })
 }
 
+/// After a truncation: reads the lines of the old content from `resume` on out of its rotated
+/// copy, when there is one, and counts what this input saw of the file that neither it nor the
+/// copy has. Returns whether a copy was read (the held partial line is in it).
+fn from_copy(
+    reader: &FileReader,
+    decoder: &mut LineDecoder,
+    fp: &Fingerprint,
+    seen: &Seen,
+    resume: u64,
+    step: &mut Step,
+    now: EventTime,
+) -> io::Result<bool> {
+    let copy = if fp.len > 0 {
+        super::copytruncate::find(&seen.path, fp, resume)?
+    } else {
+        None
+    };
+    let mut copy_len = None;
+    if let Some((path, file)) = copy {
+        copy_len = Some(file.metadata()?.len());
+        let mut from = FileReader::new(file, resume, reader.max_line());
+        let got = read(&mut from, decoder, step, usize::MAX, u64::MAX, now)?;
+        // A line the copy cuts short was finished in the file after the copy: gone.
+        if !from.partial().is_empty() {
+            step.rotation_lost += 1;
+        }
+        step.from_copy = Some((path, got.lines));
+    }
+    step.rotation_lost +=
+        super::copytruncate::seen_lost_lines(seen.size, resume, copy_len, seen.mean_line);
+    Ok(copy_len.is_some())
+}
+
+/// What the input knew of the file before this step.
+struct Seen {
+    path: PathBuf,
+    /// Its size at the previous step.
+    size: u64,
+    mean_line: Option<u64>,
+}
+
 fn run_step(
     reader: &mut FileReader,
     decoder: &mut LineDecoder,
     mut fp: Fingerprint,
+    seen: &Seen,
     max_lines: usize,
     max_bytes: u64,
     mode: StepMode,
@@ -234,9 +307,17 @@ fn run_step(
     // truncated and refilled to exactly the size it had would otherwise be read on from the
     // old offset (one short read of the head per step).
     let rewritten = fp.len > 0 && !fp.matches(reader.file())?;
+    step.size = size;
     if size < read_to || rewritten {
         step.truncated = Some((size, read_to));
-        if let Some((bytes, start, _)) = reader.take_partial() {
+        // A partial last line continues in the copy: reading resumes at its start there.
+        let resume = if reader.partial().is_empty() {
+            read_to
+        } else {
+            reader.safe_offset()
+        };
+        let found = from_copy(reader, decoder, &fp, seen, resume, &mut step, now)?;
+        if !found && let Some((bytes, start, _)) = reader.take_partial() {
             decoder.line(&bytes, start, now, &mut step.built);
         }
         decoder.flush(now, &mut step.built);
@@ -244,6 +325,11 @@ fn run_step(
         fp = Fingerprint::default();
     }
     let carried = decoder.pending_start().is_some();
+    let resume_before = if reader.partial().is_empty() {
+        reader.read_offset()
+    } else {
+        reader.safe_offset()
+    };
     let mark = (
         step.built.entries.len(),
         step.built.records,
@@ -261,6 +347,9 @@ fn run_step(
         step.skipped_long.truncate(skipped_mark);
         decoder.clear_pending();
         step.truncated = Some((size, read_to));
+        // What was read this step came from the new content; the old one's rest is in the
+        // copy, from where this step started.
+        from_copy(reader, decoder, &fp, seen, resume_before, &mut step, now)?;
         reader.reset(0);
         fp = Fingerprint::default();
         summary = read(reader, decoder, &mut step, max_lines, max_bytes, now)?;

@@ -22,6 +22,7 @@
 //! the file still holds it. See `docs/tail-input.md` for rotation semantics.
 
 pub mod config;
+mod copytruncate;
 mod ctx;
 mod decode;
 mod discover;

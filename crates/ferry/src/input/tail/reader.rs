@@ -74,6 +74,11 @@ impl FileReader {
         }
     }
 
+    /// The longest line this reader hands out.
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+
     pub fn file(&self) -> &File {
         &self.file
     }

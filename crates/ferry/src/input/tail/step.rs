@@ -87,11 +87,27 @@ pub async fn step_and_emit(
     TailMetrics::add(&m.bytes_read, step.bytes_read);
     if let Some((size, read)) = step.truncated {
         m.files_rotated.fetch_add(1, Ordering::Relaxed);
+        let copy = match &step.from_copy {
+            Some((path, lines)) => format!(
+                "; the {lines} lines not read yet were read from its copy {}",
+                path.display()
+            ),
+            None => String::new(),
+        };
         tracing::info!(
-            "tail input {}: {} was truncated (size {size}, read up to {read}, or its first bytes changed); reading it from the start",
+            "tail input {}: {} was truncated (size {size}, read up to {read}, or its first bytes changed){copy}; reading it from the start",
             ctx.id,
             f.path.display()
         );
+        if step.rotation_lost > 0 {
+            TailMetrics::add(&m.rotation_lost, step.rotation_lost);
+            tracing::warn!(
+                "tail input {}: about {} lines of {} were removed by the truncation before they could be read (in no copy either); counted in ferry_events_dropped_total{{reason=\"rotation\"}}",
+                ctx.id,
+                step.rotation_lost,
+                f.path.display()
+            );
+        }
     }
     if let Some((start, len)) = step.skipped_long.first() {
         TailMetrics::add(&m.long_lines_skipped, step.skipped_long.len() as u64);
