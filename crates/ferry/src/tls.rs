@@ -8,6 +8,10 @@
 //! rustls names a handshake failure precisely (`received fatal alert: HandshakeFailure`,
 //! `peer is incompatible: NoKxGroupsInCommon`) but not what the operator should look at. The
 //! hint says that, from the error's kind, never from its text.
+//!
+//! The protocol versions are read here too ([`read_versions`]): the forward input's
+//! `<transport tls>` (`version`, `min_version`, `max_version`) and the forward output
+//! (`tls_version`, `tls_min_version`, `tls_max_version`) name the same range.
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{AlertDescription, Error};
@@ -65,6 +69,59 @@ fn read_pem(path: &Path, what: &'static str) -> Result<Vec<u8>, PemError> {
         }
         pem.extend_from_slice(&block[..n]);
     }
+}
+
+/// TLS protocol versions ferry can negotiate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// The values Fluentd's version parameters take that ferry speaks (TLS 1.0 and 1.1 are
+/// refused: they are broken).
+pub const TLS_VERSIONS: &[&str] = &["TLSv1_2", "TLSv1_3"];
+
+fn version_named(name: &str) -> TlsVersion {
+    if name == "TLSv1_3" {
+        TlsVersion::Tls13
+    } else {
+        TlsVersion::Tls12
+    }
+}
+
+/// Reads a version range: `lowest` (Fluentd's `version`/`tls_version`) or `min`, and `max`;
+/// TLS 1.2 to 1.3 by default. A `max` below the lowest is an error.
+pub fn read_versions(
+    s: &ferry_config::Section<'_>,
+    lowest: &str,
+    min: &str,
+    max: &str,
+) -> (TlsVersion, TlsVersion) {
+    let version = s.opt_enum(lowest, TLS_VERSIONS);
+    let min_name = s.opt_enum(min, TLS_VERSIONS);
+    let max_name = s.opt_enum(max, TLS_VERSIONS);
+    let low = version_named(min_name.or(version).unwrap_or("TLSv1_2"));
+    let high = version_named(max_name.unwrap_or("TLSv1_3"));
+    if high < low {
+        s.error(Some(max), format!("{max} is lower than {min}"));
+    }
+    (low, high)
+}
+
+/// The rustls versions of the range `min..=max`.
+pub fn protocol_versions(
+    min: TlsVersion,
+    max: TlsVersion,
+) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    [
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+    ]
+    .into_iter()
+    .filter(|(v, _)| *v >= min && *v <= max)
+    .map(|(_, p)| p)
+    .collect()
 }
 
 /// Every certificate of the PEM file at `path` (the parameter `what`); at least one.
@@ -355,5 +412,38 @@ mod tests {
         );
         let full = provider_for(None);
         assert!(full.cipher_suites.len() > p.cipher_suites.len());
+    }
+
+    #[test]
+    fn version_ranges_are_read_checked_and_turned_into_protocols() {
+        let read = |params: &str| {
+            crate::plugin::read_section(&format!("<match x>\n{params}</match>\n"), |s| {
+                read_versions(s, "tls_version", "tls_min_version", "tls_max_version")
+            })
+        };
+        assert_eq!(read(""), Ok((TlsVersion::Tls12, TlsVersion::Tls13)));
+        assert_eq!(
+            read("  tls_version TLSv1_3\n"),
+            Ok((TlsVersion::Tls13, TlsVersion::Tls13))
+        );
+        assert_eq!(
+            read("  tls_max_version TLSv1_2\n"),
+            Ok((TlsVersion::Tls12, TlsVersion::Tls12))
+        );
+        let e = read("  tls_min_version TLSv1_3\n  tls_max_version TLSv1_2\n").unwrap_err();
+        assert!(
+            e[0].contains("tls_max_version is lower than tls_min_version"),
+            "{e:?}"
+        );
+        let e = read("  tls_version TLSv1_1\n").unwrap_err();
+        assert!(e[0].contains("tls_version"), "{e:?}");
+        assert_eq!(
+            protocol_versions(TlsVersion::Tls12, TlsVersion::Tls12),
+            vec![&rustls::version::TLS12]
+        );
+        assert_eq!(
+            protocol_versions(TlsVersion::Tls12, TlsVersion::Tls13).len(),
+            2
+        );
     }
 }

@@ -436,3 +436,70 @@ async fn fluentds_captured_acks_settle_the_requests_they_answer() {
         .unwrap();
     server.await.unwrap();
 }
+
+/// A server that speaks only `versions`.
+fn server_tls_only(
+    cert: &rcgen::Certificate,
+    key: &KeyPair,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone()];
+    let key = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_min_version_and_tls_max_version_bound_what_the_client_offers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca("ferry test CA");
+    let (cert, key) = leaf(&ca, &["127.0.0.1"]);
+    let ca_path = write(dir.path(), "ca.pem", &ca.cert.pem());
+    let only13 = FakeAggregator::start_with(
+        AckPolicy::Ack,
+        Some(server_tls_only(&cert, &key, &[&rustls::version::TLS13])),
+        None,
+    )
+    .await;
+    let only12 = FakeAggregator::start_with(
+        AckPolicy::Ack,
+        Some(server_tls_only(&cert, &key, &[&rustls::version::TLS12])),
+        None,
+    )
+    .await;
+    let send = |params: &str, port: u16| {
+        let conf = tls_conf(
+            &format!("  tls_cert_path {ca_path}\n{params}"),
+            "127.0.0.1",
+            "agg",
+            port,
+        );
+        async move { send_one(&Forward::new("t", forward_config(&conf))).await }
+    };
+    // By default the client offers 1.2 and 1.3: both servers take it.
+    send("", only13.port).await.unwrap();
+    send("", only12.port).await.unwrap();
+    // tls_max_version TLSv1_2: the 1.3-only server is refused.
+    let err = send("  tls_max_version TLSv1_2\n", only13.port)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ForwardError::Tls { .. }), "{err}");
+    send("  tls_max_version TLSv1_2\n", only12.port)
+        .await
+        .unwrap();
+    // tls_min_version TLSv1_3 (as tls_version TLSv1_3): the 1.2-only server is refused.
+    for params in ["  tls_min_version TLSv1_3\n", "  tls_version TLSv1_3\n"] {
+        let err = send(params, only12.port).await.unwrap_err();
+        assert!(matches!(err, ForwardError::Tls { .. }), "{params}: {err}");
+        send(params, only13.port).await.unwrap();
+    }
+    assert_eq!(only13.state.seqs().len(), 60);
+    assert_eq!(only12.state.seqs().len(), 40);
+}

@@ -13,12 +13,7 @@ pub enum TransportConfig {
     Tls(TlsConfig),
 }
 
-/// TLS protocol versions ferry can negotiate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TlsVersion {
-    Tls12,
-    Tls13,
-}
+pub use crate::tls::TlsVersion;
 
 /// `<transport tls>`.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,16 +29,6 @@ pub struct TlsConfig {
     pub max_version: TlsVersion,
     /// `ciphers`: an OpenSSL cipher list choosing the TLS 1.2 suites accepted.
     pub ciphers: Option<String>,
-}
-
-const TLS_VERSIONS: &[&str] = &["TLSv1_2", "TLSv1_3"];
-
-fn tls_version(name: &str) -> TlsVersion {
-    if name == "TLSv1_3" {
-        TlsVersion::Tls13
-    } else {
-        TlsVersion::Tls12
-    }
 }
 
 /// Fluentd `<transport tls>` parameters that make it generate certificates.
@@ -101,14 +86,8 @@ pub fn read(t: Section<'_>) -> TransportConfig {
         );
     }
     let transport = if protocol == "tls" {
-        let version = t.opt_enum("version", TLS_VERSIONS);
-        let min = t.opt_enum("min_version", TLS_VERSIONS);
-        let max = t.opt_enum("max_version", TLS_VERSIONS);
-        let min_version = tls_version(min.or(version).unwrap_or("TLSv1_2"));
-        let max_version = tls_version(max.unwrap_or("TLSv1_3"));
-        if max_version < min_version {
-            t.error(Some("max_version"), "max_version is lower than min_version");
-        }
+        let (min_version, max_version) =
+            crate::tls::read_versions(&t, "version", "min_version", "max_version");
         // An OpenSSL cipher list, read as OpenSSL reads it for TLS 1.2 (TLS 1.3 suites are not
         // chosen by it).
         let ciphers = t.str("ciphers");

@@ -10,7 +10,7 @@
 //! - `version`/`min_version` is the lowest protocol accepted (TLS 1.2 by default) and
 //!   `max_version` the highest (TLS 1.3 by default).
 
-use super::config::{TlsConfig, TlsVersion};
+use super::config::TlsConfig;
 use crate::tls::{load_certs, load_key};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -31,14 +31,7 @@ pub enum TlsError {
 /// Builds the server configuration; reads every file now, so mistakes stop start-up.
 pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(crate::tls::provider_for(cfg.ciphers.as_deref()));
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
-        (TlsVersion::Tls12, &rustls::version::TLS12),
-        (TlsVersion::Tls13, &rustls::version::TLS13),
-    ]
-    .into_iter()
-    .filter(|(v, _)| *v >= cfg.min_version && *v <= cfg.max_version)
-    .map(|(_, p)| p)
-    .collect();
+    let versions = crate::tls::protocol_versions(cfg.min_version, cfg.max_version);
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions)?;
     let builder = if cfg.client_cert_auth {
@@ -68,6 +61,7 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::TlsVersion;
 
     fn config(dir: &Path, key_pem: &str) -> TlsConfig {
         let key = rcgen::KeyPair::generate().unwrap();

@@ -291,10 +291,8 @@ impl ForwardConfig {
 }
 
 fn read_tls(s: &Section<'_>, transport: Transport) -> Option<TlsOptions> {
-    let version = match s.enum_or("tls_version", &["TLSv1_2", "TLSv1_3"], "TLSv1_2") {
-        "TLSv1_3" => TlsVersion::Tls13,
-        _ => TlsVersion::Tls12,
-    };
+    let (version, max_version) =
+        crate::tls::read_versions(s, "tls_version", "tls_min_version", "tls_max_version");
     // An OpenSSL cipher list, read as OpenSSL reads it for TLS 1.2 (TLS 1.3 suites are not
     // chosen by it). Fluentd's default, `ALL:!aNULL:!eNULL:!SSLv2`, selects every suite ferry has.
     let ciphers = s.str("tls_ciphers");
@@ -308,6 +306,7 @@ fn read_tls(s: &Section<'_>, transport: Transport) -> Option<TlsOptions> {
     ca.extend(s.array("tls_ca_cert_path").unwrap_or_default());
     let options = TlsOptions {
         version,
+        max_version,
         ca_paths: ca.into_iter().map(PathBuf::from).collect(),
         client_cert: s.str("tls_client_cert_path").map(PathBuf::from),
         client_key: s.str("tls_client_private_key_path").map(PathBuf::from),

@@ -40,17 +40,15 @@ const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",
 ];
 
-/// `tls_version`: the lowest version offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersion {
-    Tls12,
-    Tls13,
-}
+pub use crate::tls::TlsVersion;
 
 /// The TLS parameters of a forward output.
 #[derive(Debug, Clone)]
 pub struct TlsOptions {
+    /// `tls_version` / `tls_min_version`: the lowest version offered.
     pub version: TlsVersion,
+    /// `tls_max_version`: the highest version offered.
+    pub max_version: TlsVersion,
     pub ca_paths: Vec<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
@@ -167,12 +165,9 @@ pub fn client_config(
         insecure: options.insecure,
         provider: Arc::clone(&provider),
     });
-    let versions: &[&rustls::SupportedProtocolVersion] = match options.version {
-        TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        TlsVersion::Tls13 => &[&rustls::version::TLS13],
-    };
+    let versions = crate::tls::protocol_versions(options.version, options.max_version);
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)?
+        .with_protocol_versions(&versions)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let mut config = match &material.client {
