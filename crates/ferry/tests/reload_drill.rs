@@ -50,10 +50,11 @@ fn variant(b: bool) -> (String, &'static str, &'static str) {
     }
 }
 
-fn aggregator_config(port: u16, kind: &str, dir: &Path, b: bool) -> String {
+fn aggregator_config(port: u16, admin: u16, kind: &str, dir: &Path, b: bool) -> String {
     let (extra, flush, input) = variant(b);
     format!(
-        "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n{input}</source>\n{extra}\
+        "<source>\n  @type monitor_agent\n  bind 127.0.0.1\n  port {admin}\n</source>\n\
+         <source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n{input}</source>\n{extra}\
          <match drill.**>\n  @type stdout\n  @id print\n  <format>\n    @type json\n  </format>\n{}</match>\n",
         buffer(kind, &dir.join("agg-buffer"), flush)
     )
@@ -101,8 +102,8 @@ fn reload(f: &Ferry, log: &mut Log, text: &str, sig: &str, n: usize) -> Duration
 
 fn drill(kind: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (pa, pf) = (free_port(), free_port());
-    let agg = Ferry::start(&aggregator_config(pa, kind, dir.path(), false), pa);
+    let (pa, pf, admin) = (free_port(), free_port(), free_port());
+    let agg = Ferry::start(&aggregator_config(pa, admin, kind, dir.path(), false), pa);
     let fwd = Ferry::start(&forwarder_config(pf, pa, kind, dir.path(), false), pf);
     let (mut agg_log, mut fwd_log) = (Log { lines: Vec::new() }, Log { lines: Vec::new() });
     let stream = Stream::start(
@@ -143,7 +144,7 @@ fn drill(kind: &str) {
         took.push(reload(
             &agg,
             &mut agg_log,
-            &aggregator_config(pa, kind, dir.path(), b),
+            &aggregator_config(pa, admin, kind, dir.path(), b),
             sig,
             n,
         ));
@@ -203,6 +204,22 @@ fn drill(kind: &str) {
             );
         }
     }
+    // The output was replaced at every reload, its counters continued: they count every event
+    // it took since the start.
+    let (_, metrics) = ferry::admin::http::get(&format!("127.0.0.1:{admin}"), "/metrics").unwrap();
+    let emitted: f64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("fluentd_output_status_emit_records{")
+                && l.contains("plugin_id=\"print\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap();
+    assert!(
+        emitted >= acked.len() as f64,
+        "the aggregator's output counted {emitted} events across the reloads, {} were acknowledged",
+        acked.len()
+    );
     // Every reload replaced the forward input (its parameters changed), each successor on the
     // same socket.
     assert_eq!(
