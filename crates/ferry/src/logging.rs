@@ -9,7 +9,21 @@ use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
-struct FluentdFormat;
+/// `<system> <log> format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-11-21 15:19:13 +0000 [warn]: message`
+    #[default]
+    Text,
+    /// `{"time":"2026-11-21 15:19:13 +0000","level":"warn","message":"message"}`
+    Json,
+}
+
+struct FluentdFormat {
+    format: LogFormat,
+    /// `<log> time_format`; Fluentd's `%Y-%m-%d %H:%M:%S %z` when unset.
+    time: Option<crate::time::Strftime>,
+}
 
 impl<S, N> FormatEvent<S, N> for FluentdFormat
 where
@@ -25,7 +39,14 @@ where
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let (y, mo, d, h, mi, s) = crate::time::utc_fields(u32::try_from(secs).unwrap_or(u32::MAX));
+        let time = match &self.time {
+            Some(f) => f.format_in(i64::try_from(secs).unwrap_or(i64::MAX), 0),
+            None => {
+                let (y, mo, d, h, mi, s) =
+                    crate::time::utc_fields(u32::try_from(secs).unwrap_or(u32::MAX));
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000")
+            }
+        };
         let level = match *event.metadata().level() {
             Level::ERROR => "error",
             Level::WARN => "warn",
@@ -33,12 +54,20 @@ where
             Level::DEBUG => "debug",
             Level::TRACE => "trace",
         };
-        write!(
-            writer,
-            "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000 [{level}]: "
-        )?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        match self.format {
+            LogFormat::Text => {
+                write!(writer, "{time} [{level}]: ")?;
+                ctx.field_format().format_fields(writer.by_ref(), event)?;
+                writeln!(writer)
+            }
+            LogFormat::Json => {
+                let mut message = String::new();
+                ctx.field_format()
+                    .format_fields(Writer::new(&mut message), event)?;
+                let line = serde_json::json!({"time": time, "level": level, "message": message});
+                writeln!(writer, "{line}")
+            }
+        }
     }
 }
 
@@ -55,7 +84,10 @@ pub fn level_filter(level: &str) -> tracing::level_filters::LevelFilter {
 }
 
 /// Installs the global logger. `FERRY_LOG` (an `EnvFilter` directive) overrides the level.
-pub fn init(level: &str) {
+/// `time_format` was checked with the configuration; one that does not parse falls back to
+/// the default.
+pub fn init(level: &str, format: LogFormat, time_format: Option<&str>) {
+    let time = time_format.and_then(|f| crate::time::Strftime::parse(f).ok());
     let filter = tracing_subscriber::EnvFilter::builder()
         .with_default_directive(level_filter(level).into())
         .with_env_var("FERRY_LOG")
@@ -63,7 +95,7 @@ pub fn init(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .event_format(FluentdFormat)
+        .event_format(FluentdFormat { format, time })
         .try_init();
 }
 

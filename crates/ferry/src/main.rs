@@ -113,8 +113,18 @@ fn main() -> ExitCode {
         .as_deref()
         .or(config.system.log_level.as_deref())
         .unwrap_or("info");
-    ferry::logging::init(level);
+    ferry::logging::init(
+        level,
+        config.system.log_format,
+        config.system.log_time_format.as_deref(),
+    );
     tracing::info!("using configuration {source}");
+    if !config.system.suppress_config_dump {
+        tracing::info!("using configuration:\n<ROOT>\n{}</ROOT>", config.dump);
+    }
+    if let Some(name) = &config.system.process_name {
+        ferry::app::set_process_name(name);
+    }
     for note in &config.notes {
         tracing::warn!("{note}");
     }

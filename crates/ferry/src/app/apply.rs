@@ -244,7 +244,13 @@ impl App {
             self.inputs.drain(..).map(|i| (i.id.clone(), i)).collect();
         let mut inputs = Vec::new();
         let mut failed = None;
-        for source in &config.sources {
+        // `<system> without_source`: nothing new comes in; the outputs drain what they hold.
+        let sources = if config.system.without_source {
+            &[][..]
+        } else {
+            &config.sources[..]
+        };
+        for source in sources {
             let prev = previous.remove(&source.id);
             if let Some(p) = prev {
                 if p.fingerprint == source.fingerprint {

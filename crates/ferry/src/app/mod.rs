@@ -192,6 +192,19 @@ fn report(left: Vec<TaskInfo>, grace: Duration) {
     }
 }
 
+/// `<system> process_name`: the name `ps` and `top` show (the first 15 bytes).
+pub fn set_process_name(name: &str) {
+    let bytes: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
+    match std::ffi::CString::new(bytes) {
+        Ok(c) => {
+            if let Err(e) = rustix::thread::set_name(&c) {
+                tracing::warn!("<system> process_name {name:?} could not be set: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("<system> process_name {name:?} could not be set: {e}"),
+    }
+}
+
 /// The next RPC call, if an endpoint is configured (else never).
 async fn next_call(
     rpc: &mut Option<tokio::sync::mpsc::Receiver<admin::rpc::Call>>,
@@ -282,6 +295,9 @@ pub async fn run(
         None => None,
     };
     tracing::info!("root directory {}", config.root.describe());
+    if config.system.without_source {
+        tracing::warn!("<system> without_source: no <source> is started");
+    }
     for warning in config.durability_warnings() {
         tracing::warn!("{warning}");
     }

@@ -2,6 +2,8 @@
 //! `<label>` checked, every error collected with its file:line before anything binds.
 //! `ferry --dry-run` is exactly this step.
 
+mod system;
+
 use crate::admin::{ADMIN_TYPES, AdminConfig};
 use crate::filter::Filter;
 use crate::input::InputConfig;
@@ -13,21 +15,11 @@ use ferry_config::{ConfigErrors, Element, Errors, Section, Span};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+pub use system::{LogFormat, SystemConfig};
 
 /// The configuration ferry runs when started without `-c`: a forward input on 127.0.0.1:24224
 /// printing every event to stdout as a JSON line.
-pub const DEFAULT_CONFIG: &str = include_str!("default.conf");
-
-/// `<system>`.
-#[derive(Debug, Clone, Default)]
-pub struct SystemConfig {
-    pub log_level: Option<String>,
-    pub root_dir: Option<PathBuf>,
-    /// Where state dumps are written (SIGCONT, `/api/dump`); default `/tmp`, as sigdump.
-    pub dump_dir: Option<PathBuf>,
-    /// `host:port` of Fluentd's HTTP RPC ([`crate::admin::rpc`]).
-    pub rpc_endpoint: Option<String>,
-}
+pub const DEFAULT_CONFIG: &str = include_str!("../default.conf");
 
 /// One `<source>`.
 #[derive(Debug, Clone)]
@@ -53,6 +45,9 @@ pub struct PipelineConfig {
     /// Parameters accepted for Fluentd's sake that have no effect in ferry, each as
     /// `file:line: 'key' has no effect in ferry: what ferry does instead`.
     pub notes: Vec<String>,
+    /// The configuration in Fluentd's syntax with secrets masked ([`system::dump`]), printed
+    /// at start unless `<system> suppress_config_dump`.
+    pub dump: String,
 }
 
 /// What the command line adds to a configuration file.
@@ -84,7 +79,11 @@ pub fn build_with(root: &Element, options: &LoadOptions) -> Result<PipelineConfi
 
     let system = directives
         .system
-        .map(|s| read_system(s))
+        .map(|s| {
+            let system = system::read(&s);
+            s.finish();
+            system
+        })
         .unwrap_or_default();
 
     let mut sources = Vec::new();
@@ -173,6 +172,7 @@ pub fn build_with(root: &Element, options: &LoadOptions) -> Result<PipelineConfi
         .map(|n| n.to_string())
         .collect();
     errors.into_result(PipelineConfig {
+        dump: system::dump(root),
         system,
         root: root_dir,
         sources,
@@ -180,41 +180,6 @@ pub fn build_with(root: &Element, options: &LoadOptions) -> Result<PipelineConfi
         admin,
         notes,
     })
-}
-
-fn read_system(section: Section<'_>) -> SystemConfig {
-    let log_level = section.str("log_level").map(|_| {
-        section
-            .enum_or("log_level", crate::LOG_LEVELS, "info")
-            .to_string()
-    });
-    let root_dir = section.str("root_dir").map(PathBuf::from);
-    let dump_dir = section.str("dump_dir").map(PathBuf::from);
-    let rpc_endpoint = section.str("rpc_endpoint");
-    if let Some(ep) = &rpc_endpoint
-        && ep
-            .rsplit_once(':')
-            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
-    {
-        section.error(
-            Some("rpc_endpoint"),
-            format!("rpc_endpoint must be host:port, got {ep:?}"),
-        );
-    }
-    let workers = section.u64_or("workers", 1);
-    if workers != 1 {
-        section.error(
-            Some("workers"),
-            "ferry runs one process that uses every core; set workers 1 or remove it",
-        );
-    }
-    section.finish();
-    SystemConfig {
-        log_level,
-        root_dir,
-        dump_dir,
-        rpc_endpoint,
-    }
 }
 
 fn read_matches(sections: Vec<Section<'_>>, ids: &mut Ids, root: &RootDir) -> Vec<MatchConfig> {

@@ -1,0 +1,108 @@
+//! `<system>` as Fluentd operators write it, against the real `ferry` binary: JSON log lines
+//! with a custom time format, the process name, the configuration printed at start with its
+//! secrets masked (or not at all), and `without_source`.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use common::{AckedSender, Ferry, free_port};
+use std::time::{Duration, Instant};
+
+fn lines_until(ferry: &Ferry, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lines = Vec::new();
+    while !done(&lines) {
+        assert!(Instant::now() < deadline, "{lines:#?}");
+        lines.extend(ferry.stderr.try_iter());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lines
+}
+
+#[test]
+fn json_logs_a_process_name_and_a_masked_configuration_dump() {
+    let port = free_port();
+    let conf = format!(
+        "<system>\n  process_name ferry-under-test\n  <log>\n    format json\n    time_format %Y-%m-%dT%H:%M:%S%z\n  </log>\n</system>\n\
+         <source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n  <security>\n    self_hostname here\n    shared_key very-secret-key\n  </security>\n</source>\n\
+         <match **>\n  @type null\n</match>\n"
+    );
+    let ferry = Ferry::start(&conf, port);
+    let lines = lines_until(&ferry, |l| l.iter().any(|l| l.contains(" started")));
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let time = v["time"].as_str().unwrap();
+        assert_eq!(time.len(), "2026-12-06T20:00:00+0000".len(), "{line}");
+        assert!(time.contains('T') && time.ends_with("+0000"), "{line}");
+        assert!(["info", "warn", "error", "debug"].contains(&v["level"].as_str().unwrap()));
+        assert!(v["message"].is_string());
+    }
+    let dump = lines
+        .iter()
+        .find(|l| l.contains("using configuration:"))
+        .expect("the configuration is printed at start");
+    assert!(dump.contains("shared_key xxxxxx"), "{dump}");
+    assert!(!dump.contains("very-secret-key"), "{dump}");
+    assert!(dump.contains("self_hostname here"), "{dump}");
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", ferry.child.id())).unwrap();
+    assert_eq!(
+        comm.trim(),
+        "ferry-under-tes",
+        "the first 15 bytes, as the kernel keeps them"
+    );
+}
+
+#[test]
+fn suppress_config_dump_prints_no_configuration() {
+    let port = free_port();
+    let conf = format!(
+        "<system>\n  suppress_config_dump true\n</system>\n\
+         <source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n<match **>\n  @type null\n</match>\n"
+    );
+    let ferry = Ferry::start(&conf, port);
+    let lines = lines_until(&ferry, |l| l.iter().any(|l| l.contains(" started")));
+    assert!(
+        !lines.iter().any(|l| l.contains("using configuration:")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn without_source_starts_no_input_and_drains_what_the_buffers_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = |system: &str| {
+        format!(
+            "{system}<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n\
+             <match **>\n  @type stdout\n  <format>\n    @type json\n  </format>\n\
+             <buffer>\n    @type file\n    path {}\n    flush_interval 1h\n  </buffer>\n</match>\n",
+            dir.path().join("buf").display()
+        )
+    };
+    // Events staged in the file buffer, then a stop.
+    let mut ferry = Ferry::start(&conf(""), port);
+    AckedSender::connect(port)
+        .unwrap()
+        .send("drain.me", 0..25, 10)
+        .unwrap();
+    common::signal(ferry.child.id(), "TERM");
+    assert!(ferry.child.wait().unwrap().success());
+    drop(ferry);
+    // Without sources: nothing listens, and the buffer is delivered.
+    let ferry = Ferry::start_logged(&conf("<system>\n  without_source true\n</system>\n"), &[]);
+    let lines = ferry.stdout_lines(25, Duration::from_secs(15));
+    assert_eq!(common::seqs_of(&lines), (0..25).collect::<Vec<_>>());
+    assert!(
+        !ferry_bench::ferryproc::listening(port),
+        "no <source> is started"
+    );
+    assert!(
+        ferry
+            .stderr_so_far()
+            .iter()
+            .any(|l| l.contains("without_source")),
+        "ferry says it started no source"
+    );
+}
