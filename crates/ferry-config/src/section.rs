@@ -22,6 +22,8 @@ pub struct Section<'a> {
     errors: Errors,
     read_keys: RefCell<BTreeSet<String>>,
     read_children: RefCell<BTreeSet<String>>,
+    /// v0.12 names read in place of `@type` and `@id` (a deprecation warning at `finish`).
+    aliases: RefCell<BTreeSet<(&'static str, &'static str)>>,
 }
 
 /// Records `name`; true when it was not recorded before.
@@ -38,6 +40,7 @@ impl<'a> Section<'a> {
             errors: errors.clone(),
             read_keys: RefCell::new(BTreeSet::new()),
             read_children: RefCell::new(BTreeSet::new()),
+            aliases: RefCell::new(BTreeSet::new()),
         }
     }
 
@@ -83,14 +86,22 @@ impl<'a> Section<'a> {
 
     /// `@type`, or Fluentd's older alias `type`.
     pub fn plugin_type(&self) -> Option<&'a str> {
-        let at = self.get("@type");
-        let old = self.get("type");
-        at.or(old)
+        self.aliased("@type", "type")
     }
 
-    /// `@id`.
+    /// `new`, else `old` (remembered for the deprecation warning).
+    fn aliased(&self, new: &'static str, old: &'static str) -> Option<&'a str> {
+        if let Some(v) = self.get(new) {
+            return Some(v);
+        }
+        let v = self.get(old)?;
+        self.aliases.borrow_mut().insert((old, new));
+        Some(v)
+    }
+
+    /// `@id`, or Fluentd's older alias `id`.
     pub fn id(&self) -> Option<&'a str> {
-        self.get("@id")
+        self.aliased("@id", "id")
     }
 
     /// `@label`.
@@ -314,6 +325,13 @@ impl<'a> Section<'a> {
 
     /// Reports every parameter and child section nobody read, and keys written twice.
     pub fn finish(self) {
+        // Fluentd v1 still reads the v0.12 names, with its own deprecation warning.
+        for (old, new) in self.aliases.borrow().iter() {
+            self.errors.note(
+                Some(self.param_span(old)),
+                format!("'{old}' is deprecated parameter name. use '{new}' instead."),
+            );
+        }
         let keys = self.read_keys.borrow();
         let known = || keys.iter().map(String::as_str);
         let mut first_seen: HashMap<&str, &Span> = HashMap::new();

@@ -418,3 +418,44 @@ fn a_parameter_with_no_effect_is_a_note_at_its_line_not_an_error_nor_unknown() {
     assert_eq!(msgs.len(), 1, "{msgs:?}");
     assert!(msgs[0].contains("'other'"), "{msgs:?}");
 }
+
+#[test]
+fn the_v0_12_names_type_and_id_are_read_with_fluentds_deprecation_warning() {
+    let root = parse_str(
+        "<match a>\n  type forward\n  id out\n</match>\n<match b>\n  @type null\n  @id other\n</match>\n<match c>\n  @type stdout\n  <record>\n    id 5\n  </record>\n</match>\n",
+        "v.conf",
+    )
+    .unwrap();
+    let errors = Errors::new();
+    let d = directives(&root, &errors);
+    let mut seen = Vec::new();
+    for m in d.matches {
+        seen.push((m.plugin_type(), m.id()));
+        if let Some(r) = m.child("record") {
+            let _ = r.params();
+            r.finish();
+        }
+        m.finish();
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (Some("forward"), Some("out")),
+            (Some("null"), Some("other")),
+            (Some("stdout"), None)
+        ]
+    );
+    let notes: Vec<String> = errors
+        .take_notes()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        notes,
+        vec![
+            "v.conf:2: 'type' is deprecated parameter name. use '@type' instead.",
+            "v.conf:3: 'id' is deprecated parameter name. use '@id' instead.",
+        ]
+    );
+    assert!(errors.into_result(()).is_ok());
+}
