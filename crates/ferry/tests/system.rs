@@ -106,3 +106,34 @@ fn without_source_starts_no_input_and_drains_what_the_buffers_hold() {
         "ferry says it started no source"
     );
 }
+
+#[test]
+fn a_v0_12_configuration_is_read_through_fluentds_compatibility_layer_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "{\"msg\":\"hello\",\"n\":1}\n").unwrap();
+    let conf = format!(
+        "<source>\n  type tail\n  path {}\n  pos_file {}\n  tag app\n  read_from_head true\n  format json\n</source>\n\
+         <match app>\n  type stdout\n  format json\n  include_tag_key true\n  tag_key source_tag\n</match>\n\
+         <match never>\n  type forward\n  buffer_type file\n  buffer_path {}\n  flush_interval 1s\n  buffer_queue_full_action exception\n  <server>\n    host 127.0.0.1\n    port 1\n  </server>\n</match>\n",
+        log.display(),
+        dir.path().join("pos").display(),
+        dir.path().join("fwd-buffer").display()
+    );
+    let ferry = Ferry::start_logged(&conf, &[]);
+    let line = ferry.stdout_lines(1, Duration::from_secs(10)).remove(0);
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["msg"], "hello", "{line}");
+    assert_eq!(v["source_tag"], "app", "{line}");
+    let notes = ferry.stderr_so_far();
+    assert!(
+        notes
+            .iter()
+            .any(|l| l.contains("'type' is deprecated parameter name. use '@type' instead.")),
+        "{notes:#?}"
+    );
+    assert!(
+        dir.path().join("fwd-buffer").is_dir(),
+        "buffer_path is the buffer's path"
+    );
+}

@@ -2,6 +2,7 @@
 //! `<label>` checked, every error collected with its file:line before anything binds.
 //! `ferry --dry-run` is exactly this step.
 
+mod compat;
 mod system;
 
 use crate::admin::{ADMIN_TYPES, AdminConfig};
@@ -74,6 +75,13 @@ pub fn build(root: &Element) -> Result<PipelineConfig, ConfigErrors> {
 /// [`build`] with the command line's options.
 pub fn build_with(root: &Element, options: &LoadOptions) -> Result<PipelineConfig, ConfigErrors> {
     let errors = Errors::new();
+    let written = root;
+    // v0.12 parameters become the v1 sections Fluentd derives from them.
+    let mut converted = root.clone();
+    for e in compat::convert(&mut converted) {
+        errors.push(Some(e.span), e.message);
+    }
+    let root = &converted;
     let directives = ferry_config::directives(root, &errors);
     let mut ids = Ids::default();
 
@@ -172,7 +180,7 @@ pub fn build_with(root: &Element, options: &LoadOptions) -> Result<PipelineConfi
         .map(|n| n.to_string())
         .collect();
     errors.into_result(PipelineConfig {
-        dump: system::dump(root),
+        dump: system::dump(written),
         system,
         root: root_dir,
         sources,
