@@ -5,6 +5,7 @@
 
 pub mod forward;
 pub mod net;
+pub mod sample;
 pub mod tail;
 
 use crate::router::Routing;
@@ -13,7 +14,7 @@ use ferry_config::Section;
 use std::sync::Arc;
 
 /// Input plugin types this build of ferry provides.
-pub const INPUT_TYPES: &[&str] = &["forward", "tail"];
+pub const INPUT_TYPES: &[&str] = &["forward", "tail", "sample", "dummy"];
 
 /// Fluentd input types that ferry does not provide (yet): refused with a clear message.
 pub const FOREIGN_INPUT_TYPES: &[&str] = &[
@@ -24,8 +25,6 @@ pub const FOREIGN_INPUT_TYPES: &[&str] = &[
     "tcp",
     "udp",
     "exec",
-    "dummy",
-    "sample",
     "unix",
     "windows_eventlog",
 ];
@@ -35,6 +34,8 @@ pub const FOREIGN_INPUT_TYPES: &[&str] = &[
 pub enum InputConfig {
     Forward(Box<forward::ForwardInputConfig>),
     Tail(Box<tail::TailInputConfig>),
+    /// `sample`, and its older name `dummy`.
+    Sample(Box<sample::SampleConfig>),
 }
 
 impl InputConfig {
@@ -48,6 +49,9 @@ impl InputConfig {
             "tail" => Some(Self::Tail(Box::new(tail::TailInputConfig::from_section(
                 section,
             )))),
+            "sample" | "dummy" => Some(Self::Sample(Box::new(sample::SampleConfig::from_section(
+                section,
+            )))),
             _ => None,
         }
     }
@@ -57,6 +61,7 @@ impl InputConfig {
     pub fn acknowledges(&self) -> bool {
         match self {
             Self::Forward(_) | Self::Tail(_) => true,
+            Self::Sample(_) => false,
         }
     }
 
@@ -64,6 +69,7 @@ impl InputConfig {
         match self {
             Self::Forward(c) => c.label.as_deref(),
             Self::Tail(c) => c.label.as_deref(),
+            Self::Sample(c) => c.label.as_deref(),
         }
     }
 }
@@ -73,6 +79,7 @@ impl InputConfig {
 pub enum InputHandle {
     Forward(Arc<forward::ForwardInputMetrics>),
     Tail(Arc<tail::TailMetrics>),
+    Sample(Arc<sample::SampleMetrics>),
 }
 
 /// The task groups of a running input. `listen` holds what takes new work (accept loops, the
@@ -125,6 +132,11 @@ pub async fn start(
         InputConfig::Tail(c) => tail::start(id, (**c).clone(), start)
             .await
             .map(InputHandle::Tail),
+        InputConfig::Sample(c) => Ok(InputHandle::Sample(sample::start(
+            &id,
+            (**c).clone(),
+            start,
+        ))),
     }
 }
 
@@ -140,6 +152,7 @@ impl crate::metrics::Collector for InputCollector {
         match &self.handle {
             InputHandle::Forward(m) => m.export(&self.id, out),
             InputHandle::Tail(m) => m.export(&self.id, out),
+            InputHandle::Sample(m) => m.export(&self.id, out),
         }
     }
 
@@ -155,6 +168,7 @@ impl crate::metrics::Collector for InputCollector {
                 crate::metrics::load(&m.emit_records),
                 crate::metrics::load(&m.bytes_read),
             ),
+            InputHandle::Sample(m) => ("sample", crate::metrics::load(&m.emit_records), 0),
         };
         Some(crate::metrics::PluginInfo {
             plugin_id: self.id.clone(),
