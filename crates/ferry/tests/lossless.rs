@@ -205,3 +205,30 @@ fn a_spilled_memory_buffer_is_delivered_by_a_changed_configuration_with_the_same
     let second = memory_forwarder_config(pf, pa, extra, "2s");
     sigterm_drill(&first, &second, pa, pf);
 }
+
+#[test]
+fn a_buffer_directory_no_output_reads_any_more_is_said_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("fwd-root");
+    let (pa, pf) = (free_port(), free_port());
+    let conf = |id: &str| {
+        format!(
+            "<source>\n  @type forward\n  bind 127.0.0.1\n  port {pf}\n</source>\n\
+             <match **>\n  @type forward\n  @id {id}\n  <server>\n    host 127.0.0.1\n    port {pa}\n  </server>\n</match>\n"
+        )
+    };
+    let mut fwd = forwarder(&conf("first"), &root, pf);
+    let stream = stream_until(pf, 200);
+    signal(fwd.child.id(), "TERM");
+    assert!(fwd.child.wait().unwrap().success());
+    drop(stream.finish());
+    drop(fwd);
+    let renamed = forwarder(&conf("second"), &root, pf);
+    let logs = renamed.stderr_so_far();
+    let old = root.join("buffer/first");
+    assert!(
+        logs.iter().any(|l| l.contains(&old.display().to_string())
+            && l.contains("no output of this configuration reads")),
+        "{logs:#?}"
+    );
+}

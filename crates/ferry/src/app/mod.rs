@@ -101,6 +101,20 @@ impl App {
         result
     }
 
+    /// The buffer and spill directories the running outputs read.
+    fn claimed_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        for o in &self.outputs {
+            if let Some(b) = &o.output.buffered {
+                if let ferry_buffer::BufferType::File { path } = &b.setup.config.buffer_type {
+                    dirs.push(path.clone());
+                }
+                dirs.push(b.setup.spill_dir.clone());
+            }
+        }
+        dirs
+    }
+
     /// The running router.
     pub fn router(&self) -> Arc<Router> {
         self.routing.current()
@@ -303,6 +317,13 @@ pub async fn run(
     }
     let mut running = config;
     let mut app = App::start(&running, &registry).await?;
+    for dir in spill::unclaimed(&running.root, &app.claimed_dirs()) {
+        tracing::warn!(
+            "{} holds buffered events that no output of this configuration reads (an output renamed or removed, or a generated @id that moved); give the output that owned it its @id back, or inspect it with `ferry buffer ls {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
     admin_state.set_tasks(Some(app.tasks.clone()));
     tracing::info!(
         "ferry {} started (pid {})",

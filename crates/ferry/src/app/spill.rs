@@ -91,3 +91,29 @@ pub(super) async fn take_back_spill(output: &Arc<Output>) {
         Err(e) => tracing::error!("output {}: taking back {}: {e}", output.id, dir.display()),
     }
 }
+
+/// Directories under the root that hold chunks no output of this configuration reads: an
+/// output renamed or removed (or a generated `@id` that moved) left them. Said at start, so
+/// nothing sits there unnoticed.
+pub(super) fn unclaimed(
+    root: &crate::root_dir::RootDir,
+    claimed: &[std::path::PathBuf],
+) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for sub in [
+        crate::root_dir::BUFFER_SUBDIR,
+        crate::root_dir::SPILL_SUBDIR,
+    ] {
+        let Ok(entries) = std::fs::read_dir(root.path.join(sub)) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let dir = e.path();
+            if dir.is_dir() && !claimed.contains(&dir) && handoff::has_spill(&dir) {
+                out.push(dir);
+            }
+        }
+    }
+    out.sort();
+    out
+}
