@@ -291,6 +291,10 @@ mod tests {
                 "not FIPS-validated",
             ),
             (
+                "<transport tls>\ncert_path a\nprivate_key_path b\nprivate_key_passphrase p\n</transport>",
+                "ferry does not decrypt private keys",
+            ),
+            (
                 "<transport tls>\ncert_path a\nprivate_key_path b\nclient_cert_auth true\n</transport>",
                 "needs ca_path",
             ),
