@@ -104,6 +104,21 @@ fn plugins_ferry_does_not_provide_are_refused_not_ignored() {
 }
 
 #[test]
+fn settings_ferry_cannot_honour_are_refused_with_their_line() {
+    let conf = |workers: &str| {
+        format!("<system>\n  workers {workers}\n</system>\n<match **>\n  @type null\n</match>\n")
+    };
+    let (ok, _, stderr) = dry_run(&conf("4"));
+    assert!(!ok);
+    assert!(
+        stderr.contains("ferry.conf:2:") && stderr.contains("set workers 1"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = dry_run(&conf("1"));
+    assert!(ok, "{stderr}");
+}
+
+#[test]
 fn a_missing_configuration_file_is_an_error_naming_it() {
     let out = Command::new(common::ferry_bin())
         .args(["--dry-run", "-c", "/nonexistent/ferry.conf"])

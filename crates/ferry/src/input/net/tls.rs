@@ -123,24 +123,29 @@ mod tests {
         );
     }
 
-    /// The protocol version a client limited to `versions` and trusting `cert` negotiates
-    /// with `server`, or why the handshake failed.
-    fn negotiate(
+    /// The protocol version a client limited to `versions` (and to `suites`, unless empty)
+    /// and trusting `cert` negotiates with `server`, or why the handshake failed.
+    fn negotiate_with(
         server: Arc<ServerConfig>,
         cert: &Path,
         versions: &[&'static rustls::SupportedProtocolVersion],
+        suites: &[rustls::CipherSuite],
     ) -> Result<rustls::ProtocolVersion, rustls::Error> {
         let mut roots = RootCertStore::empty();
         for c in load_certs(cert, "cert").unwrap() {
             roots.add(c).unwrap();
         }
-        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let mut provider = rustls::crypto::ring::default_provider();
+        if !suites.is_empty() {
+            provider
+                .cipher_suites
+                .retain(|s| suites.contains(&s.suite()));
+        }
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let mut c = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
         let mut s = rustls::ServerConnection::new(server).unwrap();
@@ -161,26 +166,57 @@ mod tests {
         panic!("the handshake did not end");
     }
 
+    fn negotiate(
+        server: Arc<ServerConfig>,
+        cert: &Path,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Result<rustls::ProtocolVersion, rustls::Error> {
+        negotiate_with(server, cert, versions, &[])
+    }
+
+    /// A server from the `<transport tls>` parameters `params` (certificate and key of `files`).
+    fn server_from(files: &TlsConfig, params: &str) -> Arc<ServerConfig> {
+        let text = format!(
+            "<transport tls>\ncert_path {}\nprivate_key_path {}\n{params}\n</transport>\n",
+            files.cert_path.display(),
+            files.private_key_path.display()
+        );
+        let root = ferry_config::parse_str(&text, "t.conf").unwrap();
+        let errors = ferry_config::Errors::new();
+        let transport =
+            super::super::config::read(ferry_config::Section::new(&root.children[0], &errors));
+        assert!(errors.is_empty());
+        let super::super::config::TransportConfig::Tls(cfg) = transport else {
+            panic!("not tls")
+        };
+        server_config(&cfg).unwrap()
+    }
+
+    #[test]
+    fn ciphers_choose_the_tls12_suites_a_server_accepts() {
+        use rustls::CipherSuite::{
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 as AES128,
+            TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 as AES256,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let files = config(dir.path(), "");
+        let cert = &files.cert_path;
+        let v12 = &[&rustls::version::TLS12][..];
+        let only256 = || server_from(&files, "ciphers ECDHE-ECDSA-AES256-GCM-SHA384");
+        assert!(negotiate_with(only256(), cert, v12, &[AES128]).is_err());
+        assert!(negotiate_with(only256(), cert, v12, &[AES256]).is_ok());
+        assert!(negotiate_with(server_from(&files, ""), cert, v12, &[AES128]).is_ok());
+        assert!(
+            negotiate(only256(), cert, &[&rustls::version::TLS13]).is_ok(),
+            "TLS 1.3 suites are not chosen by the list"
+        );
+    }
+
     #[test]
     fn min_and_max_version_bound_the_versions_a_server_accepts() {
         let dir = tempfile::tempdir().unwrap();
         let files = config(dir.path(), "");
-        let server = |versions: &str| {
-            let text = format!(
-                "<transport tls>\ncert_path {}\nprivate_key_path {}\n{versions}\n</transport>\n",
-                files.cert_path.display(),
-                files.private_key_path.display()
-            );
-            let root = ferry_config::parse_str(&text, "t.conf").unwrap();
-            let errors = ferry_config::Errors::new();
-            let transport =
-                super::super::config::read(ferry_config::Section::new(&root.children[0], &errors));
-            assert!(errors.is_empty());
-            let super::super::config::TransportConfig::Tls(cfg) = transport else {
-                panic!("not tls")
-            };
-            server_config(&cfg).unwrap()
-        };
+        let server = |versions: &str| server_from(&files, versions);
         let (v12, v13) = (
             &[&rustls::version::TLS12][..],
             &[&rustls::version::TLS13][..],
