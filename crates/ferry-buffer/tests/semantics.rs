@@ -376,6 +376,23 @@ fn stats_report_stage_queue_and_space_with_fluentd_names() {
 }
 
 #[test]
+fn flush_at_shutdown_chooses_whether_close_queues_the_staged_chunks() {
+    for (flush_at_shutdown, queued) in [(Some(false), 0), (Some(true), 1)] {
+        let mut c = memory();
+        c.flush_at_shutdown = flush_at_shutdown;
+        let (buffer, _) = Buffer::open(c, "m").unwrap();
+        buffer.append(&tag("a"), &entry(1, 100), 1).unwrap();
+        buffer.close();
+        let stats = buffer.stats();
+        assert_eq!(
+            (stats.queue_length, stats.stage_length),
+            (queued, 1 - queued),
+            "{flush_at_shutdown:?}"
+        );
+    }
+}
+
+#[test]
 fn close_seals_staged_memory_chunks_and_refuses_later_appends() {
     let (buffer, _) = Buffer::open(memory(), "m").unwrap();
     buffer.append(&tag("a"), &entry(1, 100), 1).unwrap();
