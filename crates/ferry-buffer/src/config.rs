@@ -91,8 +91,6 @@ pub struct BufferConfig {
     /// Length of a time slice when `time` is a chunk key.
     pub timekey: Option<Duration>,
     pub timekey_wait: Duration,
-    /// For the caller's time slicing; the buffer only reads [`crate::ChunkKey::timekey`].
-    pub timekey_use_utc: bool,
     pub overflow_action: OverflowAction,
     /// Longest wait of a blocked append (`None`: until space frees or the buffer closes).
     pub overflow_block_timeout: Option<Duration>,
@@ -121,7 +119,6 @@ impl BufferConfig {
             flush_at_shutdown: None,
             timekey: None,
             timekey_wait: Duration::from_secs(600),
-            timekey_use_utc: false,
             overflow_action: OverflowAction::ThrowException,
             overflow_block_timeout: None,
             compress: Compress::Text,

@@ -204,6 +204,27 @@ fn fsync_failure_refuses_the_append_and_keeps_only_committed_data() {
 }
 
 #[test]
+fn os_cache_durability_never_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fsync_config(dir.path());
+    config.durability = Durability::OsCache;
+    let (buffer, faults) = open(config);
+    // Every sync would fail: with os_cache none is made, so every append succeeds.
+    faults.fail_next_syncs(1_000);
+    for id in 1..=3 {
+        buffer.append(&tag("a"), &entries(&[id], 300), 1).unwrap();
+    }
+    assert_eq!(buffer.stats().total_records, 3);
+    drop(buffer);
+    let (buffer, faults) = open(fsync_config(dir.path()));
+    faults.fail_next_syncs(1_000);
+    assert!(
+        buffer.append(&tag("a"), &entries(&[4], 300), 1).is_err(),
+        "with fsync the same append fails"
+    );
+}
+
+#[test]
 fn failure_creating_a_chunk_is_an_append_error_and_leaves_no_files() {
     let dir = tempfile::tempdir().unwrap();
     let (buffer, faults) = open(fsync_config(dir.path()));

@@ -94,6 +94,49 @@ fn a_chunk_is_queued_once_it_reaches_the_full_threshold() {
 }
 
 #[test]
+fn a_lower_chunk_full_threshold_queues_a_chunk_sooner() {
+    let mut c = memory();
+    c.chunk_limit_size = 10_000;
+    c.chunk_full_threshold = 0.5;
+    let (buffer, _) = Buffer::open(c, "m").unwrap();
+    for i in 0..4 {
+        buffer.append(&tag("a"), &entry(i, 1_004), 1).unwrap();
+    }
+    assert_eq!(buffer.stats().queue_length, 0, "4000 < 50 % of 10000");
+    buffer.append(&tag("a"), &entry(4, 1_004), 1).unwrap();
+    assert_eq!(buffer.stats().queue_length, 1, "5000 >= 50 %");
+}
+
+#[test]
+fn flush_interval_and_timekey_wait_set_when_a_staged_chunk_is_due() {
+    let mut c = memory();
+    c.flush_interval = Duration::from_secs(5);
+    let (buffer, _) = Buffer::open(c, "m").unwrap();
+    let t0 = SystemTime::now();
+    buffer.append(&tag("a"), &entry(1, 100), 1).unwrap();
+    let due = buffer.next_due().unwrap();
+    assert!(
+        due >= t0 + Duration::from_secs(5) && due <= SystemTime::now() + Duration::from_secs(5),
+        "flush_interval 5s"
+    );
+    let mut c = memory();
+    c.timekey = Some(Duration::from_secs(3600));
+    c.timekey_wait = Duration::from_secs(30);
+    let (buffer, _) = Buffer::open(c, "m").unwrap();
+    let key = ChunkKey {
+        tag: Some("a".into()),
+        timekey: Some(7200),
+        variables: vec![],
+    };
+    buffer.append(&key, &entry(1, 100), 1).unwrap();
+    assert_eq!(
+        buffer.next_due(),
+        Some(at(7200 + 3600 + 30)),
+        "timekey_wait 30s"
+    );
+}
+
+#[test]
 fn chunk_limit_records_splits_chunks_and_refuses_oversized_appends() {
     let mut c = memory();
     c.chunk_limit_records = Some(4);
@@ -330,6 +373,23 @@ fn stats_report_stage_queue_and_space_with_fluentd_names() {
     assert_eq!((s.queue_length, s.queue_byte_size), (1, 10_000));
     assert_eq!(s.total_bytes, 25_000);
     assert!((s.available_space_ratio - 75.0).abs() < 1e-9);
+}
+
+#[test]
+fn flush_at_shutdown_chooses_whether_close_queues_the_staged_chunks() {
+    for (flush_at_shutdown, queued) in [(Some(false), 0), (Some(true), 1)] {
+        let mut c = memory();
+        c.flush_at_shutdown = flush_at_shutdown;
+        let (buffer, _) = Buffer::open(c, "m").unwrap();
+        buffer.append(&tag("a"), &entry(1, 100), 1).unwrap();
+        buffer.close();
+        let stats = buffer.stats();
+        assert_eq!(
+            (stats.queue_length, stats.stage_length),
+            (queued, 1 - queued),
+            "{flush_at_shutdown:?}"
+        );
+    }
 }
 
 #[test]

@@ -104,6 +104,24 @@ fn plugins_ferry_does_not_provide_are_refused_not_ignored() {
 }
 
 #[test]
+fn workers_above_one_load_with_a_warning_at_their_line_and_zero_is_refused() {
+    let conf = |workers: &str| {
+        format!("<system>\n  workers {workers}\n</system>\n<match **>\n  @type null\n</match>\n")
+    };
+    let (ok, _, stderr) = dry_run(&conf("4"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("ferry.conf:2:") && stderr.contains("each directive runs once"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = dry_run(&conf("0"));
+    assert!(!ok);
+    assert!(stderr.contains("ferry.conf:2:"), "{stderr}");
+    let (ok, _, stderr) = dry_run(&conf("1"));
+    assert!(ok && !stderr.contains("workers"), "{stderr}");
+}
+
+#[test]
 fn a_missing_configuration_file_is_an_error_naming_it() {
     let out = Command::new(common::ferry_bin())
         .args(["--dry-run", "-c", "/nonexistent/ferry.conf"])

@@ -339,3 +339,220 @@ async fn a_refused_connection_detaches_at_once_and_no_healthy_server_is_no_nodes
     assert_eq!(err.to_string(), "no nodes are available");
     assert!(err.is_retryable());
 }
+
+/// The kernel's timer of this machine's established IPv4 connection to port `remote`, as
+/// /proc/net/tcp shows it: 2 while TCP keepalive runs, 0 with no timer.
+fn timer_of_connection_to(remote: u16) -> Option<u8> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let port = u16::from_str_radix(f[2].rsplit(':').next()?, 16).ok()?;
+        (port == remote && f[3] == "01")
+            .then(|| u8::from_str_radix(&f[5][..2], 16).ok())
+            .flatten()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_keepalive_packet_turns_on_tcp_keepalive_for_kept_connections() {
+    for (extra, timer) in [("  send_keepalive_packet true\n", 2), ("", 0)] {
+        let agg = FakeAggregator::start(AckPolicy::Ack).await;
+        let params = format!(
+            "  require_ack_response true\n  keepalive true\n  heartbeat_type none\n{extra}"
+        );
+        let fwd = Forward::new(
+            "kp",
+            forward_config(&conf(&params, &server("a", agg.port, ""))),
+        );
+        for chunk in take_all(&memory_buffer_with("kp", 1, 10, 10)) {
+            fwd.write_chunk(&chunk).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(timer_of_connection_to(agg.port), Some(timer), "{extra:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_timeout_closes_a_kept_connection_idle_that_long() {
+    for (extra, accepts) in [("  keepalive_timeout 300ms\n", 2), ("", 1)] {
+        let agg = FakeAggregator::start(AckPolicy::Ack).await;
+        let params = format!(
+            "  require_ack_response true\n  keepalive true\n  heartbeat_type none\n{extra}"
+        );
+        let fwd = Forward::new(
+            "kt",
+            forward_config(&conf(&params, &server("a", agg.port, ""))),
+        );
+        let chunks = take_all(&memory_buffer_with("kt", 2, 10, 10));
+        fwd.write_chunk(&chunks[0]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        fwd.write_chunk(&chunks[1]).await.unwrap();
+        assert_eq!(
+            agg.state.accepts.load(Ordering::SeqCst),
+            accepts,
+            "{extra:?}"
+        );
+    }
+}
+
+/// A resolver that gives every name the same addresses.
+#[derive(Debug)]
+struct FixedResolver(Vec<SocketAddr>);
+
+impl Resolve for FixedResolver {
+    fn lookup(&self, _host: String, _port: u16) -> BoxFuture<std::io::Result<Vec<SocketAddr>>> {
+        let addrs = self.0.clone();
+        Box::pin(async move { Ok(addrs) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_round_robin_spreads_requests_over_every_address_of_a_server() {
+    for (param, spread) in [("  dns_round_robin true\n", true), ("", false)] {
+        let a = FakeAggregator::start(AckPolicy::Ack).await;
+        let b = FakeAggregator::start(AckPolicy::Ack).await;
+        let addrs = vec![
+            SocketAddr::from(([127, 0, 0, 1], a.port)),
+            SocketAddr::from(([127, 0, 0, 1], b.port)),
+        ];
+        let servers = "  <server>\n    name both\n    host aggregators.test\n  </server>\n";
+        let params = format!("  require_ack_response true\n  heartbeat_type none\n{param}");
+        let fwd = Forward::with_resolver(
+            "rr",
+            forward_config(&conf(&params, servers)),
+            Arc::new(FixedResolver(addrs)),
+        );
+        for chunk in take_all(&memory_buffer_with("rr", 4, 10, 10)) {
+            fwd.write_chunk(&chunk).await.unwrap();
+        }
+        let (na, nb) = (a.state.requests().len(), b.state.requests().len());
+        assert_eq!(na + nb, 4);
+        if spread {
+            assert!(na > 0 && nb > 0, "{na} and {nb}");
+        } else {
+            assert_eq!((na, nb), (4, 0), "the first address only");
+        }
+    }
+}
+
+/// A listening socket whose accept queue is full, so a new connection's SYN gets no answer;
+/// with the connections that fill it.
+fn unanswered_listener() -> (socket2::Socket, Vec<std::net::TcpStream>, u16) {
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let port = listener.local_addr().unwrap().as_socket().unwrap().port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut queued = Vec::new();
+    while let Ok(c) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        queued.push(c);
+        assert!(queued.len() < 10, "the accept queue never filled");
+    }
+    (listener, queued, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_bounds_a_connect_that_gets_no_answer() {
+    let (_listener, _queued, port) = unanswered_listener();
+    let fwd = |extra: &str| {
+        let params = format!("  heartbeat_type none\n  send_timeout 10s\n{extra}");
+        Forward::new(
+            "ct",
+            forward_config(&conf(&params, &server("silent", port, ""))),
+        )
+    };
+    let chunk = take_all(&memory_buffer_with("ct", 1, 10, 10))
+        .pop()
+        .unwrap();
+    let started = Instant::now();
+    let sent = tokio::time::timeout(
+        Duration::from_secs(5),
+        fwd("  connect_timeout 300ms\n").write_chunk(&chunk),
+    )
+    .await
+    .expect("the connect gives up after connect_timeout");
+    assert!(sent.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let waited = tokio::time::timeout(Duration::from_secs(2), fwd("").write_chunk(&chunk)).await;
+    assert!(
+        waited.is_err(),
+        "without it the connect waits up to send_timeout (10 s)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_timeout_bounds_a_write_the_server_does_not_read() {
+    // A server that accepts and never reads: writes stop once the socket buffers are full.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let fwd = |extra: &str| {
+        let params = format!("  heartbeat_type none\n{extra}");
+        Forward::new(
+            "st",
+            forward_config(&conf(&params, &server("stuck", port, ""))),
+        )
+    };
+    // 40 MB: more than the kernel buffers of a loopback connection hold.
+    let chunk = take_all(&memory_buffer_with("st", 1, 40_000, 1_000))
+        .pop()
+        .unwrap();
+    let started = Instant::now();
+    let sent = tokio::time::timeout(
+        Duration::from_secs(10),
+        fwd("  send_timeout 500ms\n").write_chunk(&chunk),
+    )
+    .await
+    .expect("the write gives up after send_timeout");
+    let err = sent.unwrap_err();
+    assert!(err.to_string().contains("send_timeout"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let waited = tokio::time::timeout(Duration::from_secs(2), fwd("").write_chunk(&chunk)).await;
+    assert!(waited.is_err(), "the default send_timeout is 60 s");
+    holder.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_connection_at_startup_fails_start_unless_network_errors_are_ignored() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let prepared = |params: &str| {
+        let params = format!("  heartbeat_type none\n{params}");
+        let fwd = Forward::new(
+            "v",
+            forward_config(&conf(&params, &server("down", port, ""))),
+        );
+        async move { fwd.prepare().await }
+    };
+    assert!(
+        prepared("").await.is_ok(),
+        "by default only server names are resolved at start"
+    );
+    let err = prepared("  verify_connection_at_startup true\n")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("'down'"), "{err}");
+    assert!(
+        prepared("  verify_connection_at_startup true\n  ignore_network_errors_at_startup true\n")
+            .await
+            .is_ok()
+    );
+}

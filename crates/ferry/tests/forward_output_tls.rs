@@ -236,6 +236,7 @@ async fn the_shared_key_handshake_runs_once_per_kept_alive_connection_and_a_wron
     let security = FakeSecurity {
         shared_key: "s3cr3t".into(),
         hostname: "aggregator.test".into(),
+        users: Vec::new(),
     };
     let agg = FakeAggregator::start_with(AckPolicy::Ack, None, Some(security)).await;
     let conf = |key: &str| {
@@ -263,6 +264,132 @@ async fn the_shared_key_handshake_runs_once_per_kept_alive_connection_and_a_wron
     assert!(err.is_retryable() && !err.detaches_node());
     assert_eq!(err.class(), "Fluent::Plugin::ForwardOutput::PingpongError");
     assert_eq!(fwd.metrics().handshake_failures.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_username_password_and_shared_key_are_what_it_authenticates_with() {
+    let security = FakeSecurity {
+        shared_key: "s3cr3t".into(),
+        hostname: "aggregator.test".into(),
+        users: vec![("alice".into(), "p@ss".into())],
+    };
+    let agg = FakeAggregator::start_with(AckPolicy::Ack, None, Some(security)).await;
+    let conf = |server_params: &str| {
+        format!(
+            "<match **>\n  @type forward\n  require_ack_response true\n  heartbeat_type none\n\
+             <security>\n    self_hostname forwarder.test\n    shared_key not-this-one\n  </security>\n{}</match>\n",
+            server("secure", agg.port, server_params)
+        )
+    };
+    let good = "    shared_key s3cr3t\n    username alice\n    password p@ss\n";
+    send_one(&Forward::new("u", forward_config(&conf(good))))
+        .await
+        .unwrap();
+    assert_eq!(agg.state.handshakes_ok.load(Ordering::SeqCst), 1);
+    for (params, reason) in [
+        (
+            "    shared_key s3cr3t\n    username alice\n    password wrong\n",
+            "username/password mismatch",
+        ),
+        (
+            "    shared_key s3cr3t\n    username bob\n    password p@ss\n",
+            "username/password mismatch",
+        ),
+        (
+            "    username alice\n    password p@ss\n",
+            "shared_key mismatch",
+        ),
+    ] {
+        let err = send_one(&Forward::new("u", forward_config(&conf(params))))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(reason), "{params}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_ca_cert_path_names_the_ca_as_tls_cert_path_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, stranger) = (ca("ferry test CA"), ca("stranger CA"));
+    let (cert, key) = leaf(&ca, &["127.0.0.1"]);
+    let agg =
+        FakeAggregator::start_with(AckPolicy::Ack, Some(server_tls(&cert, &key, None)), None).await;
+    let ca_path = write(dir.path(), "ca.pem", &ca.cert.pem());
+    let stranger_path = write(dir.path(), "stranger.pem", &stranger.cert.pem());
+    let send = |param: &str| {
+        let conf = tls_conf(&format!("  {param}\n"), "127.0.0.1", "a", agg.port);
+        async move { send_one(&Forward::new("t", forward_config(&conf))).await }
+    };
+    send(&format!("tls_ca_cert_path {ca_path}")).await.unwrap();
+    let err = send(&format!("tls_ca_cert_path {stranger_path}"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_server_certificate_is_accepted_only_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let agg =
+        FakeAggregator::start_with(AckPolicy::Ack, Some(server_tls(&cert, &key, None)), None).await;
+    let stranger_path = write(dir.path(), "stranger.pem", &ca("stranger CA").cert.pem());
+    let conf = |extra: &str| {
+        tls_conf(
+            &format!("  tls_cert_path {stranger_path}\n{extra}"),
+            "127.0.0.1",
+            "a",
+            agg.port,
+        )
+    };
+    let err = send_one(&Forward::new("s", forward_config(&conf(""))))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    send_one(&Forward::new(
+        "s",
+        forward_config(&conf("  tls_allow_self_signed_cert true\n")),
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_version_tls1_3_refuses_a_server_that_speaks_only_tls1_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca("ferry test CA");
+    let (cert, key) = leaf(&ca, &["127.0.0.1"]);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls12_only = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let agg = FakeAggregator::start_with(AckPolicy::Ack, Some(Arc::new(tls12_only)), None).await;
+    let ca_path = write(dir.path(), "ca.pem", &ca.cert.pem());
+    let conf = |version: &str| {
+        tls_conf(
+            &format!("  tls_cert_path {ca_path}\n  tls_version {version}\n"),
+            "127.0.0.1",
+            "a",
+            agg.port,
+        )
+    };
+    send_one(&Forward::new("v", forward_config(&conf("TLSv1_2"))))
+        .await
+        .unwrap();
+    let err = send_one(&Forward::new("v", forward_config(&conf("TLSv1_3"))))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ForwardError::Tls { .. }), "{err}");
 }
 
 /// A stream that plays back `s2c` and records what the client writes.

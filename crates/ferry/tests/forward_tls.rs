@@ -172,7 +172,7 @@ fn an_encrypted_private_key_stops_start_up_with_a_clear_error() {
     std::fs::write(
         &conf,
         format!(
-            "<source>\n  @type forward\n  port {port}\n  <transport tls>\n    cert_path {}\n    private_key_path {}\n    private_key_passphrase secret\n  </transport>\n</source>\n<match **>\n  @type null\n</match>\n",
+            "<source>\n  @type forward\n  port {port}\n  <transport tls>\n    cert_path {}\n    private_key_path {}\n  </transport>\n</source>\n<match **>\n  @type null\n</match>\n",
             pki.server_cert.display(),
             key.display()
         ),

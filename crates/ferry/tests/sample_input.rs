@@ -67,3 +67,15 @@ fn a_sample_that_is_not_json_objects_is_refused_at_its_line() {
         );
     }
 }
+
+#[test]
+fn a_label_takes_the_generated_events() {
+    let ferry = Ferry::start_logged(
+        "<source>\n  @type sample\n  @label @GEN\n  tag sample.l\n  sample {\"via\":\"label\"}\n</source>\n\
+         <match **>\n  @type null\n</match>\n\
+         <label @GEN>\n  <match **>\n    @type stdout\n    <format>\n      @type json\n    </format>\n  </match>\n</label>\n",
+        &[],
+    );
+    let line = ferry.stdout_lines(1, Duration::from_secs(5)).remove(0);
+    assert!(line.contains("\"via\":\"label\""), "{line}");
+}

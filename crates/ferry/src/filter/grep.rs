@@ -249,6 +249,14 @@ mod tests {
     }
 
     #[test]
+    fn legacy_exclude_parameters_drop_matching_events() {
+        let g = grep("<filter>\nexclude1 path ^/health\nexclude2 level debug\n</filter>");
+        assert!(kept(&g, &[("path", "/api"), ("level", "info")]));
+        assert!(!kept(&g, &[("path", "/healthz"), ("level", "info")]));
+        assert!(!kept(&g, &[("path", "/api"), ("level", "debug")]));
+    }
+
+    #[test]
     fn contradictory_or_invalid_conditions_are_configuration_errors() {
         let bad = |conf: &str| read_section(conf, Grep::from_section).is_err();
         assert!(bad(

@@ -155,7 +155,11 @@ impl BufferSetup {
             s.error(None, "'time' is a chunk key but 'timekey' is not set");
         }
         config.timekey_wait = s.duration_or("timekey_wait", Duration::from_secs(600));
-        config.timekey_use_utc = s.bool_or("timekey_use_utc", false);
+        s.no_effect_unless(
+            "timekey_use_utc",
+            true,
+            "ferry cuts time slices (and writes the times of file names) in UTC; it does not read the host's zone",
+        );
         config.retry = read_retry(s, has_secondary);
         // Accepted for Fluentd compatibility; ferry's flushers are woken by the buffer itself.
         let _ = s.opt_duration("flush_thread_interval");
@@ -254,5 +258,85 @@ pub fn default_buffer_dir(fallback: &Path, id: &str) -> PathBuf {
 impl ChunkKeys {
     pub fn is_tag_only(&self) -> bool {
         self.tag && !self.time && self.record.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::read_section;
+
+    fn setup(body: &str) -> BufferSetup {
+        let text = format!("<buffer tag,time>\n{body}\n</buffer>\n");
+        let root = RootDir::resolve(Some(Path::new("/r")), None);
+        let defaults = BufferDefaults {
+            keys: "tag",
+            timekey: None,
+        };
+        read_section(&text, |s| {
+            BufferSetup::from_section(Some(s), defaults, "out", &root, true)
+        })
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn every_parameter_is_read_into_the_buffer_config() {
+        let b = setup(
+            "@type file\npath /b/out\ndurability os_cache\nchunk_limit_size 1m\n\
+             chunk_limit_records 500\ntotal_limit_size 64m\nchunk_full_threshold 0.5\n\
+             flush_mode interval\nflush_interval 5s\nflush_at_shutdown true\n\
+             overflow_action drop_oldest_chunk\ncompress gzip\ntimekey 1h\ntimekey_wait 30s\n\
+             retry_type periodic\nretry_wait 2s\nretry_exponential_backoff_base 3\n\
+             retry_max_interval 1m\nretry_randomize false\nretry_timeout 1h\n\
+             retry_max_times 7\nretry_forever true\nretry_secondary_threshold 0.5\n\
+             flush_thread_count 3\nslow_flush_log_threshold 2s",
+        );
+        let c = &b.config;
+        assert_eq!(
+            c.buffer_type,
+            BufferType::File {
+                path: PathBuf::from("/b/out")
+            }
+        );
+        assert_eq!(c.durability, Durability::OsCache);
+        assert_eq!(c.chunk_limit_size, 1024 * 1024);
+        assert_eq!(c.chunk_limit_records, Some(500));
+        assert_eq!(c.total_limit_size, 64 * 1024 * 1024);
+        assert_eq!(c.chunk_full_threshold, 0.5);
+        assert_eq!(c.flush_mode, FlushMode::Interval);
+        assert_eq!(c.flush_interval, Duration::from_secs(5));
+        assert_eq!(c.flush_at_shutdown, Some(true));
+        assert_eq!(c.overflow_action, OverflowAction::DropOldestChunk);
+        assert_eq!(c.compress, Compress::Gzip);
+        assert_eq!(c.timekey, Some(Duration::from_secs(3600)));
+        assert_eq!(c.timekey_wait, Duration::from_secs(30));
+        let r = &c.retry;
+        assert_eq!(r.retry_type, RetryType::Periodic);
+        assert_eq!(r.retry_wait, Duration::from_secs(2));
+        assert_eq!(r.retry_exponential_backoff_base, 3.0);
+        assert_eq!(r.retry_max_interval, Some(Duration::from_secs(60)));
+        assert!(!r.retry_randomize);
+        assert_eq!(r.retry_timeout, Duration::from_secs(3600));
+        assert_eq!(r.retry_max_times, Some(7));
+        assert!(r.retry_forever);
+        assert_eq!(r.retry_secondary_threshold, 0.5);
+        assert!(r.has_secondary);
+        assert_eq!(b.flush_thread_count, 3);
+        assert_eq!(b.slow_flush_log_threshold, Duration::from_secs(2));
+        let queue = setup("@type memory\nchunk_limit_size 1m\nqueue_limit_length 4\ntimekey 1h");
+        assert_eq!(queue.config.queue_limit_length, Some(4));
+        assert_eq!(queue.config.buffer_type, BufferType::Memory);
+    }
+
+    #[test]
+    fn a_buffer_without_type_or_path_is_a_file_buffer_under_the_root_directory() {
+        let b = setup("timekey 1h");
+        assert_eq!(
+            b.config.buffer_type,
+            BufferType::File {
+                path: PathBuf::from("/r/buffer/out")
+            }
+        );
+        assert_eq!(b.config.durability, Durability::Fsync);
     }
 }

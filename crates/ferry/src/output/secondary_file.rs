@@ -104,3 +104,79 @@ impl SecondaryFile {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_buffer::{Buffer, BufferConfig, ChunkKey};
+
+    /// Two chunks of tag `app`, one event each.
+    fn chunks() -> Vec<Chunk> {
+        let (buffer, _) = Buffer::open(BufferConfig::memory(), "m").unwrap();
+        for n in 0..2u64 {
+            let mut entries = bytes::BytesMut::new();
+            let record = ferry_proto::msgpack::Value::Map(vec![(
+                crate::record::str_value("n"),
+                ferry_proto::msgpack::Value::UInt(n),
+            )]);
+            ferry_proto::encode::write_entry(
+                &mut entries,
+                ferry_proto::time::EventTime::new(1, 0),
+                false,
+                &record.to_bytes(),
+            );
+            buffer.append(&ChunkKey::tag("app"), &entries, 1).unwrap();
+            buffer.flush_all();
+        }
+        std::iter::from_fn(|| buffer.take(std::time::SystemTime::now())).collect()
+    }
+
+    /// The files written for two chunks with `params`, each with its size.
+    async fn written(params: &str) -> Vec<(String, Vec<u8>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "<secondary>\ndirectory {}\n{params}\n</secondary>\n",
+            dir.path().display()
+        );
+        let keys = ChunkKeys {
+            tag: true,
+            ..ChunkKeys::default()
+        };
+        let config =
+            crate::plugin::read_section(&text, |s| SecondaryFileConfig::from_section(s, &keys))
+                .unwrap()
+                .unwrap();
+        let out = SecondaryFile::new("o".into(), config);
+        for chunk in chunks() {
+            out.write_chunk(&chunk).await.unwrap();
+        }
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let bytes = std::fs::read(e.path()).unwrap();
+                (e.file_name().to_string_lossy().into_owned(), bytes)
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[tokio::test]
+    async fn append_and_compress_choose_the_files_written() {
+        let names = |files: &[(String, Vec<u8>)]| -> Vec<String> {
+            files.iter().map(|(n, _)| n.clone()).collect()
+        };
+        let separate = written("").await;
+        assert_eq!(names(&separate), ["dump.bin.0", "dump.bin.1"]);
+        let appended = written("append true").await;
+        assert_eq!(names(&appended), ["dump.bin"]);
+        assert_eq!(
+            appended[0].1.len(),
+            separate[0].1.len() + separate[1].1.len()
+        );
+        let gzip = written("compress gzip\nbasename out").await;
+        assert_eq!(names(&gzip), ["out.0.gz", "out.1.gz"]);
+        assert!(gzip.iter().all(|(_, b)| b.starts_with(&[0x1f, 0x8b])));
+    }
+}

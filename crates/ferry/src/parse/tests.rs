@@ -295,6 +295,89 @@ fn cri_lines_from_containerd() {
 }
 
 #[test]
+fn cri_message_key_and_merge_cri_fields() {
+    let line = "2016-10-06T00:17:09.669794202Z stdout F entry";
+    let s = setup("@type cri\nmessage_key log\nmerge_cri_fields false");
+    assert_eq!(run(&s, line).unwrap().1, json!({"log": "entry"}));
+    let s = setup("@type cri\nmerge_cri_fields true");
+    assert_eq!(
+        run(&s, line).unwrap().1,
+        json!({"stream": "stdout", "logtag": "F", "message": "entry"})
+    );
+}
+
+#[test]
+fn ltsv_and_csv_delimiters_are_configurable() {
+    let s = setup("@type ltsv\ndelimiter |\nlabel_delimiter =");
+    assert_eq!(
+        run(&s, "host=web01|code=200").unwrap().1,
+        json!({"host": "web01", "code": "200"})
+    );
+    assert_eq!(
+        run(&setup("@type ltsv"), "host=web01|code=200").unwrap_err(),
+        ParseError::NoMatch,
+        "the default delimiters are tab and colon"
+    );
+    let s = setup("@type csv\nkeys a,b\ndelimiter ;");
+    assert_eq!(run(&s, "1,5;2").unwrap().1, json!({"a": "1,5", "b": "2"}));
+}
+
+#[test]
+fn ignorecase_and_multiline_flags_apply_to_the_expression() {
+    let plain = setup("@type regexp\nexpression /^(?<word>hello) (?<rest>.*)$/");
+    assert_eq!(run(&plain, "HELLO x").unwrap_err(), ParseError::NoMatch);
+    assert_eq!(run(&plain, "hello a\nb").unwrap_err(), ParseError::NoMatch);
+    let s = setup("@type regexp\nexpression /^(?<word>hello) (?<rest>.*)$/\nignorecase true");
+    assert_eq!(
+        run(&s, "HELLO x").unwrap().1,
+        json!({"word": "HELLO", "rest": "x"})
+    );
+    let s = setup("@type regexp\nexpression /^(?<word>hello) (?<rest>.*)$/\nmultiline true");
+    assert_eq!(
+        run(&s, "hello a\nb").unwrap().1,
+        json!({"word": "hello", "rest": "a\nb"}),
+        "with multiline, . matches a newline"
+    );
+}
+
+#[test]
+fn rfc5424_time_format_reads_the_rfc5424_timestamp() {
+    let line = "<165>1 20031011T221415 host app - - - message";
+    let s = setup("@type syslog\nmessage_format rfc5424\nrfc5424_time_format %Y%m%dT%H%M%S");
+    let (t, r) = run(&s, line).unwrap();
+    assert_eq!(t, Some(EventTime::new(1_065_910_455, 0)));
+    assert_eq!(r["message"], json!("message"));
+    let rfc3339 = setup("@type syslog\nmessage_format rfc5424");
+    assert!(matches!(run(&rfc3339, line), Err(ParseError::Time(_))));
+}
+
+#[test]
+fn timezone_reads_times_without_a_zone_in_that_zone() {
+    let expr =
+        "@type regexp\nexpression /^(?<time>[^ ]+ [^ ]+) (?<m>.*)$/\ntime_format %Y-%m-%d %H:%M:%S";
+    let line = "2023-11-15 07:13:20 x";
+    let utc = run(&setup(expr), line).unwrap().0.unwrap();
+    assert_eq!(utc.sec, 1_700_032_400);
+    let tokyo = run(&setup(&format!("{expr}\ntimezone +09:00")), line)
+        .unwrap()
+        .0
+        .unwrap();
+    assert_eq!(
+        tokyo.sec, 1_700_000_000,
+        "07:13:20 at +09:00 is 22:13:20 UTC"
+    );
+    let zoned = "2023-11-15 07:13:20+0000 x";
+    let s = setup(
+        "@type regexp\nexpression /^(?<time>[^ ]+ [^ ]+) (?<m>.*)$/\ntime_format %Y-%m-%d %H:%M:%S%z\ntimezone +09:00",
+    );
+    assert_eq!(
+        run(&s, zoned).unwrap().0.unwrap().sec,
+        1_700_032_400,
+        "a time with its own zone keeps it"
+    );
+}
+
+#[test]
 fn multiline_joins_format_lines_into_one_expression() {
     let s = setup(
         "@type multiline\nformat_firstline /^\\d{4}-\\d{2}-\\d{2}/\nformat1 /^(?<time>\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}) (?<level>\\w+) /\nformat2 /(?<message>.*)/\ntime_format %Y-%m-%d %H:%M:%S",

@@ -263,8 +263,23 @@ mod tests {
             system("<system>\n  <counter_server>\n    scope x\n  </counter_server>\n</system>\n")
                 .unwrap_err();
         assert!(refused[0].contains("no counter API"), "{refused:?}");
-        let refused = system("<system>\n  file_permission 0600\n</system>\n").unwrap_err();
-        assert!(refused[0].contains("file_permission"), "{refused:?}");
+        for (text, why) in [
+            ("  file_permission 0600\n", "file_permission"),
+            ("  dir_permission 0700\n", "dir_permission"),
+            ("  <log>\n    rotate_age 5\n  </log>\n", "rotate_age"),
+            ("  <log>\n    rotate_size 1m\n  </log>\n", "rotate_size"),
+            (
+                "  <metrics>\n    @type cmetrics\n  </metrics>\n",
+                "metrics type cmetrics",
+            ),
+            (
+                "  <metrics>\n    type cmetrics\n  </metrics>\n",
+                "metrics type cmetrics",
+            ),
+        ] {
+            let refused = system(&format!("<system>\n{text}</system>\n")).unwrap_err();
+            assert!(refused[0].contains(why), "{text}: {refused:?}");
+        }
         assert!(system("<system>\n  workers 4\n</system>\n").is_ok());
     }
 }

@@ -28,20 +28,11 @@ pub enum TargetConfig {
     Relabel(String),
 }
 
-/// `copy_mode`. ferry's batches are immutable bytes shared between stores, so every mode
-/// behaves the same; the modes are accepted so Fluentd configurations load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyMode {
-    NoCopy,
-    Shallow,
-    Deep,
-    Marshal,
-}
-
-/// `@type copy`.
+/// `@type copy`. Its `copy_mode` and `deep_copy` are accepted with a note: ferry's batches are
+/// immutable bytes shared between stores, so no store can change what another receives, which
+/// is what every mode is for.
 #[derive(Debug, Clone)]
 pub struct CopyConfig {
-    pub copy_mode: CopyMode,
     pub stores: Vec<StoreConfig>,
 }
 
@@ -198,21 +189,11 @@ fn relabel(section: &Section<'_>) -> Option<String> {
 }
 
 fn read_copy(section: &Section<'_>, ids: &mut Ids, root: &RootDir) -> Option<CopyConfig> {
-    let copy_mode = match section.enum_or(
-        "copy_mode",
-        &["no_copy", "shallow", "deep", "marshal"],
-        "no_copy",
-    ) {
-        "shallow" => CopyMode::Shallow,
-        "deep" => CopyMode::Deep,
-        "marshal" => CopyMode::Marshal,
-        _ => CopyMode::NoCopy,
-    };
+    let _ = section.opt_enum("copy_mode", &["no_copy", "shallow", "deep", "marshal"]);
     let _ = section.opt_bool("deep_copy");
-    section.no_effect(
-        "deep_copy",
-        "every store reads the same immutable event bytes; no store can change another's events (copy_mode is honoured)",
-    );
+    let shared = "every store reads the same immutable event bytes: no store can change what another receives, whatever the mode";
+    section.no_effect("copy_mode", shared);
+    section.no_effect("deep_copy", shared);
     let mut stores = Vec::new();
     let mut ok = true;
     for store in section.children("store") {
@@ -264,5 +245,5 @@ fn read_copy(section: &Section<'_>, ids: &mut Ids, root: &RootDir) -> Option<Cop
         section.error(None, "copy needs at least one <store>");
         ok = false;
     }
-    ok.then_some(CopyConfig { copy_mode, stores })
+    ok.then_some(CopyConfig { stores })
 }

@@ -23,8 +23,8 @@ pub mod pattern;
 mod route;
 
 pub use config::{
-    CopyConfig, CopyMode, FilterRule, Ids, LabelConfig, MatchConfig, RoutesConfig, StoreConfig,
-    StoreTarget, TargetConfig,
+    CopyConfig, FilterRule, Ids, LabelConfig, MatchConfig, RoutesConfig, StoreConfig, StoreTarget,
+    TargetConfig,
 };
 
 use crate::event::Batch;

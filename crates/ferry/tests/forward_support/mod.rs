@@ -68,11 +68,13 @@ impl FakeState {
     }
 }
 
-/// The fake's shared-key settings (server side).
+/// The fake's shared-key settings (server side); with `users`, user authentication too.
 #[derive(Debug, Clone)]
 pub struct FakeSecurity {
     pub shared_key: String,
     pub hostname: String,
+    /// `(username, password)`; empty: no user authentication.
+    pub users: Vec<(String, String)>,
 }
 
 /// A Forward server in the test process.
@@ -167,7 +169,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         let Ok(ping) = parse_ping(&frame) else {
             return;
         };
-        match check_ping(&ping, &nonce, &auth, sec.shared_key.as_bytes(), None) {
+        let users: Vec<(&[u8], &[u8])> = sec
+            .users
+            .iter()
+            .map(|(u, p)| (u.as_bytes(), p.as_bytes()))
+            .collect();
+        let users = (!users.is_empty()).then_some(&users[..]);
+        match check_ping(&ping, &nonce, &auth, sec.shared_key.as_bytes(), users) {
             Ok(()) => {
                 let d = shared_key_digest(
                     &ping.shared_key_salt,

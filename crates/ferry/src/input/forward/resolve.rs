@@ -175,6 +175,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_lookup_that_cannot_finish_gives_the_address_after_resolve_timeout() {
+        let resolver = |timeout: &str| {
+            let text = format!(
+                "<source>\nsource_hostname_key host\nresolve_timeout {timeout}\n</source>\n"
+            );
+            let cfg =
+                crate::plugin::read_section(&text, super::super::ForwardInputConfig::from_section)
+                    .unwrap();
+            let metrics = Arc::new(ForwardInputMetrics::default());
+            let r = Arc::new(Resolver::new(
+                cfg.resolve_timeout,
+                Arc::clone(&metrics),
+                Tasks::new(),
+                "forward input t".into(),
+            ));
+            (r, metrics)
+        };
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let (r, metrics) = resolver("200ms");
+        // Every lookup slot is taken, so no lookup can run.
+        let _busy = Arc::clone(&r.lookups)
+            .acquire_many_owned(MAX_CONCURRENT_LOOKUPS as u32)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        assert_eq!(&*r.name(ip).await, "127.0.0.1");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        assert_eq!(metrics.hostname_lookup_failures.load(Ordering::Relaxed), 1);
+        let (r, _) = resolver("5s");
+        let _busy = Arc::clone(&r.lookups)
+            .acquire_many_owned(MAX_CONCURRENT_LOOKUPS as u32)
+            .await
+            .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), r.name(ip))
+                .await
+                .is_err(),
+            "a longer resolve_timeout waits longer"
+        );
+    }
+
+    #[tokio::test]
     async fn an_address_without_a_name_is_its_own_name() {
         // TEST-NET-1: no reverse name anywhere; the lookup fails, times out, or returns the
         // numeric form, and the address is used in every case.

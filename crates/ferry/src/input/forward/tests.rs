@@ -29,9 +29,14 @@ fn free_port() -> u16 {
 
 /// Starts one forward input (`extra` lines inside `<source>`) routed to a null output.
 async fn start(extra: &str) -> Running {
+    start_at("127.0.0.1", extra).await
+}
+
+/// [`start`] with the input bound to `bind`.
+async fn start_at(bind: &str, extra: &str) -> Running {
     let port = free_port();
     let text = format!(
-        "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n{extra}\n</source>\n<match **>\n  @type null\n</match>\n"
+        "<source>\n  @type forward\n  bind {bind}\n  port {port}\n{extra}\n</source>\n<match **>\n  @type null\n</match>\n"
     );
     let root = ferry_config::parse_str(&text, "test.conf").unwrap();
     let cfg = crate::pipeline::build(&root).unwrap();
@@ -356,4 +361,130 @@ async fn udp_datagrams_are_answered_with_one_zero_byte() {
     assert_eq!(&b[..n], &[0]);
     assert_eq!(r.get(|m| &m.heartbeats), 1);
     r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_chooses_the_address_listened_on() {
+    let r = start_at("127.0.0.2", "").await;
+    let mut s = TcpStream::connect(("127.0.0.2", r.port)).await.unwrap();
+    let mut buf = BytesMut::new();
+    send_and_ack(&mut s, &mut buf, &request(&[1_700_000_000], "a"), "a").await;
+    let other = TcpStream::connect(("127.0.0.1", r.port)).await;
+    assert_eq!(
+        other.map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "nothing listens on 127.0.0.1"
+    );
+    r.stop().await;
+}
+
+/// How many of `n` connections made while the only slot is taken complete within 500 ms.
+async fn waiting_connections(extra: &str, n: usize) -> usize {
+    let r = start(&format!("max_connections 1\n{extra}")).await;
+    let first = r.connect().await;
+    while r.get(|m| &m.net.connections_active) < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut waiting = Vec::new();
+    for _ in 0..n {
+        let c = tokio::time::timeout(
+            Duration::from_millis(500),
+            TcpStream::connect(("127.0.0.1", r.port)),
+        )
+        .await;
+        if let Ok(Ok(c)) = c {
+            waiting.push(c);
+        }
+    }
+    let connected = waiting.len();
+    drop((first, waiting));
+    r.stop().await;
+    connected
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backlog_bounds_the_connections_waiting_beyond_max_connections() {
+    // The kernel queues backlog + 1 connections; later ones get no answer to their SYN.
+    assert_eq!(waiting_connections("backlog 1", 5).await, 2);
+    assert_eq!(
+        waiting_connections("", 5).await,
+        5,
+        "the default backlog is 1024"
+    );
+}
+
+/// A CompressedPackedForward request of `records` events, gzip-compressed.
+fn gzip_request(records: u64, chunk: &str) -> Bytes {
+    use std::io::Write;
+    let mut entries = BytesMut::new();
+    for n in 0..records {
+        write_entry(
+            &mut entries,
+            EventTime::new(1_700_000_000, 0),
+            false,
+            &record(n),
+        );
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&entries).unwrap();
+    let compressed = gz.finish().unwrap();
+    let mut out = BytesMut::new();
+    let chunk = ChunkId::str(chunk.as_bytes().to_vec());
+    encode_packed_forward(
+        &mut out,
+        "test.tag",
+        &compressed,
+        records,
+        Some(&chunk),
+        Compression::Gzip,
+    );
+    out.freeze()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_inflating_past_decompression_size_limit_is_refused() {
+    // 200 events are about 2.6 kB once decompressed, and far less compressed.
+    let big = gzip_request(200, "big");
+    assert!(big.len() < 1024);
+    let r = start("decompression_size_limit 1k").await;
+    let mut s = r.connect().await;
+    let mut buf = BytesMut::new();
+    s.write_all(&big).await.unwrap();
+    // Not acknowledged: the next request's ack is the first reply.
+    send_and_ack(&mut s, &mut buf, &gzip_request(10, "small"), "small").await;
+    assert_eq!(r.get(|m| &m.broken_requests), 1);
+    assert_eq!(r.get(|m| &m.emit_records), 10);
+    r.stop().await;
+    let r = start("").await;
+    let mut s = r.connect().await;
+    send_and_ack(&mut s, &mut buf, &big, "big").await;
+    assert_eq!(r.get(|m| &m.emit_records), 200);
+    r.stop().await;
+}
+
+/// The kernel's timer of the IPv4 connection from `local` to `remote` (ports on 127.0.0.1),
+/// as /proc/net/tcp shows it: 2 while the keepalive timer runs, 0 with no timer.
+fn tcp_timer(local: u16, remote: u16) -> Option<u8> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
+        (port(f[1])? == local && port(f[2])? == remote && f[3] == "01")
+            .then(|| u8::from_str_radix(&f[5][..2], 16).ok())
+            .flatten()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_keepalive_packet_turns_on_tcp_keepalive_for_accepted_connections() {
+    for (extra, timer) in [("send_keepalive_packet true", 2), ("", 0)] {
+        let r = start(extra).await;
+        let mut s = r.connect().await;
+        let mut buf = BytesMut::new();
+        send_and_ack(&mut s, &mut buf, &request(&[1_700_000_000], "a"), "a").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let client = s.local_addr().unwrap().port();
+        assert_eq!(tcp_timer(r.port, client), Some(timer), "{extra:?}");
+        r.stop().await;
+    }
 }

@@ -1,7 +1,6 @@
 //! `<transport>` of a network input: `tcp` (the default) or `tls` with its certificate files
 //! and versions, as Fluentd's server plugin helper reads it.
 
-use crate::plugin::Secret;
 use ferry_config::Section;
 use std::path::PathBuf;
 
@@ -20,7 +19,6 @@ pub use crate::tls::TlsVersion;
 pub struct TlsConfig {
     pub cert_path: PathBuf,
     pub private_key_path: PathBuf,
-    pub private_key_passphrase: Option<Secret>,
     pub ca_path: Option<PathBuf>,
     pub client_cert_auth: bool,
     /// `version` / `min_version`: the lowest version accepted.
@@ -73,6 +71,12 @@ pub fn read(t: Section<'_>) -> TransportConfig {
             );
         }
     }
+    if t.has("private_key_passphrase") {
+        t.error(
+            Some("private_key_passphrase"),
+            "ferry does not decrypt private keys: write a decrypted copy readable only by ferry (`openssl pkey -in server.key.enc -out server.key`), point private_key_path at it and remove private_key_passphrase",
+        );
+    }
     if t.bool_or("insecure", false) {
         t.error(
             Some("insecure"),
@@ -111,7 +115,6 @@ pub fn read(t: Section<'_>) -> TransportConfig {
                 .required_str("private_key_path")
                 .unwrap_or_default()
                 .into(),
-            private_key_passphrase: t.str("private_key_passphrase").map(Secret),
             ca_path,
             client_cert_auth,
             min_version,

@@ -3,8 +3,8 @@
 //! - `cert_path`: PEM certificate chain, server certificate first.
 //! - `private_key_path`: PEM key (PKCS#8, PKCS#1 RSA or SEC1 EC). An encrypted key
 //!   (`ENCRYPTED PRIVATE KEY`, or a legacy `Proc-Type: 4,ENCRYPTED` header) is refused at
-//!   start-up with instructions: ferry does not decrypt keys, so `private_key_passphrase` can
-//!   only be used with a key that is not encrypted (it is then ignored).
+//!   start-up with instructions: ferry does not decrypt keys (`private_key_passphrase` is a
+//!   configuration error).
 //! - `client_cert_auth true`: every client must present a certificate that chains to a CA in
 //!   `ca_path` (PEM, one or more certificates); without one the TLS handshake fails.
 //! - `version`/`min_version` is the lowest protocol accepted (TLS 1.2 by default) and
@@ -79,7 +79,6 @@ mod tests {
         TlsConfig {
             cert_path: dir.join("cert.pem"),
             private_key_path: dir.join("key.pem"),
-            private_key_passphrase: None,
             ca_path: None,
             client_cert_auth: false,
             min_version: TlsVersion::Tls12,
@@ -115,6 +114,120 @@ mod tests {
                 TlsError::Pem(crate::tls::PemError::EncryptedKey { .. })
             ),
             "{err}"
+        );
+    }
+
+    /// The protocol version a client limited to `versions` (and to `suites`, unless empty)
+    /// and trusting `cert` negotiates with `server`, or why the handshake failed.
+    fn negotiate_with(
+        server: Arc<ServerConfig>,
+        cert: &Path,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        suites: &[rustls::CipherSuite],
+    ) -> Result<rustls::ProtocolVersion, rustls::Error> {
+        let mut roots = RootCertStore::empty();
+        for c in load_certs(cert, "cert").unwrap() {
+            roots.add(c).unwrap();
+        }
+        let mut provider = rustls::crypto::ring::default_provider();
+        if !suites.is_empty() {
+            provider
+                .cipher_suites
+                .retain(|s| suites.contains(&s.suite()));
+        }
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut c = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+        let mut s = rustls::ServerConnection::new(server).unwrap();
+        for _ in 0..10 {
+            let mut wire = Vec::new();
+            c.write_tls(&mut wire).unwrap();
+            s.read_tls(&mut wire.as_slice()).unwrap();
+            let server_side = s.process_new_packets().map(|_| ());
+            let mut wire = Vec::new();
+            s.write_tls(&mut wire).unwrap();
+            c.read_tls(&mut wire.as_slice()).unwrap();
+            server_side?;
+            c.process_new_packets()?;
+            if !c.is_handshaking() && !s.is_handshaking() {
+                return Ok(c.protocol_version().unwrap());
+            }
+        }
+        panic!("the handshake did not end");
+    }
+
+    fn negotiate(
+        server: Arc<ServerConfig>,
+        cert: &Path,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Result<rustls::ProtocolVersion, rustls::Error> {
+        negotiate_with(server, cert, versions, &[])
+    }
+
+    /// A server from the `<transport tls>` parameters `params` (certificate and key of `files`).
+    fn server_from(files: &TlsConfig, params: &str) -> Arc<ServerConfig> {
+        let text = format!(
+            "<transport tls>\ncert_path {}\nprivate_key_path {}\n{params}\n</transport>\n",
+            files.cert_path.display(),
+            files.private_key_path.display()
+        );
+        let root = ferry_config::parse_str(&text, "t.conf").unwrap();
+        let errors = ferry_config::Errors::new();
+        let transport =
+            super::super::config::read(ferry_config::Section::new(&root.children[0], &errors));
+        assert!(errors.is_empty());
+        let super::super::config::TransportConfig::Tls(cfg) = transport else {
+            panic!("not tls")
+        };
+        server_config(&cfg).unwrap()
+    }
+
+    #[test]
+    fn ciphers_choose_the_tls12_suites_a_server_accepts() {
+        use rustls::CipherSuite::{
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 as AES128,
+            TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 as AES256,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let files = config(dir.path(), "");
+        let cert = &files.cert_path;
+        let v12 = &[&rustls::version::TLS12][..];
+        let only256 = || server_from(&files, "ciphers ECDHE-ECDSA-AES256-GCM-SHA384");
+        assert!(negotiate_with(only256(), cert, v12, &[AES128]).is_err());
+        assert!(negotiate_with(only256(), cert, v12, &[AES256]).is_ok());
+        assert!(negotiate_with(server_from(&files, ""), cert, v12, &[AES128]).is_ok());
+        assert!(
+            negotiate(only256(), cert, &[&rustls::version::TLS13]).is_ok(),
+            "TLS 1.3 suites are not chosen by the list"
+        );
+    }
+
+    #[test]
+    fn min_and_max_version_bound_the_versions_a_server_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = config(dir.path(), "");
+        let server = |versions: &str| server_from(&files, versions);
+        let (v12, v13) = (
+            &[&rustls::version::TLS12][..],
+            &[&rustls::version::TLS13][..],
+        );
+        let cert = &files.cert_path;
+        use rustls::ProtocolVersion::{TLSv1_2, TLSv1_3};
+        assert_eq!(negotiate(server(""), cert, v12), Ok(TLSv1_2));
+        assert_eq!(negotiate(server(""), cert, v13), Ok(TLSv1_3));
+        assert!(negotiate(server("min_version TLSv1_3"), cert, v12).is_err());
+        assert_eq!(
+            negotiate(server("min_version TLSv1_3"), cert, v13),
+            Ok(TLSv1_3)
+        );
+        assert!(negotiate(server("max_version TLSv1_2"), cert, v13).is_err());
+        assert_eq!(
+            negotiate(server("max_version TLSv1_2"), cert, v12),
+            Ok(TLSv1_2)
         );
     }
 

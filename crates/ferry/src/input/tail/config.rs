@@ -258,6 +258,62 @@ mod tests {
     }
 
     #[test]
+    fn every_parameter_is_read_into_the_tail_config() {
+        let (c, errs) = read(
+            "path /a/*.log\nexclude_path /a/x.log,/a/y.log\ntag t\npos_file /p/pos\nread_from_head true\n\
+             refresh_interval 7s\nrotate_wait 3s\nread_lines_limit 50\nlimit_recently_modified 2h\n\
+             path_key file\nemit_unmatched_lines true\nmultiline_flush_interval 4s\n\
+             enable_stat_watcher false\npath_timezone -05:00\n<parse>\n@type none\n</parse>",
+        );
+        assert_eq!(errs, "");
+        assert_eq!(c.exclude_path, vec!["/a/x.log", "/a/y.log"]);
+        assert_eq!(c.pos_file, Some(PathBuf::from("/p/pos")));
+        assert!(c.read_from_head);
+        assert_eq!(c.refresh_interval, Duration::from_secs(7));
+        assert_eq!(c.rotate_wait, Duration::from_secs(3));
+        assert_eq!(c.read_lines_limit, 50);
+        assert_eq!(c.limit_recently_modified, Some(Duration::from_secs(7200)));
+        assert_eq!(c.path_key.as_deref(), Some("file"));
+        assert!(c.emit_unmatched_lines);
+        assert_eq!(c.multiline_flush_interval, Some(Duration::from_secs(4)));
+        assert!(!c.enable_stat_watcher);
+        assert_eq!(c.path_offset, -5 * 3600);
+    }
+
+    #[test]
+    fn path_delimiter_splits_the_path_list() {
+        let (c, errs) = read(
+            "path /a/x,1.log|/b/*.log\npath_delimiter |\ntag t\n<parse>\n@type none\n</parse>",
+        );
+        assert_eq!(errs, "");
+        assert_eq!(c.paths, vec!["/a/x,1.log", "/b/*.log"]);
+        let (c, _) = read("path /a/x,1.log|/b/*.log\ntag t\n<parse>\n@type none\n</parse>");
+        assert_eq!(
+            c.paths,
+            vec!["/a/x", "1.log|/b/*.log"],
+            "a comma by default"
+        );
+    }
+
+    #[test]
+    fn character_encodings_and_open_on_every_update_are_refused() {
+        for line in [
+            "encoding utf-8",
+            "from_encoding cp932",
+            "open_on_every_update true",
+        ] {
+            let key = line.split(' ').next().unwrap();
+            let (_, errs) = read(&format!(
+                "path /x\ntag t\n{line}\n<parse>\n@type none\n</parse>"
+            ));
+            assert!(
+                errs.contains(&format!("t.conf:5: '{key}' is not available")),
+                "{errs}"
+            );
+        }
+    }
+
+    #[test]
     fn a_star_in_the_tag_becomes_the_path_with_dots() {
         let (c, _) = read("path /x\ntag kube.*\n<parse>\n@type none\n</parse>");
         assert_eq!(

@@ -192,6 +192,31 @@ mod tests {
     }
 
     #[test]
+    fn path_timezone_expands_dates_in_that_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        for day in ["20231114", "20231115"] {
+            std::fs::write(dir.path().join(format!("app.{day}.log")), b"x\n").unwrap();
+        }
+        // 2023-11-14 22:13:20 UTC is already 2023-11-15 at +14:00.
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let found = |zone: &str| {
+            let text = format!(
+                "<source>\npath {}/app.%Y%m%d.log\ntag t\n{zone}\n<parse>\n@type none\n</parse>\n</source>\n",
+                dir.path().display()
+            );
+            let c = crate::plugin::read_section(&text, TailInputConfig::from_section).unwrap();
+            let names: Vec<String> = scan(&c, now)
+                .files
+                .keys()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect();
+            names
+        };
+        assert_eq!(found(""), vec!["app.20231114.log"]);
+        assert_eq!(found("path_timezone +14:00"), vec!["app.20231115.log"]);
+    }
+
+    #[test]
     fn limit_recently_modified_leaves_old_files_out() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.log"), b"x\n").unwrap();

@@ -124,3 +124,42 @@ fn formats_and_options_are_read() {
         }
     );
 }
+
+#[test]
+fn compression_level_sets_how_hard_gzip_files_are_compressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = |level: u32| {
+        let (c, _) = file(&format!(
+            "<match>\npath {}/l{level}\ncompress gzip\ncompression_level {level}\n\
+             <buffer tag>\n</buffer>\n</match>",
+            dir.path().display()
+        ))
+        .unwrap();
+        let key = ChunkKey {
+            tag: Some("app.web".to_string()),
+            ..ChunkKey::default()
+        };
+        let writer = writer::FileWriter::new(c.writer);
+        let mut pieces = 0;
+        let written = writer
+            .write(
+                &c.template.render(&key, "id"),
+                "id",
+                &mut |buf: &mut Vec<u8>| {
+                    if pieces == 20 {
+                        return Ok(false);
+                    }
+                    for n in 0..2000u64 {
+                        let v = n.wrapping_mul(2_654_435_761) % 1000;
+                        buf.extend_from_slice(format!("event {pieces} {n} value {v}\n").as_bytes());
+                    }
+                    pieces += 1;
+                    Ok(true)
+                },
+            )
+            .unwrap();
+        std::fs::metadata(&written[0]).unwrap().len()
+    };
+    let (fast, best) = (size(1), size(9));
+    assert!(best < fast, "level 9: {best} bytes, level 1: {fast} bytes");
+}

@@ -116,6 +116,72 @@ fn bad_format_parameters_are_configuration_errors() {
         errors("<match>\n<format>\n@type out_file\ntime_format %Q\n</format>\n</match>").is_err()
     );
     assert!(errors("<match>\n<format>\n@type out_file\nutc\n</format>\n</match>").is_ok());
+    assert!(errors("<match>\n<format>\n@type out_file\nutc false\n</format>\n</match>").is_err());
+    assert!(
+        errors("<match>\n<format>\n@type out_file\ntimezone +09:00\n</format>\n</match>").is_err()
+    );
+    assert!(errors("<match>\n<format>\n@type out_file\ntimezone UTC\n</format>\n</match>").is_ok());
+    assert!(
+        errors("<match>\n<format>\n@type stdout\noutput_type hash\n</format>\n</match>").is_err()
+    );
+    assert!(
+        errors("<match>\n<format>\n@type stdout\noutput_type json\n</format>\n</match>").is_ok()
+    );
+}
+
+#[test]
+fn out_file_can_leave_out_the_time_or_write_it_as_epoch_seconds() {
+    let conf = "<match>\n<format>\n@type out_file\noutput_time false\n</format>\n</match>";
+    assert_eq!(
+        render(conf, FormatKind::OutFile),
+        "app.web\t{\"message\":\"hello\\tworld\",\"n\":7}\n"
+    );
+    let conf = "<match>\n<format>\n@type out_file\ntime_as_epoch true\n</format>\n</match>";
+    assert!(
+        render(conf, FormatKind::OutFile).starts_with("1700000000\tapp.web\t"),
+        "{}",
+        render(conf, FormatKind::OutFile)
+    );
+}
+
+#[test]
+fn ltsv_and_csv_separators_quotes_and_replacement_are_configurable() {
+    let ltsv = "<match>\n<format>\n@type ltsv\ndelimiter |\nlabel_delimiter =\nreplacement _\n\
+                </format>\n</match>";
+    assert_eq!(
+        render(ltsv, FormatKind::Json),
+        "message=hello\tworld|n=7\n",
+        "a tab is not the delimiter here, so it is kept"
+    );
+    let ltsv = "<match>\n<format>\n@type ltsv\nreplacement _\n</format>\n</match>";
+    assert_eq!(render(ltsv, FormatKind::Json), "message:hello_world\tn:7\n");
+    let csv = "<match>\n<format>\n@type csv\nfields n,message\nforce_quotes false\n\
+               </format>\n</match>";
+    assert_eq!(render(csv, FormatKind::Json), "7,hello\tworld\n");
+    let csv = "<match>\n<format>\n@type csv\nfields n,message\ndelimiter \\t\n\
+               force_quotes false\n</format>\n</match>";
+    assert_eq!(
+        render(csv, FormatKind::Json),
+        "7\t\"hello\tworld\"\n",
+        "a field holding the delimiter is quoted"
+    );
+}
+
+#[test]
+fn inject_hostname_key_adds_the_host_name() {
+    let conf = "<match>\n<format>\n@type json\n</format>\n<inject>\nhostname_key host\n\
+                hostname web-7\n</inject>\n</match>";
+    assert_eq!(
+        render(conf, FormatKind::Json),
+        "{\"message\":\"hello\\tworld\",\"n\":7,\"host\":\"web-7\"}\n"
+    );
+    let conf = "<match>\n<format>\n@type json\n</format>\n<inject>\nhostname_key host\n\
+                </inject>\n</match>";
+    let line = render(conf, FormatKind::Json);
+    assert!(
+        line.contains(&format!("\"host\":\"{}\"", crate::plugin::hostname())),
+        "without hostname, the machine's name: {line}"
+    );
 }
 
 #[test]

@@ -207,6 +207,25 @@ mod tests {
     }
 
     #[test]
+    fn standby_policy_chooses_when_standby_servers_take_load() {
+        let policy = |line: &str| {
+            let text = format!("<match>\n{line}\n<server>\nhost a\n</server>\n</match>\n");
+            crate::plugin::read_section(
+                &text,
+                crate::output::forward::config::ForwardConfig::from_section,
+            )
+            .unwrap()
+            .standby_policy
+        };
+        // One of two regular servers is down; the standby is up.
+        let nodes = [c(60, false, true), c(60, false, false), c(60, true, true)];
+        let standby_share = |p| counts(&weight_array(&nodes, p, 3), 3)[2];
+        assert_eq!(standby_share(policy("")), 0, "when_all_down by default");
+        assert_eq!(standby_share(policy("standby_policy when_all_down")), 0);
+        assert!(standby_share(policy("standby_policy cover_lost_weight")) > 0);
+    }
+
+    #[test]
     fn nothing_healthy_is_an_empty_rotation() {
         let nodes = [c(60, false, false), c(60, true, false)];
         assert!(weight_array(&nodes, StandbyPolicy::WhenAllDown, 0).is_empty());

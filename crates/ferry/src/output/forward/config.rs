@@ -393,3 +393,100 @@ fn read_server(s: &Section<'_>, tls: Option<&TlsOptions>) -> Option<ServerConfig
     }
     Some(server)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::read_section;
+
+    fn read(body: &str) -> Result<ForwardConfig, Vec<String>> {
+        read_section(
+            &format!("<match>\n{body}\n</match>\n"),
+            ForwardConfig::from_section,
+        )
+    }
+
+    #[test]
+    fn every_parameter_is_read_into_the_forward_config() {
+        let c = read(
+            "send_timeout 7s\nconnect_timeout 3s\nheartbeat_type udp\nheartbeat_interval 2s\n\
+             recover_wait 20s\nhard_timeout 30s\nphi_threshold 8\nphi_failure_detector false\n\
+             require_ack_response true\nack_response_timeout 40s\nexpire_dns_cache 15s\n\
+             ignore_network_errors_at_startup true\nverify_connection_at_startup true\n\
+             compress gzip\nkeepalive true\nkeepalive_timeout 50s\nsend_keepalive_packet true\n\
+             time_as_integer true\nmax_request_size 2m\nresolve_timeout 1s\n\
+             standby_policy cover_lost_weight\n\
+             <security>\nself_hostname fwd\nshared_key k\n</security>\n\
+             <server>\nhost agg.example\nport 24225\nname a\nweight 10\nstandby true\n\
+             shared_key sk\nusername u\npassword p\n</server>",
+        )
+        .unwrap();
+        assert_eq!(c.send_timeout, Duration::from_secs(7));
+        assert_eq!(c.connect_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(c.heartbeat_type, HeartbeatType::Udp);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(2));
+        assert_eq!(c.recover_wait, Duration::from_secs(20));
+        assert_eq!(c.hard_timeout, Duration::from_secs(30));
+        assert_eq!(c.phi_threshold, 8.0);
+        assert!(!c.phi_failure_detector);
+        assert!(c.require_ack_response);
+        assert_eq!(c.ack_response_timeout, Duration::from_secs(40));
+        assert_eq!(c.expire_dns_cache, Some(Duration::from_secs(15)));
+        assert!(c.ignore_network_errors_at_startup && c.verify_connection_at_startup);
+        assert_eq!(c.compress, Compress::Gzip);
+        assert!(c.keepalive && c.send_keepalive_packet);
+        assert_eq!(c.keepalive_timeout, Some(Duration::from_secs(50)));
+        assert!(c.time_as_integer);
+        assert_eq!(c.max_request_size, 2 * 1024 * 1024);
+        assert_eq!(c.resolve_timeout, Duration::from_secs(1));
+        assert_eq!(c.standby_policy, StandbyPolicy::CoverLostWeight);
+        let security = c.security.unwrap();
+        assert_eq!(
+            (
+                security.self_hostname.as_str(),
+                security.shared_key.0.as_str()
+            ),
+            ("fwd", "k")
+        );
+        let s = &c.servers[0];
+        assert_eq!(
+            (s.host.as_str(), s.port, s.name.as_str()),
+            ("agg.example", 24225, "a")
+        );
+        assert_eq!((s.weight, s.standby), (10, true));
+        assert_eq!(s.shared_key.as_ref().map(|k| k.0.as_str()), Some("sk"));
+        assert_eq!((s.username.as_str(), s.password.0.as_str()), ("u", "p"));
+        let dns = read("dns_round_robin true\n<server>\nhost a\n</server>").unwrap();
+        assert!(dns.dns_round_robin);
+        assert_eq!(
+            dns.servers[0].name, "a:24224",
+            "a server is named host:port by default"
+        );
+    }
+
+    #[test]
+    fn encrypted_keys_and_the_windows_certificate_store_are_refused() {
+        for (line, want) in [
+            (
+                "tls_client_private_key_passphrase x",
+                "encrypted private keys",
+            ),
+            ("tls_cert_thumbprint ab12", "Windows certificate store"),
+            (
+                "tls_cert_logical_store_name MY",
+                "Windows certificate store",
+            ),
+            (
+                "tls_cert_use_enterprise_store true",
+                "Windows certificate store",
+            ),
+        ] {
+            let errs = read(&format!("{line}\n<server>\nhost a\n</server>")).unwrap_err();
+            assert!(
+                errs.iter()
+                    .any(|e| e.starts_with("test.conf:2:") && e.contains(want)),
+                "{line}: {errs:?}"
+            );
+        }
+    }
+}

@@ -386,6 +386,27 @@ mod tests {
     }
 
     #[test]
+    fn without_the_phi_failure_detector_silence_detaches_only_at_hard_timeout() {
+        let mut cfg = ForwardConfig::with_servers(Vec::new());
+        cfg.phi_failure_detector = false;
+        cfg.hard_timeout = std::time::Duration::from_secs(90);
+        let n = node(&cfg);
+        for t in 1..=30 {
+            n.heartbeat(f64::from(t), true, &cfg);
+        }
+        // With phi, the silence would detach at t = 67 (see above); without, at the first tick
+        // more than hard_timeout after the last heartbeat.
+        let detached_at = (31..200).find(|&t| n.tick(f64::from(t), &cfg)).unwrap();
+        assert_eq!(detached_at, 121);
+        cfg.hard_timeout = std::time::Duration::from_secs(45);
+        let n = node(&cfg);
+        for t in 1..=30 {
+            n.heartbeat(f64::from(t), true, &cfg);
+        }
+        assert_eq!((31..200).find(|&t| n.tick(f64::from(t), &cfg)), Some(76));
+    }
+
+    #[test]
     fn heartbeat_none_keeps_every_server_healthy() {
         let mut cfg = ForwardConfig::with_servers(Vec::new());
         cfg.heartbeat_type = HeartbeatType::None;

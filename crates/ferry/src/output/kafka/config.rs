@@ -363,6 +363,94 @@ pub fn buffer_setup(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::read_section;
+
+    fn read(body: &str) -> KafkaConfig {
+        read_section(
+            &format!("<match>\n{body}\n</match>\n"),
+            KafkaConfig::from_section,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    /// The value librdkafka gets for `name`: the last one set.
+    fn property<'c>(c: &'c KafkaConfig, name: &str) -> Option<&'c str> {
+        c.properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn parameters_become_librdkafka_properties() {
+        let c = read(
+            "brokers b1:9092,b2:9092\nclient_id shipper\nrequired_acks 1\nidempotent false\n\
+             compression_codec lz4\ndelivery_timeout 30s\nmax_send_retries 3\nack_timeout 5s\n\
+             rdkafka_options {\"linger.ms\":\"50\",\"client.id\":\"raw\"}",
+        );
+        for (name, want) in [
+            ("bootstrap.servers", "b1:9092,b2:9092"),
+            ("acks", "1"),
+            ("enable.idempotence", "false"),
+            ("compression.codec", "lz4"),
+            ("message.timeout.ms", "30000"),
+            ("message.send.max.retries", "3"),
+            ("request.timeout.ms", "5000"),
+            ("linger.ms", "50"),
+            ("client.id", "raw"),
+            ("security.protocol", "plaintext"),
+        ] {
+            assert_eq!(property(&c, name), Some(want), "{name}");
+        }
+        assert!(
+            c.properties
+                .contains(&("client.id".into(), "shipper".into())),
+            "client_id is set, and rdkafka_options, set last, wins"
+        );
+        let d = read("");
+        assert_eq!(property(&d, "acks"), Some("all"));
+        assert_eq!(property(&d, "enable.idempotence"), Some("true"));
+        assert_eq!(property(&d, "message.send.max.retries"), None);
+    }
+
+    #[test]
+    fn tls_and_sasl_parameters_become_librdkafka_properties() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, b"pem").unwrap();
+            p.display().to_string()
+        };
+        let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
+        let c = read(&format!(
+            "ssl_ca_cert {ca}\nssl_client_cert {cert}\nssl_client_cert_key {key}\n\
+             ssl_client_cert_key_password secret\nssl_verify_hostname false"
+        ));
+        for (name, want) in [
+            ("ssl.ca.location", ca.as_str()),
+            ("ssl.certificate.location", cert.as_str()),
+            ("ssl.key.location", key.as_str()),
+            ("ssl.key.password", "secret"),
+            ("ssl.endpoint.identification.algorithm", "none"),
+            ("security.protocol", "ssl"),
+        ] {
+            assert_eq!(property(&c, name), Some(want), "{name}");
+        }
+        let c = read("username u\npassword p\nscram_mechanism sha512\nsasl_over_ssl false");
+        for (name, want) in [
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "u"),
+            ("sasl.password", "p"),
+            ("security.protocol", "sasl_plaintext"),
+        ] {
+            assert_eq!(property(&c, name), Some(want), "{name}");
+        }
+        let c = read("username u\npassword p\nssl_ca_certs_from_system true");
+        assert_eq!(property(&c, "sasl.mechanism"), Some("PLAIN"));
+        assert_eq!(property(&c, "ssl.ca.location"), Some("probe"));
+        assert_eq!(property(&c, "security.protocol"), Some("sasl_ssl"));
+    }
 
     #[test]
     fn accessors_name_a_path_of_record_keys() {

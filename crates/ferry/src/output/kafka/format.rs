@@ -212,6 +212,33 @@ mod tests {
     }
 
     #[test]
+    fn format_parameters_shape_the_payload() {
+        let payload = |format: &str| {
+            let f = crate::plugin::read_section(
+                &format!("<match>\n<format>\n{format}\n</format>\n</match>\n"),
+                KafkaFormat::from_section,
+            )
+            .unwrap();
+            let mut s = String::new();
+            f.payload(&record(), &mut s).to_vec()
+        };
+        assert_eq!(
+            payload("@type ltsv\ndelimiter |\nlabel_delimiter =\nadd_newline true"),
+            b"message=hello\\tworld|n=7\n"
+        );
+        assert_eq!(payload("@type ltsv"), b"message:hello\\tworld\tn:7");
+        assert_eq!(
+            payload("@type single_value\nmessage_key n\nadd_newline false"),
+            b"7"
+        );
+        assert_eq!(payload("@type single_value"), b"hello\tworld\n");
+        assert_eq!(
+            payload("@type json"),
+            br#"{"message":"hello\tworld","n":7}"#
+        );
+    }
+
+    #[test]
     fn inject_adds_tag_and_unixtime() {
         let mut f = format(FormatKind::Json);
         f.inject = InjectConfig {

@@ -288,3 +288,94 @@ mod tests {
         assert_eq!(m.partition_key.as_deref(), Some(&b"tenant-3"[..]));
     }
 }
+
+#[cfg(test)]
+mod configured {
+    use super::*;
+    use crate::output::kafka::config::KafkaConfig;
+    use crate::plugin::read_section;
+    use ferry_proto::time::EventTime;
+
+    fn config(body: &str) -> KafkaConfig {
+        read_section(
+            &format!("<match>\n{body}\n</match>\n"),
+            KafkaConfig::from_section,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(Bytes::copy_from_slice(v.as_bytes()))
+    }
+
+    fn map(pairs: &[(&str, Value)]) -> Value {
+        Value::Map(pairs.iter().map(|(k, v)| (s(k), v.clone())).collect())
+    }
+
+    fn build(c: &KafkaConfig, value: Value) -> OutMessage {
+        let mut raw = bytes::BytesMut::new();
+        ferry_proto::encode::write_entry(&mut raw, EventTime::new(1, 0), false, &value.to_bytes());
+        let entry = ferry_proto::entries::iter(&raw)
+            .next()
+            .and_then(Result::ok)
+            .expect("one valid entry");
+        MessageBuilder::new(&c.routing, &c.format, "app.web")
+            .build(&entry, 0)
+            .expect("a message")
+    }
+
+    #[test]
+    fn routing_parameters_choose_each_messages_topic_partition_and_key() {
+        let c = config(
+            "topic_key dest\ndefault_topic fallback\npartition_key part\ndefault_partition 1\n\
+             partition_key_key tenant\ndefault_partition_key shared\nmessage_key_key user\n\
+             default_message_key anonymous\nexclude_topic_key true\nexclude_partition true\n\
+             exclude_partition_key true\nexclude_message_key true\n\
+             headers {\"env\":\"prod\"}\nheaders_from_record {\"x-host\":\"$.meta.host\"}",
+        );
+        let m = build(
+            &c,
+            map(&[
+                ("dest", s("audit")),
+                ("part", Value::UInt(2)),
+                ("tenant", s("t3")),
+                ("user", s("u7")),
+                ("meta", map(&[("host", s("web-1"))])),
+                ("msg", s("x")),
+            ]),
+        );
+        assert_eq!(&*m.topic, "audit");
+        assert_eq!(m.partition, Some(2));
+        assert_eq!(m.partition_key.as_deref(), Some(&b"t3"[..]));
+        assert_eq!(m.key.as_deref(), Some(&b"u7"[..]));
+        assert_eq!(
+            m.headers,
+            vec![
+                ("env".to_string(), Bytes::from_static(b"prod")),
+                ("x-host".to_string(), Bytes::from_static(b"web-1")),
+            ]
+        );
+        assert_eq!(
+            &m.payload[..],
+            br#"{"meta":{"host":"web-1"},"msg":"x"}"#,
+            "excluded fields leave the payload"
+        );
+        let m = build(&c, map(&[("msg", s("x"))]));
+        assert_eq!(&*m.topic, "fallback");
+        assert_eq!(m.partition, Some(1));
+        assert_eq!(m.partition_key.as_deref(), Some(&b"shared"[..]));
+        assert_eq!(m.key.as_deref(), Some(&b"anonymous"[..]));
+        let kept = config("topic_key dest\nmessage_key_key user");
+        let m = build(&kept, map(&[("dest", s("audit")), ("user", s("u7"))]));
+        assert_eq!(
+            &m.payload[..],
+            br#"{"dest":"audit","user":"u7"}"#,
+            "fields stay in the payload unless excluded"
+        );
+        let fixed = config("topic logs.${tag}\ntopic_key dest");
+        assert_eq!(
+            &*build(&fixed, map(&[("dest", s("audit"))])).topic,
+            "logs.app.web"
+        );
+    }
+}

@@ -54,8 +54,8 @@ pub struct ForwardInputConfig {
     pub source_address_key: Option<String>,
     /// `source_hostname_key`: add the peer's reverse-DNS name to every record under this key.
     pub source_hostname_key: Option<String>,
-    /// `resolve_hostname`: read for compatibility (true when `source_hostname_key` is set,
-    /// which is the only thing peers' names are looked up for; log lines show addresses).
+    /// `resolve_hostname`: true when `source_hostname_key` is set, the only thing peers' names
+    /// are looked up for (log lines show addresses); `true` without it is noted as without effect.
     pub resolve_hostname: bool,
     /// `resolve_timeout` (ferry): the longest a request waits for its peer's name.
     pub resolve_timeout: Duration,
@@ -120,6 +120,12 @@ impl ForwardInputConfig {
             Some(v) => v,
             None => source_hostname_key.is_some(),
         };
+        if resolve_hostname && source_hostname_key.is_none() {
+            section.no_effect(
+                "resolve_hostname",
+                "peers' names are looked up only for source_hostname_key; log lines name peers by address",
+            );
+        }
         let max_connections = section.opt_u64("max_connections");
         if max_connections == Some(0) {
             section.error(
@@ -281,6 +287,14 @@ mod tests {
                 "insecure true",
             ),
             (
+                "<transport tls>\ncert_path a\nprivate_key_path b\nensure_fips true\n</transport>",
+                "not FIPS-validated",
+            ),
+            (
+                "<transport tls>\ncert_path a\nprivate_key_path b\nprivate_key_passphrase p\n</transport>",
+                "ferry does not decrypt private keys",
+            ),
+            (
                 "<transport tls>\ncert_path a\nprivate_key_path b\nclient_cert_auth true\n</transport>",
                 "needs ca_path",
             ),
@@ -307,6 +321,62 @@ mod tests {
             assert!(err.contains(want), "{source}: {err}");
             assert!(err.contains("t.conf:"), "{err}");
         }
+    }
+
+    #[test]
+    fn certificate_generation_parameters_are_refused() {
+        for key in [
+            "ca_cert_path",
+            "ca_private_key_path",
+            "ca_private_key_passphrase",
+            "cert_verifier",
+            "generate_private_key_length",
+            "generate_cert_country",
+            "generate_cert_state",
+            "generate_cert_locality",
+            "generate_cert_common_name",
+            "generate_cert_expiration",
+            "generate_cert_digest",
+        ] {
+            let err = parse(&format!(
+                "<transport tls>\ncert_path a\nprivate_key_path b\n{key} x\n</transport>"
+            ))
+            .unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "t.conf:6: '{key}': ferry does not generate certificates"
+                )),
+                "{err}"
+            );
+        }
+        for fine in ["insecure false", "ensure_fips false"] {
+            assert!(
+                parse(&format!(
+                    "<transport tls>\ncert_path a\nprivate_key_path b\n{fine}\n</transport>"
+                ))
+                .is_ok(),
+                "{fine}"
+            );
+        }
+    }
+
+    #[test]
+    fn resolve_hostname_without_source_hostname_key_is_noted_as_without_effect() {
+        let text = "<source>\n@type forward\nresolve_hostname true\n</source>\n<match **>\n@type null\n</match>\n";
+        let root = ferry_config::parse_str(text, "t.conf").unwrap();
+        let cfg = crate::pipeline::build(&root).unwrap();
+        assert_eq!(cfg.notes.len(), 1, "{:?}", cfg.notes);
+        assert!(
+            cfg.notes[0].starts_with("t.conf:3: 'resolve_hostname' has no effect"),
+            "{:?}",
+            cfg.notes
+        );
+        let with_key = text.replace(
+            "resolve_hostname true",
+            "resolve_hostname true\nsource_hostname_key h",
+        );
+        let root = ferry_config::parse_str(&with_key, "t.conf").unwrap();
+        assert!(crate::pipeline::build(&root).unwrap().notes.is_empty());
     }
 
     #[test]
