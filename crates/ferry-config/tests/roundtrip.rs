@@ -338,6 +338,7 @@ fn expected(e: &GenElem) -> Element {
                 GenValue::Text(v, _) => v.clone(),
                 GenValue::Array(a) => a.compact(),
             },
+            unset: None,
             span: span(),
         })
         .collect();
