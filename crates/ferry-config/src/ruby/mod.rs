@@ -5,9 +5,8 @@
 //! can run any program. ferry parses the code against the grammar below and evaluates it itself;
 //! code outside the grammar is an error at its line, quoting the code, and is never evaluated,
 //! not even in part: the whole expression is parsed before anything is read. Evaluation reads
-//! nothing but the [`Lookup`](crate::options::Lookup) given in
-//! [`ParseOptions`](crate::ParseOptions): environment variables named in the code, the host
-//! name, the current directory, the process id.
+//! nothing but the [`Lookup`] given in [`ParseOptions`](crate::ParseOptions): environment
+//! variables named in the code, the host name, the current directory, the process id.
 //!
 //! # Grammar
 //!
@@ -45,7 +44,7 @@
 //!   '', 'b')` is `/a/b`, `File.join('', 'b')` is `/b`; a part that is not a string (an unset
 //!   `ENV['X']`) is an error, as Ruby raises `TypeError`.
 //! - `use_default` and `use_nil` stop evaluation; the whole value is then
-//!   [`Unset`](crate::Unset) (`use_nil` wins when a value has both).
+//!   [`Unset`] (`use_nil` wins when a value has both).
 //! - The host name, directory and process id are read once per parse.
 //!
 //! # Refused
