@@ -24,7 +24,7 @@
 //!          | "(" expr ")"
 //! name     = "'" [A-Za-z0-9_.-]+ "'" | '"' [A-Za-z0-9_.-]+ '"'
 //! string   = '...' with \' and \\ | "..." with Ruby's escapes and #{expr}
-//! number   = -?digits (digits may hold single underscores) [ "." digits ] [ e[+-]digits ]
+//! number   = -?digits [ "." digits ] [ e[+-]digits ]   # no leading zero; single `_` between digits
 //! ```
 //!
 //! Blanks may stand between any two tokens, except before the `[` of `ENV[` and the `(` of a
@@ -81,18 +81,18 @@ const ACCEPTED: &str = "'string' and \"string\" literals, ENV['NAME'], ENV.fetch
 pub(crate) enum Refusal {
     #[error("expected {what}, found {found}")]
     Expected { what: &'static str, found: String },
-    #[error("'{0}' is not evaluated")]
+    #[error("'{0}' is not accepted")]
     Name(String),
     #[error("{} is only accepted as {}", .0, receiver_forms(.0))]
     Receiver(&'static str),
-    #[error("'{receiver}.{method}' is not evaluated")]
+    #[error("'{receiver}.{method}' is not accepted")]
     Method {
         receiver: &'static str,
         method: String,
     },
-    #[error("methods on values ('{0}') are not evaluated")]
+    #[error("methods on values ('{0}') are not accepted")]
     ValueMethod(String),
-    #[error("ENV.fetch with a block is not evaluated; write ENV.fetch('NAME', default)")]
+    #[error("ENV.fetch takes no block (write ENV.fetch('NAME', default))")]
     FetchBlock,
     #[error("ENV.fetch takes a name and at most one default, not {0} arguments")]
     FetchArity(usize),
@@ -100,9 +100,9 @@ pub(crate) enum Refusal {
     EnvName(String),
     #[error("backticks run shell commands; ferry runs none")]
     Backtick,
-    #[error("%-literals (%x, %q, %w, ...) are not evaluated")]
+    #[error("%-literals (%x, %q, %w, ...) are not accepted")]
     Percent,
-    #[error("'#@' and '#$' interpolation is not evaluated (write \\# for a literal #)")]
+    #[error("'#@' and '#$' interpolation is not accepted (write \\# for a literal #)")]
     VariableInterpolation,
     #[error("'{0}' is not an accepted number (decimal digits, no leading zero)")]
     Number(String),

@@ -206,7 +206,7 @@ impl Parser<'_> {
         };
         self.pos += method;
         self.space(true);
-        Err(Refusal::ValueMethod(self.word()))
+        Err(Refusal::ValueMethod(format!(".{}", self.word())))
     }
 
     fn primary(&mut self) -> Result<Expr, Refusal> {

@@ -129,7 +129,7 @@ fn refusals_say_why() {
         ("%x(ls)}", Refusal::Percent),
         ("ENV.keys}", Refusal::method("ENV", "keys")),
         ("File.read('/etc/passwd')}", Refusal::method("File", "read")),
-        ("ENV['A'].upcase}", Refusal::ValueMethod("upcase".into())),
+        ("ENV['A'].upcase}", Refusal::ValueMethod(".upcase".into())),
         ("'abc'[0]}", Refusal::ValueMethod("[]".into())),
         ("ENV&.x}", Refusal::Receiver("ENV")),
         ("ENV ['A']}", Refusal::Receiver("ENV")),
