@@ -58,6 +58,20 @@ impl<'t> Cursor<'t> {
         Some(b)
     }
 
+    /// The text from the cursor to the end.
+    pub(crate) fn rest(&self) -> &'t [u8] {
+        self.src.get(self.pos..).unwrap_or_default()
+    }
+
+    /// Consumes `n` bytes (fewer at the end of the text), counting lines.
+    pub(crate) fn advance(&mut self, n: usize) {
+        for _ in 0..n {
+            if self.bump().is_none() {
+                return;
+            }
+        }
+    }
+
     /// Consumes `s` when the text continues with it.
     pub(crate) fn eat(&mut self, s: &[u8]) -> bool {
         if self.starts_with(s) {

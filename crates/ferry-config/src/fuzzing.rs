@@ -3,24 +3,31 @@
 use crate::directives::directives;
 use crate::error::Errors;
 use crate::section::Section;
-use crate::{ParseOptions, parse_str_with};
+use crate::{Lookup, ParseOptions, parse_str_with};
 
-/// Parses arbitrary bytes (lossily decoded as UTF-8) with includes disabled and a fixed
-/// environment. When the text parses, checks that printing the tree and parsing the print gives
-/// the same tree, then runs every typed reader over every parameter. Panics only when one of
-/// those properties breaks.
+/// The options of every fuzzed parse: nothing outside the input is read.
+fn options() -> ParseOptions {
+    ParseOptions::new()
+        .without_includes()
+        .with_lookup(|q| match q {
+            Lookup::Env(name) => (name == "FERRY_FUZZ").then(|| "value".to_string()),
+            Lookup::Hostname => Some("fuzz-host".to_string()),
+            Lookup::Pwd => Some("/fuzz".to_string()),
+            Lookup::Pid => Some("4242".to_string()),
+        })
+}
+
+/// Parses arbitrary bytes (lossily decoded as UTF-8) with includes disabled and a fixed lookup
+/// (only `FERRY_FUZZ` is set; host, directory and pid are constants). When the text parses,
+/// checks that printing the tree and parsing the print gives the same tree, then runs every
+/// typed reader over every parameter. Panics only when one of those properties breaks.
 pub fn parse(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let opts = || {
-        ParseOptions::new()
-            .without_includes()
-            .with_env(|name| (name == "FERRY_FUZZ").then(|| "value".to_string()))
-    };
-    let Ok(root) = parse_str_with(&text, "fuzz.conf", &opts()) else {
+    let Ok(root) = parse_str_with(&text, "fuzz.conf", &options()) else {
         return;
     };
     let printed = root.to_string();
-    match parse_str_with(&printed, "printed.conf", &opts()) {
+    match parse_str_with(&printed, "printed.conf", &options()) {
         Ok(again) => assert!(
             root.same_content(&again),
             "printing changed the tree:\n{printed}"
@@ -44,6 +51,15 @@ pub fn parse(data: &[u8]) {
         read_everything(s);
     }
     let _ = errors.into_result(());
+}
+
+/// `data` as the embedded code of a parameter value, `k "#{data}"` inside a `<source>`, then
+/// as [`parse`]: every input reaches the evaluator of `"#{...}"`.
+pub fn embedded(data: &[u8]) {
+    let mut text = b"<source>\n  k \"#{".to_vec();
+    text.extend_from_slice(data);
+    text.extend_from_slice(b"}\"\n</source>\n");
+    parse(&text);
 }
 
 fn read_everything(s: Section<'_>) {

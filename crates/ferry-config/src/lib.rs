@@ -6,12 +6,13 @@
 //! | module | job |
 //! |---|---|
 //! | `cursor` | byte cursor with line counting; never panics on any input |
-//! | `value` | keys, section arguments, unquoted / double-quoted / single-quoted values, `ENV` |
+//! | `value` | keys, section arguments, unquoted / double-quoted / single-quoted values |
+//! | `ruby` | the embedded code of `"#{...}"`: a small grammar, parsed whole, then evaluated |
 //! | `json` | multi-line JSON array and hash values, stored as compact JSON |
 //! | `parse` | tags, parameters, `@include`, error recovery |
-//! | `options` | [`ParseOptions`]: environment source, includes on or off |
+//! | `options` | [`ParseOptions`]: what embedded code reads ([`Lookup`]), includes on or off |
 //! | `include` | include path and glob resolution, bounded file reading |
-//! | `tree` | [`Element`], [`Param`]; printing back to Fluentd syntax |
+//! | `tree` | [`Element`], [`Param`], [`Unset`]; printing back to Fluentd syntax |
 //! | `error` | [`Span`], [`ConfigError`], [`ConfigErrors`], the shared [`Errors`] sink |
 //! | `units` | [`ByteSize`], [`parse_size`], [`parse_duration`], [`parse_bool`], arrays, hashes |
 //! | `section` | [`Section`]: typed accessors, unknown-key detection with suggestions |
@@ -28,7 +29,7 @@
 //!   @type forward
 //!   port 24224                      # the value is the rest of the line, trailing blanks dropped
 //!   <security>
-//!     self_hostname "#{ENV['HOSTNAME']}"
+//!     self_hostname "#{ENV['HOSTNAME'] || Socket.gethostname}"
 //!     shared_key 'secret'
 //!   </security>
 //! </source>
@@ -64,10 +65,21 @@
 //!
 //! # Where ferry differs from Fluentd
 //!
-//! - **No Ruby.** Fluentd evaluates `"#{...}"` as Ruby code. ferry evaluates nothing: only
-//!   `"#{ENV['NAME']}"`, `"#{ENV["NAME"]}"` and `"#{ENV['NAME'] || 'default'}"` are read (from
-//!   the environment; an unset variable without a default is empty, as in Fluentd); any other
-//!   `#{...}` (`Socket.gethostname`, backticks, ...) is an error at its line.
+//! - **No Ruby.** Fluentd evaluates `"#{...}"` in double-quoted strings as Ruby code. ferry runs
+//!   no code: it parses the expression against a small grammar and evaluates it itself, with
+//!   Ruby's meaning. Accepted: `'...'` and `"..."` literals (Ruby's escapes, nested `#{}`),
+//!   `ENV['NAME']` (nil when unset), `ENV.fetch('NAME')` (an error when unset),
+//!   `ENV.fetch('NAME', default)`, `a || b` (only `nil` and `false` are false: a variable set to
+//!   the empty string gives the empty string), `true`, `false`, `nil`, integers and floats
+//!   (written as Ruby's `to_s`: `nil` as nothing), `File.join(a, b, ...)`,
+//!   `Socket.gethostname` and `hostname`, `Dir.pwd`, `Process.pid`, `worker_id` (`0`: ferry is
+//!   one worker), parentheses, and `use_default` / `use_nil`, which leave the parameter written
+//!   but without a value ([`Unset`]): every [`Section`] reader sees it absent and uses its
+//!   default. Everything else (other methods and constants, backticks, `%x`, `eval`,
+//!   `require`, `system`, assignments, `;`, blocks) is an error at its line quoting the code;
+//!   nothing of a refused expression is evaluated. Evaluation reads only the [`Lookup`] of
+//!   [`ParseOptions`]: the variables named in the code, the host name, the current directory
+//!   and the process id. The grammar is in the `ruby` module.
 //! - **Unknown is an error.** A misspelt directive, parameter or section is reported with a
 //!   suggestion instead of being ignored or warned about; so is a key written twice.
 //! - **Units are read whole.** `1.5m` as a size is an error (Fluentd reads 5 MiB), `500ms` is
@@ -85,6 +97,7 @@ mod include;
 mod json;
 mod options;
 mod parse;
+mod ruby;
 mod section;
 mod suggest;
 pub use suggest::closest as did_you_mean;
@@ -98,10 +111,10 @@ use std::sync::Arc;
 pub use directives::{Directives, IN_LABEL, Label, TOP_LEVEL, directives};
 pub use error::{ConfigError, ConfigErrors, Errors, Span};
 pub use include::MAX_FILE_BYTES;
-pub use options::ParseOptions;
+pub use options::{Lookup, ParseOptions};
 pub use parse::{MAX_DEPTH, MAX_ERRORS, MAX_INCLUDE_DEPTH, MAX_INCLUDED_FILES};
 pub use section::Section;
-pub use tree::{Element, Param, ROOT, double_quote};
+pub use tree::{Element, Param, ROOT, Unset, double_quote};
 pub use units::{ByteSize, parse_array, parse_bool, parse_duration, parse_hash, parse_size};
 
 /// Parses a configuration file (and the files it includes). The root element is named

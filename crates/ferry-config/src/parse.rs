@@ -16,7 +16,8 @@ use crate::error::{ConfigError, ConfigErrors, Span};
 use crate::include::{self, IncludeError};
 use crate::json;
 use crate::options::ParseOptions;
-use crate::tree::{Element, Param, ROOT};
+use crate::ruby::Inputs;
+use crate::tree::{Element, Param, ROOT, Unset};
 use crate::value::{self, ValueError};
 
 /// Deepest section nesting kept (the root not counted).
@@ -55,6 +56,8 @@ pub(crate) enum SyntaxError {
     Json { key: String, reason: String },
     #[error("{0}")]
     Include(#[from] IncludeError),
+    #[error("{0} leaves {1} without a value; use_default and use_nil apply to parameter values")]
+    UnsetHere(Unset, &'static str),
     #[error("too many errors ({MAX_ERRORS}); stopped parsing")]
     TooManyErrors,
 }
@@ -67,6 +70,8 @@ struct Frame {
 
 pub(crate) struct Parser<'o> {
     opts: &'o ParseOptions,
+    /// What `"#{...}"` reads, asked through `opts` once per parse.
+    inputs: Inputs<'o>,
     stack: Vec<Frame>,
     errors: Vec<ConfigError>,
     /// Files being parsed, outermost first: canonical path (for cycles) and shown path.
@@ -80,6 +85,7 @@ impl<'o> Parser<'o> {
         let root = Element::new(ROOT, "", Span::new(file, 1));
         Parser {
             opts,
+            inputs: Inputs::new(&*opts.lookup),
             stack: vec![Frame {
                 elem: root,
                 discard: false,
@@ -263,8 +269,9 @@ impl<'o> Parser<'o> {
             return;
         }
         cur.skip_blanks();
-        let arg = match value::quoted(cur, &*self.opts.env) {
-            Some(Ok(arg)) => arg,
+        // use_default and use_nil leave the argument empty: as if none were written.
+        let arg = match value::quoted(cur, &self.inputs) {
+            Some(Ok(arg)) => arg.text,
             Some(Err(failure)) => {
                 self.value_failure(cur, ctx, line_start, failure);
                 self.push_section(name, String::new(), span);
@@ -300,12 +307,19 @@ impl<'o> Parser<'o> {
     fn statement(&mut self, cur: &mut Cursor<'_>, ctx: &FileCtx<'_>) {
         let line_start = cur.mark();
         let span = ctx.span(cur.line());
-        let key = match value::quoted(cur, &*self.opts.env) {
-            Some(Ok(key)) => key,
+        let key = match value::quoted(cur, &self.inputs) {
+            Some(Ok(key)) => match key.unset {
+                None => key.text,
+                Some(unset) => {
+                    self.error(span, SyntaxError::UnsetHere(unset, "a key"));
+                    return cur.skip_line();
+                }
+            },
             Some(Err(failure)) => return self.value_failure(cur, ctx, line_start, failure),
             None => value::unquoted_key(cur),
         };
         cur.skip_blanks();
+        let mut unset = None;
         let value = if matches!(cur.peek(), None | Some(b'\n' | b'\r')) {
             String::new()
         } else if cur.peek() == Some(b'[') || cur.peek() == Some(b'{') {
@@ -324,8 +338,11 @@ impl<'o> Parser<'o> {
                 }
             }
         } else {
-            match value::quoted(cur, &*self.opts.env) {
-                Some(Ok(v)) => v,
+            match value::quoted(cur, &self.inputs) {
+                Some(Ok(v)) => {
+                    unset = v.unset;
+                    v.text
+                }
                 Some(Err(failure)) => return self.value_failure(cur, ctx, line_start, failure),
                 None => value::unquoted_value(cur),
             }
@@ -334,11 +351,20 @@ impl<'o> Parser<'o> {
             return;
         }
         if key == "@include" {
+            if let Some(unset) = unset {
+                return self.error(span, SyntaxError::UnsetHere(unset, "@include"));
+            }
             return self.include(&value, span, ctx);
         }
         let frame = self.top();
         if !frame.discard {
-            frame.elem.params.push(Param { key, value, span });
+            let param = Param {
+                key,
+                value,
+                unset,
+                span,
+            };
+            frame.elem.params.push(param);
         }
     }
 

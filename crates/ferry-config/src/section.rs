@@ -5,6 +5,10 @@
 //! mistake is collected. [`Section::finish`] then reports, at their lines, the parameters and
 //! sections nobody asked for (with a suggestion among the keys that were asked for) and keys
 //! written twice.
+//!
+//! A parameter whose value is Fluentd's `use_default` or `use_nil` ([`Unset`]) is absent to
+//! every reader: it takes the reader's default, and a required one is reported missing. It is
+//! still a written key, so a misspelt or repeated one is reported.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -12,7 +16,7 @@ use std::time::Duration;
 
 use crate::error::{Errors, Span};
 use crate::suggest;
-use crate::tree::{Element, Param};
+use crate::tree::{Element, Param, Unset};
 use crate::units::{self, ByteSize};
 
 /// A typed reader over one [`Element`], reporting into a shared [`Errors`] sink.
@@ -69,9 +73,10 @@ impl<'a> Section<'a> {
         &self.errors
     }
 
+    /// The last parameter named `key` when it has a value (is not [`Unset`]); records `key`.
     fn lookup(&self, key: &str) -> Option<&'a Param> {
         remember(&self.read_keys, key);
-        self.elem.param(key)
+        self.elem.param(key).filter(|p| p.unset.is_none())
     }
 
     /// The raw value of `key`.
@@ -79,7 +84,7 @@ impl<'a> Section<'a> {
         self.lookup(key).map(|p| p.value.as_str())
     }
 
-    /// True when `key` is written.
+    /// True when `key` is written with a value (not [`Unset`]).
     pub fn has(&self, key: &str) -> bool {
         self.lookup(key).is_some()
     }
@@ -114,13 +119,14 @@ impl<'a> Section<'a> {
         self.get("@log_level")
     }
 
-    /// Every parameter, all recorded as known: for free-form sections such as
-    /// record_transformer's `<record>`, whose keys are data.
-    pub fn params(&self) -> &'a [Param] {
+    /// Every parameter that has a value, in the order written, all keys recorded as known (an
+    /// [`Unset`] one too): for free-form sections such as record_transformer's `<record>`,
+    /// whose keys are data.
+    pub fn params(&self) -> impl Iterator<Item = &'a Param> + use<'a> {
         for p in &self.elem.params {
             remember(&self.read_keys, &p.key);
         }
-        &self.elem.params
+        self.elem.params.iter().filter(|p| p.unset.is_none())
     }
 
     /// The value of `key` as a string.
@@ -128,12 +134,26 @@ impl<'a> Section<'a> {
         self.get(key).map(str::to_string)
     }
 
-    /// The value of `key`; when absent, reports "missing required parameter".
+    /// The value of `key`; when absent, reports "missing required parameter" (at the
+    /// parameter's line when it is written as [`Unset`]).
     pub fn required_str(&self, key: &str) -> Option<String> {
         let v = self.str(key);
         if v.is_none() {
-            let msg = format!("missing required parameter '{key}' in <{}>", self.name());
-            self.errors.push(Some(self.elem.span.clone()), msg);
+            let name = self.name();
+            let unset: Option<(Unset, &Span)> =
+                self.elem.param(key).and_then(|p| Some((p.unset?, &p.span)));
+            match unset {
+                Some((unset, span)) => {
+                    let msg = format!(
+                        "missing required parameter '{key}' in <{name}>: {unset} gives it no value"
+                    );
+                    self.errors.push(Some(span.clone()), msg);
+                }
+                None => {
+                    let msg = format!("missing required parameter '{key}' in <{name}>");
+                    self.errors.push(Some(self.elem.span.clone()), msg);
+                }
+            }
         }
         v
     }

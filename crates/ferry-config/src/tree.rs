@@ -6,16 +6,52 @@ use std::fmt;
 
 use crate::error::Span;
 
-/// One `key value` line. `value` is final: unquoted, unescaped, `ENV` interpolated, JSON
+/// One `key value` line. `value` is final: unquoted, unescaped, `"#{...}"` evaluated, JSON
 /// arrays and hashes in compact form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Param {
     /// The key, `@` included for `@type`, `@id`, `@label`, `@log_level`.
     pub key: String,
-    /// The value; empty when the key stands alone.
+    /// The value; empty when the key stands alone, and when `unset` is set.
     pub value: String,
+    /// Set when the value evaluated to Fluentd's `use_default` or `use_nil`: the parameter is
+    /// written (so a misspelt or repeated key is still reported) but has no value, and
+    /// [`Element::value`] and every [`Section`](crate::Section) reader treat it as absent.
+    pub unset: Option<Unset>,
     /// Where the key was written.
     pub span: Span,
+}
+
+/// Fluentd's `use_default` and `use_nil`: a parameter written so that it counts as not
+/// written, typically `"#{ENV['X'] || use_default}"` to fall back to the plugin's default when
+/// a variable is unset.
+///
+/// Both make the parameter absent to its reader, so it takes the default the reader gives it,
+/// and a required parameter is reported missing. Fluentd refuses `use_nil` for a parameter
+/// whose default is not `nil`; ferry's readers have no `nil`, so there `use_nil` also gives the
+/// default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unset {
+    /// `use_default`: the parameter takes its default, as if it were not written.
+    Default,
+    /// `use_nil`: the parameter has no value.
+    Nil,
+}
+
+impl Unset {
+    /// The Ruby name that produces it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unset::Default => "use_default",
+            Unset::Nil => "use_nil",
+        }
+    }
+}
+
+impl fmt::Display for Unset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A section: `<name arg>` ... `</name>`. The root of a file is named `ROOT`.
@@ -49,14 +85,18 @@ impl Element {
         }
     }
 
-    /// The last parameter named `key` (as in Fluentd, a later line overrides an earlier one).
+    /// The last parameter named `key` (as in Fluentd, a later line overrides an earlier one),
+    /// including one written with `use_default` or `use_nil` (see [`Param::unset`]).
     pub fn param(&self, key: &str) -> Option<&Param> {
         self.params.iter().rev().find(|p| p.key == key)
     }
 
-    /// The value of the last parameter named `key`.
+    /// The value of the last parameter named `key`; `None` when it is not written or is
+    /// [`Unset`].
     pub fn value(&self, key: &str) -> Option<&str> {
-        self.param(key).map(|p| p.value.as_str())
+        self.param(key)
+            .filter(|p| p.unset.is_none())
+            .map(|p| p.value.as_str())
     }
 
     /// The first child section named `name`.
@@ -83,7 +123,7 @@ impl Element {
                 .params
                 .iter()
                 .zip(&other.params)
-                .all(|(a, b)| a.key == b.key && a.value == b.value)
+                .all(|(a, b)| a.key == b.key && a.value == b.value && a.unset == b.unset)
             && self.children.len() == other.children.len()
             && self
                 .children
@@ -95,7 +135,11 @@ impl Element {
     fn print(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
         let indent = "  ".repeat(depth);
         for p in &self.params {
-            writeln!(f, "{indent}{} {}", key_text(&p.key), value_text(&p.value))?;
+            let value = match p.unset {
+                Some(unset) => format!("\"#{{{unset}}}\""),
+                None => value_text(&p.value),
+            };
+            writeln!(f, "{indent}{} {value}", key_text(&p.key))?;
         }
         for c in &self.children {
             if c.arg.is_empty() {
@@ -209,6 +253,7 @@ mod tests {
         Param {
             key: key.into(),
             value: value.into(),
+            unset: None,
             span: span(),
         }
     }

@@ -1,5 +1,5 @@
 //! Scanners for keys, section arguments and parameter values: unquoted, `"double-quoted"`
-//! (escapes, line continuation, `#{ENV['NAME']}`) and `'single-quoted'` text.
+//! (escapes, line continuation, `#{...}`) and `'single-quoted'` text.
 //!
 //! Rules, as in Fluentd v1:
 //! - An unquoted value runs to the end of the line; a `#` preceded by a blank starts a comment,
@@ -9,16 +9,15 @@
 //!   any other symbol yields the symbol (`\#` is how to write a literal `#{`), a backslash before
 //!   a letter or digit is an error, a backslash at the end of a line joins the next line, and a
 //!   newline inside the quotes is kept.
-//! - `#{...}` inside double quotes is Ruby code in Fluentd. ferry evaluates no code: only
-//!   `#{ENV['NAME']}`, `#{ENV["NAME"]}` and `#{ENV['NAME'] || 'default'}` are accepted (an unset
-//!   variable without a default is the empty string, as Ruby's `nil` interpolates); anything
-//!   else is an error.
+//! - `#{...}` inside double quotes is Ruby code in Fluentd. ferry evaluates the small grammar of
+//!   `crate::ruby` (`ENV['NAME']`, `ENV.fetch`, `||`, literals, `File.join`,
+//!   `Socket.gethostname`, `use_default`, ...) and refuses any other code. When a `#{...}` gives
+//!   `use_nil` or `use_default`, the whole string is [`Unset`] (`use_nil` first), as in Fluentd.
 //! - Single quotes end on their line; only `\'` and `\\` are escapes.
 
 use crate::cursor::Cursor;
-
-/// Looks up an environment variable for `#{ENV['NAME']}`.
-pub(crate) type EnvLookup = dyn Fn(&str) -> Option<String>;
+use crate::ruby::{self, Inputs, Interpolated, RubyError};
+use crate::tree::Unset;
 
 /// Why a quoted string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,12 +30,8 @@ pub(crate) enum ValueError {
         "bad escape '\\{0}' in a double-quoted string (valid escapes: \\\" \\' \\\\ \\n \\t \\r \\f \\b, or a backslash before a symbol)"
     )]
     BadEscape(char),
-    #[error(
-        "embedded code \"#{{{0}}}\" is not evaluated: ferry accepts only \"#{{ENV['NAME']}}\" (optionally with || 'default')"
-    )]
-    EmbeddedCode(String),
-    #[error("'{0}' is not a valid environment variable name")]
-    BadEnvName(String),
+    #[error(transparent)]
+    Ruby(#[from] RubyError),
 }
 
 impl ValueError {
@@ -60,12 +55,28 @@ fn bytes_to_string(bytes: Vec<u8>) -> String {
     }
 }
 
-/// Scans a double-quoted string at the cursor (which is at `"`). After any error other than
-/// an unterminated string, the cursor is past the closing quote.
-pub(crate) fn double_quoted(cur: &mut Cursor<'_>, env: &EnvLookup) -> Result<String, Failure> {
+/// A quoted string as scanned: its text, or [`Unset`] when embedded code gave `use_default` or
+/// `use_nil` (the text is then empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scanned {
+    pub(crate) text: String,
+    pub(crate) unset: Option<Unset>,
+}
+
+impl Scanned {
+    fn text(text: String) -> Self {
+        Scanned { text, unset: None }
+    }
+}
+
+/// Scans a double-quoted string at the cursor (which is at `"`), evaluating each `#{...}`
+/// with `inputs`. After any error other than an unterminated string, the cursor is past the
+/// closing quote.
+pub(crate) fn double_quoted(cur: &mut Cursor<'_>, inputs: &Inputs<'_>) -> Result<Scanned, Failure> {
     let start_line = cur.line();
     cur.bump();
     let mut out = Vec::new();
+    let mut unset = None;
     let mut first_error: Option<Failure> = None;
     loop {
         match cur.peek() {
@@ -99,10 +110,19 @@ pub(crate) fn double_quoted(cur: &mut Cursor<'_>, env: &EnvLookup) -> Result<Str
                 let line = cur.line();
                 cur.bump();
                 cur.bump();
-                match embedded(cur, env) {
-                    Ok(v) => out.extend_from_slice(v.as_bytes()),
+                let (used, result) = ruby::interpolate(cur.rest(), inputs);
+                cur.advance(used);
+                match result {
+                    Ok(Interpolated::Text(v)) => out.extend_from_slice(v.as_bytes()),
+                    Ok(Interpolated::Unset(u)) => {
+                        unset = Some(if unset == Some(Unset::Nil) {
+                            Unset::Nil
+                        } else {
+                            u
+                        });
+                    }
                     Err(e) => {
-                        first_error.get_or_insert((line, e));
+                        first_error.get_or_insert((line, e.into()));
                     }
                 }
             }
@@ -112,9 +132,13 @@ pub(crate) fn double_quoted(cur: &mut Cursor<'_>, env: &EnvLookup) -> Result<Str
             }
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(bytes_to_string(out)),
+    match (first_error, unset) {
+        (Some(e), _) => Err(e),
+        (None, Some(unset)) => Ok(Scanned {
+            text: String::new(),
+            unset: Some(unset),
+        }),
+        (None, None) => Ok(Scanned::text(bytes_to_string(out))),
     }
 }
 
@@ -143,10 +167,13 @@ pub(crate) fn single_quoted(cur: &mut Cursor<'_>) -> Result<String, Failure> {
 }
 
 /// A double- or single-quoted string when the cursor is at a quote, else `None`.
-pub(crate) fn quoted(cur: &mut Cursor<'_>, env: &EnvLookup) -> Option<Result<String, Failure>> {
+pub(crate) fn quoted(
+    cur: &mut Cursor<'_>,
+    inputs: &Inputs<'_>,
+) -> Option<Result<Scanned, Failure>> {
     match cur.peek() {
-        Some(b'"') => Some(double_quoted(cur, env)),
-        Some(b'\'') => Some(single_quoted(cur)),
+        Some(b'"') => Some(double_quoted(cur, inputs)),
+        Some(b'\'') => Some(single_quoted(cur).map(Scanned::text)),
         _ => None,
     }
 }
@@ -212,134 +239,28 @@ pub(crate) fn unquoted_arg(cur: &mut Cursor<'_>) -> String {
     text
 }
 
-/// After `#{`: an ENV lookup, or an error naming the code (the cursor then skips past the
-/// code's closing brace, or to the end of the line when there is none).
-fn embedded(cur: &mut Cursor<'_>, env: &EnvLookup) -> Result<String, ValueError> {
-    let start = cur.mark();
-    match env_expr(cur, env) {
-        Ok(v) => Ok(v),
-        Err(Some(e)) => Err(e),
-        Err(None) => {
-            cur.reset(start);
-            Err(ValueError::EmbeddedCode(skip_code(cur)))
-        }
-    }
-}
-
-fn quoted_literal(cur: &mut Cursor<'_>) -> Option<String> {
-    let q = cur.peek().filter(|b| matches!(b, b'\'' | b'"'))?;
-    cur.bump();
-    let start = cur.mark();
-    loop {
-        match cur.peek() {
-            None | Some(b'\n' | b'\\') => return None,
-            Some(b) if b == q => break,
-            Some(_) => {
-                cur.bump();
-            }
-        }
-    }
-    let text = cur.since(start);
-    cur.bump();
-    Some(text)
-}
-
-/// `ENV['NAME']`, optionally `|| 'default'`, then `}`. `Err(None)` means "not this form".
-fn env_expr(cur: &mut Cursor<'_>, env: &EnvLookup) -> Result<String, Option<ValueError>> {
-    cur.skip_blanks();
-    if !cur.eat(b"ENV") {
-        return Err(None);
-    }
-    cur.skip_blanks();
-    if !cur.eat(b"[") {
-        return Err(None);
-    }
-    cur.skip_blanks();
-    let name = quoted_literal(cur).ok_or(None)?;
-    cur.skip_blanks();
-    if !cur.eat(b"]") {
-        return Err(None);
-    }
-    cur.skip_blanks();
-    let mut default = None;
-    if cur.eat(b"||") {
-        cur.skip_blanks();
-        default = Some(quoted_literal(cur).ok_or(None)?);
-        cur.skip_blanks();
-    }
-    if !cur.eat(b"}") {
-        return Err(None);
-    }
-    let valid = name
-        .bytes()
-        .enumerate()
-        .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
-    if name.is_empty() || !valid {
-        return Err(Some(ValueError::BadEnvName(name)));
-    }
-    Ok(env(&name).or(default).unwrap_or_default())
-}
-
-/// Skips embedded code up to its matching `}` (quotes respected), returning the code (at most
-/// 60 characters of it). Stops at the end of the line when the code never closes.
-fn skip_code(cur: &mut Cursor<'_>) -> String {
-    let start = cur.mark();
-    let mut end = start;
-    let mut depth = 1usize;
-    while let Some(b) = cur.peek() {
-        match b {
-            b'\n' => break,
-            b'{' => depth += 1,
-            b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    cur.bump();
-                    break;
-                }
-            }
-            b'\'' | b'"' => {
-                cur.bump();
-                while let Some(c) = cur.peek() {
-                    if c == b'\n' {
-                        break;
-                    }
-                    cur.bump();
-                    if c == b'\\' {
-                        cur.bump();
-                    } else if c == b {
-                        break;
-                    }
-                }
-                end = cur.mark();
-                continue;
-            }
-            _ => {}
-        }
-        cur.bump();
-        end = cur.mark();
-    }
-    let here = cur.mark();
-    cur.reset(end);
-    let code = cur.since(start);
-    cur.reset(here);
-    if code.chars().count() > 60 {
-        format!("{}...", code.chars().take(60).collect::<String>())
-    } else {
-        code
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env(name: &str) -> Option<String> {
-        (name == "HOME_DIR").then(|| "/home/ferry".to_string())
+    use crate::options::Lookup;
+
+    fn lookup(q: Lookup<'_>) -> Option<String> {
+        match q {
+            Lookup::Env("HOME_DIR") => Some("/home/ferry".to_string()),
+            Lookup::Hostname => Some("node-1".to_string()),
+            _ => None,
+        }
+    }
+
+    fn scan(text: &str) -> (Result<Scanned, Failure>, String) {
+        let mut c = Cursor::new(text);
+        let result = double_quoted(&mut c, &Inputs::new(&lookup));
+        (result, c.rest_of_line())
     }
 
     fn dq(text: &str) -> Result<String, Failure> {
-        let mut c = Cursor::new(text);
-        double_quoted(&mut c, &env)
+        scan(text).0.map(|s| s.text)
     }
 
     #[test]
@@ -353,10 +274,9 @@ mod tests {
 
     #[test]
     fn letter_escapes_are_errors_and_the_string_is_still_consumed() {
-        let mut c = Cursor::new("\"a\\qb\" tail");
-        let err = double_quoted(&mut c, &env).unwrap_err();
-        assert_eq!(err, (1, ValueError::BadEscape('q')));
-        assert_eq!(c.rest_of_line(), "tail");
+        let (err, rest) = scan("\"a\\qb\" tail");
+        assert_eq!(err.unwrap_err(), (1, ValueError::BadEscape('q')));
+        assert_eq!(rest, "tail");
     }
 
     #[test]
@@ -366,32 +286,40 @@ mod tests {
     }
 
     #[test]
-    fn env_interpolation_accepts_both_quote_styles_and_defaults() {
+    fn embedded_code_is_evaluated_in_place() {
         assert_eq!(dq(r##""#{ENV['HOME_DIR']}/x""##).unwrap(), "/home/ferry/x");
         assert_eq!(dq(r##""#{ENV["HOME_DIR"]}""##).unwrap(), "/home/ferry");
         assert_eq!(dq(r##""#{ ENV[ 'UNSET_VAR' ] }""##).unwrap(), "");
         assert_eq!(dq(r##""#{ENV['UNSET_VAR'] || 'dflt'}""##).unwrap(), "dflt");
         assert_eq!(
-            dq(r##""#{ENV['HOME_DIR'] || "dflt"}""##).unwrap(),
-            "/home/ferry"
+            dq(r##""a-#{Socket.gethostname}-#{ENV['HOME_DIR'] || "dflt"}""##).unwrap(),
+            "a-node-1-/home/ferry"
         );
     }
 
     #[test]
-    fn other_embedded_code_is_rejected_without_evaluation() {
-        let mut c = Cursor::new(r##""host-#{Socket.gethostname}" x"##);
-        let err = double_quoted(&mut c, &env).unwrap_err();
-        assert_eq!(
-            err,
-            (1, ValueError::EmbeddedCode("Socket.gethostname".into()))
+    fn use_nil_anywhere_in_the_string_wins_over_use_default() {
+        let unset = |text: &str| scan(text).0.unwrap().unset;
+        assert_eq!(unset(r##""#{ENV['HOME_DIR'] || use_nil}""##), None);
+        assert_eq!(unset(r##""x#{use_default}y""##), Some(Unset::Default));
+        assert_eq!(unset(r##""#{use_nil}#{use_default}""##), Some(Unset::Nil));
+        assert_eq!(unset(r##""#{use_default}#{use_nil}""##), Some(Unset::Nil));
+    }
+
+    #[test]
+    fn refused_code_is_skipped_to_its_closing_brace() {
+        let (err, rest) = scan(r##""host-#{Socket.gethostname.upcase}" x"##);
+        let (line, err) = err.unwrap_err();
+        assert_eq!(line, 1);
+        assert!(
+            err.to_string()
+                .starts_with("embedded code \"#{Socket.gethostname.upcase}\" is not evaluated"),
+            "{err}"
         );
-        assert_eq!(c.rest_of_line(), "x");
-        let err = dq(r##""#{`rm -rf /`}""##).unwrap_err();
-        assert!(matches!(err.1, ValueError::EmbeddedCode(_)));
-        let err = dq(r##""#{ENV['A-B']}""##).unwrap_err();
-        assert_eq!(err.1, ValueError::BadEnvName("A-B".into()));
-        let err = dq(r##""#{ENV['X'].upcase}""##).unwrap_err();
-        assert!(matches!(err.1, ValueError::EmbeddedCode(ref c) if c == "ENV['X'].upcase"));
+        assert_eq!(rest, "x");
+        let (err, rest) = scan(r##""#{`rm -rf /`} y" z"##);
+        assert!(err.is_err());
+        assert_eq!(rest, "z");
     }
 
     #[test]

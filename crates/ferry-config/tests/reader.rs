@@ -242,7 +242,7 @@ fn free_form_sections_accept_every_key() {
     let errs = section_errors(
         "<record>\n  host ${hostname}\n  tag ${tag}\n</record>\n",
         |s| {
-            let keys: Vec<&str> = s.params().iter().map(|p| p.key.as_str()).collect();
+            let keys: Vec<&str> = s.params().map(|p| p.key.as_str()).collect();
             assert_eq!(keys, ["host", "tag"]);
         },
     );

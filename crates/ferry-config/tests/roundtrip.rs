@@ -338,6 +338,7 @@ fn expected(e: &GenElem) -> Element {
                 GenValue::Text(v, _) => v.clone(),
                 GenValue::Array(a) => a.compact(),
             },
+            unset: None,
             span: span(),
         })
         .collect();
@@ -368,6 +369,12 @@ fn syntax_soup() -> impl Strategy<Value = String> {
         Just(","),
         Just(":"),
         Just("ENV['FERRY_FUZZ']"),
+        Just("ENV.fetch('FERRY_FUZZ', "),
+        Just(" || "),
+        Just("use_default"),
+        Just("use_nil"),
+        Just("File.join('/a/', "),
+        Just("Socket.gethostname"),
         Just("@include"),
         Just("@type"),
         Just("source"),
