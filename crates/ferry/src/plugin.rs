@@ -47,14 +47,9 @@ pub fn plugin_type<'k>(
 /// The machine's host name (`${hostname}`, `hostname_key`): the kernel's, else `$HOSTNAME`,
 /// else `localhost`.
 pub fn hostname() -> String {
-    let mut name = String::new();
-    if let Ok(f) = std::fs::File::open("/proc/sys/kernel/hostname") {
-        use std::io::Read;
-        let _ = f.take(256).read_to_string(&mut name);
-    }
-    let name = name.trim();
-    if !name.is_empty() {
-        return name.to_string();
+    // One reader of the kernel's host name: the one embedded code uses too.
+    if let Some(name) = ferry_config::Lookup::Hostname.read_process() {
+        return name;
     }
     std::env::var("HOSTNAME")
         .ok()
@@ -112,7 +107,7 @@ pub fn fingerprint(element: &ferry_config::Element, extra: &str) -> String {
         }
         out.push('>');
         for p in &e.params {
-            let _ = write!(out, "{:?}={:?};", p.key, p.value);
+            let _ = write!(out, "{:?}={:?}{:?};", p.key, p.value, p.unset);
             let path = std::path::Path::new(&p.value);
             if (path.is_absolute() || p.value.contains('/'))
                 && let Ok(m) = std::fs::metadata(path)

@@ -248,6 +248,7 @@ fn copy(e: &Element, keys: &[(&str, &str)]) -> Vec<Param> {
                 key: (*new).to_string(),
                 value: p.value.clone(),
                 span: p.span.clone(),
+                unset: p.unset,
             })
         })
         .collect()
@@ -259,8 +260,14 @@ fn set_default(params: &mut Vec<Param>, key: &str, value: &str, span: &Span) {
             key: key.to_string(),
             value: value.to_string(),
             span: span.clone(),
+            unset: None,
         });
     }
+}
+
+/// The parameter `key` as written with a value (not `use_default` / `use_nil`).
+fn written<'e>(e: &'e Element, key: &str) -> Option<&'e Param> {
+    e.param(key).filter(|p| p.unset.is_none())
 }
 
 fn truthy(v: &str) -> bool {
@@ -270,7 +277,7 @@ fn truthy(v: &str) -> bool {
 /// `localtime` / `utc` at the top level as Fluentd reads them: `Some(localtime)`, or an error
 /// when both are written.
 fn local_time(e: &Element, errors: &mut Vec<CompatError>) -> Option<(bool, Span)> {
-    match (e.param("localtime"), e.param("utc")) {
+    match (written(e, "localtime"), written(e, "utc")) {
         (Some(l), Some(_)) => {
             errors.push(CompatError {
                 span: l.span.clone(),
@@ -305,7 +312,7 @@ fn buffer(e: &Element, default_key: &str, errors: &mut Vec<CompatError>) -> Opti
         }
     }
     let mut chunk_key = default_key;
-    if let Some(f) = e.param("time_slice_format") {
+    if let Some(f) = written(e, "time_slice_format") {
         chunk_key = "time";
         let timekey = if f.value.contains("%S") {
             Some("1")
@@ -347,12 +354,12 @@ fn inject(e: &Element, errors: &mut Vec<CompatError>) -> Option<Element> {
         return None;
     }
     let mut params = copy(e, INJECT);
-    if let Some(p) = e.param("include_time_key").filter(|p| truthy(&p.value)) {
+    if let Some(p) = written(e, "include_time_key").filter(|p| truthy(&p.value)) {
         let span = p.span.clone();
         set_default(&mut params, "time_key", "time", &span);
         set_default(&mut params, "time_type", "string", &span);
     }
-    if let Some(p) = e.param("time_as_epoch").filter(|p| truthy(&p.value)) {
+    if let Some(p) = written(e, "time_as_epoch").filter(|p| truthy(&p.value)) {
         let span = p.span.clone();
         set_default(&mut params, "time_key", "time", &span);
         params.retain(|p| p.key != "time_type");
@@ -366,7 +373,7 @@ fn inject(e: &Element, errors: &mut Vec<CompatError>) -> Option<Element> {
             &span,
         );
     }
-    if let Some(p) = e.param("include_tag_key").filter(|p| truthy(&p.value)) {
+    if let Some(p) = written(e, "include_tag_key").filter(|p| truthy(&p.value)) {
         let span = p.span.clone();
         set_default(&mut params, "tag_key", "tag", &span);
     }
@@ -378,7 +385,7 @@ fn formatter(e: &Element) -> Option<Element> {
         return None;
     }
     let mut params = copy(e, FORMATTER);
-    if let Some(p) = e.param("time_as_epoch").filter(|p| truthy(&p.value)) {
+    if let Some(p) = written(e, "time_as_epoch").filter(|p| truthy(&p.value)) {
         let span = p.span.clone();
         set_default(&mut params, "time_type", "unixtime", &span);
     }
@@ -390,7 +397,7 @@ fn parser(e: &Element, errors: &mut Vec<CompatError>) -> Option<Element> {
         return None;
     }
     let mut params = copy(e, PARSER);
-    if let Some(f) = e.param("format") {
+    if let Some(f) = written(e, "format") {
         let span = f.span.clone();
         let v = &f.value;
         if v.len() >= 2 && v.starts_with('/') && v.ends_with('/') {
@@ -398,21 +405,24 @@ fn parser(e: &Element, errors: &mut Vec<CompatError>) -> Option<Element> {
                 key: "@type".into(),
                 value: "regexp".into(),
                 span: span.clone(),
+                unset: None,
             });
             params.push(Param {
                 key: "expression".into(),
                 value: v[1..v.len() - 1].to_string(),
                 span,
+                unset: None,
             });
         } else {
             params.push(Param {
                 key: "@type".into(),
                 value: v.clone(),
                 span,
+                unset: None,
             });
         }
     }
-    if let Some(t) = e.param("types") {
+    if let Some(t) = written(e, "types") {
         let delimiter = e.value("types_delimiter").unwrap_or(",");
         let label = e.value("types_label_delimiter").unwrap_or(":");
         let mut map = serde_json::Map::new();
@@ -424,6 +434,7 @@ fn parser(e: &Element, errors: &mut Vec<CompatError>) -> Option<Element> {
             key: "types".into(),
             value: serde_json::Value::Object(map).to_string(),
             span: t.span.clone(),
+            unset: None,
         });
     }
     if let Some((local, span)) = local_time(e, errors) {
@@ -431,6 +442,7 @@ fn parser(e: &Element, errors: &mut Vec<CompatError>) -> Option<Element> {
             key: "localtime".into(),
             value: if local { "true" } else { "false" }.into(),
             span,
+            unset: None,
         });
     }
     Some(section("parse", "", params, e))
