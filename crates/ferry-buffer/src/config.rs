@@ -170,9 +170,8 @@ impl BufferConfig {
                 chunk: self.chunk_limit_size,
             });
         }
-        if self.flush_interval.is_zero() {
-            return Err(ConfigError::Zero("flush_interval"));
-        }
+        // `flush_interval 0` (Fluentd accepts it): a staged chunk is due at once, queued at the
+        // flusher's next wake.
         if self.timekey.is_some_and(|t| t.as_secs() == 0) {
             return Err(ConfigError::Zero("timekey"));
         }

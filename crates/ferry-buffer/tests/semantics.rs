@@ -464,3 +464,16 @@ fn reconfigure_applies_new_limits_to_a_running_buffer_and_keeps_what_it_holds() 
     invalid.chunk_limit_size = 0;
     assert!(buffer.reconfigure(invalid).is_err());
 }
+
+#[test]
+fn flush_interval_zero_makes_a_staged_chunk_due_at_once() {
+    let mut c = memory();
+    c.flush_interval = std::time::Duration::ZERO;
+    let (buffer, _) = Buffer::open(c, "m").unwrap();
+    buffer.append(&tag("a"), &entry(1, 10), 1).unwrap();
+    let now = SystemTime::now();
+    assert!(buffer.next_due().unwrap() <= now);
+    buffer.enqueue_due(now);
+    let chunk = buffer.take(now).expect("queued at the first enqueue");
+    assert_eq!(parse_ids(&read_all(&chunk)), vec![1]);
+}

@@ -105,11 +105,12 @@ pub fn directives<'a>(root: &'a Element, errors: &Errors) -> Directives<'a> {
 
 fn label<'a>(elem: &'a Element, errors: &Errors) -> Option<Label<'a>> {
     let name = elem.arg.as_str();
-    if name.len() < 2 || !name.starts_with('@') || name.contains([' ', '\t']) {
+    // Fluentd's names start with '@' by convention only: `<label error_log>` is a label too.
+    if name.is_empty() || name == "@" || name.contains([' ', '\t']) {
         let msg = if name.is_empty() {
             "<label> needs a name: <label @NAME>".to_string()
         } else {
-            format!("label name '{name}' must be '@' followed by a name without blanks")
+            format!("label name '{name}' must be a name without blanks")
         };
         errors.push(Some(elem.span.clone()), msg);
         return None;

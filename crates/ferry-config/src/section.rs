@@ -238,6 +238,17 @@ impl<'a> Section<'a> {
 
     /// `key` as a duration (`60`, `1.5`, `10s`, `5m`, `1h`, `2d`, `500ms`).
     pub fn opt_duration(&self, key: &str) -> Option<Duration> {
+        // Fluentd reads a duration that is not a number as a float, and Ruby's `"nil".to_f` is
+        // 0: its own examples write `expire_dns_cache nil`. Read the same way, and said.
+        if let Some(p) = self.lookup(key)
+            && p.value == "nil"
+        {
+            self.errors.note(
+                Some(p.span.clone()),
+                format!("'{key} nil' is read as 0, as Fluentd reads it; write 0, or remove the line for the default"),
+            );
+            return Some(Duration::ZERO);
+        }
         self.typed(key, units::parse_duration)
     }
 

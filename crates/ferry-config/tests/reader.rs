@@ -368,7 +368,11 @@ stray value
     let root = parse_str(text, "t.conf").unwrap();
     let errors = Errors::new();
     let d = directives(&root, &errors);
-    assert_eq!(d.labels.len(), 2);
+    assert_eq!(
+        d.labels.len(),
+        3,
+        "a name without '@' is a label, as in Fluentd"
+    );
     drop(d);
     assert_eq!(
         messages(errors.into_result(())),
@@ -376,7 +380,6 @@ stray value
             "t.conf:1: parameter 'stray' is outside any section",
             "t.conf:4: only one <system> section is allowed (first at t.conf:2)",
             "t.conf:6: <label> needs a name: <label @NAME>",
-            "t.conf:8: label name 'NOAT' must be '@' followed by a name without blanks",
             "t.conf:11: parameter 'key' is not allowed in <label>: only <filter> and <match> are",
             "t.conf:12: <source> is not allowed in <label @X>: only <filter> and <match> are",
             "t.conf:14: <mach> is not allowed in <label @X>: only <filter> and <match> are; did you mean 'match'?",
@@ -456,6 +459,31 @@ fn the_v0_12_names_type_and_id_are_read_with_fluentds_deprecation_warning() {
             "v.conf:2: 'type' is deprecated parameter name. use '@type' instead.",
             "v.conf:3: 'id' is deprecated parameter name. use '@id' instead.",
         ]
+    );
+    assert!(errors.into_result(()).is_ok());
+}
+
+#[test]
+fn a_duration_written_nil_is_zero_as_fluentd_reads_it_and_said() {
+    let root = parse_str("<match **>\n  expire_dns_cache nil\n</match>\n", "d.conf").unwrap();
+    let errors = Errors::new();
+    let d = directives(&root, &errors);
+    for m in d.matches {
+        assert_eq!(
+            m.opt_duration("expire_dns_cache"),
+            Some(std::time::Duration::ZERO)
+        );
+        m.finish();
+    }
+    let notes: Vec<String> = errors
+        .take_notes()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].starts_with("d.conf:2: 'expire_dns_cache nil' is read as 0"),
+        "{notes:?}"
     );
     assert!(errors.into_result(()).is_ok());
 }

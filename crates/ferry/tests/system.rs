@@ -137,3 +137,41 @@ fn a_v0_12_configuration_is_read_through_fluentds_compatibility_layer_and_runs()
         "buffer_path is the buffer's path"
     );
 }
+
+#[test]
+fn worker_sections_run_once_with_worker_id_zero_and_a_shared_address_is_refused() {
+    let conf = "<system>\n  workers 4\n</system>\n\
+        <worker 0>\n  <source>\n    @type sample\n    tag w.zero\n    rate 10\n  </source>\n</worker>\n\
+        <worker 1-3>\n  <match w.**>\n    @type stdout\n    <format>\n      @type json\n    </format>\n    <inject>\n      worker_id_key worker_id\n    </inject>\n  </match>\n</worker>\n";
+    let (ok, _, stderr) = common::dry_run(conf);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("ferry.conf:4:") && stderr.contains("<worker 0>: ferry is one process"),
+        "{stderr}"
+    );
+    let ferry = Ferry::start_logged(conf, &[]);
+    let line = ferry.stdout_lines(1, Duration::from_secs(5)).remove(0);
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["worker_id"], 0, "{line}");
+    drop(ferry);
+    // What several processes would each bind is one address bound twice here.
+    let port = free_port();
+    let twice = format!(
+        "<worker 0>\n  <source>\n    @type forward\n    port {port}\n  </source>\n</worker>\n\
+         <worker 1>\n  <source>\n    @type forward\n    port {port}\n  </source>\n</worker>\n\
+         <match **>\n  @type null\n</match>\n"
+    );
+    let (ok, _, stderr) = common::dry_run(&twice);
+    assert!(!ok);
+    assert!(
+        stderr.contains("ferry.conf:8:")
+            && stderr.contains("as the source at")
+            && stderr.contains("ferry.conf:2"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = common::dry_run("<worker 2-1>\n</worker>\n");
+    assert!(
+        !ok && stderr.contains("a worker is a number or a range"),
+        "{stderr}"
+    );
+}

@@ -351,6 +351,9 @@ impl Output {
         let Some(buffered) = &self.buffered else {
             return;
         };
+        if matches!(&*self.sink, Sink::Null(n) if n.never_flush) {
+            return;
+        }
         let flusher = Arc::new(flusher::Flusher {
             id: self.id.clone(),
             buffered: Arc::clone(buffered),

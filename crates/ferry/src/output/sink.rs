@@ -27,7 +27,7 @@ impl Sink {
     pub fn build(id: &str, config: &SinkConfig) -> Self {
         match config {
             SinkConfig::Stdout(c) => Self::Stdout(stdout::Stdout::new(id.to_string(), c.clone())),
-            SinkConfig::Null(_) => Self::Null(null::Null::new(id.to_string())),
+            SinkConfig::Null(c) => Self::Null(null::Null::new(id.to_string(), c)),
             SinkConfig::File(c) => Self::File(file::FileOut::new(id.to_string(), c.clone())),
             SinkConfig::Forward(c) => Self::Forward(forward::Forward::new(id, c.clone())),
             SinkConfig::SecondaryFile(c) => Self::SecondaryFile(

@@ -78,6 +78,7 @@ pub fn build_with(root: &Element, options: &LoadOptions) -> Result<PipelineConfi
     let written = root;
     // v0.12 parameters become the v1 sections Fluentd derives from them.
     let mut converted = root.clone();
+    flatten_workers(&mut converted, &errors);
     for e in compat::convert(&mut converted) {
         errors.push(Some(e.span), e.message);
     }
@@ -120,6 +121,7 @@ pub fn build_with(root: &Element, options: &LoadOptions) -> Result<PipelineConfi
         }
     }
 
+    refuse_shared_addresses(&sources, &errors);
     let root_dir = RootDir::resolve(options.root_dir.as_deref(), system.root_dir.as_deref());
     let root_matches = read_matches(directives.matches, &mut ids, &root_dir);
     let root_filters = read_filters(directives.filters, &root.children, &mut ids);
@@ -328,5 +330,78 @@ mod tests {
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("output out has a memory buffer"), "{}", w[0]);
         assert!(w[0].contains("/r/spill/out"), "{}", w[0]);
+    }
+}
+
+/// `<worker N>` and `<worker N-M>`: ferry is one process that uses every core, so the
+/// directives inside run once, as if written at the top level (with one warning each).
+fn flatten_workers(root: &mut Element, errors: &Errors) {
+    let mut children = Vec::with_capacity(root.children.len());
+    for e in std::mem::take(&mut root.children) {
+        if e.name != "worker" {
+            children.push(e);
+            continue;
+        }
+        let arg = e.arg.trim();
+        let range = match arg.split_once('-') {
+            Some((a, b)) => a
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .zip(b.trim().parse::<u32>().ok()),
+            None => arg.parse::<u32>().ok().map(|n| (n, n)),
+        };
+        match range {
+            Some((a, b)) if a <= b => errors.note(
+                Some(e.span.clone()),
+                format!("<worker {arg}>: ferry is one process that uses every core; the directives inside run once"),
+            ),
+            _ => {
+                errors.push(
+                    Some(e.span.clone()),
+                    format!("<worker {arg}>: a worker is a number or a range N-M"),
+                );
+                continue;
+            }
+        }
+        for p in &e.params {
+            errors.push(
+                Some(p.span.clone()),
+                format!(
+                    "parameter '{}' is not allowed in <worker>: only directives are",
+                    p.key
+                ),
+            );
+        }
+        children.extend(e.children);
+    }
+    root.children = children;
+}
+
+/// Two inputs on one address (as `<worker>` sections written for several processes can give):
+/// refused with both lines, before anything binds.
+fn refuse_shared_addresses(sources: &[SourceConfig], errors: &Errors) {
+    let mut seen: std::collections::HashMap<(String, u16), &Span> =
+        std::collections::HashMap::new();
+    for s in sources {
+        let InputConfig::Forward(c) = &s.input else {
+            continue;
+        };
+        if !c.listen_tcp || c.port == 0 {
+            continue;
+        }
+        let key = (c.bind.clone(), c.port);
+        match seen.get(&key) {
+            Some(first) => errors.push(
+                Some(s.span.clone()),
+                format!(
+                    "source {} listens on {}:{} as the source at {first} does",
+                    s.id, c.bind, c.port
+                ),
+            ),
+            None => {
+                seen.insert(key, &s.span);
+            }
+        }
     }
 }

@@ -27,6 +27,8 @@ pub struct InjectConfig {
     pub time_key: Option<String>,
     pub hostname_key: Option<String>,
     pub hostname: String,
+    /// `worker_id_key`: ferry is one process, Fluentd's worker 0.
+    pub worker_id_key: Option<String>,
     pub time_type: TimeType,
     pub time_format: Option<Strftime>,
 }
@@ -69,6 +71,7 @@ impl InjectConfig {
             time_key: s.str("time_key"),
             hostname_key,
             hostname,
+            worker_id_key: s.str("worker_id_key"),
             time_type,
             time_format,
         };
@@ -77,7 +80,10 @@ impl InjectConfig {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tag_key.is_none() && self.time_key.is_none() && self.hostname_key.is_none()
+        self.tag_key.is_none()
+            && self.time_key.is_none()
+            && self.hostname_key.is_none()
+            && self.worker_id_key.is_none()
     }
 
     /// The pairs to add to one event's record.
@@ -85,6 +91,9 @@ impl InjectConfig {
         out.clear();
         if let Some(key) = &self.hostname_key {
             out.push((key, Extra::Str(self.hostname.clone())));
+        }
+        if let Some(key) = &self.worker_id_key {
+            out.push((key, Extra::UInt(0)));
         }
         if let Some(key) = &self.tag_key {
             out.push((key, Extra::Str(tag.to_string())));
