@@ -275,64 +275,6 @@ impl PipelineConfig {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ferry_buffer::BufferType;
-
-    fn load(text: &str, root_dir: Option<&str>) -> PipelineConfig {
-        let root = ferry_config::parse_str(text, "test.conf").unwrap();
-        let options = LoadOptions {
-            root_dir: root_dir.map(PathBuf::from),
-        };
-        build_with(&root, &options).unwrap_or_else(|e| panic!("{:?}", e.0))
-    }
-
-    fn buffer_of(c: &PipelineConfig) -> BufferType {
-        let (_, o) = c.routes.outputs()[0];
-        o.buffer.as_ref().unwrap().config.buffer_type.clone()
-    }
-
-    const FORWARD: &str = "<source>\n  @type forward\n</source>\n<match **>\n  @type forward\n  @id out\n  <server>\n    host 127.0.0.1\n  </server>\n  BUFFER</match>\n";
-
-    #[test]
-    fn a_buffer_that_names_no_type_is_a_file_buffer_under_the_root_directory() {
-        let none = load(&FORWARD.replace("BUFFER", ""), Some("/r"));
-        assert_eq!(
-            buffer_of(&none),
-            BufferType::File {
-                path: PathBuf::from("/r/buffer/out")
-            }
-        );
-        let untyped = FORWARD.replace("BUFFER", "<buffer>\n    flush_interval 1s\n  </buffer>\n");
-        assert_eq!(buffer_of(&load(&untyped, Some("/r"))), buffer_of(&none));
-        let system = format!(
-            "<system>\n  root_dir /s\n</system>\n{}",
-            FORWARD.replace("BUFFER", "")
-        );
-        assert_eq!(
-            buffer_of(&load(&system, None)),
-            BufferType::File {
-                path: PathBuf::from("/s/buffer/out")
-            }
-        );
-        // The command line wins over <system>.
-        assert_eq!(buffer_of(&load(&system, Some("/r"))), buffer_of(&none));
-        assert!(none.durability_warnings().is_empty());
-    }
-
-    #[test]
-    fn a_memory_buffer_behind_an_acknowledging_input_is_said_at_start() {
-        let memory = FORWARD.replace("BUFFER", "<buffer>\n    @type memory\n  </buffer>\n");
-        let c = load(&memory, Some("/r"));
-        assert_eq!(buffer_of(&c), BufferType::Memory);
-        let w = c.durability_warnings();
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("output out has a memory buffer"), "{}", w[0]);
-        assert!(w[0].contains("/r/spill/out"), "{}", w[0]);
-    }
-}
-
 /// `<worker N>` and `<worker N-M>`: ferry is one process that uses every core, so the
 /// directives inside run once, as if written at the top level (with one warning each).
 fn flatten_workers(root: &mut Element, errors: &Errors) {
@@ -403,5 +345,63 @@ fn refuse_shared_addresses(sources: &[SourceConfig], errors: &Errors) {
                 seen.insert(key, &s.span);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_buffer::BufferType;
+
+    fn load(text: &str, root_dir: Option<&str>) -> PipelineConfig {
+        let root = ferry_config::parse_str(text, "test.conf").unwrap();
+        let options = LoadOptions {
+            root_dir: root_dir.map(PathBuf::from),
+        };
+        build_with(&root, &options).unwrap_or_else(|e| panic!("{:?}", e.0))
+    }
+
+    fn buffer_of(c: &PipelineConfig) -> BufferType {
+        let (_, o) = c.routes.outputs()[0];
+        o.buffer.as_ref().unwrap().config.buffer_type.clone()
+    }
+
+    const FORWARD: &str = "<source>\n  @type forward\n</source>\n<match **>\n  @type forward\n  @id out\n  <server>\n    host 127.0.0.1\n  </server>\n  BUFFER</match>\n";
+
+    #[test]
+    fn a_buffer_that_names_no_type_is_a_file_buffer_under_the_root_directory() {
+        let none = load(&FORWARD.replace("BUFFER", ""), Some("/r"));
+        assert_eq!(
+            buffer_of(&none),
+            BufferType::File {
+                path: PathBuf::from("/r/buffer/out")
+            }
+        );
+        let untyped = FORWARD.replace("BUFFER", "<buffer>\n    flush_interval 1s\n  </buffer>\n");
+        assert_eq!(buffer_of(&load(&untyped, Some("/r"))), buffer_of(&none));
+        let system = format!(
+            "<system>\n  root_dir /s\n</system>\n{}",
+            FORWARD.replace("BUFFER", "")
+        );
+        assert_eq!(
+            buffer_of(&load(&system, None)),
+            BufferType::File {
+                path: PathBuf::from("/s/buffer/out")
+            }
+        );
+        // The command line wins over <system>.
+        assert_eq!(buffer_of(&load(&system, Some("/r"))), buffer_of(&none));
+        assert!(none.durability_warnings().is_empty());
+    }
+
+    #[test]
+    fn a_memory_buffer_behind_an_acknowledging_input_is_said_at_start() {
+        let memory = FORWARD.replace("BUFFER", "<buffer>\n    @type memory\n  </buffer>\n");
+        let c = load(&memory, Some("/r"));
+        assert_eq!(buffer_of(&c), BufferType::Memory);
+        let w = c.durability_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("output out has a memory buffer"), "{}", w[0]);
+        assert!(w[0].contains("/r/spill/out"), "{}", w[0]);
     }
 }
