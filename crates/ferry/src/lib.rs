@@ -12,9 +12,10 @@
 //! | [`pipeline`] | configuration tree → typed, checked pipeline (`--dry-run` stops here) |
 //! | [`input`] | where events enter (`forward`, `tail`); `input::net`: what every network input shares |
 //! | [`parse`] | log lines → records: Fluentd's `<parse>` types (json, regexp, syslog, ...) |
+//! | [`format`] | records → text: Fluentd's `<format>` types and `<inject>`, for outputs and the stdout filter |
 //! | [`router`] | tag → filters → output, with Fluentd's `<match>`, `<label>`, `copy`, `relabel`, `@ERROR` |
 //! | [`filter`] | `grep`, `record_transformer`, `parser`: the stages that decode records |
-//! | [`output`] | where events go (`stdout`, `null`, `file`, `forward`, `secondary_file`, `kafka2`), the buffered append path and the flushers, and how events are formatted |
+//! | [`output`] | where events go (`stdout`, `null`, `file`, `forward`, `secondary_file`, `kafka2`), the buffered append path and the flushers |
 //! | [`record`] | helpers over decoded records shared by filters and formatters |
 //! | [`event`] | the batch of events that travels between them (msgpack bytes) |
 //! | [`task`] | named tasks, their states, cancellation and shutdown |
@@ -29,6 +30,7 @@ pub mod app;
 pub mod buffer_tool;
 pub mod event;
 pub mod filter;
+pub mod format;
 pub mod input;
 pub mod logging;
 pub mod metrics;

@@ -103,6 +103,7 @@ fn metrics_import_no_plugin() {
 fn the_shared_bottom_layer_imports_nothing_above_it() {
     for module in [
         "parse",
+        "format",
         "time.rs",
         "tls.rs",
         "logging.rs",

@@ -79,3 +79,23 @@ fn a_label_takes_the_generated_events() {
     let line = ferry.stdout_lines(1, Duration::from_secs(5)).remove(0);
     assert!(line.contains("\"via\":\"label\""), "{line}");
 }
+
+#[test]
+fn the_stdout_filter_prints_each_event_and_passes_it_on() {
+    let ferry = Ferry::start_logged(
+        "<source>\n  @type sample\n  tag sample.f\n  sample {\"seen\":\"twice\"}\n</source>\n\
+         <filter sample.**>\n  @type stdout\n</filter>\n\
+         <match sample.**>\n  @type stdout\n  <format>\n    @type json\n  </format>\n</match>\n",
+        &[],
+    );
+    let lines = ferry.stdout_lines(4, Duration::from_secs(10));
+    let printed = lines
+        .iter()
+        .filter(|l| l.contains(" sample.f: {\"seen\":\"twice\"}"))
+        .count();
+    let passed = lines
+        .iter()
+        .filter(|l| *l == "{\"seen\":\"twice\"}")
+        .count();
+    assert_eq!((printed, passed), (2, 2), "{lines:#?}");
+}

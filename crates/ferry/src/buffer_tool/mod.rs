@@ -9,7 +9,7 @@
 //! | 2 | could not run: a directory in use by a running ferry, a missing directory, bad arguments, a file that cannot be read or written |
 //!
 //! Files: `mod` (the commands, `ls`), `verify`, `salvage` (including the JSON lines writer,
-//! built on [`crate::output::format::json`]).
+//! built on [`crate::format::json`]).
 
 use std::io::Write as _;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! `ferry buffer salvage DIR CHUNK (--into BUFFER_DIR | --json-lines OUT)`: the intact appends
 //! of a quarantined or damaged chunk (journal record and crc32c check) go into a buffer
 //! directory as a new chunk with the same keys, written by [`ferry_buffer::Buffer`] itself, or
-//! out as JSON lines written by [`crate::output::format::json`]. Entries are checked as the
+//! out as JSON lines written by [`crate::format::json`]. Entries are checked as the
 //! forward input checks them ([`ferry_proto::entries`]); an invalid one is counted, not copied.
 
 use std::fmt::Write as _;
@@ -17,7 +17,7 @@ use ferry_buffer::{AppendError, Buffer, BufferConfig, ChunkId, ChunkKey, OpenErr
 use ferry_proto::entries;
 
 use super::{FOUND_DAMAGE, Target, ToolError, id_text, keys_text, open, print};
-use crate::output::format::json;
+use crate::format::json;
 
 /// Where salvaged events go.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@
 //! | [`grep`] | keep or drop events by regular expressions over fields |
 //! | [`record_transformer`] | add, rewrite and remove fields (`${tag}`, `${record["k"]}`, ...) |
 //! | [`parser`] | parse one field with a `<parse>` section |
+//! | [`stdout`] | print each event that passes (in a `<format>`), unchanged |
 //! | [`chain`] | runs the filters of a route over a batch: decode, filter, re-encode |
 //! | [`accessor`] | Fluentd's record accessor (`$.a.b[0]`) |
 //!
@@ -18,6 +19,7 @@ pub mod chain;
 pub mod grep;
 pub mod parser;
 pub mod record_transformer;
+pub mod stdout;
 
 use ferry_config::Section;
 use ferry_proto::msgpack::Value;
@@ -25,11 +27,10 @@ use ferry_proto::time::EventTime;
 use std::sync::Arc;
 
 /// Filter plugin types this build of ferry provides.
-pub const FILTER_TYPES: &[&str] = &["grep", "record_transformer", "parser"];
+pub const FILTER_TYPES: &[&str] = &["grep", "record_transformer", "parser", "stdout"];
 
 /// Fluentd filter types that ferry does not provide: refused with a clear message.
 pub const FOREIGN_FILTER_TYPES: &[&str] = &[
-    "stdout",
     "prometheus",
     "geoip",
     "kubernetes_metadata",
@@ -45,6 +46,7 @@ pub enum Filter {
     Grep(grep::Grep),
     RecordTransformer(record_transformer::RecordTransformer),
     Parser(Box<parser::ParserFilter>),
+    Stdout(Box<stdout::StdoutFilter>),
 }
 
 /// Whether an event goes on.
@@ -118,6 +120,9 @@ impl Filter {
             "parser" => {
                 parser::ParserFilter::from_section(section).map(|p| Self::Parser(Box::new(p)))
             }
+            "stdout" => {
+                stdout::StdoutFilter::from_section(section).map(|p| Self::Stdout(Box::new(p)))
+            }
             _ => None,
         }
     }
@@ -127,6 +132,7 @@ impl Filter {
             Self::Grep(_) => "grep",
             Self::RecordTransformer(_) => "record_transformer",
             Self::Parser(_) => "parser",
+            Self::Stdout(_) => "stdout",
         }
     }
 
@@ -141,6 +147,7 @@ impl Filter {
             Self::Grep(g) => g.apply(record),
             Self::RecordTransformer(r) => r.apply(ctx, time, record),
             Self::Parser(p) => p.apply(time, record),
+            Self::Stdout(p) => p.apply(&ctx.tag, *time, record),
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod buffered;
 mod error;
 pub mod file;
 pub mod flusher;
-pub mod format;
+
 pub mod forward;
 pub mod handoff;
 pub mod kafka;

@@ -5,7 +5,7 @@
 //! connections never interleave within a line.
 
 use super::SinkError;
-use super::format::{FormatConfig, FormatKind};
+use crate::format::{FormatConfig, FormatKind};
 use ferry_config::Section;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::AsyncWriteExt;

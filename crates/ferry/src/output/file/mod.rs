@@ -3,7 +3,7 @@
 //! Always buffered. Without a `<buffer>` section the buffer is a file buffer with chunk key
 //! `time` and `timekey 1h` (ferry's default: hourly files; Fluentd's out_file slices by day),
 //! under `<system> root_dir`/buffer/ID, or else `.ferry-buffer/ID` in the directory of `path`.
-//! Each flushed chunk is formatted ([`crate::output::format`], `out_file` by default) and
+//! Each flushed chunk is formatted ([`crate::format`], `out_file` by default) and
 //! written by [`writer`]: a new, atomically published file per chunk (`append false`, the
 //! default), or appended to one file per slice (`append true`).
 //!
@@ -32,8 +32,8 @@ pub mod writer;
 
 use super::SinkError;
 use super::buffer_section::{BufferDefaults, BufferSetup, DefaultBuffer};
-use super::format::{FormatConfig, FormatKind};
 use super::segment::SegmentReader;
+use crate::format::{FormatConfig, FormatKind};
 use crate::root_dir::RootDir;
 use ferry_buffer::Chunk;
 use ferry_config::Section;

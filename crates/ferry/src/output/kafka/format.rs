@@ -6,8 +6,8 @@
 //! `add_newline false`). Values that are not strings are written as their JSON text in ltsv
 //! and single_value.
 
-use crate::output::format::inject::InjectConfig;
-use crate::output::format::json::Extra;
+use crate::format::inject::InjectConfig;
+use crate::format::json::Extra;
 use bytes::{Bytes, BytesMut};
 use ferry_config::Section;
 use ferry_proto::msgpack::Value;
@@ -244,7 +244,7 @@ mod tests {
         f.inject = InjectConfig {
             tag_key: Some("tag".into()),
             time_key: Some("time".into()),
-            time_type: crate::output::format::inject::TimeType::Unixtime,
+            time_type: crate::format::inject::TimeType::Unixtime,
             ..InjectConfig::default()
         };
         let mut r = record();

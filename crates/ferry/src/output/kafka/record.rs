@@ -165,7 +165,7 @@ fn as_partition(v: &Value) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::format::inject::InjectConfig;
+    use crate::format::inject::InjectConfig;
     use crate::output::kafka::format::FormatKind;
     use ferry_proto::time::EventTime;
 
