@@ -278,7 +278,7 @@ fn routing_mistakes_are_configuration_errors() {
     );
     assert_eq!(errs("<label @ROOT>\n</label>"), 1);
     assert_eq!(errs("<match **>\n@type secondary_file\n</match>"), 1);
-    assert_eq!(errs("<filter **>\n@type stdout\n</filter>"), 1);
+    assert_eq!(errs("<filter **>\n@type kubernetes_metadata\n</filter>"), 1);
     assert_eq!(errs("<filter {a>\n@type grep\n</filter>"), 1);
     assert_eq!(
         errs(
