@@ -13,7 +13,7 @@
 //! | `tail` input, `parser` filter | parser |
 //! | `file` output | formatter, buffer (chunk key `time`, daily by default), inject |
 //! | `forward` output | buffer (chunk key `tag`) |
-//! | `stdout` output | inject, formatter |
+//! | `stdout` output and filter | inject, formatter |
 
 use ferry_config::{Element, Param, Span};
 
@@ -220,7 +220,7 @@ fn convert_plugin(e: &mut Element, directive: &str, errors: &mut Vec<CompatError
             vec![FORMATTER_KEYS, BUFFER_KEYS, INJECT_KEYS],
         ),
         ("match", "forward") => (vec![buffer(e, "tag", errors)], vec![BUFFER_KEYS]),
-        ("match", "stdout") => (
+        ("match", "stdout") | ("filter", "stdout") => (
             vec![inject(e, errors), formatter(e)],
             vec![INJECT_KEYS, FORMATTER_KEYS],
         ),

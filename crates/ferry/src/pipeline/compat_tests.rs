@@ -130,3 +130,17 @@ fn stores_of_copy_and_matches_in_labels_are_converted() {
     );
     assert!(text.contains("<buffer tag>\n      @type memory"), "{text}");
 }
+
+#[test]
+fn the_stdout_filter_converts_as_the_stdout_output_does() {
+    let out =
+        text("<filter **>\n  @type stdout\n  format json\n  include_tag_key true\n</filter>\n");
+    assert!(
+        out.contains("<format>\n    @type json\n  </format>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<inject>\n    tag_key tag\n  </inject>"),
+        "{out}"
+    );
+}
