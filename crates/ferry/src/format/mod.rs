@@ -60,6 +60,8 @@ pub enum ColumnTime {
 /// The parameters of every format; each format reads only its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FormatOptions {
+    /// The stdout format's `output_type`: how the record after `time tag: ` is written.
+    pub stdout_type: StdoutType,
     pub add_newline: bool,
     pub output_time: bool,
     pub output_tag: bool,
@@ -73,9 +75,22 @@ pub struct FormatOptions {
     pub message_key: String,
 }
 
+/// `output_type` of the stdout format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StdoutType {
+    /// `{"k":"v"}`
+    #[default]
+    Json,
+    /// `k:v` pairs, tab-separated.
+    Ltsv,
+    /// Ruby's `Hash#inspect`: `{"k"=>"v"}`.
+    Hash,
+}
+
 impl Default for FormatOptions {
     fn default() -> Self {
         Self {
+            stdout_type: StdoutType::Json,
             add_newline: true,
             output_time: true,
             output_tag: true,
@@ -203,7 +218,19 @@ impl FormatConfig {
                 let mut t = String::new();
                 write_stdout_time(entry.time, &mut t);
                 let _ = write!(out, "{t} {tag}: ");
-                json::write_record(entry.record, &scratch.extras, out)?;
+                match o.stdout_type {
+                    StdoutType::Json => {
+                        json::write_record(entry.record, &scratch.extras, out)?;
+                    }
+                    StdoutType::Ltsv => {
+                        let record = decoded(entry, scratch)?;
+                        text::write_ltsv(map_pairs(&record), "\t", ":", " ", out);
+                    }
+                    StdoutType::Hash => {
+                        let record = decoded(entry, scratch)?;
+                        text::write_ruby_inspect(&record, out);
+                    }
+                }
                 true
             }
             FormatKind::Json => {
@@ -234,22 +261,8 @@ impl FormatConfig {
                 false
             }
             FormatKind::Msgpack | FormatKind::Ltsv | FormatKind::Csv | FormatKind::SingleValue => {
-                let (mut record, _) = Value::decode(entry.record)?;
-                let Value::Map(pairs) = &mut record else {
-                    return Err(MsgpackError::Unexpected {
-                        offset: 0,
-                        expected: "a map",
-                        found: "another type",
-                    });
-                };
-                for (k, v) in scratch.extras.drain(..) {
-                    let v = match v {
-                        Extra::Str(s) => crate::record::str_value(&s),
-                        Extra::UInt(u) => Value::UInt(u),
-                        Extra::F64(f) => Value::F64(f),
-                    };
-                    crate::record::set(pairs, k, v);
-                }
+                let record = decoded(entry, scratch)?;
+                let pairs = map_pairs(&record);
                 match self.kind {
                     FormatKind::Msgpack => {
                         let mut buf = bytes::BytesMut::new();
@@ -277,6 +290,34 @@ impl FormatConfig {
             out.push(b'\n');
         }
         Ok(())
+    }
+}
+
+/// An entry's record as a map, with the injected pairs set in it.
+fn decoded(entry: &EntryRef<'_>, scratch: &mut Scratch<'_>) -> Result<Value, MsgpackError> {
+    let (mut record, _) = Value::decode(entry.record)?;
+    let Value::Map(pairs) = &mut record else {
+        return Err(MsgpackError::Unexpected {
+            offset: 0,
+            expected: "a map",
+            found: "another type",
+        });
+    };
+    for (k, v) in scratch.extras.drain(..) {
+        let v = match v {
+            Extra::Str(s) => crate::record::str_value(&s),
+            Extra::UInt(u) => Value::UInt(u),
+            Extra::F64(f) => Value::F64(f),
+        };
+        crate::record::set(pairs, k, v);
+    }
+    Ok(record)
+}
+
+fn map_pairs(v: &Value) -> &[(Value, Value)] {
+    match v {
+        Value::Map(p) => p,
+        _ => &[],
     }
 }
 
@@ -311,14 +352,12 @@ fn read_options(s: &Section<'_>, kind: FormatKind) -> FormatOptions {
     let mut o = FormatOptions::default();
     match kind {
         FormatKind::Stdout => {
-            // Fluentd's stdout formatter takes `output_type json` (the only kind ferry has).
-            let output_type = s.str_or("output_type", "json");
-            if output_type != "json" {
-                s.error(
-                    Some("output_type"),
-                    format!("output_type '{output_type}' is not supported (only json)"),
-                );
-            }
+            // Fluentd's stdout formatter writes the record with another formatter.
+            o.stdout_type = match s.enum_or("output_type", &["json", "ltsv", "hash"], "json") {
+                "ltsv" => StdoutType::Ltsv,
+                "hash" => StdoutType::Hash,
+                _ => StdoutType::Json,
+            };
         }
         FormatKind::Json => {
             o.add_newline = s.bool_or("add_newline", true);

@@ -122,7 +122,8 @@ fn bad_format_parameters_are_configuration_errors() {
     );
     assert!(errors("<match>\n<format>\n@type out_file\ntimezone UTC\n</format>\n</match>").is_ok());
     assert!(
-        errors("<match>\n<format>\n@type stdout\noutput_type hash\n</format>\n</match>").is_err()
+        errors("<match>\n<format>\n@type stdout\noutput_type msgpack\n</format>\n</match>")
+            .is_err()
     );
     assert!(
         errors("<match>\n<format>\n@type stdout\noutput_type json\n</format>\n</match>").is_ok()
@@ -271,4 +272,24 @@ mod any_bytes {
             check(&s)?;
         }
     }
+}
+
+#[test]
+fn stdout_output_types_write_the_record_as_json_ltsv_or_a_ruby_hash() {
+    let line = |t: &str| {
+        render(
+            &format!("<match>\n<format>\n@type stdout\noutput_type {t}\n</format>\n</match>"),
+            FormatKind::Json,
+        )
+    };
+    let head = "2023-11-14 22:13:20.250000000 +0000 app.web: ";
+    assert_eq!(
+        line("json"),
+        format!("{head}{{\"message\":\"hello\\tworld\",\"n\":7}}\n")
+    );
+    assert_eq!(line("ltsv"), format!("{head}message:hello world\tn:7\n"));
+    assert_eq!(
+        line("hash"),
+        format!("{head}{{\"message\"=>\"hello\\tworld\", \"n\"=>7}}\n")
+    );
 }

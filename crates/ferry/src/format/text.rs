@@ -34,6 +34,68 @@ pub fn write_ltsv(
     }
 }
 
+/// Ruby's `inspect` of a record, as Fluentd's stdout `output_type hash` prints it:
+/// `{"k"=>"v", "n"=>1, "a"=>[1, nil]}`.
+pub fn write_ruby_inspect(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Nil => out.extend_from_slice(b"nil"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::UInt(u) => out.extend_from_slice(u.to_string().as_bytes()),
+        Value::F32(f) => out.extend_from_slice(record::float_text(f64::from(*f)).as_bytes()),
+        Value::F64(f) => out.extend_from_slice(record::float_text(*f).as_bytes()),
+        Value::Str(b) | Value::Bin(b) => ruby_string(&String::from_utf8_lossy(b), out),
+        Value::Ext(..) => ruby_string(&text(v), out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                write_ruby_inspect(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Map(pairs) => {
+            out.push(b'{');
+            for (i, (k, val)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                write_ruby_inspect(k, out);
+                out.extend_from_slice(b"=>");
+                write_ruby_inspect(val, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// Ruby's `String#inspect`.
+fn ruby_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\u{1b}' => out.extend_from_slice(b"\\e"),
+            '#' if matches!(chars.peek(), Some('{' | '$' | '@')) => out.extend_from_slice(b"\\#"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.extend_from_slice(format!("\\x{:02X}", c as u32).as_bytes());
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
 /// `csv`: the values of `fields` in order, as Ruby's CSV writes them. With `force_quotes`
 /// every field is quoted (a missing one as `""`); without, only fields holding the delimiter,
 /// a quote or a line break, and empty strings.
@@ -82,6 +144,28 @@ mod tests {
             (str_value("c"), str_value("say \"hi\", ok")),
             (str_value("e"), str_value("")),
         ]
+    }
+
+    #[test]
+    fn ruby_inspect_is_what_fluentds_hash_output_type_prints() {
+        let v = Value::Map(vec![
+            (
+                record::str_value("msg"),
+                record::str_value("a \"q\" #{x}\n"),
+            ),
+            (record::str_value("n"), Value::UInt(1)),
+            (record::str_value("f"), Value::F64(1.5)),
+            (
+                record::str_value("a"),
+                Value::Array(vec![Value::Int(-2), Value::Nil, Value::Bool(true)]),
+            ),
+        ]);
+        let mut out = Vec::new();
+        write_ruby_inspect(&v, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"msg"=>"a \"q\" \#{x}\n", "n"=>1, "f"=>1.5, "a"=>[-2, nil, true]}"#
+        );
     }
 
     #[test]
