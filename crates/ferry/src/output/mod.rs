@@ -37,7 +37,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Output plugin types this build of ferry provides (`copy` and `relabel` are read by the
 /// router, see [`crate::router::config`]).
 pub const OUTPUT_TYPES: &[&str] = &[
-    "stdout", "null", "file", "forward", "kafka2", "copy", "relabel",
+    "stdout",
+    "null",
+    "file",
+    "forward",
+    "kafka2",
+    "copy",
+    "roundrobin",
+    "relabel",
 ];
 
 /// Fluentd output types that ferry does not provide (yet): refused with a clear message.
@@ -49,7 +56,6 @@ pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
     "http",
     "exec",
     "rewrite_tag_filter",
-    "roundrobin",
 ];
 
 /// The destination part of a `<match>`.

@@ -196,7 +196,7 @@ pub fn convert(root: &mut Element) -> Vec<CompatError> {
 fn convert_directive(e: &mut Element, errors: &mut Vec<CompatError>) {
     let kind = e.name.clone();
     convert_plugin(e, &kind, errors);
-    if plugin_type(e) == Some("copy") {
+    if matches!(plugin_type(e), Some("copy" | "roundrobin")) {
         for store in e.children.iter_mut().filter(|c| c.name == "store") {
             convert_plugin(store, "match", errors);
         }

@@ -1,6 +1,6 @@
 //! Routing directives as configured: `<filter>` and `<match>` per table (the top level and
-//! each `<label>`), and what a `<match>` does: one output, `copy` to several stores, or
-//! `relabel` into another label.
+//! each `<label>`), and what a `<match>` does: one output, `copy` to several stores,
+//! `roundrobin` to one of several stores in turn, or `relabel` into another label.
 
 use super::pattern::MatchPattern;
 use crate::filter::Filter;
@@ -34,6 +34,8 @@ pub enum TargetConfig {
 #[derive(Debug, Clone)]
 pub struct CopyConfig {
     pub stores: Vec<StoreConfig>,
+    /// `@type roundrobin`: each batch goes to one store, in turn by `weight`, instead of all.
+    pub round_robin: bool,
 }
 
 /// One `<store>` of a copy.
@@ -42,6 +44,8 @@ pub struct StoreConfig {
     pub id: String,
     /// `<store ignore_error>`: a refusal by this store does not fail the copy.
     pub ignore_error: bool,
+    /// roundrobin's `weight` (1 by default): a store of weight 2 takes two batches in turn.
+    pub weight: u32,
     pub target: StoreTarget,
     pub span: Span,
 }
@@ -160,7 +164,8 @@ pub fn read_match(section: Section<'_>, ids: &mut Ids, root: &RootDir) -> Option
     let id = ids.assign(&section, section.plugin_type().unwrap_or("output"));
     let target = match section.plugin_type() {
         Some("relabel") => relabel(&section).map(TargetConfig::Relabel),
-        Some("copy") => read_copy(&section, ids, root).map(TargetConfig::Copy),
+        Some("copy") => read_copy(&section, ids, root, false).map(TargetConfig::Copy),
+        Some("roundrobin") => read_copy(&section, ids, root, true).map(TargetConfig::Copy),
         _ => OutputConfig::from_section(&section, &id, root)
             .map(|o| TargetConfig::Output(Box::new(o))),
     };
@@ -188,19 +193,37 @@ fn relabel(section: &Section<'_>) -> Option<String> {
     }
 }
 
-fn read_copy(section: &Section<'_>, ids: &mut Ids, root: &RootDir) -> Option<CopyConfig> {
-    let _ = section.opt_enum("copy_mode", &["no_copy", "shallow", "deep", "marshal"]);
-    let _ = section.opt_bool("deep_copy");
-    let shared = "every store reads the same immutable event bytes: no store can change what another receives, whatever the mode";
-    section.no_effect("copy_mode", shared);
-    section.no_effect("deep_copy", shared);
+fn read_copy(
+    section: &Section<'_>,
+    ids: &mut Ids,
+    root: &RootDir,
+    round_robin: bool,
+) -> Option<CopyConfig> {
+    if !round_robin {
+        let _ = section.opt_enum("copy_mode", &["no_copy", "shallow", "deep", "marshal"]);
+        let _ = section.opt_bool("deep_copy");
+        let shared = "every store reads the same immutable event bytes: no store can change what another receives, whatever the mode";
+        section.no_effect("copy_mode", shared);
+        section.no_effect("deep_copy", shared);
+    }
+    let kind = if round_robin { "roundrobin" } else { "copy" };
     let mut stores = Vec::new();
     let mut ok = true;
     for store in section.children("store") {
         let mut ignore_error = false;
+        let weight = if round_robin {
+            let w = store.u64_or("weight", 1);
+            if w == 0 || w > 1000 {
+                store.error(Some("weight"), "weight must be 1 to 1000");
+                ok = false;
+            }
+            u32::try_from(w.clamp(1, 1000)).unwrap_or(1)
+        } else {
+            1
+        };
         for word in store.arg().split_whitespace() {
             match word {
-                "ignore_error" => ignore_error = true,
+                "ignore_error" if !round_robin => ignore_error = true,
                 other => {
                     store.error(
                         None,
@@ -214,10 +237,10 @@ fn read_copy(section: &Section<'_>, ids: &mut Ids, root: &RootDir) -> Option<Cop
         let id = ids.assign(&store, kind);
         let target = match store.plugin_type() {
             Some("relabel") => relabel(&store).map(StoreTarget::Relabel),
-            Some("copy") => {
+            Some(inner @ ("copy" | "roundrobin")) => {
                 store.error(
                     Some("@type"),
-                    "a copy inside a copy is not supported; list the stores in one copy",
+                    format!("a {inner} inside a {kind} is not supported; list the stores in one"),
                 );
                 None
             }
@@ -231,6 +254,7 @@ fn read_copy(section: &Section<'_>, ids: &mut Ids, root: &RootDir) -> Option<Cop
                 stores.push(StoreConfig {
                     id,
                     ignore_error,
+                    weight,
                     target,
                     span,
                 });
@@ -242,8 +266,11 @@ fn read_copy(section: &Section<'_>, ids: &mut Ids, root: &RootDir) -> Option<Cop
         }
     }
     if stores.is_empty() && ok {
-        section.error(None, "copy needs at least one <store>");
+        section.error(None, format!("{kind} needs at least one <store>"));
         ok = false;
     }
-    ok.then_some(CopyConfig { stores })
+    ok.then_some(CopyConfig {
+        stores,
+        round_robin,
+    })
 }

@@ -208,6 +208,7 @@ impl Router {
                 Some(Target::Output(i)) => self.to_output(*i, batch, hops).await,
                 Some(Target::Relabel(next)) => self.emit_in(*next, batch, hops.next()).await,
                 Some(Target::Copy(stores)) => self.to_copy(stores, batch, hops).await,
+                Some(Target::RoundRobin(rr)) => self.to_round_robin(rr, batch, hops).await,
                 None => Err(EmitError::ShuttingDown),
             }
         })
@@ -280,6 +281,37 @@ impl Router {
             }
         }
         first_error.map_or(Ok(Routed::Committed), Err)
+    }
+
+    /// The batch goes to the store whose turn it is; a store that refuses it with a retryable
+    /// error (full, down) passes it to the next store, so one store down does not stop the
+    /// others taking traffic. Every store refusing fails the emit (no ack).
+    async fn to_round_robin(
+        &self,
+        rr: &route::RoundRobin,
+        batch: Batch,
+        hops: Hops,
+    ) -> Result<Routed, EmitError> {
+        let turn = rr.next.fetch_add(1, Ordering::Relaxed);
+        let first = rr
+            .schedule
+            .get(turn % rr.schedule.len().max(1))
+            .copied()
+            .unwrap_or(0);
+        let mut last_error = None;
+        for k in 0..rr.stores.len() {
+            let store = &rr.stores[(first + k) % rr.stores.len()];
+            let result = match store.target {
+                route::StoreTarget::Output(i) => self.to_output(i, batch.clone(), hops).await,
+                route::StoreTarget::Relabel(t) => self.emit_in(t, batch.clone(), hops.next()).await,
+            };
+            match result {
+                Ok(routed) => return Ok(routed),
+                Err(e) if e.is_retryable() => last_error = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or(EmitError::ShuttingDown))
     }
 
     async fn to_error(&self, batch: Batch, reason: &str, hops: Hops) -> Result<Routed, EmitError> {

@@ -14,7 +14,45 @@ const ROUTE_CACHE_LIMIT: usize = 16_384;
 pub(super) enum Target {
     Output(usize),
     Copy(Vec<Store>),
+    RoundRobin(RoundRobin),
     Relabel(usize),
+}
+
+/// roundrobin's stores and their turns: `schedule` lists store indices, each as many times as
+/// its weight, spread out; `next` walks it.
+#[derive(Debug)]
+pub(super) struct RoundRobin {
+    pub stores: Vec<Store>,
+    pub schedule: Vec<usize>,
+    pub next: std::sync::atomic::AtomicUsize,
+}
+
+#[cfg(test)]
+pub(super) fn schedule_for_tests(weights: &[u32]) -> Vec<usize> {
+    schedule(weights)
+}
+
+/// Interleaves the turns of stores with `weights` (smooth weighted round robin, as nginx
+/// spreads them): weights 3 and 1 give 0, 0, 1, 0.
+fn schedule(weights: &[u32]) -> Vec<usize> {
+    let total: i64 = weights.iter().map(|w| i64::from(*w)).sum();
+    let mut current = vec![0i64; weights.len()];
+    let mut out = Vec::new();
+    for _ in 0..total {
+        for (c, w) in current.iter_mut().zip(weights) {
+            *c += i64::from(*w);
+        }
+        let Some((best, _)) = current
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| (**c, -(*i as i64)))
+        else {
+            break;
+        };
+        current[best] -= total;
+        out.push(best);
+    }
+    out
 }
 
 #[derive(Debug)]
@@ -69,8 +107,9 @@ impl Table {
                 let target = match &m.target {
                     TargetConfig::Output(_) => Target::Output(take()),
                     TargetConfig::Relabel(l) => Target::Relabel(label(l)),
-                    TargetConfig::Copy(c) => Target::Copy(
-                        c.stores
+                    TargetConfig::Copy(c) => {
+                        let stores: Vec<Store> = c
+                            .stores
                             .iter()
                             .map(|s| Store {
                                 id: s.id.clone(),
@@ -80,8 +119,18 @@ impl Table {
                                     StoreTargetConfig::Relabel(l) => StoreTarget::Relabel(label(l)),
                                 },
                             })
-                            .collect(),
-                    ),
+                            .collect();
+                        if c.round_robin {
+                            let weights: Vec<u32> = c.stores.iter().map(|s| s.weight).collect();
+                            Target::RoundRobin(RoundRobin {
+                                stores,
+                                schedule: schedule(&weights),
+                                next: Default::default(),
+                            })
+                        } else {
+                            Target::Copy(stores)
+                        }
+                    }
                 };
                 (m.pattern.clone(), target)
             })

@@ -293,3 +293,52 @@ fn routing_mistakes_are_configuration_errors() {
         0
     );
 }
+
+#[tokio::test]
+async fn roundrobin_gives_each_batch_to_one_store_in_turn_by_weight() {
+    let r = router(&format!(
+        "<match **>\n@type roundrobin\n<store>\n{}\nweight 3\n</store>\n<store>\n{}\n</store>\n</match>",
+        null("heavy"),
+        null("light")
+    ))
+    .await;
+    for _ in 0..8 {
+        r.emit(RouteId(0), &events("t", &["x"])).await.unwrap();
+    }
+    assert_eq!(taken(&r), counts(&[("heavy", 6), ("light", 2)]));
+}
+
+#[tokio::test]
+async fn roundrobin_passes_a_batch_a_full_store_refuses_to_the_next() {
+    // The first store never flushes and holds one batch: from then on its turns go to the other.
+    let r = router(
+        "<match **>\n@type roundrobin\n\
+         <store>\n@type null\n@id stuck\nnever_flush true\n<buffer>\n@type memory\nchunk_limit_size 64\ntotal_limit_size 64\n</buffer>\n</store>\n\
+         <store>\n@type null\n@id open\n</store>\n</match>",
+    )
+    .await;
+    // Each batch is about 60 bytes: the stuck store's 64 bytes hold one.
+    let long = "x".repeat(40);
+    for _ in 0..6 {
+        r.emit(RouteId(0), &events("t", &[long.as_str()]))
+            .await
+            .unwrap();
+    }
+    let open = taken(&r).get("open").copied().unwrap_or(0);
+    let held: Vec<u64> = r
+        .outputs()
+        .iter()
+        .filter_map(|o| o.buffered.as_ref().map(|b| b.buffer.stats().total_records))
+        .collect();
+    assert_eq!(
+        (open, held),
+        (5, vec![1]),
+        "every turn of the full store after its first went to the other"
+    );
+}
+
+#[test]
+fn weighted_turns_are_spread_out() {
+    assert_eq!(super::route::schedule_for_tests(&[3, 1]), vec![0, 0, 1, 0]);
+    assert_eq!(super::route::schedule_for_tests(&[1, 1, 1]), vec![0, 1, 2]);
+}

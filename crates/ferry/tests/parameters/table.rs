@@ -97,6 +97,7 @@ pub const EFFECTS: &[(&str, &str, &str)] = &[
     ("forward output", "tls_max_version", "tests/forward_output_tls::tls_min_version_and_tls_max_version_bound_what_the_client_offers"),
     ("<inject>", "worker_id_key", "tests/system::worker_sections_run_once_with_worker_id_zero_and_a_shared_address_is_refused"),
     ("<format>", "output_type", "format/tests::stdout_output_types_write_the_record_as_json_ltsv_or_a_ruby_hash"),
+    ("copy output <store>", "weight", "router/router_tests::roundrobin_gives_each_batch_to_one_store_in_turn_by_weight"),
     ("null output", "never_flush", "output/null::never_flush_keeps_every_chunk_in_the_buffer"),
     ("sample input", "tag", "tests/sample_input::dummy_is_the_older_name_with_the_older_parameter"),
     ("sample input", "sample", "tests/sample_input::records_are_used_in_turn_numbered_and_paced_by_rate_and_size"),
