@@ -94,6 +94,7 @@ fn main() -> ExitCode {
         for warning in config.durability_warnings() {
             eprintln!("ferry: warning: {warning}");
         }
+        print!("{}", config.summary());
         println!(
             "ferry: {source} is valid ({} sources, {} matches, {} labels)",
             config.sources.len(),

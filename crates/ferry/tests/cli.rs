@@ -193,3 +193,27 @@ fn parameters_that_have_no_effect_are_named_with_their_line_by_dry_run_and_at_st
         "{line}"
     );
 }
+
+#[test]
+fn dry_run_prints_every_input_route_and_output_with_its_line() {
+    let (ok, stdout, stderr) = dry_run(
+        "<source>\n  @type sample\n  @id gen\n  tag app.x\n</source>\n\
+         <filter app.**>\n  @type grep\n  <regexp>\n    key message\n    pattern /./\n  </regexp>\n</filter>\n\
+         <match app.**>\n  @type copy\n  <store>\n    @type null\n    @id a\n  </store>\n  <store>\n    @type relabel\n    @label @L\n  </store>\n</match>\n\
+         <label @L>\n  <match **>\n    @type stdout\n    @id b\n  </match>\n</label>\n",
+    );
+    assert!(ok, "{stderr}");
+    for line in [
+        "  gen (sample)  at ",
+        "    filter app.**  grep_",
+        "    match app.**  copy_",
+        "(copy: a (null), relabel -> @L)",
+        "  @L:\n    match **  b (stdout)  at ",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("ferry.conf:1\n") && stdout.contains("ferry.conf:13\n"),
+        "{stdout}"
+    );
+}

@@ -65,6 +65,15 @@ impl InputConfig {
         }
     }
 
+    /// The `@type` it was configured with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Forward(_) => "forward",
+            Self::Tail(_) => "tail",
+            Self::Sample(_) => "sample",
+        }
+    }
+
     pub fn label(&self) -> Option<&str> {
         match self {
             Self::Forward(c) => c.label.as_deref(),

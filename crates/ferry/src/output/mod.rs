@@ -69,6 +69,20 @@ pub enum SinkConfig {
     Kafka(Box<kafka::KafkaConfig>),
 }
 
+impl SinkConfig {
+    /// The `@type` it was configured with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Stdout(_) => "stdout",
+            Self::Null(_) => "null",
+            Self::File(_) => "file",
+            Self::Forward(_) => "forward",
+            Self::SecondaryFile(_) => "secondary_file",
+            Self::Kafka(_) => "kafka2",
+        }
+    }
+}
+
 /// A parsed `<match>` output.
 #[derive(Debug, Clone)]
 pub struct OutputConfig {

@@ -247,6 +247,67 @@ fn read_filters(
 }
 
 impl PipelineConfig {
+    /// What `--dry-run` prints: every input, output and route, with where it was written.
+    pub fn summary(&self) -> String {
+        use crate::router::{StoreTarget, TargetConfig};
+        use std::fmt::Write;
+        let mut out = String::from("inputs:\n");
+        for s in &self.sources {
+            let label = s
+                .input
+                .label()
+                .map(|l| format!(" -> {l}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} ({}){label}  at {}",
+                s.id,
+                s.input.type_name(),
+                s.span
+            );
+        }
+        let mut tables = vec![("@ROOT", &self.routes.root_filters, &self.routes.root)];
+        for l in &self.routes.labels {
+            tables.push((l.name.as_str(), &l.filters, &l.matches));
+        }
+        out.push_str("routes:\n");
+        for (name, filters, matches) in tables {
+            let _ = writeln!(out, "  {name}:");
+            for f in filters {
+                let _ = writeln!(
+                    out,
+                    "    filter {}  {} ({})  at {}",
+                    f.pattern,
+                    f.id,
+                    f.filter.type_name(),
+                    f.span
+                );
+            }
+            for m in matches {
+                let target = match &m.target {
+                    TargetConfig::Output(o) => format!("{} ({})", m.id, o.sink.type_name()),
+                    TargetConfig::Relabel(l) => format!("relabel -> {l}"),
+                    TargetConfig::Copy(c) => {
+                        let stores: Vec<String> = c
+                            .stores
+                            .iter()
+                            .map(|s| match &s.target {
+                                StoreTarget::Output(o) => {
+                                    format!("{} ({})", s.id, o.sink.type_name())
+                                }
+                                StoreTarget::Relabel(l) => format!("relabel -> {l}"),
+                            })
+                            .collect();
+                        let kind = if c.round_robin { "roundrobin" } else { "copy" };
+                        format!("{} ({kind}: {})", m.id, stores.join(", "))
+                    }
+                };
+                let _ = writeln!(out, "    match {}  {target}  at {}", m.pattern, m.span);
+            }
+        }
+        out
+    }
+
     /// What ferry says at start (and after a reload) about where acknowledged events may be
     /// lost: outputs with a memory buffer, when an input that acknowledges (forward: the
     /// connection and acks; tail: the position file) may feed them.
