@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 use crate::buffer::{Buffer, Inner};
-use crate::config::{Compress, Durability};
+use crate::config::{Compress, Durability, ValidConfig};
 use crate::error::{AppendError, DiskOp};
 use crate::file_chunk::{self, ChunkPaths, FileChunk, FileError, WriteOutcome};
 use crate::format;
@@ -24,7 +24,7 @@ use crate::stats::Counters;
 
 mod reserve;
 
-use reserve::Slot;
+use reserve::{Request, Slot};
 
 /// What a successful append did besides storing the entries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,8 +80,8 @@ impl Buffer {
 }
 
 impl Inner {
-    fn encode<'a>(&self, entries: &'a [u8]) -> Result<Cow<'a, [u8]>, AppendError> {
-        match self.cfg().config.compress {
+    fn encode<'a>(entries: &'a [u8], cfg: &ValidConfig) -> Result<Cow<'a, [u8]>, AppendError> {
+        match cfg.config.compress {
             Compress::Text => Ok(Cow::Borrowed(entries)),
             Compress::Gzip => {
                 let out = Vec::with_capacity(entries.len() / 4 + 64);
@@ -103,13 +103,20 @@ impl Inner {
         if entries.is_empty() {
             return Ok(outcome);
         }
-        let data = self.encode(entries)?;
+        let cfg = self.cfg();
+        let data = Self::encode(entries, &cfg)?;
         let len = data.len() as u64;
-        let limit = self.cfg().config.chunk_limit_size;
+        let limit = cfg.config.chunk_limit_size;
         if len > limit {
             return Err(AppendError::ChunkOverflow { size: len, limit });
         }
-        if let Some(limit) = self.cfg().config.chunk_limit_records {
+        let req = Request {
+            key,
+            len,
+            records,
+            cfg: &cfg,
+        };
+        if let Some(limit) = cfg.config.chunk_limit_records {
             if records > limit {
                 return Err(AppendError::TooManyRecords { records, limit });
             }
@@ -119,12 +126,11 @@ impl Inner {
             (None, Cow::Borrowed(s)) => Some(Bytes::copy_from_slice(s)),
             (Some(_), d) => {
                 for _ in 0..MAX_ATTEMPTS {
-                    let Slot::File(id, chunk) =
-                        self.reserve(key, len, records, None, deadline, &mut outcome)?
+                    let Slot::File(id, chunk) = self.reserve(&req, None, deadline, &mut outcome)?
                     else {
                         continue;
                     };
-                    if self.write_file(id, &chunk, &d, records)? {
+                    if self.write_file(id, &chunk, &d, records, &cfg)? {
                         outcome.chunk = Some(id);
                         return Ok(outcome);
                     }
@@ -140,7 +146,7 @@ impl Inner {
                 });
             }
         };
-        if let Slot::Memory(id) = self.reserve(key, len, records, mem, deadline, &mut outcome)? {
+        if let Slot::Memory(id) = self.reserve(&req, mem, deadline, &mut outcome)? {
             outcome.chunk = Some(id);
         }
         Ok(outcome)
@@ -152,6 +158,7 @@ impl Inner {
         key: &ChunkKey,
         now: SystemTime,
         seq: u64,
+        cfg: &ValidConfig,
     ) -> Result<FileChunk, FileError> {
         let Some(files) = &self.files else {
             return Err(FileError {
@@ -159,7 +166,7 @@ impl Inner {
                 source: std::io::Error::other("not a file buffer"),
             });
         };
-        let gzip = self.cfg().config.compress == Compress::Gzip;
+        let gzip = cfg.config.compress == Compress::Gzip;
         let header = file_chunk::new_header(id, key, now, seq, gzip);
         let paths = ChunkPaths {
             payload: files
@@ -169,7 +176,7 @@ impl Inner {
                 .dir
                 .join(format::file_name(&self.name, &id, format::JOURNAL_SUFFIX)),
         };
-        let durable = self.cfg().config.durability == Durability::Fsync;
+        let durable = cfg.config.durability == Durability::Fsync;
         FileChunk::create(files.storage.clone(), paths, &header, durable)
     }
 
@@ -194,9 +201,10 @@ impl Inner {
         chunk: &Arc<FileChunk>,
         data: &[u8],
         records: u64,
+        cfg: &ValidConfig,
     ) -> Result<bool, AppendError> {
         let len = data.len() as u64;
-        let target = self.cfg().config.segment_target_size;
+        let target = cfg.config.segment_target_size;
         let written = chunk.write_append(data, records, |_offset| {
             let mut st = self.lock_state();
             if let Some(e) = st.entries.get_mut(&id) {
@@ -208,7 +216,7 @@ impl Inner {
         let settle = |unwritten: Option<(u64, u64)>| {
             let mut fx = Effects::default();
             self.lock_state()
-                .settle_append(id, unwritten, &self.cfg(), SystemTime::now(), &mut fx);
+                .settle_append(id, unwritten, cfg, SystemTime::now(), &mut fx);
             self.apply(fx);
         };
         let seq = match written {
@@ -227,7 +235,7 @@ impl Inner {
                 });
             }
         };
-        if self.cfg().config.durability == Durability::Fsync {
+        if cfg.config.durability == Durability::Fsync {
             let committed = chunk.commit(seq, |mark| {
                 let mut fx = Effects::default();
                 self.lock_state().trim_to(id, mark, &mut fx);

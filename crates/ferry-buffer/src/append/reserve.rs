@@ -7,17 +7,20 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 
 use super::{AppendOutcome, Inner};
-use crate::config::{Compress, OverflowAction};
+use crate::config::{Compress, OverflowAction, ValidConfig};
 use crate::error::{AppendError, DiskOp};
 use crate::file_chunk::FileChunk;
 use crate::key::{ChunkId, ChunkKey};
 use crate::state::{Body, Effects, Entry, State};
 use crate::stats::Counters;
 
+/// One append being placed, with the configuration it is placed under (one snapshot for the
+/// whole append, even if a reload reconfigures the buffer meanwhile).
 pub(super) struct Request<'a> {
-    key: &'a ChunkKey,
-    len: u64,
-    records: u64,
+    pub key: &'a ChunkKey,
+    pub len: u64,
+    pub records: u64,
+    pub cfg: &'a ValidConfig,
 }
 
 pub(super) enum Step {
@@ -39,9 +42,7 @@ impl Inner {
     /// Finds room for the append, handling overflow. A memory append is stored right here.
     pub(super) fn reserve(
         &self,
-        key: &ChunkKey,
-        len: u64,
-        records: u64,
+        req: &Request<'_>,
         mut mem: Option<Bytes>,
         deadline: Option<Instant>,
         outcome: &mut AppendOutcome,
@@ -49,17 +50,12 @@ impl Inner {
         let mut fx = Effects::default();
         let mut fresh: Option<(FileChunk, u64)> = None;
         let started = Instant::now();
-        let deadline = deadline.or_else(|| {
-            self.cfg()
-                .config
-                .overflow_block_timeout
-                .map(|t| started + t)
-        });
+        let deadline =
+            deadline.or_else(|| req.cfg.config.overflow_block_timeout.map(|t| started + t));
         let mut blocked = false;
         let mut guard = self.lock_state();
         let result = loop {
-            let req = Request { key, len, records };
-            match self.try_reserve(&mut guard, &req, &mut mem, &mut fresh, outcome, &mut fx) {
+            match self.try_reserve(&mut guard, req, &mut mem, &mut fresh, outcome, &mut fx) {
                 Step::Done(r) => break r,
                 Step::Block => {
                     if !blocked {
@@ -80,7 +76,7 @@ impl Inner {
                         }
                         Some(_) => {
                             break Err(AppendError::BlockTimeout {
-                                size: len,
+                                size: req.len,
                                 waited: started.elapsed(),
                             });
                         }
@@ -89,7 +85,7 @@ impl Inner {
                 }
                 Step::Create { id, seq, now } => {
                     drop(guard);
-                    let created = self.create_file_chunk(id, key, now, seq);
+                    let created = self.create_file_chunk(id, req.key, now, seq, req.cfg);
                     guard = self.lock_state();
                     match created {
                         Ok(f) => fresh = Some((f, seq)),
@@ -123,7 +119,7 @@ impl Inner {
         outcome: &mut AppendOutcome,
         fx: &mut Effects,
     ) -> Step {
-        let cfg = &self.cfg();
+        let cfg = req.cfg;
         let gzip = cfg.config.compress == Compress::Gzip;
         loop {
             if st.closed {
