@@ -51,6 +51,43 @@ impl Response {
 /// Routes a path (query string removed) to a response.
 pub type Handler = Arc<dyn Fn(&str, &str) -> Response + Send + Sync>;
 
+/// Serves each `(listener, handler)` on an OS thread of its own called `name`, with its own
+/// single-threaded runtime, for the life of the process. The listeners are bound already (bind
+/// errors surfaced at start-up) and non-blocking.
+pub fn serve_on_thread(
+    name: &str,
+    listeners: Vec<(std::net::TcpListener, Handler)>,
+) -> std::io::Result<()> {
+    let what = name.to_string();
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("{what}: cannot start its runtime: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let mut servers = Vec::new();
+                for (l, handler) in listeners {
+                    match TcpListener::from_std(l) {
+                        Ok(listener) => servers.push(tokio::spawn(serve(listener, handler))),
+                        Err(e) => tracing::error!("{what}: cannot serve a listener: {e}"),
+                    }
+                }
+                for s in servers {
+                    let _ = s.await;
+                }
+            });
+        })?;
+    Ok(())
+}
+
 /// Serves `handler` on `listener` until the runtime stops.
 pub async fn serve(listener: TcpListener, handler: Handler) {
     loop {

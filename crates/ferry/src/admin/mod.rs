@@ -247,34 +247,14 @@ pub fn start(configs: &[AdminConfig], state: Arc<AdminState>) -> anyhow::Result<
         );
         listeners.push((l, c.metrics_path.clone()));
     }
-    std::thread::Builder::new()
-        .name("ferry-admin".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!("admin endpoints cannot start: {e}");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let mut servers = Vec::new();
-                for (l, metrics_path) in listeners {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(l) else {
-                        continue;
-                    };
-                    let st = Arc::clone(&state);
-                    let handler: Handler =
-                        Arc::new(move |path, _query| st.handle(&metrics_path, path));
-                    servers.push(tokio::spawn(http::serve(listener, handler)));
-                }
-                for s in servers {
-                    let _ = s.await;
-                }
-            });
-        })?;
+    let served = listeners
+        .into_iter()
+        .map(|(l, metrics_path)| {
+            let st = Arc::clone(&state);
+            let handler: Handler = Arc::new(move |path, _query| st.handle(&metrics_path, path));
+            (l, handler)
+        })
+        .collect();
+    http::serve_on_thread("ferry-admin", served)?;
     Ok(())
 }

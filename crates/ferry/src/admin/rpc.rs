@@ -89,25 +89,7 @@ pub fn start(endpoint: &str) -> anyhow::Result<mpsc::Receiver<Call>> {
             ),
         }
     });
-    std::thread::Builder::new()
-        .name("ferry-rpc".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!("rpc endpoint cannot start: {e}");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
-                    http::serve(listener, handler).await;
-                }
-            });
-        })?;
+    http::serve_on_thread("ferry-rpc", vec![(listener, handler)])?;
     Ok(rx)
 }
 
