@@ -302,3 +302,108 @@ fn fluentds_rpc_endpoint_flushes_reloads_refuses_a_broken_file_and_stops() {
     let status = ferry.child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// A forwarder whose `to_aggregator` output has `buffer` (the aggregator on `pa`), plus `extra`.
+fn one_output(pf: u16, pa: u16, id: &str, buffer: &str, extra: &str) -> String {
+    format!(
+        "<source>\n  @type forward\n  bind 127.0.0.1\n  port {pf}\n</source>\n{extra}\
+         <match drill.**>\n  @type forward\n  @id {id}\n  require_ack_response true\n\
+         <server>\n    host 127.0.0.1\n    port {pa}\n  </server>\n{buffer}</match>\n"
+    )
+}
+
+/// Streams until `n` events are acknowledged (the aggregator is down: they wait in a buffer).
+fn acked_while_down(pf: u16, n: usize) -> Vec<u64> {
+    let stream = Stream::start(
+        SocketAddr::from(([127, 0, 0, 1], pf)),
+        50,
+        100,
+        Duration::from_millis(2),
+        Duration::from_secs(10),
+    );
+    wait_until(Duration::from_secs(60), "acks", || {
+        stream.acked_count() >= n
+    });
+    stream.finish()
+}
+
+fn aggregator(pa: u16) -> Ferry {
+    Ferry::start(
+        &format!(
+            "<source>\n  @type forward\n  bind 127.0.0.1\n  port {pa}\n</source>\n\
+             <match **>\n  @type stdout\n  <format>\n    @type json\n  </format>\n</match>\n"
+        ),
+        pa,
+    )
+}
+
+fn all_arrive(agg: &Ferry, acked: &[u64]) {
+    let mut printed = Printed::default();
+    wait_until(Duration::from_secs(60), "every acknowledged event", || {
+        printed.take(agg);
+        tally(acked, &[&printed.seqs]).0.is_empty()
+    });
+}
+
+#[test]
+fn a_reload_that_changes_a_memory_buffer_into_a_file_buffer_moves_every_chunk_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, pf) = (free_port(), free_port());
+    let memory = "  <buffer tag>\n    @type memory\n    flush_interval 1s\n    retry_wait 200ms\n    retry_max_interval 1s\n  </buffer>\n";
+    let file = format!(
+        "  <buffer tag>\n    @type file\n    path {}\n    flush_interval 1s\n    retry_wait 200ms\n    retry_max_interval 1s\n  </buffer>\n",
+        dir.path().join("fwd-buffer").display()
+    );
+    let fwd = Ferry::start(&one_output(pf, pa, "to_aggregator", memory, ""), pf);
+    let acked = acked_while_down(pf, 1000);
+    let mut log = Log { lines: Vec::new() };
+    reload(
+        &fwd,
+        &mut log,
+        &one_output(pf, pa, "to_aggregator", &file, ""),
+        "HUP",
+        1,
+    );
+    wait_until(Duration::from_secs(20), "the chunks are moved", || {
+        log.read(&fwd.stderr);
+        log.count("took over") > 0
+    });
+    assert!(
+        std::fs::read_dir(dir.path().join("fwd-buffer"))
+            .unwrap()
+            .any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".journal")),
+        "the events are in the file buffer now"
+    );
+    let agg = aggregator(pa);
+    all_arrive(&agg, &acked);
+}
+
+#[test]
+fn a_reload_that_removes_a_buffered_output_lets_it_deliver_what_it_holds() {
+    let (pa, pf) = (free_port(), free_port());
+    let memory = "  <buffer tag>\n    @type memory\n    flush_interval 1s\n    retry_wait 200ms\n    retry_max_interval 1s\n  </buffer>\n";
+    let fwd = Ferry::start(&one_output(pf, pa, "old_route", memory, ""), pf);
+    let acked = acked_while_down(pf, 1000);
+    // The new file sends drill.** elsewhere: the old output leaves the routes but keeps what it
+    // holds until its destination takes it.
+    let replaced = format!(
+        "<source>\n  @type forward\n  bind 127.0.0.1\n  port {pf}\n</source>\n\
+         <match drill.**>\n  @type null\n  @id new_route\n</match>\n"
+    );
+    let mut log = Log { lines: Vec::new() };
+    reload(&fwd, &mut log, &replaced, "HUP", 1);
+    let agg = aggregator(pa);
+    all_arrive(&agg, &acked);
+    wait_until(
+        Duration::from_secs(20),
+        "the old output stops once empty",
+        || {
+            log.read(&fwd.stderr);
+            log.count("output old_route: delivered what it held and stopped") == 1
+        },
+    );
+}
