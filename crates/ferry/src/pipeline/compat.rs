@@ -270,8 +270,9 @@ fn written<'e>(e: &'e Element, key: &str) -> Option<&'e Param> {
     e.param(key).filter(|p| p.unset.is_none())
 }
 
+/// A v0.12 switch as Fluentd reads it: a value that is not a boolean counts as false.
 fn truthy(v: &str) -> bool {
-    matches!(v, "true" | "yes" | "")
+    ferry_config::parse_bool(v).unwrap_or(false)
 }
 
 /// `localtime` / `utc` at the top level as Fluentd reads them: `Some(localtime)`, or an error
