@@ -42,6 +42,9 @@ pub(crate) struct Inner {
     /// Signalled when bytes are freed (for `overflow_action block`) or the buffer closes.
     pub space: Condvar,
     pub notify: RwLock<Option<Notify>>,
+    /// Called (outside any lock) when bytes are freed or the limits change: wakes async
+    /// appenders waiting for room ([`Buffer::set_space_hook`]).
+    pub space_hook: RwLock<Option<Notify>>,
     pub counters: Counters,
 }
 
@@ -126,6 +129,7 @@ impl Buffer {
             state: Mutex::new(state),
             space: Condvar::new(),
             notify: RwLock::new(None),
+            space_hook: RwLock::new(None),
             counters: Counters::default(),
         });
         Counters::bump(&inner.counters.torn_tails, report.torn_tails.len() as u64);
@@ -210,6 +214,17 @@ impl Buffer {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(f);
     }
 
+    /// Installs the hook called (outside any lock) whenever room may have appeared: bytes
+    /// freed, new limits, the buffer closed. Async callers that were refused with
+    /// [`crate::AppendError::Overflow`] wait on it instead of polling.
+    pub fn set_space_hook(&self, f: Notify) {
+        *self
+            .inner
+            .space_hook
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(f);
+    }
+
     /// Stops taking appends and wakes blocked ones. With `flush_at_shutdown`, staged chunks are
     /// sealed so they can still be taken; a file buffer keeps everything on disk.
     pub fn close(&self) {
@@ -220,7 +235,7 @@ impl Buffer {
         if self.inner.cfg().flush_at_shutdown {
             self.flush_all();
         }
-        self.inner.space.notify_all();
+        self.inner.room_appeared();
     }
 
     /// The validated configuration.
@@ -242,7 +257,7 @@ impl Buffer {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(valid);
         // New limits may make room, or make staged chunks due: wake whoever waits.
-        self.inner.space.notify_all();
+        self.inner.room_appeared();
         self.inner.apply(Effects {
             notify: true,
             ..Effects::default()
@@ -285,6 +300,19 @@ impl Inner {
         lock(&self.state)
     }
 
+    /// Wakes appenders waiting for room: blocked threads and the async hook.
+    pub fn room_appeared(&self) {
+        self.space.notify_all();
+        let hook = self
+            .space_hook
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
     /// Carries out deferred I/O and notifications. Called with no lock held.
     pub fn apply(&self, fx: Effects) {
         for (chunk, record) in fx.records {
@@ -300,7 +328,7 @@ impl Inner {
             }
         }
         if fx.space_freed {
-            self.space.notify_all();
+            self.room_appeared();
         }
         if fx.notify || fx.space_freed {
             let hook = self

@@ -525,8 +525,8 @@ fn a_refusing_output_holds_the_file_back_and_nothing_is_skipped() {
             ),
         )
     };
-    // Run 1: nobody reads ferry's stdout, so the output stalls, the buffer fills and refuses,
-    // and the tail input waits and offers the same lines again.
+    // Run 1: nobody reads ferry's stdout, so the output stalls, the buffer fills, and the tail
+    // input waits for room.
     std::fs::write(d.p("stalled.conf"), out("16k")).unwrap();
     let mut child = Command::new(common::ferry_bin())
         .arg("-c")
@@ -542,7 +542,7 @@ fn a_refusing_output_holds_the_file_back_and_nothing_is_skipped() {
     let (tx, rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
-            if line.contains("offering the same lines again") {
+            if line.contains("inputs that can wait (forward, tail) are held") {
                 let _ = tx.send(line);
             }
         }
@@ -551,7 +551,7 @@ fn a_refusing_output_holds_the_file_back_and_nothing_is_skipped() {
     if refused.is_err() {
         signal(child.id(), "KILL");
     }
-    assert!(refused.is_ok(), "the output never refused");
+    assert!(refused.is_ok(), "the buffer never filled");
     thread::sleep(Duration::from_millis(500));
     signal(child.id(), "KILL");
     let _ = child.wait();

@@ -72,6 +72,11 @@ impl Exposition {
         self.push(family, Kind::Counter, labels, value as f64);
     }
 
+    /// A counter of seconds kept in milliseconds.
+    pub fn counter_seconds(&mut self, family: Family, labels: &[(&str, &str)], millis: u64) {
+        self.push(family, Kind::Counter, labels, millis as f64 / 1000.0);
+    }
+
     /// One sample of `ferry_events_dropped_total` ([`names::dropped`] holds the reasons).
     pub fn dropped(&mut self, plugin_id: &str, type_name: &str, reason: &str, n: u64) {
         let labels: [(&str, &str); 3] = [

@@ -205,6 +205,10 @@ pub const FERRY_FORWARD_CONNECTIONS: Family = (
     "ferry_forward_input_connections",
     "Open connections of a forward input.",
 );
+pub const FERRY_INPUT_HELD_SECONDS: Family = (
+    "ferry_input_held_seconds_total",
+    "Time an input held its sender (stopped reading) because an output's buffer was full.",
+);
 pub const FERRY_FORWARD_ACKS: Family = (
     "ferry_forward_input_acks_total",
     "Acks sent by a forward input.",

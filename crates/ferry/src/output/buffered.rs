@@ -9,15 +9,20 @@
 //! copy) runs on the calling task. `append` returns once the buffer committed the events: that
 //! is when the input may acknowledge.
 //!
+//! A refusal because the buffer is full (`overflow_action throw_exception`) carries a [`Room`]:
+//! a signal the buffer raises whenever room may have appeared, so an input that can hold its
+//! sender retries at once when a flush freed bytes, instead of on a timer.
+//!
 //! The flush side is [`super::flusher::Flusher`].
 
 use super::EmitError;
 use super::buffer_section::BufferSetup;
-use super::split::split;
+use super::split::{Piece, split};
 use crate::event::Batch;
 use ferry_buffer::{AppendError, Buffer};
 use std::sync::Arc;
-use tokio::sync::{Notify, Semaphore};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{Notify, Semaphore, watch};
 
 /// The name of every file buffer's chunk files (`buffer.<id>.payload`, `buffer.<id>.journal`).
 pub const BUFFER_FILE_NAME: &str = "buffer";
@@ -31,6 +36,33 @@ pub struct Buffered {
     pub setup: BufferSetup,
     pub notify: Arc<Notify>,
     appends: Semaphore,
+    /// Bumped whenever the buffer may have room again.
+    room: Arc<watch::Sender<u64>>,
+    /// Episodes of holding inputs while full: the first hold and the end are logged.
+    holds: super::refusal::Episodes,
+}
+
+/// Resolves once the buffer that refused an append may have room again: bytes were freed, the
+/// limits changed or the buffer closed since the refusal (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Room(watch::Receiver<u64>);
+
+impl Room {
+    /// Waits until room may have appeared since this signal was taken (at once if it already
+    /// did, or if the buffer is gone).
+    pub async fn appeared(mut self) {
+        let _ = self.0.changed().await;
+    }
+}
+
+fn room_signal(buffer: &Buffer) -> Arc<watch::Sender<u64>> {
+    let (tx, _) = watch::channel(0u64);
+    let tx = Arc::new(tx);
+    let hook = Arc::clone(&tx);
+    buffer.set_space_hook(Arc::new(move || {
+        hook.send_modify(|n| *n = n.wrapping_add(1))
+    }));
+    tx
 }
 
 impl Buffered {
@@ -49,11 +81,14 @@ impl Buffered {
         let notify = Arc::new(Notify::new());
         let wake = Arc::clone(&notify);
         buffer.set_notify(Arc::new(move || wake.notify_one()));
+        let room = room_signal(&buffer);
         Ok(Self {
             buffer,
             setup,
             notify,
             appends: Semaphore::new(MAX_CONCURRENT_APPENDS),
+            room,
+            holds: Default::default(),
         })
     }
 
@@ -66,6 +101,8 @@ impl Buffered {
             setup,
             notify: Arc::new(Notify::new()),
             appends: Semaphore::new(MAX_CONCURRENT_APPENDS),
+            room: Arc::new(watch::channel(0u64).0),
+            holds: Default::default(),
         }
     }
 
@@ -75,7 +112,22 @@ impl Buffered {
         self.buffer.reconfigure(self.setup.config.clone())?;
         let wake = Arc::clone(&self.notify);
         self.buffer.set_notify(Arc::new(move || wake.notify_one()));
+        let room = Arc::clone(&self.room);
+        self.buffer.set_space_hook(Arc::new(move || {
+            room.send_modify(|n| *n = n.wrapping_add(1))
+        }));
         Ok(())
+    }
+
+    /// The error for a refused append; a full buffer's carries `room` (taken before the
+    /// attempt, so room freed meanwhile is not missed).
+    fn refused(id: &str, source: AppendError, room: watch::Receiver<u64>) -> EmitError {
+        let room = matches!(source, AppendError::Overflow { .. }).then_some(Room(room));
+        EmitError::Buffer {
+            id: id.to_string(),
+            source,
+            room,
+        }
     }
 
     /// Whether appends run on the calling task: a memory buffer without gzip whose overflow
@@ -98,32 +150,65 @@ impl Buffered {
             .acquire()
             .await
             .map_err(|_| EmitError::ShuttingDown)?;
+        let pieces = Arc::new(pieces);
+        let hold = HOLD.try_with(Arc::clone).ok();
+        let started = tokio::time::Instant::now();
+        let mut done = 0;
+        loop {
+            let room = self.room.subscribe();
+            let (committed, result) = self.append_from(&pieces, done).await;
+            done = committed;
+            let Err(source) = result else {
+                if hold.is_some()
+                    && let Some(end) = self.holds.accepted(std::time::Instant::now())
+                {
+                    tracing::info!(
+                        "output {id}: buffer has room again after holding inputs {} times over {:.1}s",
+                        end.refused,
+                        end.lasted.as_secs_f64()
+                    );
+                }
+                return Ok(());
+            };
+            if let (AppendError::Overflow { total, limit, .. }, Some(hold)) = (&source, &hold) {
+                if self.holds.refused(std::time::Instant::now()) {
+                    tracing::warn!(
+                        "output {id}: buffer full ({total} of {limit} bytes): inputs that can wait (forward, tail) are held until a flush frees room; the time is counted in ferry_input_held_seconds_total"
+                    );
+                }
+                // Wait for the flush that frees room, then go on with the pieces not yet
+                // committed (those committed stay: no piece is appended twice).
+                let waiting = tokio::time::Instant::now();
+                let waited =
+                    tokio::time::timeout_at(started + hold.limit, Room(room.clone()).appeared())
+                        .await;
+                hold.held_ms
+                    .fetch_add(waiting.elapsed().as_millis() as u64, Ordering::Relaxed);
+                if waited.is_ok() {
+                    continue;
+                }
+            }
+            return Err(Self::refused(id, source, room));
+        }
+    }
+
+    /// Appends `pieces[from..]`; returns how far it got (the index of the first piece not
+    /// committed) and how it ended.
+    async fn append_from(
+        &self,
+        pieces: &Arc<Vec<Piece>>,
+        from: usize,
+    ) -> (usize, Result<(), AppendError>) {
         if self.appends_inline() {
             // A memory append that cannot wait is a short lock and a copy: done here, without
             // the round trip to a blocking thread.
-            for (key, stream, records) in &pieces {
-                self.buffer
-                    .append(key, stream, *records)
-                    .map_err(|source| EmitError::Buffer {
-                        id: id.to_string(),
-                        source,
-                    })?;
-            }
-            return Ok(());
+            return append_pieces(&self.buffer, pieces, from);
         }
         let buffer = Arc::clone(&self.buffer);
-        let outcome = tokio::task::spawn_blocking(move || {
-            for (key, stream, records) in &pieces {
-                buffer.append(key, stream, *records)?;
-            }
-            Ok::<(), AppendError>(())
-        })
-        .await
-        .map_err(|_| EmitError::ShuttingDown)?;
-        outcome.map_err(|source| EmitError::Buffer {
-            id: id.to_string(),
-            source,
-        })
+        let todo = Arc::clone(pieces);
+        tokio::task::spawn_blocking(move || append_pieces(&buffer, &todo, from))
+            .await
+            .unwrap_or((from, Err(AppendError::Closed)))
     }
 
     /// [`Self::append`] on the calling (blocking) thread, for chunks moved from another buffer
@@ -137,13 +222,59 @@ impl Buffered {
         for (key, stream, records) in &pieces {
             self.buffer
                 .append(key, stream, *records)
-                .map_err(|source| EmitError::Buffer {
-                    id: id.to_string(),
-                    source,
-                })?;
+                .map_err(|source| Self::refused(id, source, self.room.subscribe()))?;
         }
         Ok(())
     }
+}
+
+/// Appends `pieces[from..]` in order, stopping at the first refusal.
+fn append_pieces(
+    buffer: &Buffer,
+    pieces: &[Piece],
+    from: usize,
+) -> (usize, Result<(), AppendError>) {
+    for (i, (key, stream, records)) in pieces.iter().enumerate().skip(from) {
+        if let Err(e) = buffer.append(key, stream, *records) {
+            return (i, Err(e));
+        }
+    }
+    (pieces.len(), Ok(()))
+}
+
+/// How long the input emitting on this task can hold its sender while an output's buffer is
+/// full, and how long it did (see [`holding`]).
+#[derive(Debug)]
+pub struct Hold {
+    limit: std::time::Duration,
+    held_ms: AtomicU64,
+}
+
+impl Hold {
+    pub fn new(limit: std::time::Duration) -> Self {
+        Self {
+            limit,
+            held_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Time spent waiting for room so far.
+    pub fn held(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.held_ms.load(Ordering::Relaxed))
+    }
+}
+
+tokio::task_local! {
+    static HOLD: Arc<Hold>;
+}
+
+/// Runs `emit` (an emit of one input's batch, through the router and into every output it
+/// reaches) with `hold`: an append that finds its buffer full waits, on this task, for the
+/// flush that frees room, for up to the hold's limit, then goes on from the piece it stopped
+/// at. Only inputs that can hold their sender (a TCP connection, a file) emit this way; the
+/// others are refused at once, as `overflow_action throw_exception` says.
+pub async fn holding<F: std::future::Future>(hold: Arc<Hold>, emit: F) -> F::Output {
+    HOLD.scope(hold, emit).await
 }
 
 pub(super) fn log_recovery(id: &str, report: &ferry_buffer::RecoveryReport) {

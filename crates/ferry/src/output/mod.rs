@@ -235,6 +235,8 @@ pub enum EmitError {
         id: String,
         #[source]
         source: ferry_buffer::AppendError,
+        /// Set when the buffer was full: resolves once it freed room after the refusal.
+        room: Option<buffered::Room>,
     },
     #[error("output {id}: {reason}")]
     Split { id: String, reason: String },
@@ -249,6 +251,15 @@ pub enum EmitError {
 }
 
 impl EmitError {
+    /// For a full buffer: a signal that resolves once that buffer freed room after the
+    /// refusal, so an input that can hold its sender retries then, not on a timer.
+    pub fn room(&self) -> Option<buffered::Room> {
+        match self {
+            Self::Buffer { room, .. } => room.clone(),
+            _ => None,
+        }
+    }
+
     /// Whether the same events may be committed later (the buffer has room again, the disk
     /// recovered, a new process runs). A non-retryable refusal goes to `@ERROR` if defined.
     pub fn is_retryable(&self) -> bool {

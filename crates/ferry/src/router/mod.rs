@@ -401,6 +401,23 @@ impl Routing {
         })?;
         router.emit(route, batch).await
     }
+
+    /// [`Self::emit`] for an input that can hold its sender (the TCP connection, the file):
+    /// an output whose buffer is full makes the emit wait until a flush freed room, for up to
+    /// `hold` in all ([`crate::output::buffered::holding`]), instead of refusing at once. The
+    /// wait is woken by the flush that frees the room, so ingest follows the drain rate
+    /// instead of a retry timer. Returns the time spent waiting for room beside the outcome.
+    pub async fn emit_holding(
+        &self,
+        label: Option<&str>,
+        batch: &Batch,
+        hold: std::time::Duration,
+    ) -> (std::time::Duration, Result<Routed, EmitError>) {
+        let hold = Arc::new(crate::output::buffered::Hold::new(hold));
+        let result =
+            crate::output::buffered::holding(Arc::clone(&hold), self.emit(label, batch)).await;
+        (hold.held(), result)
+    }
 }
 
 impl crate::metrics::Collector for Routing {

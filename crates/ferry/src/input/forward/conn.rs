@@ -9,6 +9,11 @@
 //! - An ack (`{"ack": chunk}`, the chunk in the msgpack type it came in) is written only after
 //!   `Router::emit` returned Ok. When the commit fails no ack is written and the connection is
 //!   closed, so the client re-sends at once instead of waiting for its ack timeout.
+//! - When an output's buffer is full, the request is held (nothing more is read from this
+//!   connection, so TCP pushes back on the client) and offered again as soon as a flush frees
+//!   room, for up to [`FULL_BUFFER_HOLD`]; only then is it refused. A refusal would make the
+//!   client send the same events again after its retry wait, so ingest would fall far below
+//!   the rate at which the buffer drains.
 //! - Reading, the read buffer (small until traffic needs more), the idle timeout, writing
 //!   replies whole and lingering after a refusal are [`Stream`]'s (the network layer's). A
 //!   request over `chunk_size_limit` closes the connection as soon as its declared size is
@@ -29,6 +34,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
+
+/// Longest time a request is held while an output's buffer is full (see the module docs).
+/// Shorter than the ack timeouts of the usual clients (Fluentd's 190 s, ferry's), so a held
+/// request is acked or refused before its client gives up on it.
+pub(super) const FULL_BUFFER_HOLD: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why a connection ended with an error.
 #[derive(Debug, thiserror::Error)]
@@ -278,7 +288,13 @@ impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
             m.emit_size
                 .fetch_add(out.entries.len() as u64, Ordering::Relaxed);
             self.h.set("waiting for commit");
-            shared.routing.emit(shared.label.as_deref(), &out).await?;
+            let (held, committed) = shared
+                .routing
+                .emit_holding(shared.label.as_deref(), &out, FULL_BUFFER_HOLD)
+                .await;
+            m.held_ms
+                .fetch_add(held.as_millis() as u64, Ordering::Relaxed);
+            committed?;
         }
         if let Some(chunk) = events.chunk {
             self.h.set("writing ack");

@@ -18,6 +18,7 @@ impl ForwardInputMetrics {
             load(&m.net.connections_active) as f64,
         );
         out.counter(FERRY_FORWARD_REQUESTS, &labels, load(&m.requests));
+        out.counter_seconds(FERRY_INPUT_HELD_SECONDS, &labels, load(&m.held_ms));
         out.counter(FERRY_FORWARD_ACKS, &labels, load(&m.acks));
         out.counter(FERRY_FORWARD_HEARTBEATS, &labels, load(&m.heartbeats));
         out.counter(

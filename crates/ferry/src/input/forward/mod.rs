@@ -113,6 +113,8 @@ pub struct ForwardInputMetrics {
     /// Requests over `chunk_size_warn_limit` (accepted, logged).
     pub size_warnings: AtomicU64,
     pub commit_failures: AtomicU64,
+    /// Milliseconds connections held their request because an output's buffer was full.
+    pub held_ms: AtomicU64,
     pub heartbeats: AtomicU64,
     pub handshakes: AtomicU64,
     pub json_connections: AtomicU64,

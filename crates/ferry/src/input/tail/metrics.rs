@@ -46,6 +46,8 @@ pub struct TailMetrics {
     pub rotation_lost: AtomicU64,
     pub emit_records: AtomicU64,
     pub emit_retries: AtomicU64,
+    /// Milliseconds the reads waited because an output's buffer was full.
+    pub held_ms: AtomicU64,
     /// Records no output could ever take (larger than a buffer chunk): dropped and logged.
     pub records_dropped: AtomicU64,
     pub bytes_read: AtomicU64,
@@ -117,6 +119,11 @@ impl TailMetrics {
             load(&m.unmatched_lines),
         );
         out.counter(FERRY_TAIL_EMIT_RETRIES, &labels, load(&m.emit_retries));
+        out.counter_seconds(
+            crate::metrics::names::FERRY_INPUT_HELD_SECONDS,
+            &labels,
+            load(&m.held_ms),
+        );
         out.counter(
             FERRY_TAIL_RECORDS_DROPPED,
             &labels,

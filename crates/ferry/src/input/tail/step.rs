@@ -1,8 +1,10 @@
 //! One read step of one file, its emission, and the position update after the commit.
 //!
 //! Positions advance only after [`Router::emit`](crate::router::Router::emit) returned, that
-//! is after the output committed the lines. When the output refuses (buffer full, disk error),
-//! the same batch is offered again with backoff: lines are never skipped. Only records that no
+//! is after the output committed the lines. When an output's buffer is full, the batch is
+//! offered again as soon as a flush freed room (woken, not polled: reading follows the drain
+//! rate). When the output refuses for another reason (a disk error), the same batch is
+//! offered again with backoff. Lines are never skipped. Only records that no
 //! output could ever take (one record larger than a buffer chunk) are dropped, logged and
 //! counted, so they cannot stall the file forever.
 
@@ -23,6 +25,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const MAX_STEP_BYTES: u64 = 4 * 1024 * 1024;
 /// Longest wait between two offers of a refused batch.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+/// A full buffer that frees no room for this long is reported (and waited for again).
+const FULL_BUFFER_REPORT: Duration = Duration::from_secs(60);
 /// Per-line warnings (unmatched lines, skipped long lines) are logged at most this often.
 const WARN_EVERY_SECS: u64 = 10;
 
@@ -191,10 +195,13 @@ async fn emit(
     let mut wait = Duration::from_millis(100);
     let mut attempts = 0u64;
     loop {
-        let result = tokio::select! {
-            r = ctx.routing.emit(ctx.label.as_deref(), &batch) => r,
+        let (held, result) = tokio::select! {
+            r = ctx.routing.emit_holding(ctx.label.as_deref(), &batch, FULL_BUFFER_REPORT) => r,
             () = h.cancelled() => return Err(Stop),
         };
+        ctx.metrics
+            .held_ms
+            .fetch_add(held.as_millis() as u64, Ordering::Relaxed);
         let e = match result {
             Ok(_) => {
                 if attempts > 0 {
@@ -213,11 +220,22 @@ async fn emit(
         }
         attempts += 1;
         ctx.metrics.emit_retries.fetch_add(1, Ordering::Relaxed);
+        let full = e.room().is_some();
         if attempts == 1 || attempts.is_power_of_two() {
+            let when = if full {
+                format!(
+                    "waited {FULL_BUFFER_REPORT:?} for room; offering the same lines again as soon as room appears"
+                )
+            } else {
+                format!("offering the same lines again in {wait:?}")
+            };
             tracing::warn!(
-                "tail input {}: output refused {records} records ({e}); offering the same lines again in {wait:?} (attempt {attempts})",
+                "tail input {}: output refused {records} records ({e}); {when} (attempt {attempts})",
                 ctx.id
             );
+        }
+        if full {
+            continue;
         }
         h.set_detail("waiting to retry emit", e.to_string());
         tokio::select! {
