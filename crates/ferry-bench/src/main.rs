@@ -114,7 +114,7 @@ enum Cmd {
         #[arg(long, default_value_t = 512)]
         disk_mb: u64,
     },
-    /// Run a scenario (1-5) or `all`, printing a table row per run.
+    /// Run a scenario (1-6) or `all`, printing a table row per run.
     Scenario {
         /// 1, 2, 3, 4, 5 or all.
         which: String,
@@ -304,12 +304,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
 async fn scenarios(which: &str, opts: ScenarioOpts) -> anyhow::Result<()> {
     let all = which == "all";
     let wanted: Vec<u32> = if all {
-        vec![1, 2, 3, 4, 5]
+        vec![1, 2, 3, 4, 5, 6]
     } else {
-        vec![which.parse().context("scenario: 1, 2, 3, 4, 5 or all")?]
+        vec![which.parse().context("scenario: 1 to 6 or all")?]
     };
-    if wanted.iter().any(|n| !(1..=5).contains(n)) {
-        anyhow::bail!("scenario: 1, 2, 3, 4, 5 or all");
+    if wanted.iter().any(|n| !(1..=6).contains(n)) {
+        anyhow::bail!("scenario: 1 to 6 or all");
     }
     if all && opts.gb.is_some() {
         anyhow::bail!("--gb applies to one scenario; run them one by one to change sizes");
@@ -322,16 +322,21 @@ async fn scenarios(which: &str, opts: ScenarioOpts) -> anyhow::Result<()> {
         match n {
             1 => rows.push(forward::null(&ctx).await?),
             2 => rows.push(forward::file(&ctx).await?),
-            3 => {
+            3 | 6 => {
                 let kinds = if all {
                     vec![scenario::BufferKind::Memory, scenario::BufferKind::File]
                 } else {
                     vec![ctx.opts.buffer]
                 };
+                let settings = if n == 3 {
+                    tail::Settings::Tuned
+                } else {
+                    tail::Settings::Operator
+                };
                 for k in kinds {
                     ctx.opts.buffer = k;
-                    let r = tail::run(&ctx).await?;
-                    scenario::plot_row(&ctx, &format!("s3-{}", k.name()), &r.scenario, &r);
+                    let r = tail::run_with(&ctx, settings).await?;
+                    scenario::plot_row(&ctx, &format!("s{n}-{}", k.name()), &r.scenario, &r);
                     rows.push(r);
                 }
             }
@@ -340,7 +345,8 @@ async fn scenarios(which: &str, opts: ScenarioOpts) -> anyhow::Result<()> {
                 scenario::plot_row(&ctx, "s4", &r.scenario, &r);
                 rows.push(r);
             }
-            _ => rows.extend(failover::run_both(&ctx).await?),
+            5 => rows.extend(failover::run_both(&ctx).await?),
+            _ => anyhow::bail!("scenario: 1 to 6 or all"),
         }
         if let Some(last) = rows.last() {
             eprintln!(

@@ -62,3 +62,30 @@ pub fn forward_output(servers: &[(&str, u16)], buffer_path: Option<&Path>, param
     s.push_str("</match>\n");
     s
 }
+
+/// A `<buffer>` an operator writes after reading Fluentd's docs: the type, `flush_mode
+/// interval`, `flush_interval 1s`, and nothing else (8 MB chunks for memory, 256 MB for file,
+/// one flush thread, `overflow_action throw_exception`, the default total limits).
+pub fn operator_buffer(file: bool) -> String {
+    let kind = if file { "file" } else { "memory" };
+    format!(
+        "  <buffer>\n    @type {kind}\n    flush_mode interval\n    flush_interval 1s\n  </buffer>\n"
+    )
+}
+
+/// The archive output of the "operator defaults" pipeline: JSON lines under `out`.
+pub fn operator_file_output(out: &Path, file_buffer: bool) -> String {
+    format!(
+        "<match bench.**>\n  @type file\n  path {}/bench\n  <format>\n    @type json\n  </format>\n{}</match>\n",
+        out.display(),
+        operator_buffer(file_buffer)
+    )
+}
+
+/// The forward output of the "operator defaults" pipeline: acks, one server, nothing tuned.
+pub fn operator_forward_output(port: u16, file_buffer: bool) -> String {
+    format!(
+        "<match bench.**>\n  @type forward\n  require_ack_response true\n  <server>\n    host 127.0.0.1\n    port {port}\n  </server>\n{}</match>\n",
+        operator_buffer(file_buffer)
+    )
+}

@@ -8,6 +8,7 @@
 //! | 3 | tail → forwarder → aggregator → file output (memory or file buffers) | [`tail`] |
 //! | 4 | backlog replay from the forwarder's file buffer | [`replay`] |
 //! | 5 | failover between two aggregators (SIGKILL, then SIGSTOP) | [`failover`] |
+//! | 6 | scenario 3 with Fluentd's default buffer settings ("operator defaults") | [`tail`] |
 
 pub mod config;
 pub mod failover;
@@ -45,7 +46,7 @@ pub struct ScenarioOpts {
     /// Load generator connections.
     #[arg(long, default_value_t = 4)]
     pub connections: u32,
-    /// Buffer type of both tiers in scenario 3.
+    /// Buffer type of both tiers in scenarios 3 and 6.
     #[arg(long, value_enum, default_value_t = BufferKind::Memory)]
     pub buffer: BufferKind,
     /// Rate: lines/s of the writer in scenario 3 (default: as fast as possible), new events/s

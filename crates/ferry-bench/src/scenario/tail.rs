@@ -1,9 +1,14 @@
-//! Scenario 3: tail → forwarder → aggregator → file output.
+//! Scenarios 3 and 6: tail → forwarder → aggregator → file output.
 //!
 //! The line writer appends JSON lines to a file (as fast as it can, or `--rate`) while the
 //! forwarder tails it and forwards with `require_ack_response` to the aggregator, which writes
 //! JSON-lines archives. Both tiers buffer in memory or in files (`--buffer`). The clock runs
 //! from the first line written until every line is in the archives; the archives are counted.
+//!
+//! Scenario 3 runs tuned buffers (8 MB chunks, two flush threads, `overflow_action block`,
+//! 200 ms flushes). Scenario 6, "operator defaults", runs what an operator writes after reading
+//! Fluentd's docs: `@type`, `flush_mode interval`, `flush_interval 1s` and nothing else, with
+//! 200-byte lines (1 GB by default).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -17,34 +22,60 @@ use crate::lines::{self, LinesConfig, LinesProgress, Rotate};
 use crate::procstat::Sampler;
 use crate::report::{LimitKind, Row};
 
-/// Default size, GB of lines.
+/// Default size of scenario 3, GB of lines.
 pub const S3_GB: f64 = 2.0;
+/// Default size of scenario 6, GB of lines.
+pub const S6_GB: f64 = 1.0;
+/// Line size of scenario 6.
+pub const S6_LINE: usize = 200;
+
+/// How the buffers of both tiers are configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settings {
+    /// Scenario 3: tuned for throughput.
+    Tuned,
+    /// Scenario 6: Fluentd's defaults.
+    Operator,
+}
 
 /// Scenario 3 with the buffer kind of `ctx.opts.buffer`.
 pub async fn run(ctx: &Ctx) -> Result<Row, Error> {
+    run_with(ctx, Settings::Tuned).await
+}
+
+/// Scenario 3 or 6 with the buffer kind of `ctx.opts.buffer`.
+pub async fn run_with(ctx: &Ctx, settings: Settings) -> Result<Row, Error> {
     let kind = ctx.opts.buffer;
-    let gb = ctx.opts.gb.unwrap_or(S3_GB);
-    let dir = ctx.dir(&format!("s3-{}", kind.name()))?;
+    let (n, default_gb) = match settings {
+        Settings::Tuned => (3, S3_GB),
+        Settings::Operator => (6, S6_GB),
+    };
+    let gb = ctx.opts.gb.unwrap_or(default_gb);
+    let dir = ctx.dir(&format!("s{n}-{}", kind.name()))?;
     let buffers = |who: &str| match kind {
         BufferKind::Memory => None,
         BufferKind::File => Some(dir.join(format!("{who}-buffer"))),
     };
     let agg_port = free_port()?;
     let out = dir.join("archive");
-    let aggregator = format!(
-        "{}{}",
-        config::forward_source(agg_port),
-        config::file_output(&out, buffers("aggregator").as_deref())
-    );
+    let file = kind == BufferKind::File;
+    let aggregator = match settings {
+        Settings::Tuned => config::file_output(&out, buffers("aggregator").as_deref()),
+        Settings::Operator => config::operator_file_output(&out, file),
+    };
+    let aggregator = format!("{}{aggregator}", config::forward_source(agg_port));
     let log_file = dir.join("app.log");
-    let forwarder = format!(
-        "{}{}",
-        config::tail_source(&log_file, &dir.join("tail.pos")),
-        config::forward_output(
+    let forwarder = match settings {
+        Settings::Tuned => config::forward_output(
             &[("aggregator", agg_port)],
             buffers("forwarder").as_deref(),
-            "  heartbeat_interval 1s\n"
-        )
+            "  heartbeat_interval 1s\n",
+        ),
+        Settings::Operator => config::operator_forward_output(agg_port, file),
+    };
+    let forwarder = format!(
+        "{}{forwarder}",
+        config::tail_source(&log_file, &dir.join("tail.pos"))
     );
     let agg = Ferry::start(
         &ctx.bin,
@@ -67,7 +98,10 @@ pub async fn run(ctx: &Ctx) -> Result<Row, Error> {
             ]
         }),
     );
-    let line_size = ctx.opts.record_size;
+    let line_size = match settings {
+        Settings::Tuned => ctx.opts.record_size,
+        Settings::Operator => S6_LINE,
+    };
     let cfg = LinesConfig {
         path: log_file,
         rate: ctx.opts.rate,
@@ -94,9 +128,16 @@ pub async fn run(ctx: &Ctx) -> Result<Row, Error> {
         false
     });
     let secs = started.elapsed().as_secs_f64();
+    let title = match settings {
+        Settings::Tuned => format!("3 tail → fwd → agg → file ({} buffers)", kind.name()),
+        Settings::Operator => format!("6 operator defaults, {} buffers", kind.name()),
+    };
     let mut r = row(
-        &format!("3 tail → fwd → agg → file ({} buffers)", kind.name()),
-        format!("ferry-bench scenario 3 --buffer {} --gb {gb}", kind.name()),
+        &title,
+        format!(
+            "ferry-bench scenario {n} --buffer {} --gb {gb}",
+            kind.name()
+        ),
     );
     r.procs = watch.figures(written.bytes, ctx.ticks);
     r.samples = sampler.finish();
