@@ -179,6 +179,36 @@ async fn a_chunk_larger_than_max_request_size_goes_in_pieces_with_distinct_ack_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_requests_of_a_chunk_are_written_ahead_of_their_acks_on_one_connection() {
+    // The aggregator acks nothing until four requests arrived on the connection: a client
+    // that waited for each ack before the next request would time out.
+    let agg = FakeAggregator::start(AckPolicy::AfterRequests(4)).await;
+    let params = "  require_ack_response true\n  ack_response_timeout 2s\n  max_request_size 16k\n  heartbeat_type none\n";
+    let fwd = Forward::new(
+        "pipelined",
+        forward_config(&conf(params, &server("a", agg.port, ""))),
+    );
+    let segmented = memory_buffer("pipe", 1, 20, 40, 80, |c| c.segment_target_size = 8 * 1024);
+    let chunk = take_all(&segmented).pop().unwrap();
+    let records = chunk.records();
+    fwd.write_chunk(&chunk).await.unwrap();
+    let requests = agg.state.requests();
+    assert!(requests.len() >= 6, "{} requests", requests.len());
+    assert_eq!(requests.iter().map(|r| r.records).sum::<u64>(), records);
+    assert_eq!(
+        agg.state.accepts.load(Ordering::SeqCst),
+        1,
+        "every request of the chunk went on one connection"
+    );
+    let m = fwd.metrics();
+    assert_eq!(
+        m.acks_received.load(Ordering::Relaxed),
+        requests.len() as u64
+    );
+    assert_eq!(m.duplicates_resent.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_lost_ack_only_the_unacknowledged_pieces_are_sent_again_with_the_same_ids() {
     let agg = FakeAggregator::start(AckPolicy::Ack).await;
     *agg.state.fail_from.lock().unwrap() = Some(3);

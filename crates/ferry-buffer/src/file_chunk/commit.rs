@@ -64,16 +64,13 @@ impl FileChunk {
         };
         // Both syncs run at once: on journaling filesystems concurrent syncs share one
         // journal commit, so the pair costs about one sync.
-        let (p, j) = std::thread::scope(|s| {
-            let j = s.spawn(|| journal.sync_data());
-            let p = payload.sync_data();
-            (p, j.join())
-        });
+        let j = super::syncer::start(journal);
+        let p = payload.sync_data();
+        let j = j.wait();
         p.map_err(|source| FileError {
             path: self.paths().payload,
             source,
         })?;
-        let j = j.unwrap_or_else(|_| Err(io::Error::other("journal sync thread panicked")));
         j.map_err(|source| FileError {
             path: self.paths().journal,
             source,

@@ -17,6 +17,7 @@ use crate::storage::{OpenMode, Storage, StorageFile, write_all_at};
 
 mod commit;
 mod quarantine;
+mod syncer;
 
 pub use quarantine::{move_to_quarantine, payload_crc};
 

@@ -25,6 +25,9 @@ pub enum AckPolicy {
     Never,
     /// `{"ack": "not-your-chunk"}`.
     Wrong,
+    /// Holds the acks of a connection until this many requests arrived on it, then acks them
+    /// all and every later one at once: only a client that writes ahead of its acks gets any.
+    AfterRequests(usize),
 }
 
 /// One request the fake received.
@@ -196,6 +199,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    let mut on_this_connection = 0usize;
     while let Some(frame) = read_frame(&mut s, &mut buf, &mut dec).await {
         st.bytes.fetch_add(frame.len() as u64, Ordering::SeqCst);
         let frame_len = frame.len();
@@ -227,6 +232,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         } else {
             st.policy.lock().unwrap().unwrap_or(AckPolicy::Ack)
         };
+        on_this_connection += 1;
         if let Some(chunk) = chunk {
             let reply = match policy {
                 AckPolicy::Ack => ferry_proto::ack::encode_ack(&chunk),
@@ -234,6 +240,14 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     &ferry_proto::options::ChunkId::str(&b"not-your-chunk"[..]),
                 ),
                 AckPolicy::Never => continue,
+                AckPolicy::AfterRequests(n) => {
+                    held.push(ferry_proto::ack::encode_ack(&chunk).to_vec());
+                    if on_this_connection < n {
+                        continue;
+                    }
+                    let all: Vec<u8> = held.drain(..).flatten().collect();
+                    all.into()
+                }
             };
             if s.write_all(&reply).await.is_err() {
                 return;

@@ -2,12 +2,14 @@
 //!
 //! The tail task updates an entry after each commit (a short lock) and bumps the generation;
 //! the writer task wakes, copies the table and writes it with [`PositionStore::save`]. Writes
-//! coalesce: while one write (two fsyncs) is in progress, any number of commits collect into
-//! the next. So a SIGKILL re-reads at most the lines committed since the last completed write,
-//! and tailing never waits for the disk.
+//! coalesce: while one write is in progress, any number of commits collect into the next. So a
+//! SIGKILL re-reads at most the lines committed since the last completed write (one write, a
+//! few tens of microseconds), and tailing never waits for the disk. A write is made durable
+//! (fsynced) at most once per [`super::position::DURABLE_EVERY`], and once more when commits
+//! pause, so a power cut re-reads at most that much.
 
 use super::identity::FileId;
-use super::position::{PosEntry, PositionStore};
+use super::position::{DURABLE_EVERY, PosEntry, PositionStore};
 use crate::task::TaskHandle;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -110,8 +112,17 @@ impl PositionTable {
 
     /// Writes the current table now (at shutdown). Blocking.
     pub fn save_now(&self, store: &PositionStore) -> Result<bool, super::position::PositionError> {
+        self.save(store, true)
+    }
+
+    /// Writes the table, durably or not (see [`super::position`]).
+    pub fn save(
+        &self,
+        store: &PositionStore,
+        durable: bool,
+    ) -> Result<bool, super::position::PositionError> {
         let (generation, entries) = self.snapshot();
-        store.save(generation, &entries)
+        store.save(generation, &entries, durable)
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
@@ -130,17 +141,25 @@ pub async fn write_loop(
     let mut rx = table.subscribe();
     let mut retry = false;
     let mut failures = 0u64;
+    let mut last_durable = tokio::time::Instant::now();
     loop {
         h.set("waiting for commits");
         if !retry {
+            // Commits pausing leave the last write durable within DURABLE_EVERY.
+            let settle = last_durable + DURABLE_EVERY;
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },
+                () = tokio::time::sleep_until(settle), if !store.is_durable() => {}
                 () = h.cancelled() => return,
             }
         }
         h.set("writing the position file");
+        let durable = last_durable.elapsed() >= DURABLE_EVERY;
         let (t, s) = (table.clone(), Arc::clone(&store));
-        let result = tokio::task::spawn_blocking(move || t.save_now(&s)).await;
+        let result = tokio::task::spawn_blocking(move || t.save(&s, durable)).await;
+        if durable && matches!(result, Ok(Ok(_))) {
+            last_durable = tokio::time::Instant::now();
+        }
         match result {
             Ok(Ok(_)) => {
                 if failures > 0 {

@@ -196,6 +196,24 @@ pub async fn await_ack(
     expected: &ChunkId,
     limit: Duration,
 ) -> Result<(), ForwardError> {
+    let got = read_ack(conn, node, limit).await?;
+    if got.bytes == expected.bytes {
+        Ok(())
+    } else {
+        Err(ForwardError::AckMismatch {
+            node: node.to_string(),
+            sent: String::from_utf8_lossy(&expected.bytes).into_owned(),
+            got: String::from_utf8_lossy(&got.bytes).into_owned(),
+        })
+    }
+}
+
+/// Reads the next ack.
+pub async fn read_ack(
+    conn: &mut Connection,
+    node: &str,
+    limit: Duration,
+) -> Result<ChunkId, ForwardError> {
     let frame = match conn.read_reply(limit).await {
         Ok(f) => f,
         Err(ReadReply::Timeout) => {
@@ -211,18 +229,10 @@ pub async fn await_ack(
             });
         }
     };
-    match parse_ack(&frame) {
-        Ok(got) if got.bytes == expected.bytes => Ok(()),
-        Ok(got) => Err(ForwardError::AckMismatch {
-            node: node.to_string(),
-            sent: String::from_utf8_lossy(&expected.bytes).into_owned(),
-            got: String::from_utf8_lossy(&got.bytes).into_owned(),
-        }),
-        Err(source) => Err(ForwardError::AckInvalid {
-            node: node.to_string(),
-            source,
-        }),
-    }
+    parse_ack(&frame).map_err(|source| ForwardError::AckInvalid {
+        node: node.to_string(),
+        source,
+    })
 }
 
 /// How [`split`] transforms a span.
