@@ -11,7 +11,7 @@ use ferry_bench::conn::Target;
 use ferry_bench::lines::{self, LinesConfig, LinesProgress, Rotate};
 use ferry_bench::receiver::{Receiver, ReceiverConfig};
 use ferry_bench::report::{self, Row};
-use ferry_bench::scenario::{self, Ctx, ScenarioOpts, failover, forward, replay, tail};
+use ferry_bench::scenario::{self, Ctx, ScenarioOpts, failover, forward, replay, scaling, tail};
 use ferry_bench::sender::{self, SendConfig, SendProgress};
 
 #[derive(Parser)]
@@ -114,7 +114,7 @@ enum Cmd {
         #[arg(long, default_value_t = 512)]
         disk_mb: u64,
     },
-    /// Run a scenario (1-6) or `all`, printing a table row per run.
+    /// Run a scenario (1-7) or `all`, printing a table row per run.
     Scenario {
         /// 1, 2, 3, 4, 5 or all.
         which: String,
@@ -304,12 +304,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
 async fn scenarios(which: &str, opts: ScenarioOpts) -> anyhow::Result<()> {
     let all = which == "all";
     let wanted: Vec<u32> = if all {
-        vec![1, 2, 3, 4, 5, 6]
+        vec![1, 2, 3, 4, 5, 6, 7]
     } else {
-        vec![which.parse().context("scenario: 1 to 6 or all")?]
+        vec![which.parse().context("scenario: 1 to 7 or all")?]
     };
-    if wanted.iter().any(|n| !(1..=6).contains(n)) {
-        anyhow::bail!("scenario: 1 to 6 or all");
+    if wanted.iter().any(|n| !(1..=7).contains(n)) {
+        anyhow::bail!("scenario: 1 to 7 or all");
     }
     if all && opts.gb.is_some() {
         anyhow::bail!("--gb applies to one scenario; run them one by one to change sizes");
@@ -346,7 +346,8 @@ async fn scenarios(which: &str, opts: ScenarioOpts) -> anyhow::Result<()> {
                 rows.push(r);
             }
             5 => rows.extend(failover::run_both(&ctx).await?),
-            _ => anyhow::bail!("scenario: 1 to 6 or all"),
+            7 => rows.extend(scaling::run(&mut ctx).await?),
+            _ => anyhow::bail!("scenario: 1 to 7 or all"),
         }
         if let Some(last) = rows.last() {
             eprintln!(

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use ferry_bench::scenario::{self, BufferKind, Ctx, ScenarioOpts};
+use ferry_bench::scenario::{self, BufferKind, Ctx, FilterKind, ScenarioOpts};
 
 /// `FERRY_BIN`, else `target/<profile>/ferry` (this test runs from `target/<profile>/deps`).
 fn ferry_bin() -> Option<PathBuf> {
@@ -34,6 +34,7 @@ async fn scenario_1_moves_every_event_through_a_real_ferry() {
         batch: 500,
         connections: 2,
         buffer: BufferKind::Memory,
+        filter: None,
         rate: None,
         secs: None,
         dir: Some(work.path().join("work")),
@@ -53,4 +54,12 @@ async fn scenario_1_moves_every_event_through_a_real_ferry() {
     assert!(row.procs[0].peak_rss_mib > 1.0, "{:?}", row.procs);
     assert!(row.procs[0].cpu_secs > 0.0, "{:?}", row.procs);
     assert!(!row.samples.is_empty());
+    // The same with the grep filter every generated record passes.
+    let mut ctx = ctx;
+    ctx.opts.filter = Some(FilterKind::Grep);
+    ctx.opts.gb = Some(0.02);
+    let row = scenario::forward::null(&ctx).await.unwrap();
+    assert_eq!(row.events, ctx.events_for(0.02));
+    assert_eq!(row.lost, Some(0));
+    assert!(row.scenario.contains("grep"), "{}", row.scenario);
 }

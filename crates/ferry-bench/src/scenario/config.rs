@@ -30,6 +30,11 @@ pub fn buffer(keys: &str, file: Option<&Path>, extra: &str) -> String {
     )
 }
 
+/// A grep filter every generated record passes (it reads the record's last key, `pad`).
+pub fn grep_filter() -> String {
+    "<filter bench.**>\n  @type grep\n  <regexp>\n    key pad\n    pattern /abc/\n  </regexp>\n</filter>\n".to_owned()
+}
+
 /// `null` behind a memory buffer.
 pub fn null_output() -> String {
     format!(

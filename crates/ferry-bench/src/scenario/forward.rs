@@ -27,7 +27,15 @@ pub async fn null(ctx: &Ctx) -> Result<Row, Error> {
     let gb = ctx.opts.gb.unwrap_or(S1_GB);
     let dir = ctx.dir("s1")?;
     let port = free_port()?;
-    let conf = format!("{}{}", config::forward_source(port), config::null_output());
+    let filter = match ctx.opts.filter {
+        Some(super::FilterKind::Grep) => config::grep_filter(),
+        None => String::new(),
+    };
+    let conf = format!(
+        "{}{filter}{}",
+        config::forward_source(port),
+        config::null_output()
+    );
     let ferry = Ferry::start(&ctx.bin, &dir, "ferry", &conf, Ready::Port(port))?;
     let watch = Watch::start(&[&ferry]);
     let progress = Arc::new(SendProgress::default());
@@ -38,10 +46,11 @@ pub async fn null(ctx: &Ctx) -> Result<Row, Error> {
         never(),
     )
     .await?;
-    let mut r = row(
-        "1 forward → memory → null",
-        format!("ferry-bench scenario 1 --gb {gb}"),
-    );
+    let (title, flag) = match ctx.opts.filter {
+        Some(super::FilterKind::Grep) => ("1 forward → grep → memory → null", " --filter grep"),
+        None => ("1 forward → memory → null", ""),
+    };
+    let mut r = row(title, format!("ferry-bench scenario 1 --gb {gb}{flag}"));
     r.procs = watch.figures(report.entry_bytes, ctx.ticks);
     r.samples = sampler.finish();
     r.sample_procs = watch.names();

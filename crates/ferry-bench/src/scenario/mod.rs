@@ -9,11 +9,13 @@
 //! | 4 | backlog replay from the forwarder's file buffer | [`replay`] |
 //! | 5 | failover between two aggregators (SIGKILL, then SIGSTOP) | [`failover`] |
 //! | 6 | scenario 3 with Fluentd's default buffer settings ("operator defaults") | [`tail`] |
+//! | 7 | scenario 1 with 1, 2 and 4 connections, beside the generator's own ceiling | [`scaling`] |
 
 pub mod config;
 pub mod failover;
 pub mod forward;
 pub mod replay;
+pub mod scaling;
 pub mod tail;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +48,9 @@ pub struct ScenarioOpts {
     /// Load generator connections.
     #[arg(long, default_value_t = 4)]
     pub connections: u32,
+    /// A filter in front of the null output of scenario 1 (and 7).
+    #[arg(long, value_enum)]
+    pub filter: Option<FilterKind>,
     /// Buffer type of both tiers in scenarios 3 and 6.
     #[arg(long, value_enum, default_value_t = BufferKind::Memory)]
     pub buffer: BufferKind,
@@ -72,6 +77,13 @@ pub struct ScenarioOpts {
     /// MB written by the disk measurement.
     #[arg(long, default_value_t = 512)]
     pub limit_disk_mb: u64,
+}
+
+/// A filter put in front of an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FilterKind {
+    /// `grep` with one `<regexp>` on the record's last key that every record matches.
+    Grep,
 }
 
 /// Buffer type of a tier.
