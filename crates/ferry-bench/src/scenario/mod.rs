@@ -9,7 +9,7 @@
 //! | 4 | backlog replay from the forwarder's file buffer | [`replay`] |
 //! | 5 | failover between two aggregators (SIGKILL, then SIGSTOP) | [`failover`] |
 //! | 6 | scenario 3 with Fluentd's default buffer settings ("operator defaults") | [`tail`] |
-//! | 7 | scenario 1 with 1, 2 and 4 connections, beside the generator's own ceiling | [`scaling`] |
+//! | 7 | scenario 1 with 1, 2 and 4 connections, with the cores ferry and the generator used | [`scaling`] |
 
 pub mod config;
 pub mod failover;
