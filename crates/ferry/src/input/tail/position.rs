@@ -22,8 +22,10 @@
 //! - The file is replaced whole: written to `<pos_file>.tmp` and renamed over `<pos_file>`.
 //!   A crash leaves the old or the new file, never a mix; a left-over `.tmp` is overwritten by
 //!   the next write.
-//! - After every commit the file is replaced without an fsync: a killed process loses nothing
-//!   (the page cache holds the write). At most once per [`DURABLE_EVERY`], and at shutdown, the
+//! - After every commit the file is written without an fsync: a killed process loses nothing
+//!   (the page cache holds the write). When the new content has the length of the file and
+//!   fits in one page (a few dozen files), it is written in place with one `pwrite` (a single
+//!   page is never torn, and no line moves); otherwise the file is replaced as above. At most once per [`DURABLE_EVERY`], and at shutdown, the
 //!   write is made durable (the `.tmp` fsynced before the rename, the directory after), so a
 //!   power cut takes the position back by at most that much: those lines are read again.
 //!   Fsyncing every commit cost more CPU than parsing the lines (hundreds of writes a second).
@@ -233,8 +235,15 @@ impl<R: io::Read> ReadBounded for io::Take<R> {
     }
 }
 
+/// Content written in place at most (one page: never torn).
+const IN_PLACE_MAX: usize = 4096;
+
 /// Writes `entries` to `path` atomically (see the module docs).
 pub fn store(path: &Path, entries: &[PosEntry], durable: bool) -> Result<(), PositionError> {
+    replace(path, encode(entries).as_bytes(), durable)
+}
+
+fn replace(path: &Path, text: &[u8], durable: bool) -> Result<(), PositionError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -244,8 +253,7 @@ pub fn store(path: &Path, entries: &[PosEntry], durable: bool) -> Result<(), Pos
         .truncate(true)
         .open(&tmp)
         .map_err(io_err("create", &tmp))?;
-    file.write_all(encode(entries).as_bytes())
-        .map_err(io_err("write", &tmp))?;
+    file.write_all(text).map_err(io_err("write", &tmp))?;
     if durable {
         file.sync_all().map_err(io_err("fsync", &tmp))?;
     }
@@ -270,6 +278,8 @@ pub struct PositionStore {
     path: PathBuf,
     /// The generations last written and last made durable.
     stored: Mutex<(u64, u64)>,
+    /// The file as last written, open for writes in place, and its length.
+    current: Mutex<Option<(File, usize)>>,
 }
 
 impl PositionStore {
@@ -277,6 +287,7 @@ impl PositionStore {
         Self {
             path,
             stored: Mutex::new((0, 0)),
+            current: Mutex::new(None),
         }
     }
 
@@ -298,12 +309,38 @@ impl PositionStore {
         {
             return Ok(false);
         }
-        store(&self.path, entries, durable)?;
+        let text = encode(entries);
+        self.write(text.as_bytes(), durable)?;
         stored.0 = generation;
         if durable {
             stored.1 = generation;
         }
         Ok(true)
+    }
+
+    /// In place when it can (see the module docs), else by replacing the file.
+    fn write(&self, text: &[u8], durable: bool) -> Result<(), PositionError> {
+        use std::os::unix::fs::FileExt;
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if !durable
+            && text.len() <= IN_PLACE_MAX
+            && let Some((file, len)) = current.as_ref()
+            && *len == text.len()
+        {
+            return file
+                .write_all_at(text, 0)
+                .map_err(io_err("write", &self.path));
+        }
+        *current = None;
+        replace(&self.path, text, durable)?;
+        if text.len() <= IN_PLACE_MAX {
+            *current = OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .ok()
+                .map(|f| (f, text.len()));
+        }
+        Ok(())
     }
 
     /// Whether the last write was made durable.
@@ -372,6 +409,36 @@ mod tests {
         let text = encode(&[entry("/a", 1, 5), entry("/b", 9, 5)]);
         let loaded = decode(&text);
         assert_eq!(loaded.entries, vec![entry("/b", 9, 5)]);
+    }
+
+    #[test]
+    fn writes_of_the_same_length_go_in_place_and_others_replace_the_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pos");
+        let store = PositionStore::new(path.clone());
+        store.save(1, &[entry("/a", 10, 1)], true).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        store.save(2, &[entry("/a", 20, 1)], false).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().ino(),
+            inode,
+            "written in place"
+        );
+        assert_eq!(load(&path).unwrap().entries, vec![entry("/a", 20, 1)]);
+        store
+            .save(3, &[entry("/a", 30, 1), entry("/b", 5, 2)], false)
+            .unwrap();
+        assert_ne!(std::fs::metadata(&path).unwrap().ino(), inode, "replaced");
+        assert_eq!(load(&path).unwrap().entries.len(), 2);
+        store
+            .save(4, &[entry("/a", 40, 1), entry("/b", 6, 2)], false)
+            .unwrap();
+        store
+            .save(4, &[entry("/a", 40, 1), entry("/b", 6, 2)], true)
+            .unwrap();
+        assert!(store.is_durable());
+        assert_eq!(load(&path).unwrap().entries[0].offset, 40);
     }
 
     #[test]
