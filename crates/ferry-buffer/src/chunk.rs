@@ -87,6 +87,17 @@ impl Chunk {
         })
     }
 
+    /// For a memory chunk, the bytes at `offset..offset + len` (clamped to the payload) as
+    /// slices of what is stored, without copying; `None` for a file chunk (use
+    /// [`Self::reader`]).
+    pub fn memory_slices(&self, offset: u64, len: u64) -> Option<Vec<Bytes>> {
+        let len = len.min(self.content.bytes.saturating_sub(offset));
+        match &self.body {
+            ChunkBody::Memory(m) => Some(m.slices(offset, len)),
+            ChunkBody::File(_) => None,
+        }
+    }
+
     /// Reads `len` bytes at `offset` (clamped to the payload), for small pieces.
     pub fn read_range(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         let avail = self.content.bytes.saturating_sub(offset);

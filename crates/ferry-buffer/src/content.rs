@@ -132,6 +132,30 @@ impl MemPayload {
         done
     }
 
+    /// The bytes at `offset..offset + len` as slices of the stored pieces (no copy), in order.
+    pub(crate) fn slices(&self, offset: u64, len: u64) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let i = self.starts.partition_point(|&s| s <= offset);
+        let Some(i) = i.checked_sub(1) else {
+            return out;
+        };
+        let mut left = len;
+        let mut skip = usize::try_from(offset - self.starts[i]).unwrap_or(usize::MAX);
+        for piece in &self.pieces[i..] {
+            if left == 0 {
+                break;
+            }
+            let avail = piece.len().saturating_sub(skip);
+            let n = avail.min(usize::try_from(left).unwrap_or(usize::MAX));
+            if n > 0 {
+                out.push(piece.slice(skip..skip + n));
+            }
+            left -= n as u64;
+            skip = 0;
+        }
+        out
+    }
+
     /// The bytes at `offset..offset + len`, without copying when they lie in one piece.
     pub(crate) fn slice(&self, offset: u64, len: usize) -> Bytes {
         let i = self.starts.partition_point(|&s| s <= offset);
@@ -153,6 +177,28 @@ impl MemPayload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn slices_are_the_bytes_read_at_the_same_range(
+            pieces in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0..8),
+            offset in 0u64..300,
+            len in 0u64..300,
+        ) {
+            let mut body = MemBody::default();
+            for p in &pieces {
+                body.push(Bytes::from(p.clone()));
+            }
+            let m = body.freeze();
+            let total: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+            let want_len = len.min(total.saturating_sub(offset)) as usize;
+            let mut want = vec![0u8; want_len];
+            let n = m.read_at(&mut want, offset);
+            want.truncate(n);
+            let got: Vec<u8> = m.slices(offset, want_len as u64).concat();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn adjacent_appends_merge_into_segments_up_to_the_target() {
