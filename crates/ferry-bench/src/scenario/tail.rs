@@ -156,9 +156,33 @@ pub async fn run_with(ctx: &Ctx, settings: Settings) -> Result<Row, Error> {
         written.secs,
         if done { "" } else { "; TIMED OUT" }
     ));
+    if let Some((steady, last)) = steady_rate(&r.samples, 1) {
+        r.notes.push(format!(
+            "archives grew at {steady:.0} MB/s between 10 % and 90 %; the last 1 % took {last:.1} s (partial chunks waiting for flush_interval)"
+        ));
+    }
     r.finish(&ctx.limits);
     drop(fwd);
     drop(agg);
     ctx.cleanup(&dir);
     Ok(r)
+}
+
+/// The rate of progress counter `i` between 10 % and 90 % of its final value (MB/s), and the
+/// seconds from 99 % to the end: the steady state, apart from the wait for the last chunks.
+pub fn steady_rate(samples: &[crate::procstat::Sample], i: usize) -> Option<(f64, f64)> {
+    let total = *samples.last()?.progress.get(i)? as f64;
+    let at = |fraction: f64| {
+        samples
+            .iter()
+            .find(|s| {
+                s.progress
+                    .get(i)
+                    .is_some_and(|&v| v as f64 >= fraction * total)
+            })
+            .map(|s| s.t)
+    };
+    let (t10, t90, t99) = (at(0.1)?, at(0.9)?, at(0.99)?);
+    let end = samples.last()?.t;
+    (t90 > t10).then(|| (0.8 * total / 1e6 / (t90 - t10), end - t99))
 }
