@@ -1,16 +1,18 @@
 //! Running the filters of one route over a batch.
 //!
-//! Each entry's record is decoded once, passed through every filter in order, and re-encoded
-//! only if a filter changed it; an unchanged kept entry is copied as the bytes it came in.
-//! When every entry is kept unchanged the batch itself is returned (no copy). Events a filter
-//! sends to `@ERROR` are collected, as they were when that filter received them, into a
-//! second batch of the same tag.
+//! Each entry's record is loaded into a raw view ([`super::raw`]: its pairs indexed where they
+//! lie, nothing decoded), passed through every filter in order, and spliced back only if a filter
+//! changed it; an unchanged kept entry is copied as the bytes it came in. When every entry is
+//! kept unchanged the batch itself is returned (no copy). Events a filter sends to `@ERROR` are
+//! collected, as they were when that filter received them, into a second batch of the same tag.
 
-use super::{Filter, TagContext, Verdict};
+use super::{Event, Filter, TagContext, Verdict};
 use crate::event::Batch;
 use bytes::{BufMut, BytesMut};
 use ferry_proto::entries::{self, EntryRef};
-use ferry_proto::msgpack::{self, Value};
+use ferry_proto::msgpack;
+#[cfg(test)]
+use ferry_proto::msgpack::Value;
 use ferry_proto::time::EventTime;
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filte
     let mut errors = BytesMut::new();
     let mut error_records = 0u64;
     let mut untouched = true;
+    let mut event = Event::default();
     for entry in entries::iter(&batch.entries) {
         let Ok(entry) = entry else {
             // Inputs validate entries; anything else is a bug upstream. Keep what is left
@@ -44,22 +47,21 @@ pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filte
             out.dropped += 1;
             continue;
         };
-        let Ok((Value::Map(mut pairs), _)) = Value::decode(entry.record) else {
+        if event.load(entry.time, entry.record).is_err() {
             untouched = false;
             errors.extend_from_slice(entry.raw);
             error_records += 1;
             out.first_error
                 .get_or_insert_with(|| "record could not be decoded".to_string());
             continue;
-        };
-        let mut time = entry.time;
+        }
         let mut modified = false;
         let mut keep = true;
         for filter in filters {
-            let outcome = filter.apply(&ctx, &mut time, &mut pairs);
+            let outcome = filter.apply(&ctx, &mut event);
             if let Some(reason) = outcome.error {
                 if modified {
-                    write_entry(&mut errors, &entry, time, &pairs);
+                    write_entry(&mut errors, &entry, &event);
                 } else {
                     errors.extend_from_slice(entry.raw);
                 }
@@ -79,7 +81,7 @@ pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filte
         }
         if modified {
             untouched = false;
-            write_entry(&mut kept, &entry, time, &pairs);
+            write_entry(&mut kept, &entry, &event);
         } else {
             kept.extend_from_slice(entry.raw);
         }
@@ -97,25 +99,16 @@ pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filte
 
 /// Writes `[time, record]` (or Fluent Bit's `[[time, metadata], record]` when the entry came
 /// with metadata). The time keeps its integer form when the filters left it as it was.
-fn write_entry(
-    out: &mut BytesMut,
-    entry: &EntryRef<'_>,
-    time: EventTime,
-    pairs: &[(Value, Value)],
-) {
+fn write_entry(out: &mut BytesMut, entry: &EntryRef<'_>, event: &Event<'_>) {
     out.put_u8(0x92);
     if let Some(meta) = entry.metadata {
         out.put_u8(0x92);
-        write_time(out, entry, time);
+        write_time(out, entry, event.time);
         out.put_slice(meta);
     } else {
-        write_time(out, entry, time);
+        write_time(out, entry, event.time);
     }
-    msgpack::write_map_len(out, pairs.len());
-    for (k, v) in pairs {
-        k.encode(out);
-        v.encode(out);
-    }
+    event.record.write_map(out);
 }
 
 fn write_time(out: &mut BytesMut, entry: &EntryRef<'_>, time: EventTime) {

@@ -1,6 +1,9 @@
 use super::*;
 use crate::filter::Verdict;
+use crate::filter::raw::check_written;
 use crate::plugin::read_section;
+use crate::record::str_value;
+use ferry_proto::msgpack::Value;
 
 fn filter(conf: &str) -> ParserFilter {
     read_section(conf, ParserFilter::from_section)
@@ -14,10 +17,10 @@ const T0: EventTime = EventTime {
 };
 
 fn run(f: &ParserFilter, rec: Vec<(Value, Value)>) -> (Outcome, EventTime, Value) {
-    let mut time = T0;
-    let mut rec = rec;
-    let out = f.apply(&mut time, &mut rec);
-    (out, time, Value::Map(rec))
+    let bytes = Value::Map(rec).to_bytes();
+    let mut event = Event::try_new(T0, &bytes).unwrap();
+    let out = f.apply(&mut event);
+    (out, event.time, check_written(&event.record))
 }
 
 fn log(text: &str) -> Vec<(Value, Value)> {

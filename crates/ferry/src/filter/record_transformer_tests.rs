@@ -1,5 +1,7 @@
 use super::*;
+use crate::filter::raw::check_written;
 use crate::plugin::read_section;
+use crate::record::str_value;
 use std::sync::Arc;
 
 fn transformer(conf: &str) -> RecordTransformer {
@@ -13,14 +15,15 @@ fn ctx() -> TagContext {
 }
 
 fn run(t: &RecordTransformer, rec: Vec<(Value, Value)>) -> (EventTime, Value) {
-    let mut time = EventTime {
+    let time = EventTime {
         sec: 1_700_000_000,
         nsec: 0,
     };
-    let mut rec = rec;
-    let out = t.apply(&ctx(), &mut time, &mut rec);
+    let bytes = Value::Map(rec).to_bytes();
+    let mut event = Event::try_new(time, &bytes).unwrap();
+    let out = t.apply(&ctx(), &mut event);
     assert!(out.modified && out.error.is_none());
-    (time, Value::Map(rec))
+    (event.time, check_written(&event.record))
 }
 
 fn input() -> Vec<(Value, Value)> {
