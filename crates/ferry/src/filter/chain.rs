@@ -2,18 +2,20 @@
 //!
 //! Each entry's record is loaded into a raw view ([`super::raw`]: its pairs indexed where they
 //! lie, nothing decoded), passed through every filter in order, and spliced back only if a filter
-//! changed it; an unchanged kept entry is copied as the bytes it came in. When every entry is
-//! kept unchanged the batch itself is returned (no copy). Events a filter sends to `@ERROR` are
-//! collected, as they were when that filter received them, into a second batch of the same tag.
+//! changed it. Kept entries no filter changed are not copied one by one: a run of them is one
+//! copy, and when every entry is kept unchanged the batch itself is returned (no copy). Events a
+//! filter sends to `@ERROR` are collected, as they were when that filter received them, into a
+//! second batch of the same tag.
 
 use super::{Event, Filter, TagContext, Verdict};
 use crate::event::Batch;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use ferry_proto::entries::{self, EntryRef};
 use ferry_proto::msgpack;
 #[cfg(test)]
 use ferry_proto::msgpack::Value;
 use ferry_proto::time::EventTime;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// What a chain made of a batch.
@@ -33,8 +35,7 @@ pub struct Filtered {
 pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filtered {
     let ctx = TagContext::new(Arc::clone(&batch.tag), Arc::clone(hostname));
     let mut out = Filtered::default();
-    let mut kept = BytesMut::new();
-    let mut kept_records = 0u64;
+    let mut kept = Kept::new(&batch.entries);
     let mut errors = BytesMut::new();
     let mut error_records = 0u64;
     let mut untouched = true;
@@ -81,20 +82,76 @@ pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filte
         }
         if modified {
             untouched = false;
-            write_entry(&mut kept, &entry, &event);
+            kept.write(&entry, &event);
         } else {
-            kept.extend_from_slice(entry.raw);
+            kept.pass(entry.raw);
         }
-        kept_records += 1;
     }
     out.kept = if untouched {
         Some(batch.clone())
     } else {
-        (kept_records > 0).then(|| Batch::new(Arc::clone(&batch.tag), kept.freeze(), kept_records))
+        kept.finish()
+            .map(|(entries, records)| Batch::new(Arc::clone(&batch.tag), entries, records))
     };
     out.errors = (error_records > 0)
         .then(|| Batch::new(Arc::clone(&batch.tag), errors.freeze(), error_records));
     out
+}
+
+/// The kept entries of a batch: entries passed unchanged are held as a run of the batch's own
+/// bytes until something else has to follow them.
+struct Kept<'b> {
+    entries: &'b Bytes,
+    out: BytesMut,
+    run: Range<usize>,
+    records: u64,
+}
+
+impl<'b> Kept<'b> {
+    fn new(entries: &'b Bytes) -> Self {
+        Self {
+            entries,
+            out: BytesMut::new(),
+            run: 0..0,
+            records: 0,
+        }
+    }
+
+    /// Keeps `raw`, an entry of the batch, as it is.
+    fn pass(&mut self, raw: &[u8]) {
+        let start = raw.as_ptr() as usize - self.entries.as_ptr() as usize;
+        debug_assert_eq!(self.entries.get(start..start + raw.len()), Some(raw));
+        if self.run.end != start {
+            self.flush_run();
+            self.run = start..start;
+        }
+        self.run.end = start + raw.len();
+        self.records += 1;
+    }
+
+    /// Keeps a changed entry.
+    fn write(&mut self, entry: &EntryRef<'_>, event: &Event<'_>) {
+        self.flush_run();
+        write_entry(&mut self.out, entry, event);
+        self.records += 1;
+    }
+
+    fn flush_run(&mut self) {
+        let run = std::mem::replace(&mut self.run, 0..0);
+        self.out.put_slice(&self.entries[run]);
+    }
+
+    /// The kept entries and their count; a single run is a slice of the batch (no copy).
+    fn finish(mut self) -> Option<(Bytes, u64)> {
+        if self.records == 0 {
+            return None;
+        }
+        if self.out.is_empty() {
+            return Some((self.entries.slice(self.run.clone()), self.records));
+        }
+        self.flush_run();
+        Some((self.out.freeze(), self.records))
+    }
 }
 
 /// Writes `[time, record]` (or Fluent Bit's `[[time, metadata], record]` when the entry came
@@ -198,6 +255,48 @@ mod tests {
         assert_eq!((errors.records, errors.tag.as_ref()), (1, "app"));
         assert_eq!(records(&errors), vec![r#"{"level":"warn","log":"oops"}"#]);
         assert!(out.first_error.unwrap().starts_with("parse failed"));
+    }
+
+    #[test]
+    fn kept_entries_are_copied_as_runs_around_dropped_and_changed_ones() {
+        let grep = filter(
+            "<filter>\n@type grep\n<exclude>\nkey level\npattern debug\n</exclude>\n</filter>",
+        );
+        let batch = batch_of(
+            "t",
+            &[
+                (1, rec("debug", "a")),
+                (2, rec("info", "b")),
+                (3, rec("warn", "c")),
+            ],
+        );
+        let out = run(&[Arc::clone(&grep)], &batch, &Arc::from("h"));
+        let kept = out.kept.unwrap();
+        assert_eq!(kept.records, 2);
+        assert_eq!(
+            kept.entries.as_ptr(),
+            batch.entries[batch.entries.len() - kept.entries.len()..].as_ptr(),
+            "one run at the end of the batch: a slice of it"
+        );
+        // Text that does not match is kept unchanged (and copied to @ERROR); a number is parsed.
+        let parse = filter(
+            "<filter>\n@type parser\nkey_name log\nreserve_data true\n<parse>\n@type regexp\n\
+             expression /^(?<n>\\d+)$/\n</parse>\n</filter>",
+        );
+        let logs = ["x", "1", "y", "z", "2"];
+        let events: Vec<_> = (1..).zip(logs.map(|l| rec("info", l))).collect();
+        let out = run(&[grep, parse], &batch_of("t", &events), &Arc::from("h"));
+        assert_eq!(out.errors.unwrap().records, 3);
+        assert_eq!(
+            records(&out.kept.unwrap()),
+            vec![
+                r#"{"level":"info","log":"x"}"#,
+                r#"{"level":"info","log":"1","n":"1"}"#,
+                r#"{"level":"info","log":"y"}"#,
+                r#"{"level":"info","log":"z"}"#,
+                r#"{"level":"info","log":"2","n":"2"}"#,
+            ]
+        );
     }
 
     #[test]
