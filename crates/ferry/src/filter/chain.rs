@@ -1,11 +1,11 @@
 //! Running the filters of one route over a batch.
 //!
-//! Each entry's record is loaded into a raw view ([`super::raw`]: its pairs indexed where they
-//! lie, nothing decoded), passed through every filter in order, and spliced back only if a filter
-//! changed it. Kept entries no filter changed are not copied one by one: a run of them is one
-//! copy, and when every entry is kept unchanged the batch itself is returned (no copy). Events a
-//! filter sends to `@ERROR` are collected, as they were when that filter received them, into a
-//! second batch of the same tag.
+//! Each entry's record is loaded into a raw view ([`super::raw`]: read where it lies, nothing
+//! decoded; the walk `entries::iter` made stands for its check), passed through every filter in
+//! order, and spliced back only if a filter changed it. Kept entries no filter changed are not
+//! copied one by one: a run of them is one copy, and when every entry is kept unchanged the
+//! batch itself is returned (no copy). Events a filter sends to `@ERROR` are collected, as they
+//! were when that filter received them, into a second batch of the same tag.
 
 use super::{Event, Filter, TagContext, Verdict};
 use crate::event::Batch;
@@ -48,7 +48,7 @@ pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filte
             out.dropped += 1;
             continue;
         };
-        if event.load(entry.time, entry.record).is_err() {
+        if event.load_entry(&entry).is_err() {
             untouched = false;
             errors.extend_from_slice(entry.raw);
             error_records += 1;
@@ -132,13 +132,25 @@ impl<'b> Kept<'b> {
     /// Keeps a changed entry.
     fn write(&mut self, entry: &EntryRef<'_>, event: &Event<'_>) {
         self.flush_run();
+        self.reserve();
         write_entry(&mut self.out, entry, event);
         self.records += 1;
     }
 
     fn flush_run(&mut self) {
         let run = std::mem::replace(&mut self.run, 0..0);
-        self.out.put_slice(&self.entries[run]);
+        if !run.is_empty() {
+            self.reserve();
+            self.out.put_slice(&self.entries[run]);
+        }
+    }
+
+    /// Room for what is kept, once: at most the batch, give or take what the filters add.
+    fn reserve(&mut self) {
+        if self.out.capacity() == 0 {
+            self.out
+                .reserve(self.entries.len() + self.entries.len() / 8);
+        }
     }
 
     /// The kept entries and their count; a single run is a slice of the batch (no copy).

@@ -149,6 +149,16 @@ impl<'a> Event<'a> {
         self.time = time;
         self.record.load(bytes)
     }
+
+    /// Makes this the event of an entry `entries::iter` yielded (see
+    /// [`RawRecord::load_walked`]), keeping the buffers.
+    pub fn load_entry(
+        &mut self,
+        entry: &ferry_proto::entries::EntryRef<'a>,
+    ) -> Result<(), ferry_proto::msgpack::MsgpackError> {
+        self.time = entry.time;
+        self.record.load_walked(entry.record)
+    }
 }
 
 impl Filter {

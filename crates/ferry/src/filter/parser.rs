@@ -174,7 +174,7 @@ impl ParserFilter {
             Some(p) => p.write_map(staged),
             None => msgpack::write_map_len(staged, 0),
         }
-        let values = RawValue::new(&staged[..]).unwrap_or(RawValue::EMPTY_MAP);
+        let values = RawValue::written(&staged[..]);
         let prefixed = |k: RawValue<'_>, key: &mut String| -> bool {
             let Some(prefix) = &self.inject_key_prefix else {
                 return false;

@@ -1,9 +1,12 @@
 //! Records read where they lie: [`RawRecord`] is a view over one record's msgpack map with an
 //! overlay of edits, [`RawValue`] one value in it, decoded only when a filter asks.
 //!
-//! **Index.** Loading a record walks its map once, reading headers and lengths only, into a
-//! list of pairs: where each key and each value lies, and for a str key where its name lies.
-//! The list is one `Vec` reused from record to record; nothing is allocated per pair.
+//! **Index.** A record is indexed by walking its map once, reading headers and lengths only,
+//! into a list of pairs: where each key and each value lies, and for a str key where its name
+//! lies. The list is one `Vec` reused from record to record; nothing is allocated per pair.
+//! [`RawRecord::load`] indexes at once (and so checks the bytes); [`RawRecord::load_walked`],
+//! for a record `entries::iter` already walked, indexes at the first edit, and until then a
+//! read walks the map only up to the pair it wants.
 //!
 //! **Overlay.** The list *is* the record's current pairs, in order. Edits behave as
 //! [`crate::record::set`] and [`crate::record::remove`] do on decoded pairs, which behave as a
@@ -21,11 +24,12 @@
 //! header, then each pair's key and value copied from where they lie: original pairs exactly as
 //! they were encoded (adjacent ones in one copy), new ones from the arena.
 //!
-//! **Limits.** A record loads when it is a map whose every element is whole msgpack, nested at
-//! most [`ferry_proto::msgpack::MAX_DEPTH`] deep: every record that `entries::iter` yields, and
-//! nothing `Value::decode` refuses except an empty container at the very last level (which
+//! **Limits.** [`RawRecord::load`] accepts a map whose every element is whole msgpack, nested
+//! at most [`ferry_proto::msgpack::MAX_DEPTH`] deep: every record that `entries::iter` yields,
+//! and nothing `Value::decode` refuses except an empty container at the very last level (which
 //! `entries::iter` accepts too). Reading never fails after a load: a walk inside a loaded value
-//! cannot run off its bytes.
+//! cannot run off its bytes. [`RawRecord::load_walked`] checks only the map header; on bytes
+//! that are not whole, reads find less and edits keep the whole pairs, and nothing panics.
 
 use bytes::{BufMut, BytesMut};
 use ferry_proto::msgpack::{self, Head, MsgpackError, Value, read_head, skip_values};
@@ -58,8 +62,11 @@ struct Pair {
 /// One record: its bytes, the index of its pairs and the edits made to it.
 #[derive(Debug)]
 pub struct RawRecord<'a> {
+    /// The map, header included, and nothing after it.
     bytes: &'a [u8],
+    /// The record's pairs as they stand, once `indexed` (empty before).
     pairs: Vec<Pair>,
+    indexed: bool,
     arena: BytesMut,
     /// Where a nested edit is built before it moves into the arena.
     spare: BytesMut,
@@ -73,6 +80,7 @@ impl Default for RawRecord<'_> {
         Self {
             bytes: EMPTY_MAP,
             pairs: Vec::new(),
+            indexed: true,
             arena: BytesMut::new(),
             spare: BytesMut::new(),
             stack: Vec::new(),
@@ -92,15 +100,31 @@ fn named(record: &[u8], arena: &[u8], pair: &Pair, name: &[u8]) -> bool {
     pair.name.is_some_and(|n| slice(record, arena, n) == name)
 }
 
+/// The header at `pos` and its length: [`read_head`], with the headers of nearly every key
+/// (fixstr) read in line.
+#[inline(always)]
+fn head_at(bytes: &[u8], pos: usize) -> Result<(Head, usize), MsgpackError> {
+    match bytes.get(pos) {
+        Some(&b @ 0xa0..=0xbf) => Ok((Head::Str(u32::from(b & 0x1f)), 1)),
+        _ => read_head(bytes, pos),
+    }
+}
+
 /// End of the value at `pos` whose header is `head` (`hlen` bytes), checking every length
-/// against the input and the nesting against [`ferry_proto::msgpack::MAX_DEPTH`].
+/// against the input, and the nesting against [`ferry_proto::msgpack::MAX_DEPTH`] unless
+/// `checked` says a walk did that already.
+#[inline(always)]
 fn value_end(
     bytes: &[u8],
     pos: usize,
     (head, hlen): (Head, usize),
+    checked: bool,
     stack: &mut Vec<u64>,
 ) -> Result<usize, MsgpackError> {
     match head {
+        Head::Array(_) | Head::Map(_) if checked => {
+            value::skip(bytes, pos).ok_or(MsgpackError::Truncated { offset: pos })
+        }
         // A pair's elements sit at depth 1 of the record, as `Value::decode` counts.
         Head::Array(_) | Head::Map(_) => skip_values(bytes, pos, 1, 1, stack),
         _ => {
@@ -119,21 +143,66 @@ impl<'a> RawRecord<'a> {
         Self::default()
     }
 
-    /// Makes this the view of `bytes` (a msgpack map; bytes after it are ignored), forgetting
-    /// the record and the edits before. On error the view is of the empty map.
-    pub fn load(&mut self, bytes: &'a [u8]) -> Result<(), MsgpackError> {
+    fn reset(&mut self) {
+        self.bytes = EMPTY_MAP;
         self.pairs.clear();
+        self.indexed = true;
         self.arena.clear();
         self.edited = false;
-        self.bytes = EMPTY_MAP;
-        let result = self.index(bytes);
-        if result.is_err() {
-            self.pairs.clear();
-        }
-        result
     }
 
-    fn index(&mut self, bytes: &'a [u8]) -> Result<(), MsgpackError> {
+    /// Makes this the view of `bytes` (a msgpack map; bytes after it are ignored), forgetting
+    /// the record and the edits before. The map is walked and indexed now: any bytes that are not
+    /// a whole map are refused, and the view is then of the empty map.
+    pub fn load(&mut self, bytes: &'a [u8]) -> Result<(), MsgpackError> {
+        self.reset();
+        match self.walk(bytes, false) {
+            Ok(end) => {
+                self.bytes = &bytes[..end];
+                Ok(())
+            }
+            Err(e) => {
+                self.pairs.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes this the view of `bytes`, the record of an entry that `entries::iter` yielded: that
+    /// walk checked it is one whole map and nothing more, so only its header is read now, and it
+    /// is indexed at the first edit. (Bytes that are not what `entries::iter` yields never panic
+    /// a read or an edit, but an edit keeps only the pairs before the first broken one.)
+    pub fn load_walked(&mut self, bytes: &'a [u8]) -> Result<(), MsgpackError> {
+        self.reset();
+        match read_head(bytes, 0)? {
+            (Head::Map(_), _) => {
+                self.bytes = bytes;
+                self.indexed = false;
+                Ok(())
+            }
+            (head, _) => Err(MsgpackError::Unexpected {
+                offset: 0,
+                expected: "map",
+                found: head.type_name(),
+            }),
+        }
+    }
+
+    /// Indexes the record if it is not yet: edits need every pair.
+    fn index(&mut self) {
+        if !self.indexed {
+            self.indexed = true;
+            let bytes = self.bytes;
+            if self.walk(bytes, true).is_err() {
+                // Not bytes `entries::iter` yields: write the whole pairs from the index.
+                self.edited = true;
+            }
+        }
+    }
+
+    /// Walks the map at the start of `bytes` into the index; returns where it ends. `checked`:
+    /// a walk checked the bytes already (lengths are still held to the input).
+    fn walk(&mut self, bytes: &'a [u8], checked: bool) -> Result<usize, MsgpackError> {
         let (head, hlen) = read_head(bytes, 0)?;
         let Head::Map(n) = head else {
             return Err(MsgpackError::Unexpected {
@@ -148,14 +217,15 @@ impl<'a> RawRecord<'a> {
         }
         let mut pos = hlen;
         for _ in 0..n {
-            let key_head = read_head(bytes, pos)?;
-            let key_end = value_end(bytes, pos, key_head, &mut self.stack)?;
+            let key_head = head_at(bytes, pos)?;
+            let key_end = value_end(bytes, pos, key_head, checked, &mut self.stack)?;
             let name = matches!(key_head.0, Head::Str(_)).then_some(Span {
                 src: Src::Record,
                 start: pos + key_head.1,
                 end: key_end,
             });
-            let end = value_end(bytes, key_end, read_head(bytes, key_end)?, &mut self.stack)?;
+            let value_head = head_at(bytes, key_end)?;
+            let end = value_end(bytes, key_end, value_head, checked, &mut self.stack)?;
             self.pairs.push(Pair {
                 key: Span {
                     src: Src::Record,
@@ -171,17 +241,19 @@ impl<'a> RawRecord<'a> {
             });
             pos = end;
         }
-        self.bytes = &bytes[..pos];
-        Ok(())
+        Ok(pos)
     }
 
     /// Pairs in the record as it stands.
     pub fn len(&self) -> usize {
-        self.pairs.len()
+        match (self.indexed, read_head(self.bytes, 0)) {
+            (false, Ok((Head::Map(n), _))) => n as usize,
+            _ => self.pairs.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
+        self.len() == 0
     }
 
     /// True once an edit was made since the load.
@@ -201,13 +273,19 @@ impl<'a> RawRecord<'a> {
 
     /// The pairs as they stand, in order.
     pub fn pairs(&self) -> impl Iterator<Item = (RawValue<'_>, RawValue<'_>)> + '_ {
-        self.pairs
+        let unindexed = (!self.indexed).then(|| RawValue(self.bytes).map_pairs());
+        let indexed = self
+            .pairs
             .iter()
-            .map(|p| (RawValue(self.span(p.key)), RawValue(self.span(p.value))))
+            .map(|p| (RawValue(self.span(p.key)), RawValue(self.span(p.value))));
+        unindexed.into_iter().flatten().chain(indexed)
     }
 
     /// The value of the first pair whose key is the str `key`.
     pub fn get(&self, key: &str) -> Option<RawValue<'_>> {
+        if !self.indexed {
+            return RawValue(self.bytes).get(key);
+        }
         let at = self.find(key.as_bytes())?;
         Some(RawValue(self.span(self.pairs[at].value)))
     }
@@ -228,6 +306,7 @@ impl<'a> RawRecord<'a> {
 
     /// Sets the str key `name` to the one whole msgpack value `write` appends.
     pub fn set_with(&mut self, name: &[u8], write: impl FnOnce(&mut BytesMut)) {
+        self.index();
         self.edited = true;
         match self.find(name) {
             Some(at) => self.pairs[at].value = self.stash(write),
@@ -238,6 +317,7 @@ impl<'a> RawRecord<'a> {
     /// Appends a pair of the str key `name` and the value `write` appends, whatever the record
     /// already holds under that name.
     pub fn push_with(&mut self, name: &[u8], write: impl FnOnce(&mut BytesMut)) {
+        self.index();
         let key = self.stash(|out| msgpack::write_str(out, name));
         let name = Span {
             start: key.end - name.len(),
@@ -254,6 +334,7 @@ impl<'a> RawRecord<'a> {
 
     /// Appends a pair whose key and value are each one whole msgpack value.
     pub fn push_raw(&mut self, key: &[u8], value: &[u8]) {
+        self.index();
         let head = read_head(key, 0).ok();
         let key = self.stash(|out| out.put_slice(key));
         let name = match head {
@@ -280,6 +361,7 @@ impl<'a> RawRecord<'a> {
 
     /// Removes every pair whose key is the str `key`; true if there was one.
     pub fn remove(&mut self, key: &str) -> bool {
+        self.index();
         let before = self.pairs.len();
         let (bytes, arena) = (self.bytes, &self.arena);
         self.pairs
@@ -292,12 +374,14 @@ impl<'a> RawRecord<'a> {
     /// Empties the record.
     pub fn renew(&mut self) {
         self.pairs.clear();
+        self.indexed = true;
         self.edited = true;
     }
 
     /// Empties the record but for the first pair of each of `keys`, in the order of `keys` (a
     /// key named twice is kept twice, as `renew_record` with `keep_keys` does).
     pub fn renew_keeping(&mut self, keys: &[String]) {
+        self.index();
         let old = self.pairs.len();
         for k in keys {
             let (bytes, arena) = (self.bytes, &self.arena);
@@ -319,6 +403,7 @@ impl<'a> RawRecord<'a> {
         key: &str,
         edit: impl FnOnce(RawValue<'_>, &mut BytesMut) -> bool,
     ) -> bool {
+        self.index();
         let Some(at) = self.find(key.as_bytes()) else {
             return false;
         };

@@ -220,10 +220,15 @@ proptest! {
         original in pairs(),
         edits in prop::collection::vec(edit(), 0..8),
         probes in prop::collection::vec(accessor(), 0..4),
+        walked in any::<bool>(),
     ) {
         let bytes = Value::Map(original.clone()).to_bytes();
         let mut rec = RawRecord::new();
-        rec.load(&bytes).unwrap();
+        if walked {
+            rec.load_walked(&bytes).unwrap();
+        } else {
+            rec.load(&bytes).unwrap();
+        }
         let mut model = original;
         check_reads(&rec, &model, &probes);
         for edit in &edits {
@@ -241,11 +246,16 @@ proptest! {
         original in pairs(),
         widen in prop::collection::vec(any::<bool>(), 0..64),
         edits in prop::collection::vec(edit(), 0..6),
+        walked in any::<bool>(),
     ) {
         let mut bytes = BytesMut::new();
         encode_wide(&Value::Map(original.clone()), &mut widen.into_iter(), &mut bytes);
         let mut rec = RawRecord::new();
-        rec.load(&bytes).unwrap();
+        if walked {
+            rec.load_walked(&bytes).unwrap();
+        } else {
+            rec.load(&bytes).unwrap();
+        }
         let mut model = original;
         let mut edited = false;
         for edit in &edits {
@@ -325,10 +335,14 @@ proptest! {
         let bytes = Value::Map(original.clone()).to_bytes();
         let mut sources = Vec::new();
         paths(&Value::Map(original.clone()), "$", 4, &mut sources);
-        for source in &sources {
+        for (n, source) in sources.iter().enumerate() {
             let Ok(a) = Accessor::parse(source) else { continue };
             let mut rec = RawRecord::new();
-            rec.load(&bytes).unwrap();
+            if n % 2 == 0 {
+                rec.load_walked(&bytes).unwrap();
+            } else {
+                rec.load(&bytes).unwrap();
+            }
             let mut model = original.clone();
             prop_assert_eq!(
                 a.get(&rec).map(|v| v.to_value().to_bytes()),
@@ -361,6 +375,28 @@ fn check_any_bytes(bytes: &[u8], probes: &[Accessor]) {
             assert!(loaded.is_err());
             assert!(rec.is_empty() && rec.get("a").is_none());
         }
+    }
+    // A record loaded as walked is never checked: reads and edits of any bytes are still safe.
+    let mut walked = RawRecord::new();
+    if walked.load_walked(bytes).is_ok() {
+        let _ = (
+            walked.len(),
+            walked.pairs().count(),
+            walked.get("a").map(RawValue::text),
+        );
+        for a in probes {
+            let _ = a.get(&walked).map(RawValue::text);
+        }
+        walked.set("b", &Value::Nil);
+        for a in probes {
+            a.delete(&mut walked);
+        }
+        let mut out = BytesMut::new();
+        walked.write_map(&mut out);
+        assert!(
+            Value::decode(&out).is_ok(),
+            "an edited record is whole msgpack"
+        );
     }
     // Every constructor and walk of a value is safe on any bytes.
     if let Ok(v) = RawValue::new(bytes) {

@@ -18,16 +18,23 @@ pub enum Member<'k> {
 /// End of the value at `pos` inside bytes already checked to hold whole values (a loaded
 /// record, a value of ours): a count of the values still to pass is all it needs. `None` only
 /// if the bytes were not checked after all.
-fn skip(bytes: &[u8], mut pos: usize) -> Option<usize> {
+pub(super) fn skip(bytes: &[u8], mut pos: usize) -> Option<usize> {
     let mut pending: u64 = 1;
     while pending > 0 {
-        let (head, hlen) = read_head(bytes, pos).ok()?;
         pending -= 1;
-        pos += hlen + head.payload_len();
-        match head {
-            Head::Array(n) => pending += u64::from(n),
-            Head::Map(n) => pending += 2 * u64::from(n),
-            _ => {}
+        // The common one-byte headers first: fixstr, fixint, nil, booleans.
+        match *bytes.get(pos)? {
+            b @ 0xa0..=0xbf => pos += 1 + usize::from(b & 0x1f),
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => pos += 1,
+            _ => {
+                let (head, hlen) = read_head(bytes, pos).ok()?;
+                pos += hlen + head.payload_len();
+                match head {
+                    Head::Array(n) => pending += u64::from(n),
+                    Head::Map(n) => pending += 2 * u64::from(n),
+                    _ => {}
+                }
+            }
         }
     }
     (pos <= bytes.len()).then_some(pos)
@@ -41,9 +48,6 @@ fn is_str(key: &[u8], name: &[u8]) -> bool {
 }
 
 impl<'r> RawValue<'r> {
-    /// `{}`.
-    pub const EMPTY_MAP: RawValue<'static> = RawValue(&[0x80]);
-
     /// The value at the start of `bytes`, which must hold exactly that value.
     pub fn new(bytes: &'r [u8]) -> Result<Self, MsgpackError> {
         match skip_value(bytes, 0)? {
@@ -54,6 +58,13 @@ impl<'r> RawValue<'r> {
                 found: "more bytes",
             }),
         }
+    }
+
+    /// The value ferry wrote at the start of `bytes` (a `Value` encoded, a parser's record),
+    /// taken as whole without a walk. Were it not, reads would find less, never panic.
+    pub fn written(bytes: &'r [u8]) -> Self {
+        debug_assert!(Self::new(bytes).is_ok(), "one whole value");
+        Self(bytes)
     }
 
     /// Its msgpack bytes.
@@ -79,7 +90,12 @@ impl<'r> RawValue<'r> {
     pub fn text(self) -> Cow<'r, str> {
         match self.head() {
             Some((Head::Str(n) | Head::Bin(n), hlen)) => {
-                String::from_utf8_lossy(self.0.get(hlen..hlen + n as usize).unwrap_or_default())
+                let payload = self.0.get(hlen..hlen + n as usize).unwrap_or_default();
+                // The check alone is faster than the lossy walk, and nearly every text is UTF-8.
+                match std::str::from_utf8(payload) {
+                    Ok(text) => Cow::Borrowed(text),
+                    Err(_) => String::from_utf8_lossy(payload),
+                }
             }
             Some((Head::Nil, _)) => Cow::Borrowed(""),
             _ => Cow::Owned(crate::record::text(&self.to_value()).into_owned()),

@@ -149,7 +149,7 @@ impl RecordTransformer {
         if self.renew_record {
             rec.renew_keeping(&self.keep_keys);
         }
-        let staged = RawValue::new(&staged[..]).unwrap_or(RawValue::EMPTY_MAP);
+        let staged = RawValue::written(&staged[..]);
         for (k, v) in staged.map_pairs() {
             rec.set_raw(k.str_bytes().unwrap_or_default(), v.bytes());
         }
