@@ -1,6 +1,11 @@
 //! Fluentd's record accessor syntax for naming a field: `key` (a top-level key, dots and all),
-//! `$.a.b[0]` (dot notation) or `$['a']['b'][0]` (bracket notation).
+//! `$.a.b[0]` (dot notation) or `$['a']['b'][0]` (bracket notation). Fields are read and
+//! removed on the raw record ([`super::raw`]): a read decodes nothing on the way, a nested
+//! removal rewrites only the top-level value that holds the field.
 
+use super::raw::{Member, RawRecord, RawValue};
+use bytes::BytesMut;
+#[cfg(test)]
 use ferry_proto::msgpack::Value;
 
 /// One step into a record.
@@ -44,8 +49,37 @@ impl Accessor {
         }
     }
 
-    /// The value the accessor names in `record` (a map's pairs).
-    pub fn get<'a>(&self, record: &'a [(Value, Value)]) -> Option<&'a Value> {
+    /// The value the accessor names in `record`, read in place.
+    pub fn get<'r>(&self, record: &'r RawRecord<'_>) -> Option<RawValue<'r>> {
+        let (Step::Key(first), rest) = self.steps.split_first()? else {
+            return None;
+        };
+        let mut value = record.get(first)?;
+        for step in rest {
+            value = match step {
+                Step::Key(k) => value.get(k)?,
+                Step::Index(i) => value.index(*i)?,
+            };
+        }
+        Some(value)
+    }
+
+    /// Removes the field; true if it was there. A plain key removes every pair with that key;
+    /// a path goes through the first pair with each key to the field, which it removes (every
+    /// pair with its key when it is in a map).
+    pub fn delete(&self, record: &mut RawRecord<'_>) -> bool {
+        let Some((Step::Key(first), rest)) = self.steps.split_first() else {
+            return false;
+        };
+        if rest.is_empty() {
+            return record.remove(first);
+        }
+        record.edit_first(first, |value, out| delete_in(value, rest, out))
+    }
+
+    /// [`Accessor::get`] over decoded pairs: the model the raw walk is tested against.
+    #[cfg(test)]
+    pub fn get_decoded<'a>(&self, record: &'a [(Value, Value)]) -> Option<&'a Value> {
         let (first, rest) = self.steps.split_first()?;
         let Step::Key(k) = first else { return None };
         let mut value = crate::record::get(record, k)?;
@@ -59,8 +93,9 @@ impl Accessor {
         Some(value)
     }
 
-    /// Removes the field; true if it was there.
-    pub fn delete(&self, record: &mut Vec<(Value, Value)>) -> bool {
+    /// [`Accessor::delete`] over decoded pairs: the model the raw edit is tested against.
+    #[cfg(test)]
+    pub fn delete_decoded(&self, record: &mut Vec<(Value, Value)>) -> bool {
         let Some((Step::Key(first), rest)) = self.steps.split_first() else {
             return false;
         };
@@ -70,11 +105,26 @@ impl Accessor {
         record
             .iter_mut()
             .find(|(k, _)| matches!(k, Value::Str(s) if s.as_ref() == first.as_bytes()))
-            .is_some_and(|(_, v)| delete_in(v, rest))
+            .is_some_and(|(_, v)| delete_decoded_in(v, rest))
     }
 }
 
-fn delete_in(value: &mut Value, steps: &[Step]) -> bool {
+/// Writes `value` without the field `steps` names; false (nothing written) if it is not there.
+fn delete_in(value: RawValue<'_>, steps: &[Step], out: &mut BytesMut) -> bool {
+    let Some((step, rest)) = steps.split_first() else {
+        return false;
+    };
+    let member = match step {
+        Step::Key(k) if rest.is_empty() => return value.write_without_key(k, out),
+        Step::Index(i) if rest.is_empty() => return value.write_without_item(*i, out),
+        Step::Key(k) => Member::Key(k),
+        Step::Index(i) => Member::Index(*i),
+    };
+    value.write_editing(member, out, |inner, out| delete_in(inner, rest, out))
+}
+
+#[cfg(test)]
+fn delete_decoded_in(value: &mut Value, steps: &[Step]) -> bool {
     let Some((step, rest)) = steps.split_first() else {
         return false;
     };
@@ -85,7 +135,7 @@ fn delete_in(value: &mut Value, steps: &[Step]) -> bool {
         (Step::Key(k), Value::Map(pairs)) => pairs
             .iter_mut()
             .find(|(key, _)| matches!(key, Value::Str(s) if s.as_ref() == k.as_bytes()))
-            .is_some_and(|(_, v)| delete_in(v, rest)),
+            .is_some_and(|(_, v)| delete_decoded_in(v, rest)),
         (Step::Index(i), Value::Array(items)) if rest.is_empty() => {
             let found = *i < items.len();
             if found {
@@ -93,9 +143,9 @@ fn delete_in(value: &mut Value, steps: &[Step]) -> bool {
             }
             found
         }
-        (Step::Index(i), Value::Array(items)) => {
-            items.get_mut(*i).is_some_and(|v| delete_in(v, rest))
-        }
+        (Step::Index(i), Value::Array(items)) => items
+            .get_mut(*i)
+            .is_some_and(|v| delete_decoded_in(v, rest)),
         _ => false,
     }
 }
@@ -168,8 +218,16 @@ mod tests {
 
     #[test]
     fn plain_keys_dot_and_bracket_notation_reach_the_same_fields() {
-        let r = record();
-        let get = |s: &str| Accessor::parse(s).unwrap().get(&r).cloned();
+        let model = record();
+        let bytes = Value::Map(model.clone()).to_bytes();
+        let mut r = RawRecord::new();
+        r.load(&bytes).unwrap();
+        let get = |s: &str| {
+            let a = Accessor::parse(s).unwrap();
+            let raw = a.get(&r).map(|v| v.to_value());
+            assert_eq!(raw.as_ref(), a.get_decoded(&model), "{s}");
+            raw
+        };
         assert_eq!(get("x.y"), Some(Value::UInt(3)));
         assert_eq!(get("$.a.b[1]"), Some(Value::UInt(2)));
         assert_eq!(get("$['a']['b'][0]"), Some(Value::UInt(1)));
@@ -180,14 +238,29 @@ mod tests {
 
     #[test]
     fn delete_removes_nested_fields() {
-        let mut r = record();
-        assert!(Accessor::parse("$.a.b[0]").unwrap().delete(&mut r));
-        let a = Accessor::parse("$.a.b").unwrap();
-        assert_eq!(a.get(&r), Some(&Value::Array(vec![Value::UInt(2)])));
-        assert!(a.delete(&mut r));
-        assert!(!a.delete(&mut r));
-        assert!(Accessor::parse("x.y").unwrap().delete(&mut r));
+        let mut model = record();
+        let bytes = Value::Map(model.clone()).to_bytes();
+        let mut r = RawRecord::new();
+        r.load(&bytes).unwrap();
+        let mut delete = |s: &str| {
+            let a = Accessor::parse(s).unwrap();
+            let raw = a.delete(&mut r);
+            assert_eq!(raw, a.delete_decoded(&mut model), "{s}");
+            assert_eq!(r.to_value(), Value::Map(model.clone()), "{s}");
+            raw
+        };
+        assert!(delete("$.a.b[0]"));
+        assert!(delete("$.a.b"));
+        assert!(!delete("$.a.b"));
+        assert!(delete("x.y"));
         assert_eq!(r.len(), 1);
+        assert_eq!(
+            Accessor::parse("$.a")
+                .unwrap()
+                .get(&r)
+                .map(|v| v.to_value()),
+            Some(Value::Map(vec![]))
+        );
     }
 
     #[test]

@@ -1,17 +1,21 @@
 //! Running the filters of one route over a batch.
 //!
-//! Each entry's record is decoded once, passed through every filter in order, and re-encoded
-//! only if a filter changed it; an unchanged kept entry is copied as the bytes it came in.
-//! When every entry is kept unchanged the batch itself is returned (no copy). Events a filter
-//! sends to `@ERROR` are collected, as they were when that filter received them, into a
-//! second batch of the same tag.
+//! Each entry's record is loaded into a raw view ([`super::raw`]: read where it lies, nothing
+//! decoded; the walk `entries::iter` made stands for its check), passed through every filter in
+//! order, and spliced back only if a filter changed it. Kept entries no filter changed are not
+//! copied one by one: a run of them is one copy, and when every entry is kept unchanged the
+//! batch itself is returned (no copy). Events a filter sends to `@ERROR` are collected, as they
+//! were when that filter received them, into a second batch of the same tag.
 
-use super::{Filter, TagContext, Verdict};
+use super::{Event, Filter, TagContext, Verdict};
 use crate::event::Batch;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use ferry_proto::entries::{self, EntryRef};
-use ferry_proto::msgpack::{self, Value};
+use ferry_proto::msgpack;
+#[cfg(test)]
+use ferry_proto::msgpack::Value;
 use ferry_proto::time::EventTime;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// What a chain made of a batch.
@@ -31,11 +35,11 @@ pub struct Filtered {
 pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filtered {
     let ctx = TagContext::new(Arc::clone(&batch.tag), Arc::clone(hostname));
     let mut out = Filtered::default();
-    let mut kept = BytesMut::new();
-    let mut kept_records = 0u64;
+    let mut kept = Kept::new(&batch.entries);
     let mut errors = BytesMut::new();
     let mut error_records = 0u64;
     let mut untouched = true;
+    let mut event = Event::default();
     for entry in entries::iter(&batch.entries) {
         let Ok(entry) = entry else {
             // Inputs validate entries; anything else is a bug upstream. Keep what is left
@@ -44,22 +48,21 @@ pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filte
             out.dropped += 1;
             continue;
         };
-        let Ok((Value::Map(mut pairs), _)) = Value::decode(entry.record) else {
+        if event.load_entry(&entry).is_err() {
             untouched = false;
             errors.extend_from_slice(entry.raw);
             error_records += 1;
             out.first_error
                 .get_or_insert_with(|| "record could not be decoded".to_string());
             continue;
-        };
-        let mut time = entry.time;
+        }
         let mut modified = false;
         let mut keep = true;
         for filter in filters {
-            let outcome = filter.apply(&ctx, &mut time, &mut pairs);
+            let outcome = filter.apply(&ctx, &mut event);
             if let Some(reason) = outcome.error {
                 if modified {
-                    write_entry(&mut errors, &entry, time, &pairs);
+                    write_entry(&mut errors, &entry, &event);
                 } else {
                     errors.extend_from_slice(entry.raw);
                 }
@@ -79,43 +82,102 @@ pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filte
         }
         if modified {
             untouched = false;
-            write_entry(&mut kept, &entry, time, &pairs);
+            kept.write(&entry, &event);
         } else {
-            kept.extend_from_slice(entry.raw);
+            kept.pass(entry.raw);
         }
-        kept_records += 1;
     }
     out.kept = if untouched {
         Some(batch.clone())
     } else {
-        (kept_records > 0).then(|| Batch::new(Arc::clone(&batch.tag), kept.freeze(), kept_records))
+        kept.finish()
+            .map(|(entries, records)| Batch::new(Arc::clone(&batch.tag), entries, records))
     };
     out.errors = (error_records > 0)
         .then(|| Batch::new(Arc::clone(&batch.tag), errors.freeze(), error_records));
     out
 }
 
+/// The kept entries of a batch: entries passed unchanged are held as a run of the batch's own
+/// bytes until something else has to follow them.
+struct Kept<'b> {
+    entries: &'b Bytes,
+    out: BytesMut,
+    run: Range<usize>,
+    records: u64,
+}
+
+impl<'b> Kept<'b> {
+    fn new(entries: &'b Bytes) -> Self {
+        Self {
+            entries,
+            out: BytesMut::new(),
+            run: 0..0,
+            records: 0,
+        }
+    }
+
+    /// Keeps `raw`, an entry of the batch, as it is.
+    fn pass(&mut self, raw: &[u8]) {
+        let start = raw.as_ptr() as usize - self.entries.as_ptr() as usize;
+        debug_assert_eq!(self.entries.get(start..start + raw.len()), Some(raw));
+        if self.run.end != start {
+            self.flush_run();
+            self.run = start..start;
+        }
+        self.run.end = start + raw.len();
+        self.records += 1;
+    }
+
+    /// Keeps a changed entry.
+    fn write(&mut self, entry: &EntryRef<'_>, event: &Event<'_>) {
+        self.flush_run();
+        self.reserve();
+        write_entry(&mut self.out, entry, event);
+        self.records += 1;
+    }
+
+    fn flush_run(&mut self) {
+        let run = std::mem::replace(&mut self.run, 0..0);
+        if !run.is_empty() {
+            self.reserve();
+            self.out.put_slice(&self.entries[run]);
+        }
+    }
+
+    /// Room for what is kept, once: at most the batch, give or take what the filters add.
+    fn reserve(&mut self) {
+        if self.out.capacity() == 0 {
+            self.out
+                .reserve(self.entries.len() + self.entries.len() / 8);
+        }
+    }
+
+    /// The kept entries and their count; a single run is a slice of the batch (no copy).
+    fn finish(mut self) -> Option<(Bytes, u64)> {
+        if self.records == 0 {
+            return None;
+        }
+        if self.out.is_empty() {
+            return Some((self.entries.slice(self.run.clone()), self.records));
+        }
+        self.flush_run();
+        Some((self.out.freeze(), self.records))
+    }
+}
+
 /// Writes `[time, record]` (or Fluent Bit's `[[time, metadata], record]` when the entry came
 /// with metadata). The time keeps its integer form when the filters left it as it was.
-fn write_entry(
-    out: &mut BytesMut,
-    entry: &EntryRef<'_>,
-    time: EventTime,
-    pairs: &[(Value, Value)],
-) {
+fn write_entry(out: &mut BytesMut, entry: &EntryRef<'_>, event: &Event<'_>) {
     out.put_u8(0x92);
     if let Some(meta) = entry.metadata {
         out.put_u8(0x92);
-        write_time(out, entry, time);
+        write_time(out, entry, event.time);
         out.put_slice(meta);
     } else {
-        write_time(out, entry, time);
+        write_time(out, entry, event.time);
     }
-    msgpack::write_map_len(out, pairs.len());
-    for (k, v) in pairs {
-        k.encode(out);
-        v.encode(out);
-    }
+    event.record.write_map(out);
 }
 
 fn write_time(out: &mut BytesMut, entry: &EntryRef<'_>, time: EventTime) {
@@ -205,6 +267,48 @@ mod tests {
         assert_eq!((errors.records, errors.tag.as_ref()), (1, "app"));
         assert_eq!(records(&errors), vec![r#"{"level":"warn","log":"oops"}"#]);
         assert!(out.first_error.unwrap().starts_with("parse failed"));
+    }
+
+    #[test]
+    fn kept_entries_are_copied_as_runs_around_dropped_and_changed_ones() {
+        let grep = filter(
+            "<filter>\n@type grep\n<exclude>\nkey level\npattern debug\n</exclude>\n</filter>",
+        );
+        let batch = batch_of(
+            "t",
+            &[
+                (1, rec("debug", "a")),
+                (2, rec("info", "b")),
+                (3, rec("warn", "c")),
+            ],
+        );
+        let out = run(&[Arc::clone(&grep)], &batch, &Arc::from("h"));
+        let kept = out.kept.unwrap();
+        assert_eq!(kept.records, 2);
+        assert_eq!(
+            kept.entries.as_ptr(),
+            batch.entries[batch.entries.len() - kept.entries.len()..].as_ptr(),
+            "one run at the end of the batch: a slice of it"
+        );
+        // Text that does not match is kept unchanged (and copied to @ERROR); a number is parsed.
+        let parse = filter(
+            "<filter>\n@type parser\nkey_name log\nreserve_data true\n<parse>\n@type regexp\n\
+             expression /^(?<n>\\d+)$/\n</parse>\n</filter>",
+        );
+        let logs = ["x", "1", "y", "z", "2"];
+        let events: Vec<_> = (1..).zip(logs.map(|l| rec("info", l))).collect();
+        let out = run(&[grep, parse], &batch_of("t", &events), &Arc::from("h"));
+        assert_eq!(out.errors.unwrap().records, 3);
+        assert_eq!(
+            records(&out.kept.unwrap()),
+            vec![
+                r#"{"level":"info","log":"x"}"#,
+                r#"{"level":"info","log":"1","n":"1"}"#,
+                r#"{"level":"info","log":"y"}"#,
+                r#"{"level":"info","log":"z"}"#,
+                r#"{"level":"info","log":"2","n":"2"}"#,
+            ]
+        );
     }
 
     #[test]

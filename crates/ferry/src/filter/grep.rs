@@ -12,11 +12,14 @@
 //! A field is matched as text (numbers in Ruby's `to_s` form, maps and arrays as JSON); a
 //! missing field is the empty string. `key` may be a record accessor (`$.a.b`). A key used
 //! twice in the same kind of condition is an error, as in Fluentd.
+//!
+//! Fields are read in place ([`super::raw`]): a str field is matched on its own bytes (when they
+//! are UTF-8), and nothing else of the record is decoded.
 
 use super::Outcome;
 use super::accessor::Accessor;
+use super::raw::RawRecord;
 use ferry_config::Section;
-use ferry_proto::msgpack::Value;
 
 #[derive(Debug, Clone)]
 pub struct Expr {
@@ -25,9 +28,9 @@ pub struct Expr {
 }
 
 impl Expr {
-    fn matches(&self, record: &[(Value, Value)]) -> bool {
+    fn matches(&self, record: &RawRecord<'_>) -> bool {
         match self.key.get(record) {
-            Some(v) => self.pattern.is_match(&crate::record::text(v)),
+            Some(v) => self.pattern.is_match(&v.text()),
             None => self.pattern.is_match(""),
         }
     }
@@ -106,7 +109,7 @@ impl Grep {
         ok.then_some(g)
     }
 
-    pub fn apply(&self, record: &[(Value, Value)]) -> Outcome {
+    pub fn apply(&self, record: &RawRecord<'_>) -> Outcome {
         if self.keeps(record) {
             Outcome::keep()
         } else {
@@ -114,7 +117,7 @@ impl Grep {
         }
     }
 
-    fn keeps(&self, record: &[(Value, Value)]) -> bool {
+    fn keeps(&self, record: &RawRecord<'_>) -> bool {
         let hit = |e: &Expr| e.matches(record);
         if !self.regexp_and.iter().all(hit) {
             return false;
@@ -182,6 +185,7 @@ mod tests {
     use super::*;
     use crate::plugin::read_section;
     use crate::record::str_value;
+    use ferry_proto::msgpack::Value;
 
     fn grep(conf: &str) -> Grep {
         read_section(conf, Grep::from_section).unwrap().unwrap()
@@ -194,8 +198,15 @@ mod tests {
             .collect()
     }
 
+    fn verdict(g: &Grep, pairs: Vec<(Value, Value)>) -> super::super::Verdict {
+        let bytes = Value::Map(pairs).to_bytes();
+        let mut record = RawRecord::new();
+        record.load(&bytes).unwrap();
+        g.apply(&record).verdict
+    }
+
     fn kept(g: &Grep, pairs: &[(&str, &str)]) -> bool {
-        g.apply(&rec(pairs)).verdict == super::super::Verdict::Keep
+        verdict(g, rec(pairs)) == super::super::Verdict::Keep
     }
 
     #[test]
@@ -239,12 +250,10 @@ mod tests {
         assert!(kept(&g, &[("other", "1")]));
         let g = grep("<filter>\nregexp1 code ^5\\d\\d$\n</filter>");
         assert!(
-            g.apply(&[(str_value("code"), Value::UInt(503))]).verdict
-                == super::super::Verdict::Keep
+            verdict(&g, vec![(str_value("code"), Value::UInt(503))]) == super::super::Verdict::Keep
         );
         assert!(
-            g.apply(&[(str_value("code"), Value::UInt(200))]).verdict
-                == super::super::Verdict::Drop
+            verdict(&g, vec![(str_value("code"), Value::UInt(200))]) == super::super::Verdict::Drop
         );
     }
 

@@ -1,5 +1,5 @@
 //! Filters: `<filter PATTERN>` directives, applied in order to the events whose tag they match
-//! before the `<match>` that takes them. The only stages that decode records.
+//! before the `<match>` that takes them. The only stages that look inside records on the way.
 //!
 //! | module | filter |
 //! |---|---|
@@ -7,23 +7,26 @@
 //! | [`record_transformer`] | add, rewrite and remove fields (`${tag}`, `${record["k"]}`, ...) |
 //! | [`parser`] | parse one field with a `<parse>` section |
 //! | [`stdout`] | print each event that passes (in a `<format>`), unchanged |
-//! | [`chain`] | runs the filters of a route over a batch: decode, filter, re-encode |
+//! | [`chain`] | runs the filters of a route over a batch: view, filter, splice |
+//! | [`raw`] | the record as filters see it: its bytes read in place, edits as an overlay |
 //! | [`accessor`] | Fluentd's record accessor (`$.a.b[0]`) |
 //!
-//! Filters form a closed enum dispatched with `match`. Each takes one event (its time and its
-//! record's pairs) and says whether to keep it, whether it changed it, and whether a copy of
-//! the event as it came in goes to the `@ERROR` label ([`Outcome`]).
+//! Filters form a closed enum dispatched with `match`. Each takes one [`Event`] (its time, its
+//! record as a [`raw::RawRecord`]) and says whether to keep it, whether it changed it, and
+//! whether a copy of the event as it came in goes to the `@ERROR` label ([`Outcome`]).
 
 pub mod accessor;
 pub mod chain;
 pub mod grep;
 pub mod parser;
+pub mod raw;
 pub mod record_transformer;
 pub mod stdout;
 
+use bytes::BytesMut;
 use ferry_config::Section;
-use ferry_proto::msgpack::Value;
 use ferry_proto::time::EventTime;
+use raw::RawRecord;
 use std::sync::Arc;
 
 /// Filter plugin types this build of ferry provides.
@@ -108,6 +111,56 @@ impl TagContext {
     }
 }
 
+/// One event on its way through the filters: its time, its record, and buffers the filters
+/// reuse from one event to the next. A chain loads each entry of a batch into the same `Event`,
+/// so filtering allocates nothing per event once the buffers have grown.
+#[derive(Debug, Default)]
+pub struct Event<'a> {
+    pub time: EventTime,
+    pub record: RawRecord<'a>,
+    pub scratch: Scratch,
+}
+
+/// Buffers a filter may use while it handles one event (their content means nothing after).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    pub bytes: BytesMut,
+    pub text: String,
+    pub parsed: crate::parse::Record,
+}
+
+impl<'a> Event<'a> {
+    /// An event of `time` and the record `bytes` (a msgpack map).
+    pub fn try_new(
+        time: EventTime,
+        bytes: &'a [u8],
+    ) -> Result<Self, ferry_proto::msgpack::MsgpackError> {
+        let mut event = Self::default();
+        event.load(time, bytes)?;
+        Ok(event)
+    }
+
+    /// Makes this the event of `time` and `bytes`, keeping the buffers.
+    pub fn load(
+        &mut self,
+        time: EventTime,
+        bytes: &'a [u8],
+    ) -> Result<(), ferry_proto::msgpack::MsgpackError> {
+        self.time = time;
+        self.record.load(bytes)
+    }
+
+    /// Makes this the event of an entry `entries::iter` yielded (see
+    /// [`RawRecord::load_walked`]), keeping the buffers.
+    pub fn load_entry(
+        &mut self,
+        entry: &ferry_proto::entries::EntryRef<'a>,
+    ) -> Result<(), ferry_proto::msgpack::MsgpackError> {
+        self.time = entry.time;
+        self.record.load_walked(entry.record)
+    }
+}
+
 impl Filter {
     /// Builds the filter named by the section's `@type`; the caller finishes the section.
     pub fn from_section(section: &Section<'_>) -> Option<Self> {
@@ -137,17 +190,12 @@ impl Filter {
     }
 
     /// Filters one event.
-    pub fn apply(
-        &self,
-        ctx: &TagContext,
-        time: &mut EventTime,
-        record: &mut Vec<(Value, Value)>,
-    ) -> Outcome {
+    pub fn apply(&self, ctx: &TagContext, event: &mut Event<'_>) -> Outcome {
         match self {
-            Self::Grep(g) => g.apply(record),
-            Self::RecordTransformer(r) => r.apply(ctx, time, record),
-            Self::Parser(p) => p.apply(time, record),
-            Self::Stdout(p) => p.apply(&ctx.tag, *time, record),
+            Self::Grep(g) => g.apply(&event.record),
+            Self::RecordTransformer(r) => r.apply(ctx, event),
+            Self::Parser(p) => p.apply(event),
+            Self::Stdout(p) => p.apply(&ctx.tag, event),
         }
     }
 }

@@ -23,13 +23,17 @@
 //! and parameter the tail input takes (json, regexp, apache2, nginx, syslog, ltsv, csv, tsv,
 //! cri, none, multiline's `format1..N`; `types`, the time parameters, `null_value_pattern`,
 //! `null_empty_string`, `estimate_current_event`).
+//!
+//! The field is read in place and the record edited in place ([`super::raw`]): the parsed fields
+//! are msgpack already, and are copied into the record as they are.
 
 use super::accessor::Accessor;
-use super::{Outcome, Verdict};
+use super::raw::{RawRecord, RawValue};
+use super::{Event, Outcome, Verdict};
 use crate::parse::{ParseError, ParseSetup, Record};
-use crate::record::{self, str_value};
+use bytes::{BufMut, BytesMut};
 use ferry_config::Section;
-use ferry_proto::msgpack::Value;
+use ferry_proto::msgpack;
 use ferry_proto::time::EventTime;
 
 #[derive(Debug, Clone)]
@@ -85,34 +89,47 @@ impl ParserFilter {
         })
     }
 
-    pub fn apply(&self, time: &mut EventTime, rec: &mut Vec<(Value, Value)>) -> Outcome {
+    pub fn apply(&self, event: &mut Event<'_>) -> Outcome {
+        let Event {
+            time,
+            record: rec,
+            scratch,
+        } = event;
         let failed = |reason: String, keep: bool| Outcome {
             verdict: if keep { Verdict::Keep } else { Verdict::Drop },
             modified: false,
             error: self.emit_invalid_record_to_error.then_some(reason),
         };
-        let raw = match self.key_name.get(rec) {
+        let parsed = &mut scratch.parsed;
+        let result = match self.key_name.get(rec) {
             None => {
                 let reason = format!("{} does not exist", self.key_name.source());
                 if self.reserve_data && self.hash_value_field.is_some() {
                     let mut out = failed(reason, true);
-                    out.modified = self.merge(rec, Vec::new());
+                    out.modified = self.merge(rec, None, &mut scratch.bytes, &mut scratch.text);
                     return out;
                 }
                 return failed(reason, self.reserve_data);
             }
-            Some(Value::Str(s)) => s.clone(),
-            Some(other) => {
-                let reason = format!(
-                    "parse failed: value of {} is not a string: {}",
-                    self.key_name.source(),
-                    other.to_json_string()
-                );
-                return failed(reason, false);
-            }
+            Some(field) => match field.str_bytes() {
+                Some(raw) => self.parser.parse(raw, parsed).map_err(|e| match e {
+                    ParseError::NoMatch => {
+                        let raw = String::from_utf8_lossy(raw);
+                        (true, format!("pattern not matched with data '{raw}'"))
+                    }
+                    e => (false, format!("parse failed {e}")),
+                }),
+                None => {
+                    let reason = format!(
+                        "parse failed: value of {} is not a string: {}",
+                        self.key_name.source(),
+                        field.to_value().to_json_string()
+                    );
+                    return failed(reason, false);
+                }
+            },
         };
-        let mut parsed = Record::new();
-        match self.parser.parse(&raw, &mut parsed) {
+        match result {
             Ok(parsed_time) => {
                 if !self.reserve_time {
                     match parsed_time {
@@ -124,41 +141,84 @@ impl ParserFilter {
                 if self.reserve_data && self.remove_key_name_field {
                     self.key_name.delete(rec);
                 }
-                self.merge(rec, parsed.pairs().collect());
+                self.merge(
+                    rec,
+                    Some(&scratch.parsed),
+                    &mut scratch.bytes,
+                    &mut scratch.text,
+                );
                 Outcome::modified()
             }
-            Err(ParseError::NoMatch) => {
-                let raw = String::from_utf8_lossy(&raw);
-                let reason = format!("pattern not matched with data '{raw}'");
+            Err((true, reason)) => {
                 let mut out = failed(reason, self.reserve_data);
                 if self.reserve_data && self.hash_value_field.is_some() {
-                    out.modified = self.merge(rec, Vec::new());
+                    out.modified = self.merge(rec, None, &mut scratch.bytes, &mut scratch.text);
                 }
                 out
             }
-            Err(e) => failed(format!("parse failed {e}"), false),
+            Err((false, reason)) => failed(reason, false),
         }
     }
 
-    /// Fluentd's `handle_parsed`: prefix, wrap, then replace or merge. Returns true.
-    fn merge(&self, rec: &mut Vec<(Value, Value)>, values: Vec<(Value, Value)>) -> bool {
-        let mut values = values;
-        if let Some(prefix) = &self.inject_key_prefix {
-            for (k, _) in values.iter_mut() {
-                let key = format!("{prefix}{}", record::text(k));
-                *k = str_value(&key);
-            }
+    /// Fluentd's `handle_parsed`: prefix, wrap, then replace or merge. `staged` and `key` are
+    /// scratch. Returns true.
+    fn merge(
+        &self,
+        rec: &mut RawRecord<'_>,
+        parsed: Option<&Record>,
+        staged: &mut BytesMut,
+        key: &mut String,
+    ) -> bool {
+        staged.clear();
+        match parsed {
+            Some(p) => p.write_map(staged),
+            None => msgpack::write_map_len(staged, 0),
         }
+        let values = RawValue::written(&staged[..]);
+        let prefixed = |k: RawValue<'_>, key: &mut String| -> bool {
+            let Some(prefix) = &self.inject_key_prefix else {
+                return false;
+            };
+            key.clear();
+            key.push_str(prefix);
+            key.push_str(&k.text());
+            true
+        };
         if let Some(field) = &self.hash_value_field {
-            values = vec![(str_value(field), Value::Map(values))];
-        }
-        if self.reserve_data {
-            for (k, v) in values {
-                let key = record::text(&k).into_owned();
-                record::set(rec, &key, v);
+            let write = |out: &mut BytesMut| {
+                msgpack::write_map_len(out, values.map_pairs().count());
+                for (k, v) in values.map_pairs() {
+                    if prefixed(k, key) {
+                        msgpack::write_str(out, key.as_bytes());
+                    } else {
+                        out.put_slice(k.bytes());
+                    }
+                    out.put_slice(v.bytes());
+                }
+            };
+            if self.reserve_data {
+                rec.set_with(field.as_bytes(), write);
+            } else {
+                rec.renew();
+                rec.push_with(field.as_bytes(), write);
+            }
+        } else if self.reserve_data {
+            for (k, v) in values.map_pairs() {
+                if prefixed(k, key) {
+                    rec.set_raw(key.as_bytes(), v.bytes());
+                } else {
+                    rec.set_raw(k.text().as_bytes(), v.bytes());
+                }
             }
         } else {
-            *rec = values;
+            rec.renew();
+            for (k, v) in values.map_pairs() {
+                if prefixed(k, key) {
+                    rec.push_with(key.as_bytes(), |out| out.put_slice(v.bytes()));
+                } else {
+                    rec.push_raw(k.bytes(), v.bytes());
+                }
+            }
         }
         true
     }

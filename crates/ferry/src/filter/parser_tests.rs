@@ -1,6 +1,9 @@
 use super::*;
 use crate::filter::Verdict;
+use crate::filter::raw::check_written;
 use crate::plugin::read_section;
+use crate::record::str_value;
+use ferry_proto::msgpack::Value;
 
 fn filter(conf: &str) -> ParserFilter {
     read_section(conf, ParserFilter::from_section)
@@ -14,10 +17,22 @@ const T0: EventTime = EventTime {
 };
 
 fn run(f: &ParserFilter, rec: Vec<(Value, Value)>) -> (Outcome, EventTime, Value) {
-    let mut time = T0;
-    let mut rec = rec;
-    let out = f.apply(&mut time, &mut rec);
-    (out, time, Value::Map(rec))
+    let bytes = Value::Map(rec).to_bytes();
+    let mut event = Event::try_new(T0, &bytes).unwrap();
+    let out = f.apply(&mut event);
+    // A record loaded as walked (indexed at the first edit) comes out the same.
+    let mut walked = Event {
+        time: T0,
+        ..Event::default()
+    };
+    walked.record.load_walked(&bytes).unwrap();
+    assert_eq!(f.apply(&mut walked), out);
+    let written = check_written(&event.record);
+    assert_eq!(check_written(&walked.record).to_bytes(), written.to_bytes());
+    if !f.parser.estimate_current_event || walked.time == T0 {
+        assert_eq!(walked.time, event.time);
+    }
+    (out, event.time, written)
 }
 
 fn log(text: &str) -> Vec<(Value, Value)> {
@@ -181,4 +196,139 @@ fn unknown_parsers_and_missing_parse_are_configuration_errors() {
     assert!(bad(
         "<filter>\nkey_name log\n<parse>\n@type json\ntypes a:date\n</parse>\n</filter>"
     ));
+}
+
+/// The filter as it was on decoded pairs, before records were read raw: the model every
+/// combination of parameters is held to below.
+fn decoded_model(f: &ParserFilter, time: &mut EventTime, rec: &mut Vec<(Value, Value)>) -> Outcome {
+    use crate::record;
+    let failed = |reason: String, keep: bool| Outcome {
+        verdict: if keep { Verdict::Keep } else { Verdict::Drop },
+        modified: false,
+        error: f.emit_invalid_record_to_error.then_some(reason),
+    };
+    let merge = |rec: &mut Vec<(Value, Value)>, mut values: Vec<(Value, Value)>| {
+        if let Some(prefix) = &f.inject_key_prefix {
+            for (k, _) in values.iter_mut() {
+                *k = str_value(&format!("{prefix}{}", record::text(k)));
+            }
+        }
+        if let Some(field) = &f.hash_value_field {
+            values = vec![(str_value(field), Value::Map(values))];
+        }
+        if f.reserve_data {
+            for (k, v) in values {
+                record::set(rec, &record::text(&k), v);
+            }
+        } else {
+            *rec = values;
+        }
+        true
+    };
+    let raw = match f.key_name.get_decoded(rec) {
+        None => {
+            let reason = format!("{} does not exist", f.key_name.source());
+            if f.reserve_data && f.hash_value_field.is_some() {
+                let mut out = failed(reason, true);
+                out.modified = merge(rec, Vec::new());
+                return out;
+            }
+            return failed(reason, f.reserve_data);
+        }
+        Some(Value::Str(s)) => s.clone(),
+        Some(other) => {
+            let reason = format!(
+                "parse failed: value of {} is not a string: {}",
+                f.key_name.source(),
+                other.to_json_string()
+            );
+            return failed(reason, false);
+        }
+    };
+    let mut parsed = Record::new();
+    match f.parser.parse(&raw, &mut parsed) {
+        Ok(parsed_time) => {
+            if let (false, Some(t)) = (f.reserve_time, parsed_time) {
+                *time = t;
+            }
+            if f.reserve_data && f.remove_key_name_field {
+                f.key_name.delete_decoded(rec);
+            }
+            merge(rec, parsed.pairs().collect());
+            Outcome::modified()
+        }
+        Err(ParseError::NoMatch) => {
+            let raw = String::from_utf8_lossy(&raw);
+            let mut out = failed(
+                format!("pattern not matched with data '{raw}'"),
+                f.reserve_data,
+            );
+            if f.reserve_data && f.hash_value_field.is_some() {
+                out.modified = merge(rec, Vec::new());
+            }
+            out
+        }
+        Err(e) => failed(format!("parse failed {e}"), false),
+    }
+}
+
+#[test]
+fn every_combination_of_parameters_does_what_the_filter_did_on_decoded_records() {
+    let nested = |v: Value| Value::Map(vec![(str_value("log"), v)]);
+    let json =
+        str_value(r#"{"a":1,"a":2,"log":"again","b":{"c":[1,"x"]},"time":"2023-11-14T22:13:20Z"}"#);
+    let records = [
+        vec![
+            (str_value("log"), json.clone()),
+            (str_value("stream"), str_value("out")),
+        ],
+        vec![
+            (str_value("a"), Value::UInt(0)),
+            (str_value("log"), str_value("no match")),
+        ],
+        vec![
+            (str_value("log"), Value::UInt(5)),
+            (str_value("log"), json.clone()),
+        ],
+        vec![(str_value("other"), Value::Nil)],
+        vec![
+            (str_value("nest"), nested(json)),
+            (str_value("log"), str_value("{}")),
+        ],
+        vec![(str_value("nest"), nested(str_value("12 x")))],
+    ];
+    let parsers = [
+        "@type json\nestimate_current_event false",
+        "@type regexp\nexpression /^(?<n>\\d+) (?<log>\\w+)$/\nestimate_current_event false",
+    ];
+    let mut combinations = 0;
+    for key_name in ["log", "$.nest.log"] {
+        for parser in parsers {
+            for bits in 0..32u32 {
+                let on = |bit: u32| bits & (1 << bit) != 0;
+                let mut conf = format!("<filter>\nkey_name {key_name}\n");
+                conf += &format!("reserve_data {}\nreserve_time {}\n", on(0), on(1));
+                conf += &format!("remove_key_name_field {}\n", on(2));
+                if on(3) {
+                    conf += "inject_key_prefix p_\n";
+                }
+                if on(4) {
+                    conf += "hash_value_field parsed\n";
+                }
+                conf += &format!("<parse>\n{parser}\n</parse>\n</filter>");
+                let f = filter(&conf);
+                for rec in &records {
+                    let mut model_time = T0;
+                    let mut model = rec.clone();
+                    let expected = decoded_model(&f, &mut model_time, &mut model);
+                    let (out, time, v) = run(&f, rec.clone());
+                    assert_eq!(out, expected, "{conf}\n{rec:?}");
+                    assert_eq!(time, model_time, "{conf}\n{rec:?}");
+                    assert_eq!(v, Value::Map(model), "{conf}\n{rec:?}");
+                    combinations += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(combinations, 2 * 2 * 32 * 6);
 }

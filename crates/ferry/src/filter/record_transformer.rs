@@ -20,14 +20,21 @@
 //! Order per event, as in Fluentd: start from the record (or an empty one with
 //! `renew_record`, keeping `keep_keys`), merge the expanded `<record>`, take the time from
 //! `renew_time_key`, then delete `remove_keys` (record accessors allowed).
+//!
+//! The record is edited in place ([`super::raw`]): `<record>` values are expanded straight into
+//! msgpack (a `${record["k"]}` field is copied as its bytes, or read as text without decoding a
+//! str), then set into the record's overlay; nothing else of the record is decoded.
 
 use super::accessor::Accessor;
-use super::{Outcome, TagContext};
-use crate::record::{self, str_value, text};
+use super::raw::{RawRecord, RawValue};
+use super::{Event, Outcome, TagContext};
+use crate::record::text;
 use crate::time::utc_fields;
+use bytes::BytesMut;
 use ferry_config::Section;
-use ferry_proto::msgpack::Value;
+use ferry_proto::msgpack::{self, Head, Value};
 use ferry_proto::time::EventTime;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Placeholder {
@@ -117,42 +124,44 @@ impl RecordTransformer {
         })
     }
 
-    pub fn apply(
-        &self,
-        ctx: &TagContext,
-        time: &mut EventTime,
-        rec: &mut Vec<(Value, Value)>,
-    ) -> Outcome {
+    pub fn apply(&self, ctx: &TagContext, event: &mut Event<'_>) -> Outcome {
+        let Event {
+            time,
+            record: rec,
+            scratch,
+        } = event;
+        // Every value is expanded from the record as it came in, before any edit.
+        let staged = &mut scratch.bytes;
+        staged.clear();
+        msgpack::write_map_len(staged, self.fields.len());
         let input = Input {
             ctx,
             time: *time,
-            record: rec.as_slice(),
+            record: rec,
         };
-        let expanded: Vec<(String, Value)> = self
-            .fields
-            .iter()
-            .map(|(k, v)| (k.expand_text(&input), v.expand(&input, self.auto_typecast)))
-            .collect();
-        if self.renew_record {
-            let old = std::mem::take(rec);
-            for k in &self.keep_keys {
-                if let Some(v) = record::get(&old, k) {
-                    rec.push((str_value(k), v.clone()));
-                }
-            }
+        for (k, v) in &self.fields {
+            let text = &mut scratch.text;
+            text.clear();
+            k.expand_text(&input, text);
+            msgpack::write_str(staged, text.as_bytes());
+            v.expand(&input, self.auto_typecast, text, staged);
         }
-        for (k, v) in expanded {
-            record::set(rec, &k, v);
+        if self.renew_record {
+            rec.renew_keeping(&self.keep_keys);
+        }
+        let staged = RawValue::written(&staged[..]);
+        for (k, v) in staged.map_pairs() {
+            rec.set_raw(k.str_bytes().unwrap_or_default(), v.bytes());
         }
         if let Some(key) = &self.renew_time_key
-            && let Some(v) = record::get(rec, key)
+            && let Some(v) = rec.get(key)
         {
-            let secs = match v {
-                Value::UInt(u) => *u as f64,
-                Value::Int(i) => *i as f64,
-                Value::F64(f) => *f,
-                Value::F32(f) => f64::from(*f),
-                other => leading_float(&text(other)),
+            let secs = match v.head() {
+                Some((Head::UInt(u), _)) => u as f64,
+                Some((Head::Int(i), _)) => i as f64,
+                Some((Head::F64(f), _)) => f,
+                Some((Head::F32(f), _)) => f64::from(f),
+                _ => leading_float(&v.text()),
             };
             let secs = secs.clamp(0.0, f64::from(u32::MAX));
             *time = EventTime {
@@ -167,10 +176,10 @@ impl RecordTransformer {
     }
 }
 
-struct Input<'a> {
+struct Input<'a, 'r> {
     ctx: &'a TagContext,
     time: EventTime,
-    record: &'a [(Value, Value)],
+    record: &'a RawRecord<'r>,
 }
 
 fn list(s: &Section<'_>, key: &str) -> Vec<String> {
@@ -242,39 +251,53 @@ impl Template {
         Ok(Self(pieces))
     }
 
-    fn expand_text(&self, input: &Input<'_>) -> String {
-        let mut out = String::new();
+    /// Appends the expanded text to `out`.
+    fn expand_text(&self, input: &Input<'_, '_>, out: &mut String) {
         for piece in &self.0 {
             match piece {
                 Piece::Lit(l) => out.push_str(l),
-                Piece::Ph(p) => {
-                    if let Some(v) = resolve(p, input) {
-                        out.push_str(&text(&v));
-                    }
-                }
+                Piece::Ph(p) => match resolve(p, input) {
+                    Some(Resolved::Text(t)) => out.push_str(&t),
+                    Some(Resolved::Field(v)) => out.push_str(&v.text()),
+                    None => {}
+                },
             }
         }
-        out
     }
 }
 
 impl TValue {
-    fn expand(&self, input: &Input<'_>, typecast: bool) -> Value {
+    /// Appends the expanded value to `out` as msgpack; `text` is scratch.
+    fn expand(&self, input: &Input<'_, '_>, typecast: bool, text: &mut String, out: &mut BytesMut) {
         match self {
             TValue::Text(t) => match t.0.as_slice() {
-                [Piece::Ph(p)] if typecast => resolve(p, input).unwrap_or(Value::Nil),
-                _ => str_value(&t.expand_text(input)),
+                [Piece::Ph(p)] if typecast => match resolve(p, input) {
+                    Some(Resolved::Text(t)) => msgpack::write_str(out, t.as_bytes()),
+                    Some(Resolved::Field(v)) => out.extend_from_slice(v.bytes()),
+                    None => msgpack::write_nil(out),
+                },
+                _ => {
+                    text.clear();
+                    t.expand_text(input, text);
+                    msgpack::write_str(out, text.as_bytes());
+                }
             },
             TValue::Array(items) => {
-                Value::Array(items.iter().map(|v| v.expand(input, typecast)).collect())
+                msgpack::write_array_len(out, items.len());
+                for v in items {
+                    v.expand(input, typecast, text, out);
+                }
             }
-            TValue::Map(pairs) => Value::Map(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (str_value(&k.expand_text(input)), v.expand(input, typecast)))
-                    .collect(),
-            ),
-            TValue::Scalar(v) => v.clone(),
+            TValue::Map(pairs) => {
+                msgpack::write_map_len(out, pairs.len());
+                for (k, v) in pairs {
+                    text.clear();
+                    k.expand_text(input, text);
+                    msgpack::write_str(out, text.as_bytes());
+                    v.expand(input, typecast, text, out);
+                }
+            }
+            TValue::Scalar(v) => v.encode(out),
         }
     }
 }
@@ -318,26 +341,35 @@ fn placeholder(inner: &str) -> Result<Placeholder, String> {
     ))
 }
 
-fn resolve(p: &Placeholder, input: &Input<'_>) -> Option<Value> {
+/// What a placeholder stands for: text, or a field of the record (kept as it is).
+enum Resolved<'i> {
+    Text(Cow<'i, str>),
+    Field(RawValue<'i>),
+}
+
+fn resolve<'i>(p: &Placeholder, input: &Input<'i, '_>) -> Option<Resolved<'i>> {
     let parts = &input.ctx.parts;
     let index = |n: i64| -> Option<usize> {
         let len = i64::try_from(parts.len()).ok()?;
         let i = if n < 0 { len + n } else { n };
         usize::try_from(i).ok().filter(|i| *i < parts.len())
     };
+    let text = |t: &'i str| Some(Resolved::Text(Cow::Borrowed(t)));
     match p {
-        Placeholder::Tag => Some(str_value(&input.ctx.tag)),
-        Placeholder::Hostname => Some(str_value(&input.ctx.hostname)),
-        Placeholder::TagPart(n) => index(*n).map(|i| str_value(&parts[i])),
-        Placeholder::TagPrefix(n) => index(*n).map(|i| str_value(&parts[..=i].join("."))),
-        Placeholder::TagSuffix(n) => index(*n).map(|i| str_value(&parts[i..].join("."))),
+        Placeholder::Tag => text(input.ctx.tag.as_ref()),
+        Placeholder::Hostname => text(input.ctx.hostname.as_ref()),
+        Placeholder::TagPart(n) => index(*n).and_then(|i| text(parts[i].as_str())),
+        Placeholder::TagPrefix(n) => {
+            index(*n).map(|i| Resolved::Text(parts[..=i].join(".").into()))
+        }
+        Placeholder::TagSuffix(n) => index(*n).map(|i| Resolved::Text(parts[i..].join(".").into())),
         Placeholder::Time => {
             let (y, mo, d, h, mi, s) = utc_fields(input.time.sec);
-            Some(str_value(&format!(
-                "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000"
-            )))
+            Some(Resolved::Text(
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000").into(),
+            ))
         }
-        Placeholder::Field(k) => record::get(input.record, k).cloned(),
+        Placeholder::Field(k) => input.record.get(k).map(Resolved::Field),
     }
 }
 
