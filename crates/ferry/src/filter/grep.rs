@@ -24,7 +24,7 @@ use ferry_config::Section;
 #[derive(Debug, Clone)]
 pub struct Expr {
     pub key: Accessor,
-    pub pattern: regex::Regex,
+    pub pattern: super::Pattern,
 }
 
 impl Expr {
@@ -177,7 +177,10 @@ fn build(
     let pattern = super::ruby_regex(pattern, false, false)
         .map_err(|e| s.error(Some(pat_param), e))
         .ok()?;
-    Some(Expr { key, pattern })
+    Some(Expr {
+        key,
+        pattern: super::Pattern::new(pattern),
+    })
 }
 
 #[cfg(test)]

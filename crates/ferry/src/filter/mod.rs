@@ -200,6 +200,51 @@ impl Filter {
     }
 }
 
+/// A compiled expression matched from many threads at once without contention: each thread
+/// matches with its own clone of the expression. A `regex::Regex` keeps its matching caches in
+/// a pool whose first user takes a cache without a lock while every other thread locks the
+/// pool twice per match; a clone has a pool of its own, so every thread is its clone's first
+/// user. The clones live in a small per-thread table (cleared when it grows past
+/// [`Pattern::PER_THREAD`] expressions, as after many reloads).
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    re: regex::Regex,
+    id: u64,
+}
+
+impl Pattern {
+    const PER_THREAD: usize = 256;
+
+    pub fn new(re: regex::Regex) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Self {
+            re,
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        thread_local! {
+            static CLONES: std::cell::RefCell<std::collections::HashMap<u64, regex::Regex>> =
+                std::cell::RefCell::default();
+        }
+        CLONES.with(|clones| {
+            let mut clones = clones.borrow_mut();
+            if clones.len() >= Self::PER_THREAD && !clones.contains_key(&self.id) {
+                clones.clear();
+            }
+            clones
+                .entry(self.id)
+                .or_insert_with(|| self.re.clone())
+                .is_match(text)
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.re.as_str()
+    }
+}
+
 /// Compiles a Fluentd regexp parameter for text values: `/pattern/flags` (flags `i`, `m`, `x`;
 /// Ruby's `m` is "dot matches newline") or a bare pattern, read by
 /// [`crate::parse::strip_slashes`] as every `<parse>` expression is. The syntax is Rust's

@@ -43,7 +43,10 @@ const UNMATCHED_LOG_LIMIT: usize = 1_024;
 /// Labels an event may pass through (`relabel`, `@ERROR`) before it is refused as a loop.
 const MAX_HOPS: u8 = 8;
 /// Batches at least this large are filtered on a blocking thread, off the async workers.
-const BLOCKING_FILTER_BYTES: usize = 256 * 1024;
+/// Smaller ones (a usual Forward request, a tail step) are filtered on the calling task: the
+/// hand-off to a blocking thread and back cost more than filtering them (measured with grep on
+/// 256 KiB requests: 30 % more CPU per GB through the blocking pool).
+const BLOCKING_FILTER_BYTES: usize = 1024 * 1024;
 /// Shortest time between two "error events dropped" log lines.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
