@@ -120,7 +120,8 @@ pub struct Effects {
     pub records: Vec<(Arc<FileChunk>, Record)>,
     /// Chunks whose files are to be deleted.
     pub delete: Vec<Arc<FileChunk>>,
-    /// A chunk became takeable: call the notify hook.
+    /// A chunk became takeable, or a new chunk was staged (its flush time may come before the
+    /// flushers' next timer): call the notify hook.
     pub notify: bool,
     /// Bytes were freed: wake blocked appends (and call the hook).
     pub space_freed: bool,

@@ -148,7 +148,7 @@ fn group_commit_from_many_threads_keeps_every_acknowledged_append() {
 }
 
 #[test]
-fn notify_hook_fires_when_a_chunk_is_queued_and_when_space_frees() {
+fn notify_hook_fires_when_a_chunk_is_staged_queued_and_when_space_frees() {
     let (buffer, _) = Buffer::open(BufferConfig::memory(), "m").unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
@@ -158,8 +158,14 @@ fn notify_hook_fires_when_a_chunk_is_queued_and_when_space_frees() {
     buffer.append(&tag("a"), &entry(1, 100), 1).unwrap();
     assert_eq!(
         calls.load(Ordering::SeqCst),
-        0,
-        "staging alone is not work for the flusher"
+        1,
+        "a new staged chunk wakes the flusher: its flush time may come before the flusher's timer"
+    );
+    buffer.append(&tag("a"), &entry(2, 100), 1).unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "an append to a staged chunk is no news to the flusher"
     );
     buffer.flush_all();
     let queued = calls.load(Ordering::SeqCst);

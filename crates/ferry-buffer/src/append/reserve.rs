@@ -195,12 +195,14 @@ impl Inner {
                 let mut e = Entry::new(id, shared, now, seq, body);
                 e.compressed = gzip;
                 st.insert_staged(e);
+                fx.notify = true;
                 continue;
             }
             if let Some((f, seq)) = fresh.take() {
                 let mut e = Entry::new(f.id, shared, now, seq, Body::File(Arc::new(f)));
                 e.compressed = gzip;
                 st.insert_staged(e);
+                fx.notify = true;
                 continue;
             }
             let seq = st.take_seq();
