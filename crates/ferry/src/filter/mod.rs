@@ -204,7 +204,7 @@ impl Filter {
 /// matches with its own clone of the expression. A `regex::Regex` keeps its matching caches in
 /// a pool whose first user takes a cache without a lock while every other thread locks the
 /// pool twice per match; a clone has a pool of its own, so every thread is its clone's first
-/// user. The clones live in a small per-thread table (cleared when it grows past
+/// user. The clones live in a small per-thread list (cleared when it grows past
 /// [`Pattern::PER_THREAD`] expressions, as after many reloads).
 #[derive(Debug, Clone)]
 pub struct Pattern {
@@ -213,7 +213,7 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    const PER_THREAD: usize = 256;
+    const PER_THREAD: usize = 64;
 
     pub fn new(re: regex::Regex) -> Self {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -225,18 +225,22 @@ impl Pattern {
 
     pub fn is_match(&self, text: &str) -> bool {
         thread_local! {
-            static CLONES: std::cell::RefCell<std::collections::HashMap<u64, regex::Regex>> =
-                std::cell::RefCell::default();
+            // A few expressions per thread: a linear scan beats hashing the id.
+            static CLONES: std::cell::RefCell<Vec<(u64, regex::Regex)>> =
+                const { std::cell::RefCell::new(Vec::new()) };
         }
         CLONES.with(|clones| {
             let mut clones = clones.borrow_mut();
-            if clones.len() >= Self::PER_THREAD && !clones.contains_key(&self.id) {
+            if let Some((_, re)) = clones.iter().find(|(id, _)| *id == self.id) {
+                return re.is_match(text);
+            }
+            if clones.len() >= Self::PER_THREAD {
                 clones.clear();
             }
-            clones
-                .entry(self.id)
-                .or_insert_with(|| self.re.clone())
-                .is_match(text)
+            let re = self.re.clone();
+            let matched = re.is_match(text);
+            clones.push((self.id, re));
+            matched
         })
     }
 
