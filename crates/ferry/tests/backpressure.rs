@@ -342,3 +342,71 @@ fn a_tail_input_behind_a_full_buffer_reads_at_the_drain_rate() {
     let log = ferry.stderr_so_far().join("\n");
     assert!(!log.contains("panicked"), "ferry panicked:\n{log}");
 }
+
+#[test]
+fn a_request_held_by_a_full_buffer_does_not_delay_a_stop() {
+    // The output's server is down: the small buffer fills and the next request is held.
+    let down = free_port();
+    let port = free_port();
+    let config = format!(
+        "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n\
+         <match bp.**>\n  @type forward\n  require_ack_response true\n\
+           <server>\n    host 127.0.0.1\n    port {down}\n  </server>\n\
+           <buffer>\n    @type memory\n    chunk_limit_size 64k\n    total_limit_size 256k\n\
+             flush_mode interval\n    flush_interval 100ms\n    retry_wait 1s\n  </buffer>\n\
+         </match>\n"
+    );
+    let mut ferry = Ferry::start(&config, port);
+    let held = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let client = {
+        let (held, acked) = (Arc::clone(&held), Arc::clone(&acked));
+        std::thread::spawn(move || {
+            let mut c = AckedSender::connect(port).unwrap();
+            let mut seq = 1_000_000u64;
+            loop {
+                held.store(true, Ordering::SeqCst);
+                if c.send("bp.load", seq..seq + EVENTS_PER_REQUEST, PAD)
+                    .is_err()
+                {
+                    return;
+                }
+                held.store(false, Ordering::SeqCst);
+                acked.fetch_add(1, Ordering::SeqCst);
+                seq += EVENTS_PER_REQUEST;
+            }
+        })
+    };
+    // Wait until a request is held: acked requests stop growing.
+    let mut last = u64::MAX;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = acked.load(Ordering::SeqCst);
+        if now == last && held.load(Ordering::SeqCst) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the buffer never filled");
+        last = now;
+    }
+    assert!(
+        last >= 1,
+        "some requests were acked before the buffer filled"
+    );
+    let stopping = Instant::now();
+    common::signal(ferry.child.id(), "TERM");
+    let status = ferry.child.wait().unwrap();
+    let took = stopping.elapsed();
+    client.join().unwrap();
+    println!("stopped in {took:?} with a request held ({last} acked before)");
+    assert!(status.success(), "ferry exited with {status}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the stop waited {took:?} for the held request (the grace is 10 s)"
+    );
+    let log = ferry.stderr_so_far().join("\n");
+    assert!(
+        log.contains("inputs that can wait (forward, tail) are held"),
+        "the full buffer was reported:\n{log}"
+    );
+}

@@ -179,12 +179,13 @@ impl Buffered {
                 // Wait for the flush that frees room, then go on with the pieces not yet
                 // committed (those committed stay: no piece is appended twice).
                 let waiting = tokio::time::Instant::now();
-                let waited =
-                    tokio::time::timeout_at(started + hold.limit, Room(room.clone()).appeared())
-                        .await;
+                let room_appeared = tokio::select! {
+                    r = tokio::time::timeout_at(started + hold.limit, Room(room.clone()).appeared()) => r.is_ok(),
+                    () = hold.cancel.cancelled() => false,
+                };
                 hold.held_ms
                     .fetch_add(waiting.elapsed().as_millis() as u64, Ordering::Relaxed);
-                if waited.is_ok() {
+                if room_appeared {
                     continue;
                 }
             }
@@ -248,13 +249,16 @@ fn append_pieces(
 pub struct Hold {
     limit: std::time::Duration,
     held_ms: AtomicU64,
+    /// The input's cancellation (shutdown, reload): a hold ends with the refusal at once.
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 impl Hold {
-    pub fn new(limit: std::time::Duration) -> Self {
+    pub fn new(limit: std::time::Duration, cancel: tokio_util::sync::CancellationToken) -> Self {
         Self {
             limit,
             held_ms: AtomicU64::new(0),
+            cancel,
         }
     }
 

@@ -409,14 +409,16 @@ impl Routing {
     /// an output whose buffer is full makes the emit wait until a flush freed room, for up to
     /// `hold` in all ([`crate::output::buffered::holding`]), instead of refusing at once. The
     /// wait is woken by the flush that frees the room, so ingest follows the drain rate
-    /// instead of a retry timer. Returns the time spent waiting for room beside the outcome.
+    /// instead of a retry timer. When `cancel` fires (the input stops) a wait ends at once with
+    /// the refusal. Returns the time spent waiting for room beside the outcome.
     pub async fn emit_holding(
         &self,
         label: Option<&str>,
         batch: &Batch,
         hold: std::time::Duration,
+        cancel: tokio_util::sync::CancellationToken,
     ) -> (std::time::Duration, Result<Routed, EmitError>) {
-        let hold = Arc::new(crate::output::buffered::Hold::new(hold));
+        let hold = Arc::new(crate::output::buffered::Hold::new(hold, cancel));
         let result =
             crate::output::buffered::holding(Arc::clone(&hold), self.emit(label, batch)).await;
         (hold.held(), result)

@@ -290,7 +290,12 @@ impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
             self.h.set("waiting for commit");
             let (held, committed) = shared
                 .routing
-                .emit_holding(shared.label.as_deref(), &out, FULL_BUFFER_HOLD)
+                .emit_holding(
+                    shared.label.as_deref(),
+                    &out,
+                    FULL_BUFFER_HOLD,
+                    self.h.cancel_token(),
+                )
                 .await;
             m.held_ms
                 .fetch_add(held.as_millis() as u64, Ordering::Relaxed);

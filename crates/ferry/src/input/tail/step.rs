@@ -196,7 +196,12 @@ async fn emit(
     let mut attempts = 0u64;
     loop {
         let (held, result) = tokio::select! {
-            r = ctx.routing.emit_holding(ctx.label.as_deref(), &batch, FULL_BUFFER_REPORT) => r,
+            r = ctx.routing.emit_holding(
+                ctx.label.as_deref(),
+                &batch,
+                FULL_BUFFER_REPORT,
+                h.cancel_token(),
+            ) => r,
             () = h.cancelled() => return Err(Stop),
         };
         ctx.metrics
