@@ -6,13 +6,7 @@
 //! detached ([`ForwardError::detaches_node`]) and the request goes to the next server
 //! ([`ForwardError::tries_next_node`]) until every healthy server was tried.
 //!
-//! **Pipelining.** With acks, the requests of a chunk that are sent as they are stored (every
-//! span not larger than `max_request_size`) go out on one connection up to
-//! [`PIPELINE_DEPTH`] ahead of their acks, each settled by its own ack (matched by id, in any
-//! order). The receiver works on one request while the next is on the wire, so a chunk costs
-//! one round trip, not one per request. The first failure ends the pipeline: what was acked
-//! stays acked, and the rest goes through the one-request-at-a-time path below, which fails
-//! over to the next server.
+//! **Pipelining**: see [`super::pipeline`], tried first for every chunk sent with acks.
 //!
 //! Progress within a chunk is remembered in memory, so after a failure only the requests not
 //! yet acknowledged are sent again (a restart forgets it and sends the whole chunk: the
@@ -26,21 +20,15 @@ use super::error::ForwardError;
 use super::metrics::bump;
 use super::node::{DetachReason, Node};
 use super::pool::{checkin, checkout, connect};
-use super::send::{
-    Payload, Request, SplitOptions, ack_id, await_ack, plan, read_ack, split, write_request,
-};
+use super::send::{Payload, Request, SplitOptions, ack_id, await_ack, plan, split, write_request};
 use crate::event::Batch;
 use ferry_buffer::Chunk;
-use ferry_proto::options::ChunkId;
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
 /// Chunks with remembered progress beyond which the memory is reset (chunks that failed for
 /// good leave entries behind; forgetting them only costs possible duplicates).
 const MAX_PROGRESS_ENTRIES: usize = 4096;
-
-/// Requests of a chunk written ahead of their acks on one connection.
-pub const PIPELINE_DEPTH: usize = 4;
 
 /// How far a chunk got.
 #[derive(Debug, Default, Clone)]
@@ -58,6 +46,17 @@ impl Shared {
     fn progress(&self, uid: &[u8; 16]) -> Progress {
         let map = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(uid).cloned().unwrap_or_default()
+    }
+
+    /// Records that every request before sub-piece `sub` of span `span` was acknowledged.
+    pub(super) fn acked_before(&self, uid: [u8; 16], span: usize, sub: usize) {
+        self.update_progress(uid, |p| (p.span, p.sub) = (span, sub));
+    }
+
+    /// Records that the ack of sub-piece `sub` of span `span` was lost: sent again, its events
+    /// may arrive twice.
+    pub(super) fn ack_lost_for(&self, uid: [u8; 16], span: usize, sub: usize) {
+        self.update_progress(uid, |p| p.suspect = Some((span, sub)));
     }
 
     fn update_progress(&self, uid: [u8; 16], f: impl FnOnce(&mut Progress)) {
@@ -114,18 +113,8 @@ impl Shared {
         let ack = |span, sub| cfg.require_ack_response.then(|| ack_id(&uid, span, sub));
         for (si, span) in spans.iter().enumerate().skip(start.span) {
             let skip_sub = if si == start.span { start.sub } else { 0 };
-            if span.len <= max && !cfg.time_as_integer {
-                let req = Request {
-                    tag,
-                    payload: Payload::Range {
-                        chunk,
-                        offset: span.offset,
-                        len: span.len,
-                    },
-                    records: span.records,
-                    compressed: chunk.compressed(),
-                    ack: ack(si, 0),
-                };
+            if self.sent_as_stored(span) {
+                let req = Request::span(tag, chunk, span, ack(si, 0));
                 self.deliver(&req, Some((uid, si, 0))).await?;
             } else {
                 let opts = SplitOptions {
@@ -149,133 +138,14 @@ impl Shared {
                             ack: ack(si, sub),
                         };
                         self.deliver(&req, Some((uid, si, sub))).await?;
-                        self.update_progress(uid, |p| (p.span, p.sub) = (si, sub + 1));
+                        self.acked_before(uid, si, sub + 1);
                     }
                     sub += 1;
                 }
             }
-            self.update_progress(uid, |p| (p.span, p.sub) = (si + 1, 0));
+            self.acked_before(uid, si + 1, 0);
         }
         Ok(())
-    }
-
-    /// Sends the spans from `from` that go out as stored, pipelined on one connection to one
-    /// server (see the module docs); returns the first span not acknowledged. Any failure ends
-    /// it early (counted and logged as the sequential path does); the caller goes on from there.
-    async fn pipeline(
-        &self,
-        chunk: &Chunk,
-        tag: &str,
-        uid: [u8; 16],
-        spans: &[super::send::Span],
-        from: usize,
-    ) -> usize {
-        let cfg = &self.config;
-        let whole = |s: &super::send::Span| s.len <= cfg.max_request_size && !cfg.time_as_integer;
-        let run = spans[from.min(spans.len())..]
-            .iter()
-            .take_while(|s| whole(s))
-            .count();
-        if run < 2 {
-            return from;
-        }
-        let Some(i) = self.balancer.pick(|i| self.nodes[i].is_available()) else {
-            return from;
-        };
-        let node = &self.nodes[i];
-        let Ok((mut conn, _)) = checkout(self, node).await else {
-            // The sequential path connects again and reports the failure.
-            return from;
-        };
-        let detached = node.detach_signal();
-        tokio::pin!(detached);
-        let m = &self.metrics;
-        let end = from + run;
-        let mut in_flight = InFlight::new(&node.metrics.acks_pending);
-        let mut next = from;
-        let mut acked = from;
-        loop {
-            while in_flight.len() < PIPELINE_DEPTH && next < end {
-                let span = spans[next];
-                let req = Request {
-                    tag,
-                    payload: Payload::Range {
-                        chunk,
-                        offset: span.offset,
-                        len: span.len,
-                    },
-                    records: span.records,
-                    compressed: chunk.compressed(),
-                    ack: Some(ack_id(&uid, next, 0)),
-                };
-                let written = tokio::select! {
-                    r = write_request(&mut conn, node.name(), &req, cfg.send_timeout) => r,
-                    () = &mut detached => Err(ForwardError::DetachedInFlight {
-                        node: node.name().to_string(),
-                    }),
-                };
-                match written {
-                    Ok(n) => {
-                        bump(&m.requests_sent, 1);
-                        bump(&m.bytes_sent, n);
-                        bump(&node.metrics.requests_sent, 1);
-                        bump(&node.metrics.bytes_sent, n);
-                        in_flight.push(next, ack_id(&uid, next, 0), span.records);
-                        next += 1;
-                    }
-                    Err(e) => {
-                        self.pipeline_failed(node, &e, uid, &in_flight);
-                        return acked;
-                    }
-                }
-            }
-            if in_flight.is_empty() {
-                break;
-            }
-            let reply = tokio::select! {
-                r = read_ack(&mut conn, node.name(), cfg.ack_response_timeout) => r,
-                () = &mut detached => Err(ForwardError::DetachedInFlight {
-                    node: node.name().to_string(),
-                }),
-            };
-            let settled = reply.and_then(|got| {
-                in_flight
-                    .settle(&got)
-                    .ok_or_else(|| ForwardError::AckMismatch {
-                        node: node.name().to_string(),
-                        sent: in_flight.expected(),
-                        got: String::from_utf8_lossy(&got.bytes).into_owned(),
-                    })
-            });
-            match settled {
-                Ok(records) => {
-                    bump(&m.acks_received, 1);
-                    bump(&m.records_sent, records);
-                    node.request_succeeded();
-                    self.works_again(node);
-                    let first_open = in_flight.first().unwrap_or(next);
-                    if first_open > acked {
-                        acked = first_open;
-                        self.update_progress(uid, |p| (p.span, p.sub) = (acked, 0));
-                    }
-                }
-                Err(e) => {
-                    self.pipeline_failed(node, &e, uid, &in_flight);
-                    return acked;
-                }
-            }
-        }
-        checkin(self, node, conn);
-        acked
-    }
-
-    /// A pipelined send failed: count and log it as a request failure; the first request
-    /// written whose ack did not come may arrive twice when sent again.
-    fn pipeline_failed(&self, node: &Node, e: &ForwardError, uid: [u8; 16], open: &InFlight<'_>) {
-        self.failed_on(node, e);
-        if let Some(span) = open.first() {
-            self.update_progress(uid, |p| p.suspect = Some((span, 0)));
-        }
     }
 
     pub(super) async fn write_batch(&self, batch: &Batch) -> Result<(), ForwardError> {
@@ -323,7 +193,7 @@ impl Shared {
                     if let Some((uid, span, sub)) = piece
                         && e.ack_lost()
                     {
-                        self.update_progress(uid, |p| p.suspect = Some((span, sub)));
+                        self.ack_lost_for(uid, span, sub);
                     }
                     if !e.tries_next_node() {
                         return Err(e);
@@ -382,25 +252,39 @@ impl Shared {
     ) -> Result<(), ForwardError> {
         let cfg = &self.config;
         let written = write_request(&mut conn, node.name(), req, cfg.send_timeout).await?;
-        let m = &self.metrics;
-        bump(&m.requests_sent, 1);
-        bump(&m.bytes_sent, written);
-        bump(&node.metrics.requests_sent, 1);
-        bump(&node.metrics.bytes_sent, written);
+        self.count_written(node, written);
         if let Some(id) = &req.ack {
             let _pending = Pending::new(&node.metrics.acks_pending);
             await_ack(&mut conn, node.name(), id, cfg.ack_response_timeout).await?;
-            bump(&m.acks_received, 1);
+            bump(&self.metrics.acks_received, 1);
         }
-        bump(&m.records_sent, req.records);
-        node.request_succeeded();
-        self.works_again(node);
+        self.count_delivered(node, req.records);
         checkin(self, node, conn);
         Ok(())
     }
 
+    /// Whether a span goes out as it is stored (not cut further, times not rewritten).
+    pub(super) fn sent_as_stored(&self, span: &super::send::Span) -> bool {
+        span.len <= self.config.max_request_size && !self.config.time_as_integer
+    }
+
+    /// Counts a request written to `node`.
+    pub(super) fn count_written(&self, node: &Node, bytes: u64) {
+        bump(&self.metrics.requests_sent, 1);
+        bump(&self.metrics.bytes_sent, bytes);
+        bump(&node.metrics.requests_sent, 1);
+        bump(&node.metrics.bytes_sent, bytes);
+    }
+
+    /// Counts a request `node` took (acked, or written when no ack is asked for).
+    pub(super) fn count_delivered(&self, node: &Node, records: u64) {
+        bump(&self.metrics.records_sent, records);
+        node.request_succeeded();
+        self.works_again(node);
+    }
+
     /// Logs, counts and detaches after a failed request.
-    fn failed_on(&self, node: &Node, e: &ForwardError) {
+    pub(super) fn failed_on(&self, node: &Node, e: &ForwardError) {
         bump(&node.metrics.errors, 1);
         let m = &self.metrics;
         match e {
@@ -437,66 +321,6 @@ impl Shared {
                 },
             );
         }
-    }
-}
-
-/// The requests of a pipeline waiting for their acks, counted in the server's pending gauge
-/// while they wait (also when the pipeline is abandoned).
-struct InFlight<'a> {
-    gauge: &'a std::sync::atomic::AtomicU64,
-    open: std::collections::VecDeque<(usize, ChunkId, u64)>,
-}
-
-impl<'a> InFlight<'a> {
-    fn new(gauge: &'a std::sync::atomic::AtomicU64) -> Self {
-        Self {
-            gauge,
-            open: std::collections::VecDeque::new(),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.open.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.open.is_empty()
-    }
-
-    fn push(&mut self, span: usize, id: ChunkId, records: u64) {
-        self.gauge.fetch_add(1, Ordering::Relaxed);
-        self.open.push_back((span, id, records));
-    }
-
-    /// The first span still waiting.
-    fn first(&self) -> Option<usize> {
-        self.open.iter().map(|(s, _, _)| *s).min()
-    }
-
-    /// Settles the request `got` acknowledges; its records, or `None` if no request waits for
-    /// that ack.
-    fn settle(&mut self, got: &ChunkId) -> Option<u64> {
-        let at = self
-            .open
-            .iter()
-            .position(|(_, id, _)| id.bytes == got.bytes)?;
-        let (_, _, records) = self.open.remove(at)?;
-        self.gauge.fetch_sub(1, Ordering::Relaxed);
-        Some(records)
-    }
-
-    fn expected(&self) -> String {
-        self.open
-            .front()
-            .map(|(_, id, _)| String::from_utf8_lossy(&id.bytes).into_owned())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.gauge
-            .fetch_sub(self.open.len() as u64, Ordering::Relaxed);
     }
 }
 

@@ -41,6 +41,7 @@ pub mod heartbeat;
 pub mod metrics;
 pub mod node;
 pub mod phi;
+pub mod pipeline;
 pub mod pool;
 pub mod send;
 pub mod tls;

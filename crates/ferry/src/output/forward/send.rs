@@ -97,7 +97,22 @@ pub struct Request<'c> {
     pub ack: Option<ChunkId>,
 }
 
-impl Request<'_> {
+impl<'c> Request<'c> {
+    /// A span of `chunk` sent as it is stored.
+    pub fn span(tag: &'c str, chunk: &'c Chunk, span: &Span, ack: Option<ChunkId>) -> Self {
+        Self {
+            tag,
+            payload: Payload::Range {
+                chunk,
+                offset: span.offset,
+                len: span.len,
+            },
+            records: span.records,
+            compressed: chunk.compressed(),
+            ack,
+        }
+    }
+
     pub fn payload_len(&self) -> u64 {
         match &self.payload {
             Payload::Range { len, .. } => *len,

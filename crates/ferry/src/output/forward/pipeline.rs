@@ -1,0 +1,184 @@
+//! Pipelining: with acks, the requests of a chunk that go out as stored (every span not
+//! larger than `max_request_size`) are written on one connection up to [`PIPELINE_DEPTH`]
+//! ahead of their acks, each settled by its own ack (matched by id, in any order). The receiver
+//! works on one request while the next is on the wire, so a chunk costs one round trip, not
+//! one per request. The first failure ends the pipeline: what was acked stays acked, and the
+//! rest goes through [`super::deliver`]'s one-request-at-a-time path, which fails over to the
+//! next server.
+
+use super::Shared;
+use super::error::ForwardError;
+use super::metrics::bump;
+use super::node::Node;
+use super::pool::{checkin, checkout};
+use super::send::{Request, Span, ack_id, read_ack, write_request};
+use ferry_buffer::Chunk;
+use ferry_proto::options::ChunkId;
+use std::sync::atomic::Ordering;
+
+/// Requests of a chunk written ahead of their acks on one connection.
+pub const PIPELINE_DEPTH: usize = 4;
+
+impl Shared {
+    /// Sends the spans from `from` that go out as stored, pipelined on one connection to one
+    /// server (see the module docs); returns the first span not acknowledged. Any failure ends
+    /// it early (counted and logged as the sequential path does); the caller goes on from there.
+    pub(super) async fn pipeline(
+        &self,
+        chunk: &Chunk,
+        tag: &str,
+        uid: [u8; 16],
+        spans: &[Span],
+        from: usize,
+    ) -> usize {
+        let cfg = &self.config;
+        let run = spans[from.min(spans.len())..]
+            .iter()
+            .take_while(|s| self.sent_as_stored(s))
+            .count();
+        if run < 2 {
+            return from;
+        }
+        let Some(i) = self.balancer.pick(|i| self.nodes[i].is_available()) else {
+            return from;
+        };
+        let node = &self.nodes[i];
+        let Ok((mut conn, _)) = checkout(self, node).await else {
+            // The sequential path connects again and reports the failure.
+            return from;
+        };
+        let detached = node.detach_signal();
+        tokio::pin!(detached);
+        let end = from + run;
+        let mut in_flight = InFlight::new(&node.metrics.acks_pending);
+        let mut next = from;
+        let mut acked = from;
+        loop {
+            while in_flight.len() < PIPELINE_DEPTH && next < end {
+                let span = &spans[next];
+                let req = Request::span(tag, chunk, span, Some(ack_id(&uid, next, 0)));
+                let written = tokio::select! {
+                    r = write_request(&mut conn, node.name(), &req, cfg.send_timeout) => r,
+                    () = &mut detached => Err(ForwardError::DetachedInFlight {
+                        node: node.name().to_string(),
+                    }),
+                };
+                match written {
+                    Ok(n) => {
+                        self.count_written(node, n);
+                        in_flight.push(next, ack_id(&uid, next, 0), span.records);
+                        next += 1;
+                    }
+                    Err(e) => {
+                        self.pipeline_failed(node, &e, uid, &in_flight);
+                        return acked;
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            let reply = tokio::select! {
+                r = read_ack(&mut conn, node.name(), cfg.ack_response_timeout) => r,
+                () = &mut detached => Err(ForwardError::DetachedInFlight {
+                    node: node.name().to_string(),
+                }),
+            };
+            let settled = reply.and_then(|got| {
+                in_flight
+                    .settle(&got)
+                    .ok_or_else(|| ForwardError::AckMismatch {
+                        node: node.name().to_string(),
+                        sent: in_flight.expected(),
+                        got: String::from_utf8_lossy(&got.bytes).into_owned(),
+                    })
+            });
+            match settled {
+                Ok(records) => {
+                    bump(&self.metrics.acks_received, 1);
+                    self.count_delivered(node, records);
+                    let first_open = in_flight.first().unwrap_or(next);
+                    if first_open > acked {
+                        acked = first_open;
+                        self.acked_before(uid, acked, 0);
+                    }
+                }
+                Err(e) => {
+                    self.pipeline_failed(node, &e, uid, &in_flight);
+                    return acked;
+                }
+            }
+        }
+        checkin(self, node, conn);
+        acked
+    }
+
+    /// A pipelined send failed: count and log it as a request failure; the first request
+    /// written whose ack did not come may arrive twice when sent again.
+    fn pipeline_failed(&self, node: &Node, e: &ForwardError, uid: [u8; 16], open: &InFlight<'_>) {
+        self.failed_on(node, e);
+        if let Some(span) = open.first() {
+            self.ack_lost_for(uid, span, 0);
+        }
+    }
+}
+
+/// The requests of a pipeline waiting for their acks, counted in the server's pending gauge
+/// while they wait (also when the pipeline is abandoned).
+struct InFlight<'a> {
+    gauge: &'a std::sync::atomic::AtomicU64,
+    open: std::collections::VecDeque<(usize, ChunkId, u64)>,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a std::sync::atomic::AtomicU64) -> Self {
+        Self {
+            gauge,
+            open: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    fn push(&mut self, span: usize, id: ChunkId, records: u64) {
+        self.gauge.fetch_add(1, Ordering::Relaxed);
+        self.open.push_back((span, id, records));
+    }
+
+    /// The first span still waiting.
+    fn first(&self) -> Option<usize> {
+        self.open.iter().map(|(s, _, _)| *s).min()
+    }
+
+    /// Settles the request `got` acknowledges; its records, or `None` if no request waits for
+    /// that ack.
+    fn settle(&mut self, got: &ChunkId) -> Option<u64> {
+        let at = self
+            .open
+            .iter()
+            .position(|(_, id, _)| id.bytes == got.bytes)?;
+        let (_, _, records) = self.open.remove(at)?;
+        self.gauge.fetch_sub(1, Ordering::Relaxed);
+        Some(records)
+    }
+
+    fn expected(&self) -> String {
+        self.open
+            .front()
+            .map(|(_, id, _)| String::from_utf8_lossy(&id.bytes).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.gauge
+            .fetch_sub(self.open.len() as u64, Ordering::Relaxed);
+    }
+}
