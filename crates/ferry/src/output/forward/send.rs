@@ -171,46 +171,63 @@ pub async fn write_request(
     conn.write(&header, limit).await.map_err(werr)?;
     match &req.payload {
         Payload::Bytes(b) => conn.write(b, limit).await.map_err(werr)?,
-        Payload::Range { chunk, offset, len } => {
-            if let Some(pieces) = chunk.memory_slices(*offset, *len) {
-                // A memory chunk: its pieces are written as they are stored, without a copy.
+        Payload::Range { chunk, offset, len } => match chunk.memory_slices(*offset, *len) {
+            // A memory chunk: its pieces are written as they are stored, without a copy.
+            Some(pieces) => {
+                if pieces.iter().map(|p| p.len() as u64).sum::<u64>() != *len {
+                    return Err(ForwardError::ReadChunk(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the chunk holds fewer bytes than the request declares",
+                    )));
+                }
                 for piece in pieces {
                     conn.write(&piece, limit).await.map_err(werr)?;
                 }
-                conn.write(&trailer, limit).await.map_err(werr)?;
-                conn.flush(limit).await.map_err(werr)?;
-                return Ok(header.len() as u64 + len + trailer.len() as u64);
             }
-            let mut reader = chunk.reader().map_err(ForwardError::ReadChunk)?;
-            reader
-                .seek(SeekFrom::Start(*offset))
-                .map_err(ForwardError::ReadChunk)?;
-            let mut left = *len;
-            let step = |left: &mut u64| {
-                let n = (*left).min(BLOCK as u64);
-                *left -= n;
-                n as usize
-            };
-            let first = step(&mut left);
-            let mut pending = Some(read_block(reader, Vec::new(), first));
-            let mut spare = Vec::new();
-            while let Some(job) = pending.take() {
-                let (reader, buf, read) = job
-                    .await
-                    .map_err(|e| ForwardError::ReadChunk(io::Error::other(e)))?;
-                read.map_err(ForwardError::ReadChunk)?;
-                if left > 0 {
-                    let n = step(&mut left);
-                    pending = Some(read_block(reader, std::mem::take(&mut spare), n));
-                }
-                conn.write(&buf, limit).await.map_err(werr)?;
-                spare = buf;
-            }
-        }
+            None => stream_from_file(conn, chunk, *offset, *len, limit, &werr).await?,
+        },
     }
     conn.write(&trailer, limit).await.map_err(werr)?;
     conn.flush(limit).await.map_err(werr)?;
     Ok(header.len() as u64 + len + trailer.len() as u64)
+}
+
+/// Streams `len` bytes at `offset` of a file chunk: the next block is read while the current
+/// one is being written.
+async fn stream_from_file(
+    conn: &mut Connection,
+    chunk: &Chunk,
+    offset: u64,
+    len: u64,
+    limit: Duration,
+    werr: &impl Fn(WriteFailure) -> ForwardError,
+) -> Result<(), ForwardError> {
+    let mut reader = chunk.reader().map_err(ForwardError::ReadChunk)?;
+    reader
+        .seek(SeekFrom::Start(offset))
+        .map_err(ForwardError::ReadChunk)?;
+    let mut left = len;
+    let step = |left: &mut u64| {
+        let n = (*left).min(BLOCK as u64);
+        *left -= n;
+        n as usize
+    };
+    let first = step(&mut left);
+    let mut pending = Some(read_block(reader, Vec::new(), first));
+    let mut spare = Vec::new();
+    while let Some(job) = pending.take() {
+        let (reader, buf, read) = job
+            .await
+            .map_err(|e| ForwardError::ReadChunk(io::Error::other(e)))?;
+        read.map_err(ForwardError::ReadChunk)?;
+        if left > 0 {
+            let n = step(&mut left);
+            pending = Some(read_block(reader, std::mem::take(&mut spare), n));
+        }
+        conn.write(&buf, limit).await.map_err(werr)?;
+        spare = buf;
+    }
+    Ok(())
 }
 
 /// Waits for the ack of `expected`.
