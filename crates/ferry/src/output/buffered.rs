@@ -55,16 +55,6 @@ impl Room {
     }
 }
 
-fn room_signal(buffer: &Buffer) -> Arc<watch::Sender<u64>> {
-    let (tx, _) = watch::channel(0u64);
-    let tx = Arc::new(tx);
-    let hook = Arc::clone(&tx);
-    buffer.set_space_hook(Arc::new(move || {
-        hook.send_modify(|n| *n = n.wrapping_add(1))
-    }));
-    tx
-}
-
 impl Buffered {
     /// Opens (and for a file buffer, recovers) the buffer on a blocking thread.
     pub async fn open(id: &str, setup: BufferSetup) -> anyhow::Result<Self> {
@@ -77,19 +67,9 @@ impl Buffered {
                 .await?
                 .map_err(|e| anyhow::anyhow!("output {id}: cannot open its buffer: {e}"))?;
         log_recovery(id, &report);
-        let buffer = Arc::new(buffer);
-        let notify = Arc::new(Notify::new());
-        let wake = Arc::clone(&notify);
-        buffer.set_notify(Arc::new(move || wake.notify_one()));
-        let room = room_signal(&buffer);
-        Ok(Self {
-            buffer,
-            setup,
-            notify,
-            appends: Semaphore::new(MAX_CONCURRENT_APPENDS),
-            room,
-            holds: Default::default(),
-        })
+        let this = Self::adopt(Arc::new(buffer), setup);
+        this.hook_into_buffer();
+        Ok(this)
     }
 
     /// A buffer over the running `buffer` of the output this one replaces at a reload (the
@@ -110,13 +90,19 @@ impl Buffered {
     /// flushers from now on.
     pub fn take_over(&self) -> Result<(), ferry_buffer::ConfigError> {
         self.buffer.reconfigure(self.setup.config.clone())?;
+        self.hook_into_buffer();
+        Ok(())
+    }
+
+    /// Makes the buffer wake this output's flushers (a chunk to take) and its held inputs
+    /// (room freed).
+    fn hook_into_buffer(&self) {
         let wake = Arc::clone(&self.notify);
         self.buffer.set_notify(Arc::new(move || wake.notify_one()));
         let room = Arc::clone(&self.room);
         self.buffer.set_space_hook(Arc::new(move || {
             room.send_modify(|n| *n = n.wrapping_add(1))
         }));
-        Ok(())
     }
 
     /// The error for a refused append; a full buffer's carries `room` (taken before the

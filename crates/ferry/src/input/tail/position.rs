@@ -238,11 +238,7 @@ impl<R: io::Read> ReadBounded for io::Take<R> {
 /// Content written in place at most (one page: never torn).
 const IN_PLACE_MAX: usize = 4096;
 
-/// Writes `entries` to `path` atomically (see the module docs).
-pub fn store(path: &Path, entries: &[PosEntry], durable: bool) -> Result<(), PositionError> {
-    replace(path, encode(entries).as_bytes(), durable)
-}
-
+/// Replaces `path` with `text` atomically (see the module docs).
 fn replace(path: &Path, text: &[u8], durable: bool) -> Result<(), PositionError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
@@ -464,7 +460,9 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_an_io_error() {
-        let err = store(Path::new("/nonexistent-dir/pos"), &[], true).unwrap_err();
+        let err = PositionStore::new(PathBuf::from("/nonexistent-dir/pos"))
+            .save(1, &[entry("/a", 1, 1)], true)
+            .unwrap_err();
         assert!(err.is_retryable());
         assert!(err.to_string().contains("/nonexistent-dir/pos.tmp"));
     }
