@@ -139,6 +139,8 @@ pub async fn write_loop(
     h: TaskHandle,
 ) {
     let mut rx = table.subscribe();
+    // Commits made before this task subscribed are written at once.
+    rx.mark_changed();
     let mut retry = false;
     let mut failures = 0u64;
     let mut last_durable = tokio::time::Instant::now();
@@ -201,6 +203,41 @@ mod tests {
             id: FileId { dev, ino },
             fp: Fingerprint::default(),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_commit_is_written_and_the_last_made_durable_once_commits_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pos");
+        let table = PositionTable::new(Vec::new());
+        let store = Arc::new(PositionStore::new(path.clone()));
+        let tasks = crate::task::Tasks::new();
+        let (t, s) = (table.clone(), Arc::clone(&store));
+        tasks.spawn("writer", move |h| write_loop(t, s, "t".into(), h));
+        let written = |offset: u64| {
+            super::super::position::load(&path)
+                .map(|l| l.entries.first().map(|e| e.offset) == Some(offset))
+                .unwrap_or(false)
+        };
+        for offset in 1..=20u64 {
+            table.set(e("/a", 1, 1, offset * 100));
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while !written(offset * 100) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "commit {offset} not written"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        // Commits pause: the last write is made durable within DURABLE_EVERY (and a margin).
+        let deadline = tokio::time::Instant::now() + DURABLE_EVERY + Duration::from_secs(2);
+        while !store.is_durable() {
+            assert!(tokio::time::Instant::now() < deadline, "never made durable");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(written(2000));
+        tasks.shutdown(Duration::from_secs(2)).await;
     }
 
     #[test]
