@@ -1,7 +1,7 @@
 //! Chunk contents and the in-flight [`Chunk`] handle with its streaming [`ChunkReader`].
 
 use std::io::{self, Read, Seek, SeekFrom};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -9,6 +9,7 @@ use bytes::Bytes;
 pub use crate::content::Segment;
 use crate::content::{Content, MemPayload};
 use crate::file_chunk::FileChunk;
+use crate::format::Note;
 use crate::key::{ChunkId, ChunkKey};
 use crate::retry::RetryState;
 use crate::storage::StorageFile;
@@ -39,7 +40,11 @@ pub struct Chunk {
     pub(crate) retry: RetryState,
     pub(crate) body: ChunkBody,
     pub(crate) settled: bool,
+    pub(crate) notes: Notes,
 }
+
+/// A chunk's notes, shared by its buffer entry and the handles taken from it.
+pub(crate) type Notes = Arc<Mutex<Vec<Note>>>;
 
 impl Chunk {
     /// Stable across restarts (it is the id in the chunk's file names and journal header).
@@ -71,6 +76,34 @@ impl Chunk {
     }
     pub fn retry(&self) -> &RetryState {
         &self.retry
+    }
+
+    /// The notes outputs kept on their progress with this chunk, oldest first: from this and
+    /// earlier attempts, also before a restart for a file chunk (see [`crate::format`],
+    /// "Notes").
+    pub fn notes(&self) -> Vec<Note> {
+        self.notes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A handle that keeps notes for this chunk, usable away from the chunk (on a blocking
+    /// thread).
+    pub fn notebook(&self) -> Notebook {
+        Notebook {
+            notes: self.notes.clone(),
+            file: match &self.body {
+                ChunkBody::File(f) => Some(f.clone()),
+                ChunkBody::Memory(_) => None,
+            },
+        }
+    }
+
+    /// Keeps a note on the output's progress with this chunk, without a sync: losing it only
+    /// repeats the work it records.
+    pub fn note(&self, note: Note) -> io::Result<()> {
+        self.notebook().note(note)
     }
 
     /// Streams the payload. A file chunk is read with positional reads into the caller's
@@ -110,6 +143,38 @@ impl Chunk {
                 crate::storage::read_exact_at(file.as_ref(), &mut out, offset)?;
                 Ok(Bytes::from(out))
             }
+        }
+    }
+}
+
+/// Keeps notes for one chunk (see [`Chunk::notebook`]).
+#[derive(Clone, Debug)]
+pub struct Notebook {
+    notes: Notes,
+    file: Option<Arc<FileChunk>>,
+}
+
+impl Notebook {
+    /// Keeps `note` (not synced).
+    pub fn note(&self, note: Note) -> io::Result<()> {
+        self.add(note, false)
+    }
+
+    /// Keeps `note` and makes it, and every record before it, durable before returning.
+    pub fn note_durably(&self, note: Note) -> io::Result<()> {
+        self.add(note, true)
+    }
+
+    fn add(&self, note: Note, durable: bool) -> io::Result<()> {
+        {
+            let mut notes = self.notes.lock().unwrap_or_else(PoisonError::into_inner);
+            if notes.len() < crate::recovery::scan::MAX_NOTES {
+                notes.push(note);
+            }
+        }
+        match &self.file {
+            Some(f) => f.write_note(note, durable),
+            None => Ok(()),
         }
     }
 }

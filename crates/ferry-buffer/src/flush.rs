@@ -64,6 +64,7 @@ impl Buffer {
                     retry: e.retry.clone(),
                     body,
                     settled: false,
+                    notes: e.notes.clone(),
                 };
                 (chunk, !e.verified)
             };

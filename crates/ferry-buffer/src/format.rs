@@ -35,11 +35,13 @@
 //!
 //! # Journal records (32 bytes each, at `H + 32 × index`)
 //! ```text
-//! 0   1  kind: 1 = append, 2 = seal, 3 = retry
-//! 1   3  zero
-//! 4   4  append: crc32c of the appended payload bytes | retry: steps | seal: 0
+//! 0   1  kind: 1 = append, 2 = seal, 3 = retry, 4 = note
+//! 1   1  note: what the note says (the output's own code) | others: zero
+//! 2   2  zero
+//! 4   4  append: crc32c of the appended payload bytes | retry: steps | seal: 0 | note: small
 //! 8   8  append: payload end offset after it | seal: seal sequence | retry: first failure (ns)
-//! 16  8  append: record count of the append | seal: sealed at (ns) | retry: 0
+//!        | note: a
+//! 16  8  append: record count of the append | seal: sealed at (ns) | retry: 0 | note: b
 //! 24  4  index of the record (low 32 bits)
 //! 28  4  crc32c of bytes 0..28, seeded with the crc32c of the chunk id
 //! ```
@@ -58,6 +60,29 @@
 //! a restart) may appear. Seal and retry records and deletions are not synced: losing one after
 //! a power cut only re-queues a chunk as if it were staged, restarts its retry budget, or
 //! resurrects an acknowledged chunk (a duplicate, never a loss).
+//!
+//! # Notes: an output's progress within a chunk
+//! A note ([`crate::Note`]) records how far an output got with a chunk in flight, so that the
+//! attempt after a crash does not repeat what is already done: the forward output notes each
+//! request the server acknowledged (by payload range), the file output the archive length
+//! before it appends and the end of its write. The buffer does not interpret notes; it keeps
+//! them in order, hands them back with the chunk ([`crate::Chunk::notes`]) after a restart, and
+//! drops them with the chunk.
+//!
+//! Notes are written without a sync unless the output asks for one
+//! ([`crate::Chunk::note_durably`]). That is safe because a note only ever saves work: a lost
+//! note makes the output do again what it noted (a duplicate, never a loss). The output
+//! whose undo step depends on a note being there (the file output's "write finished") asks
+//! for the sync, which also makes every earlier record durable.
+//!
+//! # Recovery of the records after the appends
+//! Seal, retry records and notes are not synced, so after a power cut any of them can be
+//! missing, and the page holding one can be lost while a later page survives. An invalid
+//! record followed by a valid append is corruption (appends are synced in order) and
+//! quarantines the chunk; an invalid record followed only by seal, retry and note records is a
+//! torn tail of unsynced records: the journal is cut at the invalid record, and the chunk is
+//! queued with what came before it (a lost seal re-queues it as staged, a lost note repeats
+//! work).
 //!
 //! # Why two files
 //! The payload holds nothing but the appended bytes so the forward output can send a chunk
@@ -307,6 +332,17 @@ pub enum Record {
         steps: u32,
         first_failure: SystemTime,
     },
+    Note(Note),
+}
+
+/// An output's note about its progress with a chunk (see "Notes" above). The buffer stores
+/// it as given; what `code`, `small`, `a` and `b` mean is the output's business.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Note {
+    pub code: u8,
+    pub small: u32,
+    pub a: u64,
+    pub b: u64,
 }
 
 /// Why a 32-byte slot is not a valid record.
@@ -329,6 +365,10 @@ pub fn encode_record(rec: &Record, index: u64, seed: u32) -> [u8; RECORD_LEN] {
             steps,
             first_failure,
         } => (3, steps, nanos(first_failure) as u64, 0),
+        Record::Note(n) => {
+            b[1] = n.code;
+            (4, n.small, n.a, n.b)
+        }
     };
     b[0] = kind;
     b[4..8].copy_from_slice(&word.to_le_bytes());
@@ -369,6 +409,12 @@ pub fn decode_record(b: &[u8; RECORD_LEN], index: u64, seed: u32) -> Result<Reco
             steps: word,
             first_failure: from_nanos(a as i64),
         }),
+        4 => Ok(Record::Note(Note {
+            code: b[1],
+            small: word,
+            a,
+            b: c,
+        })),
         k => Err(RecordError::Kind(k)),
     }
 }

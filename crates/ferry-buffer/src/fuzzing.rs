@@ -188,6 +188,12 @@ fn write_chunk_files(dir: &std::path::Path, data: &[u8]) {
                     seq: step,
                     at: UNIX_EPOCH,
                 },
+                _ if b[0] & 0x40 != 0 => Record::Note(format::Note {
+                    code: b.get(2).copied().unwrap_or(0),
+                    small: u32::from(step as u8),
+                    a: step,
+                    b: end,
+                }),
                 _ => Record::Retry {
                     steps: u32::from(step as u8),
                     first_failure: UNIX_EPOCH,

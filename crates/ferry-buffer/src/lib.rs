@@ -55,6 +55,7 @@ pub use config::{
 };
 pub use error::{AppendError, BufferError, DiskOp, OpenError};
 pub use flush::RetryDecision;
+pub use format::Note;
 pub use key::{ChunkId, ChunkKey};
 pub use recovery::{QuarantineReason, RecoveryReport, TornTail};
 pub use retry::{Backoff, RetryConfig, RetryPolicy, RetryState, RetryType};

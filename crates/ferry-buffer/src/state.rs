@@ -49,6 +49,8 @@ pub struct Entry {
     pub verified: bool,
     pub compressed: bool,
     pub body: Body,
+    /// The output's notes on its progress with this chunk (see `format`, "Notes").
+    pub notes: crate::chunk::Notes,
 }
 
 impl Entry {
@@ -69,6 +71,7 @@ impl Entry {
             verified: true,
             compressed: false,
             body,
+            notes: crate::chunk::Notes::default(),
         }
     }
 

@@ -263,6 +263,21 @@ impl FileChunk {
         Ok(())
     }
 
+    /// Appends a note record; with `durable`, the journal is synced after it.
+    pub fn write_note(&self, note: format::Note, durable: bool) -> io::Result<()> {
+        self.write_record(Record::Note(note))?;
+        if durable {
+            let path = self.paths().journal;
+            match self.storage.open(&path, OpenMode::ReadWrite) {
+                Ok(f) => f.sync_data()?,
+                // Acked (deleted) meanwhile: nothing left to make durable.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes both files.
     pub fn remove(&self) -> Result<(), FileError> {
         *lock(&self.writer) = None;

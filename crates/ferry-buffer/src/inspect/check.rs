@@ -25,6 +25,7 @@ pub(super) fn examine(storage: &dyn Storage, files: &ChunkFiles, check: Check) -
         bytes: 0,
         sealed: None,
         retry: None,
+        notes: 0,
         reason: None,
         problems: Vec::new(),
         problems_not_listed: 0,
@@ -222,6 +223,11 @@ impl Walk<'_> {
                 return;
             }
         };
+        if self.bad_run.is_some() && !matches!(rec, Record::Append { .. }) {
+            // An unsynced record that outlived an earlier one: recovery cuts the journal at the
+            // first invalid slot, so this is part of the torn tail unless an append follows.
+            return;
+        }
         if let Some((first, count, error)) = self.bad_run.take() {
             let kind = ProblemKind::RecordsCorrupt {
                 index: first,
@@ -279,6 +285,7 @@ impl Walk<'_> {
                 steps,
                 first_failure,
             } => r.retry = Some((steps, first_failure)),
+            Record::Note(_) => r.notes += 1,
         }
     }
 

@@ -153,6 +153,8 @@ pub struct ChunkReport {
     pub sealed: Option<SystemTime>,
     /// Retry steps and first failure, from its last retry record.
     pub retry: Option<(u32, SystemTime)>,
+    /// Notes an output kept on its progress with the chunk (see `format`, "Notes").
+    pub notes: u64,
     /// The text of a quarantined chunk's `.reason` file.
     pub reason: Option<String>,
     /// In file order (journal, then payload), at most [`MAX_PROBLEMS`].

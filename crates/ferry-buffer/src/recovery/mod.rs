@@ -60,6 +60,7 @@ pub(crate) struct Recovered {
     content: Content,
     sealed: Option<u64>,
     retry: Option<(u32, SystemTime)>,
+    notes: Vec<crate::format::Note>,
 }
 
 enum Examined {
@@ -181,6 +182,7 @@ pub(crate) fn install(
         if let Some((steps, first)) = r.retry {
             e.retry = RetryState::restored(steps, first);
         }
+        e.notes = Arc::new(std::sync::Mutex::new(r.notes));
         st.total_bytes += r.content.bytes;
         e.content = r.content;
         if r.sealed.is_none() {
@@ -309,5 +311,6 @@ fn examine(
         content,
         sealed: scan.sealed,
         retry: scan.retry,
+        notes: scan.notes,
     })))
 }

@@ -5,12 +5,14 @@ use std::time::SystemTime;
 
 use super::QuarantineReason;
 use crate::content::Content;
-use crate::format::{self, Header, HeaderError, RECORD_LEN, Record, RecordError};
+use crate::format::{self, Header, HeaderError, Note, RECORD_LEN, Record, RecordError};
 use crate::key::ChunkId;
 use crate::storage::{StorageFile, read_exact_at};
 
 /// Records scanned per read.
 const SCAN_RECORDS: usize = 2048;
+/// Notes kept per chunk; later ones are dropped (the output then repeats that work).
+pub const MAX_NOTES: usize = 1 << 16;
 
 pub(super) struct Scan {
     pub(super) header: Header,
@@ -19,6 +21,7 @@ pub(super) struct Scan {
     pub(super) valid_slots: u64,
     pub(super) sealed: Option<u64>,
     pub(super) retry: Option<(u32, SystemTime)>,
+    pub(super) notes: Vec<Note>,
 }
 
 pub(super) fn scan_journal(
@@ -41,14 +44,18 @@ pub(super) fn scan_journal(
         valid_slots: slots,
         sealed: None,
         retry: None,
+        notes: Vec::new(),
     };
     let mut first_bad: Option<(u64, RecordError)> = None;
     for_each_record(file, hl, len, seed, |at, record| {
         match (first_bad, record) {
-            (Some((index, error)), Ok(_)) => {
+            // Appends are synced in order: a valid one after an invalid slot is corruption.
+            // Anything else after it is an unsynced record that outlived an earlier one (see
+            // "Recovery of the records after the appends" in `format`): dropped with it.
+            (Some((index, error)), Ok(Record::Append { .. })) => {
                 return Err(QuarantineReason::JournalCorrupt { index, error });
             }
-            (Some(_), Err(_)) => {}
+            (Some(_), _) => {}
             (None, Err(e)) => first_bad = Some((at, e)),
             (None, Ok(rec)) => apply_record(&mut scan, rec, at, target)?,
         }
@@ -139,6 +146,11 @@ fn apply_record(
             steps,
             first_failure,
         } => scan.retry = Some((steps, first_failure)),
+        Record::Note(note) => {
+            if scan.notes.len() < MAX_NOTES {
+                scan.notes.push(note);
+            }
+        }
     }
     Ok(())
 }

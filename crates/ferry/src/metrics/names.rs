@@ -241,6 +241,14 @@ pub const FERRY_FORWARD_DUPLICATES: Family = (
     "ferry_forward_output_resent_chunks_total",
     "Chunks sent again after an ack was lost (possible duplicates downstream).",
 );
+pub const FERRY_FORWARD_RESENT_AFTER_RESTART: Family = (
+    "ferry_forward_output_resent_after_restart_total",
+    "Requests a crash interrupted (written before it, never acknowledged) sent again after the restart.",
+);
+pub const FERRY_FORWARD_RECORDS_RESENT_AFTER_RESTART: Family = (
+    "ferry_forward_output_resent_after_restart_records_total",
+    "Records of those requests: the most events a crash can have duplicated downstream.",
+);
 pub const FERRY_TAIL_INOTIFY_FALLBACKS: Family = (
     "ferry_tail_polling_fallback_total",
     "Times inotify could not be used (no instance, no watch, queue overflow) and polling took over.",

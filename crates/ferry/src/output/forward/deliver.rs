@@ -8,11 +8,15 @@
 //!
 //! **Pipelining**: see [`super::pipeline`], tried first for every chunk sent with acks.
 //!
-//! Progress within a chunk is remembered in memory, so after a failure only the requests not
-//! yet acknowledged are sent again (a restart forgets it and sends the whole chunk: the
-//! receiver may then see some events twice; ferry never loses them). A request whose ack was
-//! lost is sent again to the next server: the events may arrive twice, counted in
-//! `duplicates_resent`.
+//! **Progress within a chunk** is kept as notes with the chunk ([`crate::output::progress`]):
+//! each request is noted when written and when acknowledged. The next attempt (after a
+//! failure, or after a crash for a file buffer) sends only the requests with no ack note. A
+//! request a crash interrupted (written by an earlier run, no ack note) may have reached the
+//! server: sending it again may duplicate its events, counted in
+//! `ferry_forward_output_resent_after_restart_records_total`. A request whose ack was lost is
+//! sent again to the next server: the events may arrive twice, counted in
+//! `duplicates_resent`. A span larger than `max_request_size` (one huge append) is cut into
+//! pieces whose progress is kept in memory only.
 
 use super::Shared;
 use super::conn::Connection;
@@ -20,8 +24,11 @@ use super::error::ForwardError;
 use super::metrics::bump;
 use super::node::{DetachReason, Node};
 use super::pool::{checkin, checkout, connect};
-use super::send::{Payload, Request, SplitOptions, ack_id, await_ack, plan, split, write_request};
+use super::send::{
+    Payload, Request, Span, SplitOptions, ack_id, await_ack, plan, split, write_request,
+};
 use crate::event::Batch;
+use crate::output::progress::{self, Code, Ranges, run_id};
 use ferry_buffer::Chunk;
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
@@ -29,6 +36,57 @@ use std::sync::atomic::Ordering;
 /// Chunks with remembered progress beyond which the memory is reset (chunks that failed for
 /// good leave entries behind; forgetting them only costs possible duplicates).
 const MAX_PROGRESS_ENTRIES: usize = 4096;
+
+/// The spans of a chunk still to send, from the progress notes of earlier attempts (also
+/// before a restart, for a file buffer): a span the server acknowledged is not sent again.
+pub(super) struct Todo {
+    pub(super) done: Vec<bool>,
+    /// Spans written by an earlier run of the process and not acknowledged: a crash
+    /// interrupted them, so the server may have them already.
+    pub(super) interrupted: Vec<bool>,
+}
+
+impl Todo {
+    /// `run` is this run's [`run_id`].
+    pub(super) fn new(chunk: &Chunk, spans: &[Span], run: u32) -> Self {
+        let notes = chunk.notes();
+        let acked = Ranges::of(&notes, Code::RequestAcked, |_| true);
+        let earlier = Ranges::of(&notes, Code::RequestSent, |n| n.small != run);
+        let done: Vec<bool> = spans
+            .iter()
+            .map(|s| acked.covers(s.offset, s.len))
+            .collect();
+        let interrupted = spans
+            .iter()
+            .zip(&done)
+            .map(|(s, d)| !d && earlier.touches(s.offset, s.len))
+            .collect();
+        Self { done, interrupted }
+    }
+
+    /// Notes that `span` is being written.
+    pub(super) fn sending(&self, chunk: &Chunk, span: &Span) {
+        progress::keep(
+            chunk,
+            Code::RequestSent.note(run_id(), span.offset, span.len),
+        );
+    }
+
+    /// Notes that span `i` was acknowledged (or written, without acks), counting it if a
+    /// crash had interrupted it before.
+    pub(super) fn acked(&mut self, shared: &Shared, chunk: &Chunk, i: usize, span: &Span) {
+        self.done[i] = true;
+        // Without acks a written request counts as delivered, as the chunk would be.
+        progress::keep(
+            chunk,
+            Code::RequestAcked.note(run_id(), span.offset, span.len),
+        );
+        if std::mem::take(&mut self.interrupted[i]) {
+            bump(&shared.metrics.resent_after_restart, 1);
+            bump(&shared.metrics.records_resent_after_restart, span.records);
+        }
+    }
+}
 
 /// How far a chunk got.
 #[derive(Debug, Default, Clone)]
@@ -106,13 +164,18 @@ impl Shared {
         if spans.len() > 1 {
             bump(&self.metrics.chunks_split, 1);
         }
-        let mut start = self.progress(&uid);
+        let mut todo = Todo::new(chunk, &spans, run_id());
+        let start = self.progress(&uid);
         if cfg.require_ack_response && start.sub == 0 {
-            start.span = self.pipeline(chunk, tag, uid, &spans, start.span).await;
+            self.pipeline(chunk, tag, uid, &spans, &mut todo).await;
         }
         let ack = |span, sub| cfg.require_ack_response.then(|| ack_id(&uid, span, sub));
-        for (si, span) in spans.iter().enumerate().skip(start.span) {
+        for (si, span) in spans.iter().enumerate() {
+            if todo.done[si] {
+                continue;
+            }
             let skip_sub = if si == start.span { start.sub } else { 0 };
+            todo.sending(chunk, span);
             if self.sent_as_stored(span) {
                 let req = Request::span(tag, chunk, span, ack(si, 0));
                 self.deliver(&req, Some((uid, si, 0))).await?;
@@ -144,6 +207,7 @@ impl Shared {
                 }
             }
             self.acked_before(uid, si + 1, 0);
+            todo.acked(self, chunk, si, span);
         }
         Ok(())
     }
@@ -340,3 +404,7 @@ impl Drop for Pending<'_> {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+#[path = "deliver_tests.rs"]
+mod tests;

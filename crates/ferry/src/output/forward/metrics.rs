@@ -28,6 +28,11 @@ pub struct ForwardMetrics {
     /// Requests sent again after their ack was lost: the events may arrive twice.
     pub duplicates_resent: AtomicU64,
     pub duplicate_records_resent: AtomicU64,
+    /// Requests a crash interrupted (written by an earlier run, never acknowledged) that were
+    /// sent again after the restart, and their records: the most events the restart can have
+    /// duplicated downstream.
+    pub resent_after_restart: AtomicU64,
+    pub records_resent_after_restart: AtomicU64,
     /// Chunks cut into several requests by `max_request_size`.
     pub chunks_split: AtomicU64,
     /// Single entries larger than `max_request_size`, sent alone.
@@ -106,6 +111,16 @@ impl Forward {
             FERRY_FORWARD_DUPLICATES,
             &labels,
             load(&m.duplicates_resent),
+        );
+        out.counter(
+            FERRY_FORWARD_RESENT_AFTER_RESTART,
+            &labels,
+            load(&m.resent_after_restart),
+        );
+        out.counter(
+            FERRY_FORWARD_RECORDS_RESENT_AFTER_RESTART,
+            &labels,
+            load(&m.records_resent_after_restart),
         );
         out.counter(FERRY_FORWARD_OUTPUT_ACKS_LOST, &labels, load(&m.acks_lost));
         out.counter(

@@ -1,12 +1,14 @@
 //! Pipelining: with acks, the requests of a chunk that go out as stored (every span not
 //! larger than `max_request_size`) are written on one connection up to [`PIPELINE_DEPTH`]
-//! ahead of their acks, each settled by its own ack (matched by id, in any order). The receiver
+//! ahead of their acks, each settled by its own ack (matched by id, in any order) and noted
+//! acknowledged at once. The receiver
 //! works on one request while the next is on the wire, so a chunk costs one round trip, not
 //! one per request. The first failure ends the pipeline: what was acked stays acked, and the
 //! rest goes through [`super::deliver`]'s one-request-at-a-time path, which fails over to the
 //! next server.
 
 use super::Shared;
+use super::deliver::Todo;
 use super::error::ForwardError;
 use super::metrics::bump;
 use super::node::Node;
@@ -20,43 +22,45 @@ use std::sync::atomic::Ordering;
 pub const PIPELINE_DEPTH: usize = 4;
 
 impl Shared {
-    /// Sends the spans from `from` that go out as stored, pipelined on one connection to one
-    /// server (see the module docs); returns the first span not acknowledged. Any failure ends
-    /// it early (counted and logged as the sequential path does); the caller goes on from there.
+    /// Sends the spans still to do that go out as stored (up to the first that does not),
+    /// pipelined on one connection to one server (see the module docs), marking each
+    /// acknowledged one done in `todo`. Any failure ends it early (counted and logged as the
+    /// sequential path does); the caller sends what is left.
     pub(super) async fn pipeline(
         &self,
         chunk: &Chunk,
         tag: &str,
         uid: [u8; 16],
         spans: &[Span],
-        from: usize,
-    ) -> usize {
+        todo: &mut Todo,
+    ) {
         let cfg = &self.config;
-        let run = spans[from.min(spans.len())..]
-            .iter()
-            .take_while(|s| self.sent_as_stored(s))
-            .count();
-        if run < 2 {
-            return from;
+        let run: Vec<usize> = (0..spans.len())
+            .filter(|&i| !todo.done[i])
+            .take_while(|&i| self.sent_as_stored(&spans[i]))
+            .collect();
+        if run.len() < 2 {
+            return;
         }
         let Some(i) = self.balancer.pick(|i| self.nodes[i].is_available()) else {
-            return from;
+            return;
         };
         let node = &self.nodes[i];
         let Ok((mut conn, _)) = checkout(self, node).await else {
             // The sequential path connects again and reports the failure.
-            return from;
+            return;
         };
         let detached = node.detach_signal();
         tokio::pin!(detached);
-        let end = from + run;
         let mut in_flight = InFlight::new(&node.metrics.acks_pending);
-        let mut next = from;
-        let mut acked = from;
+        let mut queue = run.into_iter().peekable();
         loop {
-            while in_flight.len() < PIPELINE_DEPTH && next < end {
-                let span = &spans[next];
-                let req = Request::span(tag, chunk, span, Some(ack_id(&uid, next, 0)));
+            while in_flight.len() < PIPELINE_DEPTH
+                && let Some(&si) = queue.peek()
+            {
+                let span = &spans[si];
+                todo.sending(chunk, span);
+                let req = Request::span(tag, chunk, span, Some(ack_id(&uid, si, 0)));
                 let written = tokio::select! {
                     r = write_request(&mut conn, node.name(), &req, cfg.send_timeout) => r,
                     () = &mut detached => Err(ForwardError::DetachedInFlight {
@@ -66,12 +70,12 @@ impl Shared {
                 match written {
                     Ok(n) => {
                         self.count_written(node, n);
-                        in_flight.push(next, ack_id(&uid, next, 0), span.records);
-                        next += 1;
+                        in_flight.push(si, ack_id(&uid, si, 0), span.records);
+                        queue.next();
                     }
                     Err(e) => {
                         self.pipeline_failed(node, &e, uid, &in_flight);
-                        return acked;
+                        return;
                     }
                 }
             }
@@ -94,23 +98,18 @@ impl Shared {
                     })
             });
             match settled {
-                Ok(records) => {
+                Ok((si, records)) => {
                     bump(&self.metrics.acks_received, 1);
                     self.count_delivered(node, records);
-                    let first_open = in_flight.first().unwrap_or(next);
-                    if first_open > acked {
-                        acked = first_open;
-                        self.acked_before(uid, acked, 0);
-                    }
+                    todo.acked(self, chunk, si, &spans[si]);
                 }
                 Err(e) => {
                     self.pipeline_failed(node, &e, uid, &in_flight);
-                    return acked;
+                    return;
                 }
             }
         }
         checkin(self, node, conn);
-        acked
     }
 
     /// A pipelined send failed: count and log it as a request failure; the first request
@@ -156,16 +155,16 @@ impl<'a> InFlight<'a> {
         self.open.iter().map(|(s, _, _)| *s).min()
     }
 
-    /// Settles the request `got` acknowledges; its records, or `None` if no request waits for
-    /// that ack.
-    fn settle(&mut self, got: &ChunkId) -> Option<u64> {
+    /// Settles the request `got` acknowledges: its span and records, or `None` if no request
+    /// waits for that ack.
+    fn settle(&mut self, got: &ChunkId) -> Option<(usize, u64)> {
         let at = self
             .open
             .iter()
             .position(|(_, id, _)| id.bytes == got.bytes)?;
-        let (_, _, records) = self.open.remove(at)?;
+        let (span, _, records) = self.open.remove(at)?;
         self.gauge.fetch_sub(1, Ordering::Relaxed);
-        Some(records)
+        Some((span, records))
     }
 
     fn expected(&self) -> String {
