@@ -16,6 +16,7 @@ use crate::config::{BufferConfig, BufferType, ConfigError, ValidConfig};
 use crate::error::OpenError;
 use crate::file_chunk::lock;
 use crate::format;
+use crate::key::{ChunkId, ChunkKey};
 use crate::recovery::{self, RecoveryReport};
 use crate::state::{Effects, Phase, State};
 use crate::stats::{self, BufferStats, Counters};
@@ -61,6 +62,15 @@ impl std::fmt::Debug for Inner {
 #[derive(Debug)]
 pub struct Buffer {
     pub(crate) inner: Arc<Inner>,
+}
+
+/// A chunk and its notes (see [`Buffer::noted_chunks`]).
+#[derive(Debug)]
+pub struct NotedChunk {
+    pub id: ChunkId,
+    pub key: ChunkKey,
+    pub notes: Vec<crate::format::Note>,
+    pub notebook: crate::chunk::Notebook,
 }
 
 impl Buffer {
@@ -166,6 +176,29 @@ impl Buffer {
     }
 
     /// Seals every staged chunk (SIGUSR1, shutdown).
+    /// The chunks not in flight that carry progress notes, for an output to finish or undo
+    /// what a crash interrupted before its first flush (see `format`, "Notes").
+    pub fn noted_chunks(&self) -> Vec<NotedChunk> {
+        let st = self.inner.lock_state();
+        st.entries
+            .values()
+            .filter(|e| e.phase != crate::state::Phase::InFlight)
+            .filter_map(|e| {
+                let notes = e
+                    .notes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                (!notes.is_empty()).then(|| NotedChunk {
+                    id: e.id,
+                    key: (*e.key).clone(),
+                    notes,
+                    notebook: crate::chunk::Notebook::of(e),
+                })
+            })
+            .collect()
+    }
+
     pub fn flush_all(&self) {
         let inner = &self.inner;
         let mut fx = Effects::default();

@@ -155,6 +155,17 @@ pub struct Notebook {
 }
 
 impl Notebook {
+    /// The notebook of a buffer entry.
+    pub(crate) fn of(e: &crate::state::Entry) -> Self {
+        Self {
+            notes: e.notes.clone(),
+            file: match &e.body {
+                crate::state::Body::File(f) => Some(f.clone()),
+                _ => None,
+            },
+        }
+    }
+
     /// Keeps `note` (not synced).
     pub fn note(&self, note: Note) -> io::Result<()> {
         self.add(note, false)

@@ -48,8 +48,8 @@ pub mod stats;
 pub mod storage;
 
 pub use append::{AppendOutcome, DroppedChunk};
-pub use buffer::{Buffer, Notify};
-pub use chunk::{Chunk, ChunkReader, Segment};
+pub use buffer::{Buffer, NotedChunk, Notify};
+pub use chunk::{Chunk, ChunkReader, Notebook, Segment};
 pub use config::{
     BufferConfig, BufferType, Compress, ConfigError, Durability, FlushMode, OverflowAction,
 };

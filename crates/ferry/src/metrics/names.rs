@@ -249,6 +249,22 @@ pub const FERRY_FORWARD_RECORDS_RESENT_AFTER_RESTART: Family = (
     "ferry_forward_output_resent_after_restart_records_total",
     "Records of those requests: the most events a crash can have duplicated downstream.",
 );
+pub const FERRY_FILE_CHUNKS_ALREADY_WRITTEN: Family = (
+    "ferry_file_output_chunks_already_written_total",
+    "Chunks a crash interrupted after they were archived whole: not written again.",
+);
+pub const FERRY_FILE_PARTS_ALREADY_WRITTEN: Family = (
+    "ferry_file_output_parts_already_written_total",
+    "Files of a chunk published before a failure or crash: not written again.",
+);
+pub const FERRY_FILE_APPENDS_UNDONE: Family = (
+    "ferry_file_output_partial_writes_undone_total",
+    "Appends a crash interrupted, cut back at start before their chunk is written again.",
+);
+pub const FERRY_FILE_BYTES_UNDONE: Family = (
+    "ferry_file_output_partial_write_bytes_undone_total",
+    "Bytes of those appends cut back.",
+);
 pub const FERRY_TAIL_INOTIFY_FALLBACKS: Family = (
     "ferry_tail_polling_fallback_total",
     "Times inotify could not be used (no instance, no watch, queue overflow) and polling took over.",

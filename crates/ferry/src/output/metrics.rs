@@ -30,6 +30,20 @@ impl Collector for Output {
         match &*self.sink {
             Sink::Forward(f) => f.export(&self.id, out),
             Sink::Kafka(k) => k.metrics().export(&self.id, out),
+            Sink::File(f) => {
+                out.counter(
+                    FERRY_FILE_CHUNKS_ALREADY_WRITTEN,
+                    &labels,
+                    c(&f.chunks_already_written),
+                );
+                out.counter(
+                    FERRY_FILE_PARTS_ALREADY_WRITTEN,
+                    &labels,
+                    c(&f.parts_already_written),
+                );
+                out.counter(FERRY_FILE_APPENDS_UNDONE, &labels, c(&f.appends_undone));
+                out.counter(FERRY_FILE_BYTES_UNDONE, &labels, c(&f.bytes_undone));
+            }
             _ => {}
         }
         let Some(buffered) = &self.buffered else {

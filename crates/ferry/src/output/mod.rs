@@ -353,6 +353,14 @@ impl Output {
             },
             None => None,
         };
+        if let (Sink::File(f), Some(b), false) = (&*sink, &buffered, adopted) {
+            // Before any flush: an append a crash interrupted is cut back first (its chunk is
+            // written again). If that fails, starting would leave it to be cut later, over
+            // what other chunks wrote after it.
+            f.undo_interrupted(&b.buffer).await.map_err(|e| {
+                anyhow::anyhow!("output {id}: cannot undo an interrupted append: {e}")
+            })?;
+        }
         Ok(Self {
             id,
             sink,

@@ -55,7 +55,8 @@ pub fn run_id() -> u32 {
 /// work.
 pub fn keep(chunk: &Chunk, note: Note) {
     if let Err(e) = chunk.note(note) {
-        tracing::debug!(chunk = %chunk.id(), error = %e, "could not keep a progress note");
+        let id = chunk.id();
+        tracing::debug!(chunk = %id, error = %e, "could not keep a progress note");
     }
 }
 

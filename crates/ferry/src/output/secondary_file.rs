@@ -90,6 +90,7 @@ impl SecondaryFile {
                     None => Ok(false),
                 }
             };
+            // No progress notes: the chunk's notes are its primary output's.
             writer.write(&rendered, &id, &mut next)
         })
         .await

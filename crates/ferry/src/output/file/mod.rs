@@ -34,6 +34,7 @@ use super::SinkError;
 use super::buffer_section::{BufferDefaults, BufferSetup, DefaultBuffer};
 use super::segment::SegmentReader;
 use crate::format::{FormatConfig, FormatKind};
+use crate::output::progress::Code;
 use crate::root_dir::RootDir;
 use ferry_buffer::Chunk;
 use ferry_config::Section;
@@ -42,7 +43,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use writer::{FileWriter, WriterConfig};
+use writer::{ChunkNotes, FileWriter, WriterConfig};
 
 /// ferry's default time slice for the file output.
 pub const DEFAULT_TIMEKEY: Duration = Duration::from_secs(3600);
@@ -209,6 +210,15 @@ pub struct FileOut {
     writer: Arc<FileWriter>,
     pub files_written: AtomicU64,
     pub broken_entries: AtomicU64,
+    /// Chunks a crash interrupted after they were written whole (before the buffer deleted
+    /// them): not written again.
+    pub chunks_already_written: AtomicU64,
+    /// Parts (`append false`, `max_file_size`) published before a failure or crash: not
+    /// written again.
+    pub parts_already_written: AtomicU64,
+    /// Appends a crash interrupted, cut back at start, and the bytes cut.
+    pub appends_undone: AtomicU64,
+    pub bytes_undone: AtomicU64,
 }
 
 impl FileOut {
@@ -220,12 +230,62 @@ impl FileOut {
             writer,
             files_written: AtomicU64::new(0),
             broken_entries: AtomicU64::new(0),
+            chunks_already_written: AtomicU64::new(0),
+            parts_already_written: AtomicU64::new(0),
+            appends_undone: AtomicU64::new(0),
+            bytes_undone: AtomicU64::new(0),
         }
+    }
+
+    /// Before the first flush after a start: cuts back the appends a crash interrupted (see
+    /// `writer::append`), for every chunk of `buffer`.
+    pub async fn undo_interrupted(&self, buffer: &ferry_buffer::Buffer) -> Result<(), SinkError> {
+        if !self.config.writer.append {
+            return Ok(());
+        }
+        let noted = buffer.noted_chunks();
+        if noted.is_empty() {
+            return Ok(());
+        }
+        let config = Arc::clone(&self.config);
+        let writer = Arc::clone(&self.writer);
+        let (undone, cut) = tokio::task::spawn_blocking(move || {
+            let (mut undone, mut cut) = (0, 0);
+            for c in noted {
+                let rendered = config.template.render(&c.key, &c.id.to_hex());
+                let notes = ChunkNotes::new(c.notebook, &c.notes);
+                if let Some((u, b)) = writer.undo_interrupted(&rendered, &c.notes, &notes)? {
+                    undone += u;
+                    cut += b;
+                }
+            }
+            Ok::<_, std::io::Error>((undone, cut))
+        })
+        .await
+        .map_err(|e| SinkError::Io(std::io::Error::other(e)))?
+        .map_err(SinkError::Io)?;
+        self.appends_undone.fetch_add(undone, Ordering::Relaxed);
+        self.bytes_undone.fetch_add(cut, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Formats and writes one chunk on a blocking thread, one segment at a time.
     pub async fn write_chunk(&self, chunk: &Chunk) -> Result<(), SinkError> {
         let chunk_id = chunk.id().to_hex();
+        let earlier = chunk.notes();
+        if earlier.iter().any(|n| Code::WriteDone.is(n)) {
+            self.chunks_already_written.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "output {}: chunk {chunk_id} was written whole before a crash; not written again",
+                self.id
+            );
+            return Ok(());
+        }
+        let notes = ChunkNotes::new(chunk.notebook(), &earlier);
+        if notes.published > 0 {
+            self.parts_already_written
+                .fetch_add(u64::from(notes.published), Ordering::Relaxed);
+        }
         let rendered = self.config.template.render(chunk.key(), &chunk_id);
         let tag = chunk.key().tag.clone().unwrap_or_default();
         let mut reader = SegmentReader::new(chunk)?;
@@ -242,7 +302,7 @@ impl FileOut {
                     None => Ok(false),
                 }
             };
-            let written = writer.write(&rendered, &chunk_id, &mut next);
+            let written = writer.write_noted(&rendered, &chunk_id, &mut next, &notes);
             (written, broken)
         })
         .await

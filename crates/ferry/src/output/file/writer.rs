@@ -25,6 +25,9 @@
 
 use super::path::Rendered;
 use crate::output::SinkError;
+use crate::output::progress::Code;
+use ferry_buffer::Note;
+use ferry_buffer::Notebook;
 use flate2::write::GzEncoder;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -91,6 +94,9 @@ impl<W: Write> Write for Counting<W> {
 enum Sink {
     Cached(BufWriter<File>),
     Direct(DirectFile),
+    /// A part of a chunk published before (see [`ChunkNotes`]): formatted, so the parts
+    /// after it are cut where they were, but not written.
+    Discard,
 }
 
 impl Write for Sink {
@@ -98,6 +104,7 @@ impl Write for Sink {
         match self {
             Sink::Cached(w) => w.write_all(buf)?,
             Sink::Direct(w) => w.write_all(buf)?,
+            Sink::Discard => {}
         }
         Ok(buf.len())
     }
@@ -105,15 +112,18 @@ impl Write for Sink {
         match self {
             Sink::Cached(w) => w.flush(),
             Sink::Direct(w) => w.flush(),
+            Sink::Discard => Ok(()),
         }
     }
 }
 
 impl Sink {
-    fn into_file(self) -> io::Result<File> {
+    /// Writes what is pending and fdatasyncs.
+    fn finish(self) -> io::Result<()> {
         match self {
-            Sink::Cached(w) => w.into_inner().map_err(|e| e.into_error()),
-            Sink::Direct(w) => w.finish(),
+            Sink::Cached(w) => w.into_inner().map_err(|e| e.into_error())?.sync_data(),
+            Sink::Direct(w) => w.finish()?.sync_data(),
+            Sink::Discard => Ok(()),
         }
     }
 }
@@ -174,7 +184,7 @@ impl Out {
             Out::Plain(w) => w,
             Out::Gzip(w) => w.finish()?,
         };
-        counting.inner.into_file()?.sync_data()
+        counting.inner.finish()
     }
 }
 
@@ -205,18 +215,79 @@ fn create_parent(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// A temporary file being filled; removed if dropped unpublished.
+/// A temporary file being filled; removed if dropped unpublished. Without a path, a part
+/// published before, only formatted again.
 struct Temp {
-    path: PathBuf,
+    path: Option<PathBuf>,
     out: Option<Out>,
 }
 
 impl Drop for Temp {
     fn drop(&mut self) {
-        if self.out.is_some() {
-            let _ = fs::remove_file(&self.path);
+        if let (Some(path), Some(_)) = (&self.path, &self.out) {
+            let _ = fs::remove_file(path);
         }
     }
+}
+
+/// What a chunk's progress notes say was done before (see [`crate::output::progress`]), and
+/// where this attempt's notes go.
+pub struct ChunkNotes {
+    notebook: Option<Notebook>,
+    /// Parts (`append false`) published by an earlier attempt: not written again.
+    pub published: u32,
+}
+
+impl ChunkNotes {
+    /// Notes kept in `notebook`, from what the earlier attempts noted.
+    pub fn new(notebook: Notebook, earlier: &[Note]) -> Self {
+        let published = earlier
+            .iter()
+            .filter(|n| Code::FilePublished.is(n))
+            .map(|n| n.small.saturating_add(1))
+            .max()
+            .unwrap_or(0);
+        Self {
+            notebook: Some(notebook),
+            published,
+        }
+    }
+
+    /// No notes (a chunk that is not in a buffer).
+    pub fn none() -> Self {
+        Self {
+            notebook: None,
+            published: 0,
+        }
+    }
+
+    /// Keeps a note that only saves work: a failure is logged.
+    fn keep(&self, note: Note) {
+        if let Some(nb) = &self.notebook
+            && let Err(e) = nb.note(note)
+        {
+            tracing::debug!(error = %e, "could not keep a progress note");
+        }
+    }
+
+    /// Keeps a note the undo of a crash relies on, synced.
+    fn keep_durably(&self, note: Note) -> io::Result<()> {
+        match &self.notebook {
+            Some(nb) => nb.note_durably(note),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A stable hash of a file's path, kept in a note to check that the file an undo would cut is
+/// the one the note was written for (FNV-1a).
+pub fn path_hash(path: &Path) -> u64 {
+    path.as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 impl FileWriter {
@@ -229,17 +300,31 @@ impl FileWriter {
         }
     }
 
-    /// Writes a chunk's pieces; returns the files written, in order.
+    /// Writes a chunk's pieces without progress notes; returns the files written, in order.
     pub fn write(
         &self,
         r: &Rendered,
         chunk_id: &str,
         next: &mut NextPiece<'_>,
     ) -> Result<Vec<PathBuf>, SinkError> {
+        self.write_noted(r, chunk_id, next, &ChunkNotes::none())
+    }
+
+    /// Writes a chunk's pieces; returns the files written, in order. Progress is noted in
+    /// `notes`: each published part, the length of each file before an append, and the end.
+    pub fn write_noted(
+        &self,
+        r: &Rendered,
+        chunk_id: &str,
+        next: &mut NextPiece<'_>,
+        notes: &ChunkNotes,
+    ) -> Result<Vec<PathBuf>, SinkError> {
         let written = if self.config.append {
-            self.append(r, next)?
+            self.append(r, next, notes)?
         } else {
-            self.new_files(r, chunk_id, next)?
+            let files = self.new_files(r, chunk_id, next, notes)?;
+            notes.keep(Code::WriteDone.note(0, 0, 0));
+            files
         };
         if let (Some(link), Some(last)) = (&self.config.symlink_path, written.last()) {
             update_symlink(link, last).map_err(io_err)?;
@@ -252,6 +337,7 @@ impl FileWriter {
         r: &Rendered,
         chunk_id: &str,
         next: &mut NextPiece<'_>,
+        notes: &ChunkNotes,
     ) -> Result<Vec<PathBuf>, SinkError> {
         let mut published = Vec::new();
         let mut current: Option<Temp> = None;
@@ -267,6 +353,10 @@ impl FileWriter {
             }
             let temp = match &mut current {
                 Some(t) => t,
+                slot @ None if part < notes.published => slot.insert(Temp {
+                    path: None,
+                    out: Some(Out::new(Sink::Discard, self.config.gzip)),
+                }),
                 slot @ None => slot.insert(self.create_temp(r, chunk_id, part).map_err(io_err)?),
             };
             let full = match temp.out.as_mut() {
@@ -279,14 +369,31 @@ impl FileWriter {
                 None => false,
             };
             if full && let Some(t) = current.take() {
-                published.push(self.publish(t, r).map_err(io_err)?);
+                self.publish_part(t, r, part, notes, &mut published)?;
                 part += 1;
             }
         }
         if let Some(t) = current {
-            published.push(self.publish(t, r).map_err(io_err)?);
+            self.publish_part(t, r, part, notes, &mut published)?;
         }
         Ok(published)
+    }
+
+    /// Publishes part `part` and notes it (a part published before is only dropped).
+    fn publish_part(
+        &self,
+        t: Temp,
+        r: &Rendered,
+        part: u32,
+        notes: &ChunkNotes,
+        published: &mut Vec<PathBuf>,
+    ) -> Result<(), SinkError> {
+        if t.path.is_none() {
+            return Ok(());
+        }
+        published.push(self.publish(t, r).map_err(io_err)?);
+        notes.keep(Code::FilePublished.note(part, 0, 0));
+        Ok(())
     }
 
     fn create_temp(&self, r: &Rendered, chunk_id: &str, part: u32) -> io::Result<Temp> {
@@ -299,16 +406,20 @@ impl FileWriter {
         let path = target.with_file_name(format!(".{name}.{chunk_id}.{part}.ferry-tmp"));
         let out = Out::create(&path, self.config.gzip)?;
         Ok(Temp {
-            path,
+            path: Some(path),
             out: Some(out),
         })
     }
 
     /// Syncs the temporary file and gives it the first free number.
     fn publish(&self, mut temp: Temp, r: &Rendered) -> io::Result<PathBuf> {
+        let Some(path) = temp.path.take() else {
+            return Err(io::Error::other("a discarded part cannot be published"));
+        };
+        let temp_path = path;
         if let Some(out) = temp.out.take() {
             if let Err(e) = out.finish() {
-                let _ = fs::remove_file(&temp.path);
+                let _ = fs::remove_file(&temp_path);
                 return Err(e);
             }
         }
@@ -317,7 +428,7 @@ impl FileWriter {
         let mut linked = false;
         let target = loop {
             let candidate = r.path(index, false);
-            match fs::hard_link(&temp.path, &candidate) {
+            match fs::hard_link(&temp_path, &candidate) {
                 Ok(()) => {
                     linked = true;
                     break candidate;
@@ -325,13 +436,13 @@ impl FileWriter {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => index += 1,
                 Err(_) if candidate.exists() => index += 1,
                 Err(_) => {
-                    fs::rename(&temp.path, &candidate)?;
+                    fs::rename(&temp_path, &candidate)?;
                     break candidate;
                 }
             }
         };
         if linked {
-            fs::remove_file(&temp.path)?;
+            fs::remove_file(&temp_path)?;
         }
         sync_dir(&target)?;
         let mut cache = lock(&self.next_index);

@@ -203,3 +203,176 @@ fn symlink_points_at_the_last_file_written() {
         dir.path().join("app_1.log")
     );
 }
+
+/// A file buffer holding one sealed chunk, for its notebook.
+fn noted_buffer(dir: &Path) -> ferry_buffer::Buffer {
+    let mut c = ferry_buffer::BufferConfig::file(dir);
+    c.durability = ferry_buffer::Durability::OsCache;
+    let (buffer, _) = ferry_buffer::Buffer::open(c, "b").unwrap();
+    buffer
+}
+
+fn later() -> std::time::SystemTime {
+    std::time::SystemTime::now() + std::time::Duration::from_secs(86_400)
+}
+
+/// Runs `f` as a crash would end it: a panic part way, nothing after it runs.
+fn crash_during(f: impl FnOnce()) {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    assert!(caught.is_err(), "the write was meant to be interrupted");
+}
+
+/// A source of `pieces` pieces of `lines` lines that panics (a crash) at piece `crash_at`.
+fn crashing_source(
+    pieces: usize,
+    lines: usize,
+    crash_at: usize,
+) -> impl FnMut(&mut Vec<u8>) -> Result<bool, SinkError> {
+    let mut inner = source(pieces, lines, None);
+    let mut n = 0;
+    move |buf: &mut Vec<u8>| {
+        assert!(n != crash_at, "crash");
+        n += 1;
+        inner(buf)
+    }
+}
+
+fn all_lines(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for name in names(dir) {
+        let path = dir.join(&name);
+        if path.is_file() {
+            v.extend(fs::read_to_string(path).unwrap().lines().map(String::from));
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn an_append_a_crash_interrupted_is_cut_back_at_start_and_its_chunk_written_once() {
+    let out = tempfile::tempdir().unwrap();
+    let buf_dir = tempfile::tempdir().unwrap();
+    let r = rendered(out.path(), "app");
+    let target = r.path(0, true);
+    fs::write(&target, "an earlier chunk\n").unwrap();
+    let before = fs::metadata(&target).unwrap().len();
+    {
+        let buffer = noted_buffer(buf_dir.path());
+        buffer.append(&ChunkKey::tag("t"), b"x", 1).unwrap();
+        buffer.flush_all();
+        let chunk = buffer.take(later()).unwrap();
+        let notes = ChunkNotes::new(chunk.notebook(), &chunk.notes());
+        let w = FileWriter::new(config(true));
+        crash_during(|| {
+            let _ = w.write_noted(&r, "c0ffee", &mut crashing_source(4, 50, 2), &notes);
+        });
+        drop(chunk);
+    }
+    assert!(
+        fs::metadata(&target).unwrap().len() > before,
+        "the crash left part of the chunk in the archive"
+    );
+    // The restart: the buffer is recovered and the output undoes before its first flush.
+    let buffer = noted_buffer(buf_dir.path());
+    let noted = buffer.noted_chunks();
+    assert_eq!(noted.len(), 1);
+    let c = &noted[0];
+    let w = FileWriter::new(config(true));
+    let notes = ChunkNotes::new(c.notebook.clone(), &c.notes);
+    let undone = w.undo_interrupted(&r, &c.notes, &notes).unwrap();
+    assert_eq!(undone.map(|(n, _)| n), Some(1));
+    assert_eq!(fs::read_to_string(&target).unwrap(), "an earlier chunk\n");
+    let again = &buffer.noted_chunks()[0];
+    assert_eq!(
+        w.undo_interrupted(&r, &again.notes, &notes).unwrap(),
+        None,
+        "an undo is done once"
+    );
+    let chunk = buffer.take(later()).unwrap();
+    let notes = ChunkNotes::new(chunk.notebook(), &chunk.notes());
+    w.write_noted(&r, "c0ffee", &mut source(4, 50, None), &notes)
+        .unwrap();
+    let text = fs::read_to_string(&target).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        1 + 4 * 50,
+        "the chunk is in the archive once"
+    );
+    let done = chunk.notes();
+    assert!(done.iter().any(|n| Code::WriteDone.is(n)));
+    assert_eq!(
+        w.undo_interrupted(&r, &done, &notes).unwrap(),
+        None,
+        "a chunk written whole is never cut back"
+    );
+}
+
+#[test]
+fn an_undo_never_cuts_what_a_later_chunk_appended() {
+    let out = tempfile::tempdir().unwrap();
+    let buf_dir = tempfile::tempdir().unwrap();
+    let r = rendered(out.path(), "app");
+    let buffer = noted_buffer(buf_dir.path());
+    buffer.append(&ChunkKey::tag("a"), b"x", 1).unwrap();
+    buffer.append(&ChunkKey::tag("b"), b"y", 1).unwrap();
+    buffer.flush_all();
+    let a = buffer.take(later()).unwrap();
+    let b = buffer.take(later()).unwrap();
+    let w = FileWriter::new(config(true));
+    let an = ChunkNotes::new(a.notebook(), &a.notes());
+    w.write_noted(&r, "a", &mut source(2, 10, None), &an)
+        .unwrap();
+    let bn = ChunkNotes::new(b.notebook(), &b.notes());
+    w.write_noted(&r, "b", &mut source(3, 10, None), &bn)
+        .unwrap();
+    // A crash before the buffer deleted either chunk.
+    drop((a, b));
+    drop(buffer);
+    let buffer = noted_buffer(buf_dir.path());
+    let w = FileWriter::new(config(true));
+    for c in buffer.noted_chunks() {
+        let notes = ChunkNotes::new(c.notebook.clone(), &c.notes);
+        assert_eq!(w.undo_interrupted(&r, &c.notes, &notes).unwrap(), None);
+    }
+    assert_eq!(all_lines(out.path()).len(), 50);
+}
+
+#[test]
+fn parts_published_before_a_crash_are_not_written_again() {
+    let out = tempfile::tempdir().unwrap();
+    let buf_dir = tempfile::tempdir().unwrap();
+    let r = rendered(out.path(), "app");
+    let mut cfg = config(false);
+    cfg.max_file_size = Some(100);
+    {
+        let buffer = noted_buffer(buf_dir.path());
+        buffer.append(&ChunkKey::tag("t"), b"x", 1).unwrap();
+        buffer.flush_all();
+        let chunk = buffer.take(later()).unwrap();
+        let notes = ChunkNotes::new(chunk.notebook(), &chunk.notes());
+        let w = FileWriter::new(cfg.clone());
+        crash_during(|| {
+            let _ = w.write_noted(&r, "c0ffee", &mut crashing_source(5, 10, 3), &notes);
+        });
+    }
+    assert_eq!(
+        all_lines(out.path()).len(),
+        30,
+        "three parts were published"
+    );
+    let buffer = noted_buffer(buf_dir.path());
+    let chunk = buffer.take(later()).unwrap();
+    let notes = ChunkNotes::new(chunk.notebook(), &chunk.notes());
+    assert_eq!(notes.published, 3);
+    let w = FileWriter::new(cfg);
+    let written = w
+        .write_noted(&r, "c0ffee", &mut source(5, 10, None), &notes)
+        .unwrap();
+    assert_eq!(written.len(), 2, "only the parts not published before");
+    let lines = all_lines(out.path());
+    let mut unique = lines.clone();
+    unique.dedup();
+    assert_eq!(lines.len(), 50);
+    assert_eq!(unique.len(), 50, "no line twice");
+}

@@ -1,10 +1,21 @@
 //! Appends (`append true`): one file per slice grows in place; see the parent module for the
 //! guarantees. A chunk's appends are undone (truncated back, or the file removed) if any part
 //! fails, and a torn last line left by a crash is cut before the first append after a restart.
+//!
+//! Each file's length before the chunk is noted with the chunk before the first byte goes to
+//! it, and the end of the write (files synced) is noted, synced, before the next chunk may
+//! append to the same files. So after a crash, a chunk with "begun" notes and no "done" note
+//! is the last writer of those files: [`FileWriter::undo_interrupted`] cuts them back to their
+//! noted lengths before anything else is written, and the chunk is written again whole, once.
 
 use super::INDEX_CACHE_LIMIT;
-use super::{FileWriter, NextPiece, Out, Rendered, STRIPES, create_parent, io_err, lock, sync_dir};
+use super::{
+    ChunkNotes, FileWriter, NextPiece, Out, Rendered, STRIPES, create_parent, io_err, lock,
+    path_hash, sync_dir,
+};
 use crate::output::SinkError;
+use crate::output::progress::Code;
+use ferry_buffer::Note;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -15,19 +26,23 @@ impl FileWriter {
         &self,
         r: &Rendered,
         next: &mut NextPiece<'_>,
+        notes: &ChunkNotes,
     ) -> Result<Vec<PathBuf>, SinkError> {
         let family = r.family();
-        let stripe = family.bytes().fold(0usize, |h, b| {
-            h.wrapping_mul(31).wrapping_add(usize::from(b))
-        });
-        let _guard = self.stripes.get(stripe % STRIPES).map(lock);
+        let _guard = self.stripe(&family).map(lock);
         let mut index = match lock(&self.next_index).get(&family) {
             Some(i) => *i,
             None => (0..).find(|i| !r.path(i + 1, true).exists()).unwrap_or(0),
         };
         // Files touched by this chunk and their length before it (None: created by it).
         let mut touched: Vec<(PathBuf, Option<u64>)> = Vec::new();
-        let result = self.append_pieces(r, &mut index, &mut touched, next);
+        let result = self
+            .append_pieces(r, &mut index, &mut touched, next, notes)
+            .and_then(|()| {
+                notes
+                    .keep_durably(Code::WriteDone.note(0, 0, 0))
+                    .map_err(io_err)
+            });
         if result.is_err() {
             for (path, len) in touched.iter().rev() {
                 let undone = match len {
@@ -41,6 +56,14 @@ impl FileWriter {
                     tracing::error!("could not undo a failed append to {}: {e}", path.display());
                 }
             }
+            if !touched.is_empty()
+                && let Err(e) = notes.keep_durably(Code::AppendsUndone.note(0, 0, 0))
+            {
+                tracing::error!(
+                    "could not note the undo of a failed append to {}: {e}",
+                    touched[0].0.display()
+                );
+            }
         }
         let mut cache = lock(&self.next_index);
         if cache.len() >= INDEX_CACHE_LIMIT {
@@ -50,12 +73,84 @@ impl FileWriter {
         result.map(|()| touched.into_iter().map(|(p, _)| p).collect())
     }
 
+    /// The lock that serializes appends to the files of `family`.
+    fn stripe(&self, family: &str) -> Option<&std::sync::Mutex<()>> {
+        let h = family.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        self.stripes.get(h % STRIPES)
+    }
+
+    /// Cuts the files a crash interrupted a chunk's append to back to their noted lengths
+    /// (see the module docs). `r` renders the chunk's paths; `earlier` are its notes. Returns
+    /// the appends undone and the bytes cut; `Ok(None)` when nothing was interrupted.
+    pub fn undo_interrupted(
+        &self,
+        r: &Rendered,
+        earlier: &[Note],
+        notes: &ChunkNotes,
+    ) -> io::Result<Option<(u64, u64)>> {
+        if earlier.iter().any(|n| Code::WriteDone.is(n)) {
+            return Ok(None);
+        }
+        let since = earlier
+            .iter()
+            .rposition(|n| Code::AppendsUndone.is(n))
+            .map_or(0, |i| i + 1);
+        let begun: Vec<&Note> = earlier[since..]
+            .iter()
+            .filter(|n| Code::AppendBegun.is(n))
+            .collect();
+        if begun.is_empty() {
+            return Ok(None);
+        }
+        let _guard = self.stripe(&r.family()).map(lock);
+        let (mut undone, mut cut) = (0, 0);
+        for note in begun.iter().rev() {
+            let path = r.path(note.small, true);
+            if path_hash(&path) != note.a {
+                tracing::warn!(
+                    "an interrupted append was to a file this configuration no longer names ({}): left as it is",
+                    path.display()
+                );
+                continue;
+            }
+            let len = match fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if len <= note.b {
+                continue;
+            }
+            if note.b == 0 {
+                fs::remove_file(&path)?;
+                sync_dir(&path)?;
+            } else {
+                let f = OpenOptions::new().write(true).open(&path)?;
+                f.set_len(note.b)?;
+                f.sync_data()?;
+            }
+            lock(&self.checked_tails).insert(path.clone());
+            tracing::warn!(
+                "{}: removed {} bytes of an append a crash interrupted (its chunk is written again)",
+                path.display(),
+                len - note.b
+            );
+            undone += 1;
+            cut += len - note.b;
+        }
+        notes.keep_durably(Code::AppendsUndone.note(0, 0, 0))?;
+        Ok(Some((undone, cut)))
+    }
+
     fn append_pieces(
         &self,
         r: &Rendered,
         index: &mut u32,
         touched: &mut Vec<(PathBuf, Option<u64>)>,
         next: &mut NextPiece<'_>,
+        notes: &ChunkNotes,
     ) -> Result<(), SinkError> {
         let max = self.config.max_file_size;
         let mut current: Option<(Out, u64)> = None;
@@ -81,7 +176,12 @@ impl FileWriter {
                 Some(c) => c,
                 slot @ None => {
                     let opened = self.open_append(r, index, buf.len() as u64, touched);
-                    slot.insert(opened.map_err(io_err)?)
+                    let opened = opened.map_err(io_err)?;
+                    if let Some((path, before)) = touched.last() {
+                        let before = before.unwrap_or(0);
+                        notes.keep(Code::AppendBegun.note(*index, path_hash(path), before));
+                    }
+                    slot.insert(opened)
                 }
             };
             out.write_all(&buf).map_err(io_err)?;
