@@ -156,6 +156,7 @@ fn report(
             }
         }
     }
+    out.push_str(&crash_report(b));
     if advice.is_empty() {
         let _ = writeln!(out, "\nno advice: buffers drain and nothing is failing");
     } else {
@@ -165,6 +166,38 @@ fn report(
         }
     }
     out
+}
+
+/// What crashes cost since this process started, from each output's counts: events sent again
+/// that a crash may have delivered already (a number, not a guess: the records of the requests
+/// written before the crash and never acknowledged), and archive writes undone or skipped.
+fn crash_report(outputs: &BTreeMap<String, Sample>) -> String {
+    let mut lines = Vec::new();
+    for (id, s) in outputs {
+        let n = |k: &str| num(&Value::Object(s.extra.clone()), k);
+        let records = n("resent_after_restart_records");
+        if records > 0.0 {
+            lines.push(format!(
+                "  {id:<24} at most {records:.0} events duplicated downstream: {:.0} requests a crash interrupted were sent again",
+                n("resent_after_restart")
+            ));
+        }
+        let (undone, cut) = (n("partial_writes_undone"), n("partial_write_bytes_undone"));
+        let (skipped, parts) = (n("chunks_already_written"), n("parts_already_written"));
+        if undone + skipped + parts > 0.0 {
+            lines.push(format!(
+                "  {id:<24} 0 duplicated: {undone:.0} interrupted appends cut back ({}), {skipped:.0} chunks and {parts:.0} files already archived not written again",
+                bytes(cut)
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return "\nafter crashes: nothing was sent or written twice since this start\n".into();
+    }
+    format!(
+        "\nafter crashes (since this start):\n{}\n",
+        lines.join("\n")
+    )
 }
 
 /// `ferry_events_dropped_total` from `/metrics`: (plugin, reason) → events.
@@ -234,6 +267,7 @@ pub fn run(url: &str, interval: Duration) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn dropped_events_are_summed_by_plugin_and_reason_from_the_metrics_text() {
@@ -263,6 +297,30 @@ mod tests {
             space_ratio: Some(ratio),
             ..Sample::default()
         }
+    }
+
+    #[test]
+    fn crash_costs_are_printed_as_numbers() {
+        let mut fwd = sample(0.0, 0.0, 100.0);
+        fwd.extra.insert("resent_after_restart".into(), json!(3));
+        fwd.extra
+            .insert("resent_after_restart_records".into(), json!(1500));
+        let mut file = sample(0.0, 0.0, 100.0);
+        file.extra.insert("partial_writes_undone".into(), json!(1));
+        file.extra
+            .insert("partial_write_bytes_undone".into(), json!(2048));
+        file.extra.insert("chunks_already_written".into(), json!(2));
+        let quiet: BTreeMap<String, Sample> = [("a".to_string(), sample(0.0, 0.0, 100.0))].into();
+        assert!(crash_report(&quiet).contains("nothing was sent or written twice"));
+        let text = crash_report(&[("fwd".to_string(), fwd), ("arch".to_string(), file)].into());
+        assert!(
+            text.contains("at most 1500 events duplicated downstream: 3 requests"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 interrupted appends cut back (2.0 KiB), 2 chunks"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -123,8 +123,23 @@ impl Collector for Output {
                 ("ferry_buffer_records", json!(s.total_records)),
             ]);
         }
-        if let Sink::Forward(f) = &*self.sink {
-            fields.push(("servers", f.servers_info()));
+        match &*self.sink {
+            Sink::Forward(f) => {
+                let fm = f.metrics();
+                fields.push(("servers", f.servers_info()));
+                fields.push(("resent_after_restart", c(&fm.resent_after_restart)));
+                fields.push((
+                    "resent_after_restart_records",
+                    c(&fm.records_resent_after_restart),
+                ));
+            }
+            Sink::File(f) => {
+                fields.push(("chunks_already_written", c(&f.chunks_already_written)));
+                fields.push(("parts_already_written", c(&f.parts_already_written)));
+                fields.push(("partial_writes_undone", c(&f.appends_undone)));
+                fields.push(("partial_write_bytes_undone", c(&f.bytes_undone)));
+            }
+            _ => {}
         }
         Some(PluginInfo {
             plugin_id: self.id.clone(),
