@@ -252,6 +252,68 @@ async fn after_a_lost_ack_only_the_unacknowledged_pieces_are_sent_again_with_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_only_the_requests_without_an_ack_are_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let agg = FakeAggregator::start(AckPolicy::Ack).await;
+    *agg.state.fail_from.lock().unwrap() = Some(5);
+    let params = "  require_ack_response true\n  ack_response_timeout 300ms\n  max_request_size 16k\n  heartbeat_type none\n";
+    let file_buffer = |c: &mut ferry_buffer::BufferConfig| {
+        let mut f = ferry_buffer::BufferConfig::file(dir.path());
+        f.flush_mode = c.flush_mode;
+        f.flush_interval = c.flush_interval;
+        f.chunk_limit_size = c.chunk_limit_size;
+        f.segment_target_size = 8 * 1024;
+        *c = f;
+    };
+    let buffer = memory_buffer("crash", 1, 20, 40, 80, file_buffer);
+    let chunk = take_all(&buffer).pop().unwrap();
+    let records = chunk.records();
+    let fwd = Forward::new(
+        "before",
+        forward_config(&conf(params, &server("a", agg.port, ""))),
+    );
+    fwd.write_chunk(&chunk)
+        .await
+        .expect_err("the server stops acking at the sixth request");
+    // The forwarder dies here: the chunk is neither acked nor rolled back on disk.
+    drop((chunk, fwd, buffer));
+    let before = agg.state.requests();
+    let acked: HashSet<Vec<u8>> = before[..5]
+        .iter()
+        .map(|r| r.chunk.clone().unwrap())
+        .collect();
+    assert_eq!(acked.len(), 5);
+
+    let mut config = ferry_buffer::BufferConfig::file(dir.path());
+    config.segment_target_size = 8 * 1024;
+    let (buffer, report) = ferry_buffer::Buffer::open(config, "test").unwrap();
+    assert_eq!(report.recovered.len(), 1);
+    let chunk = take_all(&buffer).pop().unwrap();
+    *agg.state.fail_from.lock().unwrap() = None;
+    let fwd = Forward::new(
+        "after",
+        forward_config(&conf(params, &server("a", agg.port, ""))),
+    );
+    fwd.write_chunk(&chunk).await.unwrap();
+    buffer.ack(chunk).unwrap();
+    let after = &agg.state.requests()[before.len()..];
+    assert!(!after.is_empty());
+    for r in after {
+        assert!(
+            !acked.contains(r.chunk.as_ref().unwrap()),
+            "an acknowledged request was sent again after the restart"
+        );
+    }
+    let sent_again: u64 = after.iter().map(|r| r.records).sum();
+    let acked_records: u64 = before[..5].iter().map(|r| r.records).sum();
+    assert_eq!(sent_again, records - acked_records, "exactly the rest went");
+    let mut seqs = agg.state.seqs();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len() as u64, records, "nothing lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_ack_detaches_the_server_and_the_request_goes_to_the_next_one_at_once() {
     let silent = FakeAggregator::start(AckPolicy::Never).await;
     let good = FakeAggregator::start(AckPolicy::Ack).await;
