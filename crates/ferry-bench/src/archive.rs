@@ -6,10 +6,16 @@
 //! read once and remembered: polling a growing directory costs only the new files. Hidden files
 //! (a leading `.`) are skipped. Lines longer than [`MAX_LINE_BYTES`] and lines without both
 //! numbers are counted as `unnumbered`.
+//!
+//! Fluentd's file output writes a chunk into a visible file in place, so a poll can find it half
+//! written. [`ArchiveCounter::following`] reads such archives as they grow: it remembers how far
+//! each plain file was read and takes only complete lines (up to the last newline), the rest at
+//! a later poll. A line that never gets its newline (a writer killed in the middle of it) is
+//! never counted.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -43,7 +49,10 @@ impl ArchiveError {
 #[derive(Debug)]
 pub struct ArchiveCounter {
     dir: PathBuf,
-    seen: HashSet<PathBuf>,
+    /// Files read, with the bytes taken from each.
+    seen: HashMap<PathBuf, u64>,
+    /// Read plain files again as they grow (see [`ArchiveCounter::following`]).
+    follow: bool,
     pub seq: SeqCounter,
     pub lines: u64,
     pub unnumbered: u64,
@@ -55,7 +64,8 @@ impl ArchiveCounter {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         ArchiveCounter {
             dir: dir.into(),
-            seen: HashSet::new(),
+            seen: HashMap::new(),
+            follow: false,
             seq: SeqCounter::new(),
             lines: 0,
             unnumbered: 0,
@@ -63,46 +73,81 @@ impl ArchiveCounter {
         }
     }
 
-    /// Read the files that appeared since the last poll; returns how many were read.
+    /// A counter of archives written in place (Fluentd's file output): plain files are read
+    /// again as they grow, complete lines only; a `.gz` file is still read once.
+    pub fn following(dir: impl Into<PathBuf>) -> Self {
+        ArchiveCounter {
+            follow: true,
+            ..ArchiveCounter::new(dir)
+        }
+    }
+
+    /// Read the files that appeared (or, following, grew by complete lines) since the last
+    /// poll; returns how many.
     pub fn poll(&mut self) -> Result<usize, ArchiveError> {
         let mut files = Vec::new();
         list(&self.dir, &mut files)?;
         files.sort();
         let mut read = 0;
         for f in files {
-            if self.seen.contains(&f) {
-                continue;
+            let done = self.seen.get(&f).copied();
+            let from = match done {
+                None => 0,
+                Some(_) if !self.follow || is_gzip(&f) => continue,
+                Some(taken) => {
+                    let len = std::fs::metadata(&f).map_or(0, |m| m.len());
+                    if len <= taken {
+                        continue;
+                    }
+                    taken
+                }
+            };
+            let taken = self.count_file(&f, from)?;
+            self.seen.insert(f, from + taken);
+            if done.is_none() || taken > 0 {
+                read += 1;
             }
-            self.count_file(&f)?;
-            self.seen.insert(f);
-            read += 1;
         }
         Ok(read)
     }
 
-    fn count_file(&mut self, path: &Path) -> Result<(), ArchiveError> {
+    /// Count the lines of `path` from byte `from`; returns the bytes taken (following, a last
+    /// line without its newline is left for a later poll).
+    fn count_file(&mut self, path: &Path, from: u64) -> Result<u64, ArchiveError> {
         let io = |source| ArchiveError::Io {
             path: path.to_owned(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
-        self.file_bytes += file.metadata().map_err(io)?.len();
-        let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        let mut file = File::open(path).map_err(io)?;
+        let gzip = is_gzip(path);
+        let partial = self.follow && !gzip;
+        if !partial {
+            self.file_bytes += file.metadata().map_err(io)?.len();
+        }
+        if from > 0 {
+            file.seek(SeekFrom::Start(from)).map_err(io)?;
+        }
+        let reader: Box<dyn Read> = if gzip {
             Box::new(MultiGzDecoder::new(file))
         } else {
             Box::new(file)
         };
         let mut reader = BufReader::with_capacity(1 << 20, reader);
         let mut line = Vec::with_capacity(1024);
+        let mut taken = 0u64;
         loop {
             line.clear();
             let n = (&mut reader)
                 .take(MAX_LINE_BYTES)
                 .read_until(b'\n', &mut line)
                 .map_err(io)?;
-            if n == 0 {
-                return Ok(());
+            if n == 0 || (partial && line.last() != Some(&b'\n') && (n as u64) < MAX_LINE_BYTES) {
+                if partial {
+                    self.file_bytes += taken;
+                }
+                return Ok(taken);
             }
+            taken += n as u64;
             if line.last() != Some(&b'\n') && n as u64 == MAX_LINE_BYTES {
                 // The rest of an over-long line: skip it.
                 let mut rest = Vec::new();
@@ -112,6 +157,7 @@ impl ArchiveCounter {
                         .take(MAX_LINE_BYTES)
                         .read_until(b'\n', &mut rest)
                         .map_err(io)?;
+                    taken += m as u64;
                     if m == 0 || rest.last() == Some(&b'\n') {
                         break;
                     }
@@ -128,6 +174,10 @@ impl ArchiveCounter {
             }
         }
     }
+}
+
+fn is_gzip(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
 }
 
 fn list(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ArchiveError> {
@@ -209,5 +259,35 @@ mod tests {
         );
         assert_eq!(c.lines, 201);
         assert_eq!(c.unnumbered, 1);
+    }
+
+    #[test]
+    fn a_following_counter_takes_a_file_written_in_place_line_by_complete_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = RecordShape::new(80);
+        let mut text = Vec::new();
+        for seq in 0..10 {
+            shape.write_json_line(&mut text, 0, seq);
+        }
+        let cut = text.len() - 20;
+        let path = dir.path().join("bench.20240101_0.log");
+        std::fs::write(&path, &text[..cut]).unwrap();
+        let mut c = ArchiveCounter::following(dir.path());
+        assert_eq!(c.poll().unwrap(), 1);
+        assert_eq!(c.seq.distinct(), 9, "the half-written last line waits");
+        assert_eq!(c.poll().unwrap(), 0, "nothing new");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let mut more = text[cut..].to_vec();
+        shape.write_json_line(&mut more, 0, 10);
+        f.write_all(&more).unwrap();
+        assert_eq!(c.poll().unwrap(), 1);
+        assert_eq!(c.seq.distinct(), 11);
+        assert_eq!(c.lines, 11);
+        assert_eq!(c.file_bytes, std::fs::metadata(&path).unwrap().len());
+        let r = c.seq.report(Some(&[(0u32, 11u64)].into_iter().collect()));
+        assert_eq!((r.duplicated, r.lost), (0, 0));
     }
 }

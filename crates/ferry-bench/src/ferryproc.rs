@@ -1,6 +1,8 @@
 //! Running ferry as a real process: a config file, stderr into a log file, readiness by a port
-//! that accepts or by ferry's "ferry ... started" log line, signals, and kill on drop.
+//! that accepts or by ferry's "ferry ... started" log line, signals, and kill on drop. Another
+//! program that takes `-c FILE` (Fluentd) runs the same way ([`Ferry::start_command`]).
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -52,7 +54,8 @@ impl FerryError {
 pub enum Ready {
     /// This port on 127.0.0.1 accepts connections.
     Port(u16),
-    /// The "ferry ... started" line is in the log.
+    /// The "ferry ... started" line is in the log (a line written by this life of the
+    /// process: after a restart, the lines of the earlier lives do not count).
     Started,
 }
 
@@ -64,8 +67,14 @@ pub struct Ferry {
     pub pid: Arc<AtomicU32>,
     pub log: PathBuf,
     bin: PathBuf,
+    /// Arguments before `-c FILE` (empty for ferry).
+    args: Vec<OsString>,
+    /// Whether stdout goes to the log too (a peer that logs to stdout), or to /dev/null.
+    stdout_to_log: bool,
     conf: PathBuf,
     ready: Ready,
+    /// Length of the log when this life of the process was spawned.
+    log_start: u64,
 }
 
 /// True when a TCP listener on 127.0.0.1:`port` accepts a connection.
@@ -114,6 +123,36 @@ impl Ferry {
         if !bin.is_file() {
             return Err(FerryError::NoBinary(bin.to_owned()));
         }
+        Ferry::launch(bin, Vec::new(), false, dir, name, config, ready)
+    }
+
+    /// Write `config` to `DIR/NAME.conf` and run `COMMAND... -c DIR/NAME.conf` (the command
+    /// split at white space, as `FLUENTD_CMD` is given), stdout and stderr into the log; wait
+    /// until `ready` (a port: [`Ready::Started`] is ferry's line).
+    pub fn start_command(
+        command: &str,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        ready: Ready,
+    ) -> Result<Ferry, FerryError> {
+        let mut words = command.split_whitespace();
+        let Some(program) = words.next() else {
+            return Err(FerryError::NoBinary(PathBuf::new()));
+        };
+        let args = words.map(OsString::from).collect();
+        Ferry::launch(Path::new(program), args, true, dir, name, config, ready)
+    }
+
+    fn launch(
+        bin: &Path,
+        args: Vec<OsString>,
+        stdout_to_log: bool,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        ready: Ready,
+    ) -> Result<Ferry, FerryError> {
         let io = |what| {
             let name = name.to_owned();
             move |source| FerryError::Io { name, what, source }
@@ -121,14 +160,18 @@ impl Ferry {
         let conf = dir.join(format!("{name}.conf"));
         std::fs::write(&conf, config).map_err(io("write config"))?;
         let log = dir.join(format!("{name}.log"));
+        let log_start = log_len(&log);
         let mut f = Ferry {
             name: name.to_owned(),
-            child: spawn(bin, &conf, &log).map_err(io("spawn"))?,
+            child: spawn(bin, &args, stdout_to_log, &conf, &log).map_err(io("spawn"))?,
             pid: Arc::new(AtomicU32::new(0)),
             log,
             bin: bin.to_owned(),
+            args,
+            stdout_to_log,
             conf,
             ready,
+            log_start,
         };
         f.pid.store(f.child.id(), Ordering::Relaxed);
         f.wait_ready()?;
@@ -140,7 +183,7 @@ impl Ferry {
         loop {
             let ok = match self.ready {
                 Ready::Port(p) => listening(p),
-                Ready::Started => read_log(&self.log)
+                Ready::Started => read_log_from(&self.log, self.log_start)
                     .lines()
                     .any(|l| l.contains("ferry ") && l.contains(" started")),
             };
@@ -204,7 +247,15 @@ impl Ferry {
     /// Start the same configuration again (after [`Ferry::kill`]); the log is appended to.
     pub fn restart(&mut self) -> Result<(), FerryError> {
         self.kill();
-        self.child = spawn(&self.bin, &self.conf, &self.log).map_err(|source| FerryError::Io {
+        self.log_start = log_len(&self.log);
+        self.child = spawn(
+            &self.bin,
+            &self.args,
+            self.stdout_to_log,
+            &self.conf,
+            &self.log,
+        )
+        .map_err(|source| FerryError::Io {
             name: self.name.clone(),
             what: "spawn",
             source,
@@ -227,17 +278,41 @@ impl Drop for Ferry {
     }
 }
 
-fn spawn(bin: &Path, conf: &Path, log: &Path) -> std::io::Result<Child> {
+fn spawn(
+    bin: &Path,
+    args: &[OsString],
+    stdout_to_log: bool,
+    conf: &Path,
+    log: &Path,
+) -> std::io::Result<Child> {
     let log = File::options().create(true).append(true).open(log)?;
+    let stdout = if stdout_to_log {
+        Stdio::from(log.try_clone()?)
+    } else {
+        Stdio::null()
+    };
     // Each process keeps its state (default buffers, spills) beside its configuration.
     Command::new(bin)
+        .args(args)
         .arg("-c")
         .arg(conf)
         .env("FERRY_ROOT_DIR", conf.with_extension("root"))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(log)
         .spawn()
+}
+
+/// The length of a log file (0 when it does not exist yet).
+fn log_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// The log from byte `from` on (what one life of a restarted process wrote).
+fn read_log_from(path: &Path, from: u64) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let from = usize::try_from(from).unwrap_or(usize::MAX).min(text.len());
+    String::from_utf8_lossy(&text[from..]).into_owned()
 }
 
 /// Check a configuration with `ferry --dry-run -c FILE`; the error holds ferry's report.
@@ -340,6 +415,26 @@ fn local_ports(table: &str) -> impl Iterator<Item = u16> + '_ {
     sockets(table).map(|(port, _)| port)
 }
 
+/// The local ports of the established IPv4 TCP connections whose remote port is `port`: the
+/// client ends of connections to a server on that port (`/proc/net/tcp`).
+pub fn connections_to(port: u16) -> std::io::Result<std::collections::HashSet<u16>> {
+    Ok(clients_of(&read_table("tcp")?, port).collect())
+}
+
+/// The local ports of the established connections (state 01) of a table whose remote port
+/// (the hex after the last `:` of the third column, `rem_address`) is `port`.
+fn clients_of(table: &str, port: u16) -> impl Iterator<Item = u16> + '_ {
+    table.lines().skip(1).filter_map(move |line| {
+        let mut cols = line.split_whitespace().skip(1);
+        let (_, local) = cols.next()?.rsplit_once(':')?;
+        let (_, remote) = cols.next()?.rsplit_once(':')?;
+        let established = cols.next()? == "01";
+        (established && u16::from_str_radix(remote, 16).ok()? == port)
+            .then(|| u16::from_str_radix(local, 16).ok())
+            .flatten()
+    })
+}
+
 /// The `ferry` binary next to the running executable (`target/release/ferry` for
 /// `target/release/ferry-bench`; the parent directory too, for test binaries in `deps/`).
 pub fn default_binary() -> PathBuf {
@@ -396,6 +491,48 @@ mod tests {
                      0: 0100007F:5EB8 00000000:0000 0A 00000000:00000000\n   \
                      1: 00000000000000000000000001000000:2710 00000000000000000000000000000000:0000 0A\n";
         assert_eq!(local_ports(table).collect::<Vec<_>>(), vec![0x5EB8, 10_000]);
+    }
+
+    #[test]
+    fn a_restarted_process_is_ready_on_its_own_started_line_not_an_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("fake-ferry.sh");
+        std::fs::write(
+            &script,
+            "sleep 0.4\necho \"ferry 0.0.0 started (pid $$)\" >&2\nexec sleep 30\n",
+        )
+        .unwrap();
+        let command = format!("sh {}", script.display());
+        let mut p = Ferry::start_command(&command, dir.path(), "fake", "", Ready::Started).unwrap();
+        let first = p.id();
+        p.kill();
+        assert_eq!(p.pid.load(Ordering::Relaxed), 0);
+        let t = Instant::now();
+        p.restart().unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(350),
+            "ready on the first life's line after {:?}",
+            t.elapsed()
+        );
+        assert_ne!(p.id(), first);
+        assert_eq!(p.pid.load(Ordering::Relaxed), p.id());
+        assert_eq!(p.log_text().matches(" started ").count(), 2);
+    }
+
+    #[test]
+    fn clients_of_a_port_are_the_established_sockets_whose_remote_end_it_is() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue\n   \
+                     0: 0100007F:5EB8 00000000:0000 0A 00000000:00000000\n   \
+                     1: 0100007F:9C40 0100007F:5EB8 01 00000000:00000000\n   \
+                     2: 0100007F:5EB8 0100007F:9C40 01 00000000:00000000\n   \
+                     3: 0100007F:9C41 0100007F:5EB8 06 00000000:00000000\n";
+        assert_eq!(clients_of(table, 0x5EB8).collect::<Vec<_>>(), vec![0x9C40]);
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(connections_to(port).unwrap().is_empty());
+        let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mine = c.local_addr().unwrap().port();
+        assert!(connections_to(port).unwrap().contains(&mine));
     }
 
     #[test]

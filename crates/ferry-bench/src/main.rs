@@ -11,7 +11,9 @@ use ferry_bench::conn::Target;
 use ferry_bench::lines::{self, LinesConfig, LinesProgress, Rotate};
 use ferry_bench::receiver::{Receiver, ReceiverConfig};
 use ferry_bench::report::{self, Row};
-use ferry_bench::scenario::{self, Ctx, ScenarioOpts, failover, forward, replay, scaling, tail};
+use ferry_bench::scenario::{
+    self, Ctx, ScenarioOpts, crash, failover, forward, replay, scaling, tail,
+};
 use ferry_bench::sender::{self, SendConfig, SendProgress};
 
 #[derive(Parser)]
@@ -114,9 +116,9 @@ enum Cmd {
         #[arg(long, default_value_t = 512)]
         disk_mb: u64,
     },
-    /// Run a scenario (1-7) or `all`, printing a table row per run.
+    /// Run a scenario (1-8) or `all`, printing a table row per run.
     Scenario {
-        /// 1, 2, 3, 4, 5 or all.
+        /// 1 to 8, or all.
         which: String,
         #[command(flatten)]
         opts: ScenarioOpts,
@@ -304,12 +306,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
 async fn scenarios(which: &str, opts: ScenarioOpts) -> anyhow::Result<()> {
     let all = which == "all";
     let wanted: Vec<u32> = if all {
-        vec![1, 2, 3, 4, 5, 6, 7]
+        vec![1, 2, 3, 4, 5, 6, 7, 8]
     } else {
-        vec![which.parse().context("scenario: 1 to 7 or all")?]
+        vec![which.parse().context("scenario: 1 to 8 or all")?]
     };
-    if wanted.iter().any(|n| !(1..=7).contains(n)) {
-        anyhow::bail!("scenario: 1 to 7 or all");
+    if wanted.iter().any(|n| !(1..=8).contains(n)) {
+        anyhow::bail!("scenario: 1 to 8 or all");
     }
     if all && opts.gb.is_some() {
         anyhow::bail!("--gb applies to one scenario; run them one by one to change sizes");
@@ -323,10 +325,11 @@ async fn scenarios(which: &str, opts: ScenarioOpts) -> anyhow::Result<()> {
             1 => rows.push(forward::null(&ctx).await?),
             2 => rows.push(forward::file(&ctx).await?),
             3 | 6 => {
+                let chosen = ctx.opts.buffer;
                 let kinds = if all {
                     vec![scenario::BufferKind::Memory, scenario::BufferKind::File]
                 } else {
-                    vec![ctx.opts.buffer]
+                    vec![chosen.unwrap_or(scenario::BufferKind::Memory)]
                 };
                 let settings = if n == 3 {
                     tail::Settings::Tuned
@@ -334,11 +337,12 @@ async fn scenarios(which: &str, opts: ScenarioOpts) -> anyhow::Result<()> {
                     tail::Settings::Operator
                 };
                 for k in kinds {
-                    ctx.opts.buffer = k;
+                    ctx.opts.buffer = Some(k);
                     let r = tail::run_with(&ctx, settings).await?;
                     scenario::plot_row(&ctx, &format!("s{n}-{}", k.name()), &r.scenario, &r);
                     rows.push(r);
                 }
+                ctx.opts.buffer = chosen;
             }
             4 => {
                 let r = replay::run(&ctx).await?;
@@ -347,7 +351,13 @@ async fn scenarios(which: &str, opts: ScenarioOpts) -> anyhow::Result<()> {
             }
             5 => rows.extend(failover::run_both(&ctx).await?),
             7 => rows.extend(scaling::run(&mut ctx).await?),
-            _ => anyhow::bail!("scenario: 1 to 7 or all"),
+            8 => {
+                let r = crash::run(&ctx).await?;
+                let prefix = format!("s8-{}", crash::variant(&ctx));
+                scenario::plot_row(&ctx, &prefix, &r.scenario, &r);
+                rows.push(r);
+            }
+            _ => anyhow::bail!("scenario: 1 to 8 or all"),
         }
         if let Some(last) = rows.last() {
             eprintln!(

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use ferry_bench::scenario::{self, BufferKind, Ctx, FilterKind, ScenarioOpts};
+use ferry_bench::scenario::{self, AggregatorKind, BufferKind, Ctx, FilterKind, ScenarioOpts};
 
 /// `FERRY_BIN`, else `target/<profile>/ferry` (this test runs from `target/<profile>/deps`).
 fn ferry_bin() -> Option<PathBuf> {
@@ -33,7 +33,8 @@ async fn scenario_1_moves_every_event_through_a_real_ferry() {
         record_size: 200,
         batch: 500,
         connections: 2,
-        buffer: BufferKind::Memory,
+        buffer: Some(BufferKind::Memory),
+        aggregator: AggregatorKind::Ferry,
         filter: None,
         rate: None,
         secs: None,

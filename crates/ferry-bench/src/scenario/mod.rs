@@ -10,8 +10,10 @@
 //! | 5 | failover between two aggregators (SIGKILL, then SIGSTOP) | [`failover`] |
 //! | 6 | scenario 3 with Fluentd's default buffer settings ("operator defaults") | [`tail`] |
 //! | 7 | scenario 1 with 1, 2 and 4 connections, with the cores ferry and the generator used | [`scaling`] |
+//! | 8 | crash drill: scenario 6 with file buffers, tiers SIGKILLed and restarted | [`crash`] |
 
 pub mod config;
+pub mod crash;
 pub mod failover;
 pub mod forward;
 pub mod replay;
@@ -51,11 +53,16 @@ pub struct ScenarioOpts {
     /// A filter in front of the null output of scenario 1 (and 7).
     #[arg(long, value_enum)]
     pub filter: Option<FilterKind>,
-    /// Buffer type of both tiers in scenarios 3 and 6.
-    #[arg(long, value_enum, default_value_t = BufferKind::Memory)]
-    pub buffer: BufferKind,
-    /// Rate: lines/s of the writer in scenario 3 (default: as fast as possible), new events/s
-    /// during the replay of scenario 4, offered events/s in scenario 5.
+    /// Buffer type of both tiers in scenarios 3 and 6 (default memory); of the aggregator in
+    /// scenario 8 (default file; memory: only the forwarder is killed).
+    #[arg(long, value_enum)]
+    pub buffer: Option<BufferKind>,
+    /// The aggregator of scenario 8: ferry, or Fluentd (`FLUENTD_CMD`, as
+    /// `../shared/peers/setup.sh` prints it).
+    #[arg(long, value_enum, default_value_t = AggregatorKind::Ferry)]
+    pub aggregator: AggregatorKind,
+    /// Rate: lines/s of the writer in scenarios 3, 6 and 8 (default: as fast as possible), new
+    /// events/s during the replay of scenario 4, offered events/s in scenario 5.
     #[arg(long)]
     pub rate: Option<f64>,
     /// Seconds of load in scenario 5 (split around the failure).
@@ -98,6 +105,22 @@ impl BufferKind {
         match self {
             BufferKind::Memory => "memory",
             BufferKind::File => "file",
+        }
+    }
+}
+
+/// What runs the aggregator tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AggregatorKind {
+    Ferry,
+    Fluentd,
+}
+
+impl AggregatorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AggregatorKind::Ferry => "ferry",
+            AggregatorKind::Fluentd => "fluentd",
         }
     }
 }

@@ -38,14 +38,14 @@ pub enum Settings {
     Operator,
 }
 
-/// Scenario 3 with the buffer kind of `ctx.opts.buffer`.
+/// Scenario 3 with the buffer kind of `ctx.opts.buffer` (default memory).
 pub async fn run(ctx: &Ctx) -> Result<Row, Error> {
     run_with(ctx, Settings::Tuned).await
 }
 
-/// Scenario 3 or 6 with the buffer kind of `ctx.opts.buffer`.
+/// Scenario 3 or 6 with the buffer kind of `ctx.opts.buffer` (default memory).
 pub async fn run_with(ctx: &Ctx, settings: Settings) -> Result<Row, Error> {
-    let kind = ctx.opts.buffer;
+    let kind = ctx.opts.buffer.unwrap_or(BufferKind::Memory);
     let (n, default_gb) = match settings {
         Settings::Tuned => (3, S3_GB),
         Settings::Operator => (6, S6_GB),
