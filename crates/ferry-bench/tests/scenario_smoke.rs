@@ -37,6 +37,7 @@ async fn scenario_1_moves_every_event_through_a_real_ferry() {
         aggregator: AggregatorKind::Ferry,
         filter: None,
         rate: None,
+        max_request_size: None,
         secs: None,
         dir: Some(work.path().join("work")),
         plots: work.path().join("plots"),

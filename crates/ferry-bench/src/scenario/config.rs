@@ -87,10 +87,12 @@ pub fn operator_file_output(out: &Path, file_buffer: bool) -> String {
     )
 }
 
-/// The forward output of the "operator defaults" pipeline: acks, one server, nothing tuned.
-pub fn operator_forward_output(port: u16, file_buffer: bool) -> String {
+/// The forward output of the "operator defaults" pipeline: acks, one server, nothing tuned
+/// (`max_request_size` only when given).
+pub fn operator_forward_output(port: u16, file_buffer: bool, max_request: Option<&str>) -> String {
+    let max = max_request.map_or(String::new(), |m| format!("  max_request_size {m}\n"));
     format!(
-        "<match bench.**>\n  @type forward\n  require_ack_response true\n  <server>\n    host 127.0.0.1\n    port {port}\n  </server>\n{}</match>\n",
+        "<match bench.**>\n  @type forward\n  require_ack_response true\n{max}  <server>\n    host 127.0.0.1\n    port {port}\n  </server>\n{}</match>\n",
         operator_buffer(file_buffer)
     )
 }

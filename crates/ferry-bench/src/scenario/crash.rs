@@ -16,7 +16,10 @@
 //!   input and a file output of JSON lines behind a file buffer, Fluentd's defaults otherwise.
 //!   Both tiers are killed, as with ferry (only the forwarder with `--buffer memory`).
 //!
-//! The line writer writes as fast as it can, as in scenario 6 (or at `--rate`). A kill is due
+//! The line writer writes [`S8_RATE`] lines a second (`--rate` changes it): a steady stream, as
+//! a busy host writes, so that the pipeline is sending when each kill is due (written as fast
+//! as possible, the lines are all read in a second and the later kills find every line
+//! archived already). A kill is due
 //! by the pipeline's progress, and then waits for a chunk in flight:
 //! - kill `k` of `n` is due once `(k-1)/(n+2)` of the lines are in the archives: the first at
 //!   once, the last with `3/(n+2)` still to come. The clock cannot place the kills: the writer
@@ -56,6 +59,8 @@ use crate::report::{LimitKind, Row};
 pub const S8_GB: f64 = 1.0;
 /// Line size (scenario 6's).
 pub const S8_LINE: usize = 200;
+/// Lines written per second unless `--rate` says otherwise (20 MB/s: 1 GB in 50 s).
+pub const S8_RATE: f64 = 100_000.0;
 /// SIGKILLs of each tier that is killed.
 pub const KILLS_PER_TIER: usize = 3;
 /// How long the archives may take to hold every line after the writer's end or the last
@@ -304,7 +309,7 @@ pub async fn run(ctx: &Ctx) -> Result<Row, Error> {
     let forwarder = format!(
         "{}{}",
         config::tail_source(&log_file, &dir.join("tail.pos")),
-        config::operator_forward_output(agg_port, true)
+        config::operator_forward_output(agg_port, true, ctx.opts.max_request_size.as_deref())
     );
     let agg = match variant.aggregator {
         AggregatorKind::Ferry => Ferry::start(
@@ -352,7 +357,7 @@ pub async fn run(ctx: &Ctx) -> Result<Row, Error> {
     let total = ((gb * 1e9) / S8_LINE as f64).max(1.0) as u64;
     let cfg = LinesConfig {
         path: log_file,
-        rate: ctx.opts.rate,
+        rate: Some(ctx.opts.rate.unwrap_or(S8_RATE)),
         line_size: S8_LINE,
         rotate: Rotate::None,
         rotate_every: u64::MAX,
@@ -465,6 +470,9 @@ pub async fn run(ctx: &Ctx) -> Result<Row, Error> {
     }
     if let Some(rate) = ctx.opts.rate {
         command.push_str(&format!(" --rate {rate}"));
+    }
+    if let Some(max) = &ctx.opts.max_request_size {
+        command.push_str(&format!(" --max-request-size {max}"));
     }
     let mut r = row(&title, command);
     r.procs = watch.figures(written.bytes, ctx.ticks);

@@ -65,6 +65,10 @@ pub struct ScenarioOpts {
     /// events/s during the replay of scenario 4, offered events/s in scenario 5.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// `max_request_size` of the forwarder's forward output in scenarios 6 and 8 (e.g. `1m`;
+    /// default: ferry's).
+    #[arg(long)]
+    pub max_request_size: Option<String>,
     /// Seconds of load in scenario 5 (split around the failure).
     #[arg(long)]
     pub secs: Option<f64>,

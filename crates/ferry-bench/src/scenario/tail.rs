@@ -71,7 +71,9 @@ pub async fn run_with(ctx: &Ctx, settings: Settings) -> Result<Row, Error> {
             buffers("forwarder").as_deref(),
             "  heartbeat_interval 1s\n",
         ),
-        Settings::Operator => config::operator_forward_output(agg_port, file),
+        Settings::Operator => {
+            config::operator_forward_output(agg_port, file, ctx.opts.max_request_size.as_deref())
+        }
     };
     let forwarder = format!(
         "{}{forwarder}",

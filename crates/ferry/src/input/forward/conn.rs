@@ -7,7 +7,9 @@
 //!   committed, so a blocked output stops this connection's reads and TCP pushes back on the
 //!   client instead of memory growing.
 //! - An ack (`{"ack": chunk}`, the chunk in the msgpack type it came in) is written only after
-//!   `Router::emit` returned Ok. When the commit fails no ack is written and the connection is
+//!   `Router::emit` returned Ok. A request that asks for an ack is not committed once the
+//!   connection is reset (its sender died: it never gets the ack and sends the request again),
+//!   so a killed forwarder's last requests, already received, are not stored twice. When the commit fails no ack is written and the connection is
 //!   closed, so the client re-sends at once instead of waiting for its ack timeout.
 //! - When an output's buffer is full, the request is held (nothing more is read from this
 //!   connection, so TCP pushes back on the client) and offered again as soon as a flush frees
@@ -24,7 +26,7 @@ use super::json::{self, JsonError, JsonSplitter};
 use super::{Peer, Shared};
 use crate::event::Batch;
 pub(super) use crate::input::net::stream::Read;
-use crate::input::net::stream::Stream;
+use crate::input::net::stream::{PeerSocket, Stream};
 use crate::task::TaskHandle;
 use bytes::Bytes;
 use ferry_proto::ack::encode_ack;
@@ -57,6 +59,8 @@ pub(super) enum ConnError {
     Read(io::Error),
     #[error("request preparation stopped: {0}")]
     Prepare(tokio::task::JoinError),
+    #[error("the sender reset the connection before the commit")]
+    SenderGone,
 }
 
 /// How a connection ended without an error.
@@ -89,7 +93,7 @@ pub(super) struct Connection<'h, S> {
     tag_cache: Option<(String, Arc<str>)>,
 }
 
-impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
+impl<'h, S: AsyncRead + AsyncWrite + PeerSocket + Unpin + Send> Connection<'h, S> {
     pub fn new(stream: S, peer: Peer, shared: Arc<Shared>, h: &'h TaskHandle) -> Self {
         let idle_timeout = shared.config.idle_timeout;
         Self {
@@ -274,6 +278,12 @@ impl<'h, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'h, S> {
         if events.replaced > 0 {
             m.time_zero_replaced
                 .fetch_add(events.replaced, Ordering::Relaxed);
+        }
+        if events.chunk.is_some() && events.summary.count > 0 && self.io.reset_by_peer() {
+            // The sender died (its socket reset): it never sees an ack and sends this request
+            // again, so committing it would only duplicate its events.
+            m.sender_gone.fetch_add(1, Ordering::Relaxed);
+            return Err(ConnError::SenderGone);
         }
         if events.summary.count > 0 {
             let tag = self.route_tag(events.tag);

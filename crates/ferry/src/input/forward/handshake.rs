@@ -220,7 +220,9 @@ impl Security {
 }
 
 /// The handshake as a connection runs it, after TLS and before any request.
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<'_, S> {
+impl<S: AsyncRead + AsyncWrite + crate::input::net::stream::PeerSocket + Unpin + Send>
+    Connection<'_, S>
+{
     /// `Ok(None)`: the client is authenticated; `Ok(Some(end))`: the connection is over (the
     /// failure is already counted and logged).
     pub(super) async fn handshake(

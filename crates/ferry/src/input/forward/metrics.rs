@@ -31,6 +31,7 @@ impl ForwardInputMetrics {
             ("chunk_size_limit", load(&m.oversize_requests)),
             ("broken_request", load(&m.broken_requests)),
             ("commit_failed", load(&m.commit_failures)),
+            ("sender_gone", load(&m.sender_gone)),
             ("idle_timeout", load(&m.idle_closes)),
             ("max_connections_wait", load(&m.net.connection_limit_waits)),
             ("fd_exhausted", load(&m.net.fd_exhaustion_episodes)),

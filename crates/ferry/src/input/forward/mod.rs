@@ -113,6 +113,9 @@ pub struct ForwardInputMetrics {
     /// Requests over `chunk_size_warn_limit` (accepted, logged).
     pub size_warnings: AtomicU64,
     pub commit_failures: AtomicU64,
+    /// Requests asking for an ack whose sender was gone (the connection reset) before the
+    /// commit: not committed, since no ack could reach it and it sends them again.
+    pub sender_gone: AtomicU64,
     /// Milliseconds connections held their request because an output's buffer was full.
     pub held_ms: AtomicU64,
     pub heartbeats: AtomicU64,

@@ -9,6 +9,7 @@
 
 use super::conn::{ConnError, Connection, End};
 use super::{Peer, Shared};
+use crate::input::net::stream::PeerSocket;
 use crate::task::TaskHandle;
 use ferry_proto::frame::FrameError;
 use std::sync::Arc;
@@ -25,13 +26,13 @@ impl crate::input::net::Service for Shared {
 
     async fn serve<S>(self: Arc<Self>, stream: S, peer: Peer, h: TaskHandle, deadline: Instant)
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: AsyncRead + AsyncWrite + PeerSocket + Unpin + Send + 'static,
     {
         run(stream, peer, self, &h, deadline).await;
     }
 }
 
-async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
+async fn run<S: AsyncRead + AsyncWrite + PeerSocket + Unpin + Send>(
     stream: S,
     peer: Peer,
     shared: Arc<Shared>,
@@ -81,6 +82,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
                     "forward input {id}: from {peer}: {e}; not acknowledged, connection closed so the client re-sends{s}"
                 );
             }
+        }
+        Err(ConnError::SenderGone) => {
+            tracing::debug!(
+                "forward input {id}: {peer} reset the connection; its last request was not committed (it sends it again)"
+            );
         }
         Err(ConnError::Read(e) | ConnError::Write(e)) => {
             tracing::debug!("forward input {id}: connection with {peer} failed: {e}");

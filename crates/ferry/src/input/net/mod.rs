@@ -48,7 +48,7 @@ pub trait Service: Send + Sync + 'static {
         deadline: Instant,
     ) -> impl Future<Output = ()> + Send
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+        S: AsyncRead + AsyncWrite + stream::PeerSocket + Unpin + Send + 'static;
 }
 
 /// Counters of the listening layer of one input (exported by the input with its own).

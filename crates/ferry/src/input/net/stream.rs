@@ -44,6 +44,37 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// A socket that can say whether its peer reset it (a killed process's socket resets once it
+/// is written to). Reading is no help: bytes still queued are read before the error.
+pub trait PeerSocket {
+    /// Whether the peer reset the connection (the pending socket error, taken).
+    fn was_reset(&self) -> bool;
+}
+
+impl PeerSocket for tokio::net::TcpStream {
+    fn was_reset(&self) -> bool {
+        matches!(self.take_error(), Ok(Some(_)))
+    }
+}
+
+impl PeerSocket for tokio::net::UnixStream {
+    fn was_reset(&self) -> bool {
+        matches!(self.take_error(), Ok(Some(_)))
+    }
+}
+
+impl<S: PeerSocket> PeerSocket for tokio_rustls::server::TlsStream<S> {
+    fn was_reset(&self) -> bool {
+        self.get_ref().0.was_reset()
+    }
+}
+
+impl PeerSocket for tokio::io::DuplexStream {
+    fn was_reset(&self) -> bool {
+        false
+    }
+}
+
 /// A connection's stream and read buffer.
 #[derive(Debug)]
 pub struct Stream<S> {
@@ -65,6 +96,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream<S> {
             received: 0,
             idle_timeout,
         }
+    }
+
+    /// Whether the peer reset the connection (see [`PeerSocket`]). An end of stream alone is
+    /// not death: a client may close its sending side and still read replies.
+    pub fn reset_by_peer(&self) -> bool
+    where
+        S: PeerSocket,
+    {
+        self.inner.was_reset()
     }
 
     /// Reads more bytes into the buffer. `deadline`: a handshake's deadline, else the idle
@@ -165,6 +205,50 @@ mod tests {
             }
         });
         rx.await.unwrap();
+    }
+
+    async fn tcp_pair() -> (std::net::TcpStream, Stream<tokio::net::TcpStream>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, Stream::new(server, None))
+    }
+
+    /// Polls `reset_by_peer` for up to a second.
+    async fn reset_seen(s: &mut Stream<tokio::net::TcpStream>) -> bool {
+        for _ in 0..100 {
+            if s.reset_by_peer() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_reset_connection_is_seen_as_dead_and_a_closed_sending_side_is_not() {
+        use std::io::Write;
+        // A killed process: its socket is reset (SO_LINGER 0 makes close send RST).
+        let (mut client, mut s) = tcp_pair().await;
+        client.write_all(b"request").unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!s.reset_by_peer(), "alive while the peer is");
+        socket2::SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(client);
+        assert!(
+            reset_seen(&mut s).await,
+            "a reset with bytes still unread is seen"
+        );
+        // A client that closes its sending side and still reads replies is alive.
+        let (client, mut s) = tcp_pair().await;
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(
+            !reset_seen(&mut s).await,
+            "an end of stream alone is not death"
+        );
     }
 
     fn pair(idle: Option<Duration>) -> (DuplexStream, Stream<DuplexStream>) {

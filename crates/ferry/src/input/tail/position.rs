@@ -25,9 +25,11 @@
 //! - After every commit the file is written without an fsync: a killed process loses nothing
 //!   (the page cache holds the write). When the new content has the length of the file and
 //!   fits in one page (a few dozen files), it is written in place with one `pwrite` (a single
-//!   page is never torn, and no line moves); otherwise the file is replaced as above. At most once per [`DURABLE_EVERY`], and at shutdown, the
-//!   write is made durable (the `.tmp` fsynced before the rename, the directory after), so a
-//!   power cut takes the position back by at most that much: those lines are read again.
+//!   page is never torn, and no line moves); otherwise the file is replaced as above. At most
+//!   once per [`DURABLE_EVERY`], and at shutdown, the write is made durable (an fdatasync of
+//!   the file written in place, on a thread of its own so that the writes after it never wait
+//!   for the disk; else the `.tmp` fsynced before the rename, the directory after), so a power
+//!   cut takes the position back by at most that much: those lines are read again.
 //!   Fsyncing every commit cost more CPU than parsing the lines (hundreds of writes a second).
 //! - Writes are ordered by a generation number: an older snapshot never replaces a newer one.
 
@@ -337,6 +339,43 @@ impl PositionStore {
                 .map(|f| (f, text.len()));
         }
         Ok(())
+    }
+
+    /// Makes the last write durable without holding up the writes after it: an fdatasync of
+    /// the file written in place, then of its directory (the file may have been replaced
+    /// before it was written in place). `None` when the file is not written in place: the
+    /// caller saves durably instead. Blocking.
+    pub fn sync_in_place(&self) -> Option<Result<(), PositionError>> {
+        let generation = self.stored.lock().unwrap_or_else(PoisonError::into_inner).0;
+        let file = {
+            let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+            current.as_ref()?.0.try_clone().ok()?
+        };
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let synced = file
+            .sync_data()
+            .map_err(io_err("fsync", &self.path))
+            .and_then(|()| {
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io_err("fsync directory", dir))
+            });
+        if synced.is_ok() {
+            let mut stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+            stored.1 = stored.1.max(generation);
+        }
+        Some(synced)
+    }
+
+    /// Whether the next write of the same length goes in place (see [`Self::sync_in_place`]).
+    pub fn writes_in_place(&self) -> bool {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     }
 
     /// Whether the last write was made durable.

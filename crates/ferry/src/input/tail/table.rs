@@ -144,6 +144,7 @@ pub async fn write_loop(
     let mut retry = false;
     let mut failures = 0u64;
     let mut last_durable = tokio::time::Instant::now();
+    let mut syncing: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         h.set("waiting for commits");
         if !retry {
@@ -156,11 +157,24 @@ pub async fn write_loop(
             }
         }
         h.set("writing the position file");
-        let durable = last_durable.elapsed() >= DURABLE_EVERY;
+        let durable_due = last_durable.elapsed() >= DURABLE_EVERY;
+        let idle_sync = syncing.as_ref().is_none_or(|j| j.is_finished());
+        // Written in place without a sync when it can be: a position write never waits for
+        // the disk, so a kill re-reads only what was committed since the last commit's write.
+        let in_place = durable_due && idle_sync && store.writes_in_place();
+        let durable = durable_due && idle_sync && !in_place;
         let (t, s) = (table.clone(), Arc::clone(&store));
         let result = tokio::task::spawn_blocking(move || t.save(&s, durable)).await;
-        if durable && matches!(result, Ok(Ok(_))) {
+        if (durable || in_place) && matches!(result, Ok(Ok(_))) {
             last_durable = tokio::time::Instant::now();
+        }
+        if in_place && matches!(result, Ok(Ok(_))) {
+            let (s, id) = (Arc::clone(&store), id.to_string());
+            syncing = Some(tokio::task::spawn_blocking(move || {
+                if let Some(Err(e)) = s.sync_in_place() {
+                    tracing::warn!("tail input {id}: position file not made durable: {e}");
+                }
+            }));
         }
         match result {
             Ok(Ok(_)) => {

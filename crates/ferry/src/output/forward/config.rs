@@ -12,9 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest request sent to a server when `max_request_size` is not set: chunks are cut into
-/// requests of at most this size on append boundaries (Fluent Bit's in_forward refuses more
-/// than 6 MB by default, Fluentd's memory chunks are 8 MiB).
-pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 8 * 1024 * 1024;
+/// requests of at most this size on append boundaries. A crash re-sends the requests in flight
+/// (up to the pipeline's depth), so this bounds the duplicates a crash causes; 1 MiB measured
+/// as fast as 8 MiB in the two-tier benchmark with file buffers (docs/benchmarks.md, scenario
+/// 8), and Fluent Bit's in_forward refuses more than 6 MB by default.
+pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 1024 * 1024;
 
 /// A secret from the configuration: shown as `<secret>` in debug output.
 #[derive(Clone, PartialEq, Eq, Default)]

@@ -14,7 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout};
 use tokio_util::either::Either;
@@ -65,32 +65,79 @@ impl Connection {
         }
     }
 
-    /// Writes `data`, each write bounded by `limit`.
-    pub async fn write(&mut self, data: &[u8], limit: Duration) -> Result<(), WriteFailure> {
-        match timeout(limit, self.stream.write_all(data)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(WriteFailure::Io(e)),
-            Err(_) => Err(WriteFailure::Timeout),
-        }
-    }
-
-    pub async fn flush(&mut self, limit: Duration) -> Result<(), WriteFailure> {
-        match timeout(limit, self.stream.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(WriteFailure::Io(e)),
-            Err(_) => Err(WriteFailure::Timeout),
-        }
-    }
-
     /// Reads the next reply frame within `limit`.
     pub async fn read_reply(&mut self, limit: Duration) -> Result<Bytes, ReadReply> {
-        let read = read_frame(&mut self.stream, &mut self.buf, &mut self.decoder);
-        match timeout(limit, read).await {
-            Err(_) => Err(ReadReply::Timeout),
-            Ok(Ok(Some(frame))) => Ok(frame),
-            Ok(Ok(None)) => Err(ReadReply::Closed("the server closed the connection".into())),
-            Ok(Err(e)) => Err(ReadReply::Closed(e.to_string())),
-        }
+        read_reply_from(&mut self.stream, &mut self.buf, &mut self.decoder, limit).await
+    }
+
+    /// The connection as a writing and a reading half (with the read buffer and decoder),
+    /// usable at once: acks are read while a request is being written.
+    pub fn halves(&mut self) -> (WriteHalf<'_>, ReadHalf<'_>) {
+        let (rd, wr) = tokio::io::split(&mut self.stream);
+        (
+            wr,
+            ReadHalf {
+                stream: rd,
+                buf: &mut self.buf,
+                decoder: &mut self.decoder,
+            },
+        )
+    }
+}
+
+/// The writing half of a [`Connection`] (see [`Connection::halves`]).
+pub type WriteHalf<'a> = tokio::io::WriteHalf<&'a mut Stream>;
+
+/// The reading half of a [`Connection`] (see [`Connection::halves`]).
+pub struct ReadHalf<'a> {
+    stream: tokio::io::ReadHalf<&'a mut Stream>,
+    buf: &'a mut BytesMut,
+    decoder: &'a mut FrameDecoder,
+}
+
+impl ReadHalf<'_> {
+    /// Reads the next reply frame within `limit` (cancel-safe: what was read stays buffered).
+    pub async fn read_reply(&mut self, limit: Duration) -> Result<Bytes, ReadReply> {
+        read_reply_from(&mut self.stream, self.buf, self.decoder, limit).await
+    }
+}
+
+/// Writes `data` to `w` within `limit`.
+pub async fn write_within<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    data: &[u8],
+    limit: Duration,
+) -> Result<(), WriteFailure> {
+    match timeout(limit, w.write_all(data)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(WriteFailure::Io(e)),
+        Err(_) => Err(WriteFailure::Timeout),
+    }
+}
+
+/// Flushes `w` within `limit` (a TLS stream sends its record).
+pub async fn flush_within<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    limit: Duration,
+) -> Result<(), WriteFailure> {
+    match timeout(limit, w.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(WriteFailure::Io(e)),
+        Err(_) => Err(WriteFailure::Timeout),
+    }
+}
+
+async fn read_reply_from<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    decoder: &mut FrameDecoder,
+    limit: Duration,
+) -> Result<Bytes, ReadReply> {
+    match timeout(limit, read_frame(r, buf, decoder)).await {
+        Err(_) => Err(ReadReply::Timeout),
+        Ok(Ok(Some(frame))) => Ok(frame),
+        Ok(Ok(None)) => Err(ReadReply::Closed("the server closed the connection".into())),
+        Ok(Err(e)) => Err(ReadReply::Closed(e.to_string())),
     }
 }
 

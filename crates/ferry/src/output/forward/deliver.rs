@@ -315,7 +315,7 @@ impl Shared {
         mut conn: Connection,
     ) -> Result<(), ForwardError> {
         let cfg = &self.config;
-        let written = write_request(&mut conn, node.name(), req, cfg.send_timeout).await?;
+        let written = write_request(&mut conn.stream, node.name(), req, cfg.send_timeout).await?;
         self.count_written(node, written);
         if let Some(id) = &req.ack {
             let _pending = Pending::new(&node.metrics.acks_pending);

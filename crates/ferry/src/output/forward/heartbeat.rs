@@ -229,7 +229,12 @@ async fn keepalive_probe(shared: &Shared, node: &Node) -> Result<(), ForwardErro
 }
 
 async fn write_nil(c: &mut Connection, limit: std::time::Duration) -> bool {
-    c.write(&[0xc0], limit).await.is_ok() && c.flush(limit).await.is_ok()
+    super::conn::write_within(&mut c.stream, &[0xc0], limit)
+        .await
+        .is_ok()
+        && super::conn::flush_within(&mut c.stream, limit)
+            .await
+            .is_ok()
 }
 
 fn node_addr(node: &Node) -> Option<SocketAddr> {

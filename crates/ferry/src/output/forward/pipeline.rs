@@ -8,15 +8,21 @@
 //! next server.
 
 use super::Shared;
+use super::conn::WriteHalf;
 use super::deliver::Todo;
 use super::error::ForwardError;
 use super::metrics::bump;
 use super::node::Node;
 use super::pool::{checkin, checkout};
-use super::send::{Request, Span, ack_id, read_ack, write_request};
+use super::send::{Request, Span, ack_id, read_ack_half, write_request};
 use ferry_buffer::Chunk;
 use ferry_proto::options::ChunkId;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+
+/// A request being written on the writing half it owns and gives back.
+type WriteFuture<'a> = dyn Future<Output = (WriteHalf<'a>, Result<u64, ForwardError>)> + Send + 'a;
 
 /// Requests of a chunk written ahead of their acks on one connection.
 pub const PIPELINE_DEPTH: usize = 4;
@@ -53,63 +59,80 @@ impl Shared {
         let detached = node.detach_signal();
         tokio::pin!(detached);
         let mut in_flight = InFlight::new(&node.metrics.acks_pending);
-        let mut queue = run.into_iter().peekable();
-        loop {
-            while in_flight.len() < PIPELINE_DEPTH
-                && let Some(&si) = queue.peek()
-            {
-                let span = &spans[si];
-                todo.sending(chunk, span);
-                let req = Request::span(tag, chunk, span, Some(ack_id(&uid, si, 0)));
-                let written = tokio::select! {
-                    r = write_request(&mut conn, node.name(), &req, cfg.send_timeout) => r,
-                    () = &mut detached => Err(ForwardError::DetachedInFlight {
-                        node: node.name().to_string(),
-                    }),
+        let mut queue = run.into_iter();
+        let failure = {
+            let (wr, mut rd) = conn.halves();
+            let mut wr = Some(wr);
+            // The request being written, written while acks are read: an ack is noted as it
+            // arrives, not after the next request went out, so a crash sends again only what
+            // the server had not acknowledged yet. The future owns the writing half and gives
+            // it back.
+            let mut write: Option<Pin<Box<WriteFuture<'_>>>> = None;
+            loop {
+                if write.is_none()
+                    && in_flight.len() < PIPELINE_DEPTH
+                    && let Some(si) = queue.next()
+                    && let Some(mut w) = wr.take()
+                {
+                    let span = &spans[si];
+                    todo.sending(chunk, span);
+                    in_flight.push(si, ack_id(&uid, si, 0), span.records);
+                    let req = Request::span(tag, chunk, span, Some(ack_id(&uid, si, 0)));
+                    let (name, limit) = (node.name(), cfg.send_timeout);
+                    write = Some(Box::pin(async move {
+                        let r = write_request(&mut w, name, &req, limit).await;
+                        (w, r)
+                    }));
+                }
+                if write.is_none() && in_flight.is_empty() {
+                    break None;
+                }
+                let writing = async {
+                    match write.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
                 };
-                match written {
-                    Ok(n) => {
-                        self.count_written(node, n);
-                        in_flight.push(si, ack_id(&uid, si, 0), span.records);
-                        queue.next();
+                tokio::select! {
+                    (w, r) = writing => {
+                        write = None;
+                        wr = Some(w);
+                        match r {
+                            Ok(n) => self.count_written(node, n),
+                            Err(e) => break Some(e),
+                        }
                     }
-                    Err(e) => {
-                        self.pipeline_failed(node, &e, uid, &in_flight);
-                        return;
+                    reply = read_ack_half(&mut rd, node.name(), cfg.ack_response_timeout),
+                        if !in_flight.is_empty() =>
+                    {
+                        let settled = reply.and_then(|got| {
+                            in_flight.settle(&got).ok_or_else(|| ForwardError::AckMismatch {
+                                node: node.name().to_string(),
+                                sent: in_flight.expected(),
+                                got: String::from_utf8_lossy(&got.bytes).into_owned(),
+                            })
+                        });
+                        match settled {
+                            Ok((si, records)) => {
+                                bump(&self.metrics.acks_received, 1);
+                                self.count_delivered(node, records);
+                                todo.acked(self, chunk, si, &spans[si]);
+                            }
+                            Err(e) => break Some(e),
+                        }
+                    }
+                    () = &mut detached => {
+                        break Some(ForwardError::DetachedInFlight {
+                            node: node.name().to_string(),
+                        });
                     }
                 }
             }
-            if in_flight.is_empty() {
-                break;
-            }
-            let reply = tokio::select! {
-                r = read_ack(&mut conn, node.name(), cfg.ack_response_timeout) => r,
-                () = &mut detached => Err(ForwardError::DetachedInFlight {
-                    node: node.name().to_string(),
-                }),
-            };
-            let settled = reply.and_then(|got| {
-                in_flight
-                    .settle(&got)
-                    .ok_or_else(|| ForwardError::AckMismatch {
-                        node: node.name().to_string(),
-                        sent: in_flight.expected(),
-                        got: String::from_utf8_lossy(&got.bytes).into_owned(),
-                    })
-            });
-            match settled {
-                Ok((si, records)) => {
-                    bump(&self.metrics.acks_received, 1);
-                    self.count_delivered(node, records);
-                    todo.acked(self, chunk, si, &spans[si]);
-                }
-                Err(e) => {
-                    self.pipeline_failed(node, &e, uid, &in_flight);
-                    return;
-                }
-            }
+        };
+        match failure {
+            Some(e) => self.pipeline_failed(node, &e, uid, &in_flight),
+            None => checkin(self, node, conn),
         }
-        checkin(self, node, conn);
     }
 
     /// A pipelined send failed: count and log it as a request failure; the first request

@@ -18,7 +18,7 @@
 //! 8..12 and the sub-piece index into bytes 12..16 ([`ack_id`]): a chunk sent whole carries its
 //! own id, and every piece's id is the same after a restart, so a re-sent piece is recognisable.
 
-use super::conn::{Connection, ReadReply, WriteFailure};
+use super::conn::{Connection, ReadHalf, ReadReply, WriteFailure, flush_within, write_within};
 use super::error::ForwardError;
 use bytes::{Bytes, BytesMut};
 use ferry_buffer::{Chunk, ChunkReader, Segment};
@@ -150,8 +150,8 @@ fn read_block(
 
 /// Writes `req` on `conn`; returns the bytes written. The next block is read from the buffer
 /// while the current one is being written.
-pub async fn write_request(
-    conn: &mut Connection,
+pub async fn write_request<W: tokio::io::AsyncWrite + Unpin>(
+    conn: &mut W,
     node: &str,
     req: &Request<'_>,
     limit: Duration,
@@ -168,9 +168,9 @@ pub async fn write_request(
     };
     let trailer = packed_forward_trailer(req.records, req.ack.as_ref(), compression);
     let werr = |e| write_error(node, limit, e);
-    conn.write(&header, limit).await.map_err(werr)?;
+    write_within(conn, &header, limit).await.map_err(werr)?;
     match &req.payload {
-        Payload::Bytes(b) => conn.write(b, limit).await.map_err(werr)?,
+        Payload::Bytes(b) => write_within(conn, b, limit).await.map_err(werr)?,
         Payload::Range { chunk, offset, len } => match chunk.memory_slices(*offset, *len) {
             // A memory chunk: its pieces are written as they are stored, without a copy.
             Some(pieces) => {
@@ -181,21 +181,21 @@ pub async fn write_request(
                     )));
                 }
                 for piece in pieces {
-                    conn.write(&piece, limit).await.map_err(werr)?;
+                    write_within(conn, &piece, limit).await.map_err(werr)?;
                 }
             }
             None => stream_from_file(conn, chunk, *offset, *len, limit, &werr).await?,
         },
     }
-    conn.write(&trailer, limit).await.map_err(werr)?;
-    conn.flush(limit).await.map_err(werr)?;
+    write_within(conn, &trailer, limit).await.map_err(werr)?;
+    flush_within(conn, limit).await.map_err(werr)?;
     Ok(header.len() as u64 + len + trailer.len() as u64)
 }
 
 /// Streams `len` bytes at `offset` of a file chunk: the next block is read while the current
 /// one is being written.
-async fn stream_from_file(
-    conn: &mut Connection,
+async fn stream_from_file<W: tokio::io::AsyncWrite + Unpin>(
+    conn: &mut W,
     chunk: &Chunk,
     offset: u64,
     len: u64,
@@ -224,7 +224,7 @@ async fn stream_from_file(
             let n = step(&mut left);
             pending = Some(read_block(reader, std::mem::take(&mut spare), n));
         }
-        conn.write(&buf, limit).await.map_err(werr)?;
+        write_within(conn, &buf, limit).await.map_err(werr)?;
         spare = buf;
     }
     Ok(())
@@ -255,7 +255,24 @@ pub async fn read_ack(
     node: &str,
     limit: Duration,
 ) -> Result<ChunkId, ForwardError> {
-    let frame = match conn.read_reply(limit).await {
+    ack_of(conn.read_reply(limit).await, node, limit)
+}
+
+/// [`read_ack`] on the reading half of a connection.
+pub async fn read_ack_half(
+    half: &mut ReadHalf<'_>,
+    node: &str,
+    limit: Duration,
+) -> Result<ChunkId, ForwardError> {
+    ack_of(half.read_reply(limit).await, node, limit)
+}
+
+fn ack_of(
+    reply: Result<Bytes, ReadReply>,
+    node: &str,
+    limit: Duration,
+) -> Result<ChunkId, ForwardError> {
+    let frame = match reply {
         Ok(f) => f,
         Err(ReadReply::Timeout) => {
             return Err(ForwardError::AckTimeout {
