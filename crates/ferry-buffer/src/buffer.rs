@@ -193,7 +193,13 @@ impl Buffer {
                     id: e.id,
                     key: (*e.key).clone(),
                     notes,
-                    notebook: crate::chunk::Notebook::of(e),
+                    notebook: crate::chunk::Notebook::new(
+                        e.notes.clone(),
+                        match &e.body {
+                            crate::state::Body::File(f) => Some(f.clone()),
+                            _ => None,
+                        },
+                    ),
                 })
             })
             .collect()

@@ -155,15 +155,9 @@ pub struct Notebook {
 }
 
 impl Notebook {
-    /// The notebook of a buffer entry.
-    pub(crate) fn of(e: &crate::state::Entry) -> Self {
-        Self {
-            notes: e.notes.clone(),
-            file: match &e.body {
-                crate::state::Body::File(f) => Some(f.clone()),
-                _ => None,
-            },
-        }
+    /// The notebook over a chunk's notes and, for a file chunk, its journal.
+    pub(crate) fn new(notes: Notes, file: Option<Arc<FileChunk>>) -> Self {
+        Self { notes, file }
     }
 
     /// Keeps `note` (not synced).
@@ -179,7 +173,7 @@ impl Notebook {
     fn add(&self, note: Note, durable: bool) -> io::Result<()> {
         {
             let mut notes = self.notes.lock().unwrap_or_else(PoisonError::into_inner);
-            if notes.len() < crate::recovery::scan::MAX_NOTES {
+            if notes.len() < crate::format::MAX_NOTES {
                 notes.push(note);
             }
         }

@@ -109,6 +109,8 @@ pub const RECORD_LEN: usize = 32;
 pub const FIXED_HEADER_LEN: usize = 64;
 pub const MAX_HEADER_LEN: usize = 65536;
 pub const FLAG_GZIP: u16 = 1;
+/// Notes kept per chunk; later ones are dropped (the output then repeats that work).
+pub const MAX_NOTES: usize = 1 << 16;
 
 pub const PAYLOAD_SUFFIX: &str = "payload";
 pub const JOURNAL_SUFFIX: &str = "journal";

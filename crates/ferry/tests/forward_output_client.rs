@@ -591,13 +591,15 @@ async fn send_timeout_bounds_a_write_the_server_does_not_read() {
         }
     });
     let fwd = |extra: &str| {
-        let params = format!("  heartbeat_type none\n{extra}");
+        let params = format!("  heartbeat_type none\n  max_request_size 64m\n{extra}");
         Forward::new(
             "st",
             forward_config(&conf(&params, &server("stuck", port, ""))),
         )
     };
-    // 40 MB: more than the kernel buffers of a loopback connection hold.
+    // One 40 MB request (`max_request_size 64m`; each request of a connection without
+    // keepalive goes on its own connection): more than the kernel buffers of a loopback
+    // connection hold.
     let chunk = take_all(&memory_buffer_with("st", 1, 40_000, 1_000))
         .pop()
         .unwrap();

@@ -5,14 +5,12 @@ use std::time::SystemTime;
 
 use super::QuarantineReason;
 use crate::content::Content;
-use crate::format::{self, Header, HeaderError, Note, RECORD_LEN, Record, RecordError};
+use crate::format::{self, Header, HeaderError, MAX_NOTES, Note, RECORD_LEN, Record, RecordError};
 use crate::key::ChunkId;
 use crate::storage::{StorageFile, read_exact_at};
 
 /// Records scanned per read.
 const SCAN_RECORDS: usize = 2048;
-/// Notes kept per chunk; later ones are dropped (the output then repeats that work).
-pub const MAX_NOTES: usize = 1 << 16;
 
 pub(super) struct Scan {
     pub(super) header: Header,

@@ -11,12 +11,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Largest request sent to a server when `max_request_size` is not set: chunks are cut into
-/// requests of at most this size on append boundaries. A crash re-sends the requests in flight
-/// (up to the pipeline's depth), so this bounds the duplicates a crash causes; 1 MiB measured
-/// as fast as 8 MiB in the two-tier benchmark with file buffers (docs/benchmarks.md, scenario
-/// 8), and Fluent Bit's in_forward refuses more than 6 MB by default.
+/// Largest request sent to a server when `max_request_size` is not set, with
+/// `require_ack_response`: chunks are cut into requests of at most this size on append
+/// boundaries. A crash re-sends the requests in flight, so this bounds the duplicates a crash
+/// causes; 1 MiB measured as fast as 8 MiB in the two-tier benchmark with file buffers
+/// (docs/benchmarks.md, scenario 8).
 pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 1024 * 1024;
+/// The same without acks: requests go one after the other, each on its own connection unless
+/// `keepalive`, so they stay large (Fluentd's memory chunks are 8 MiB; Fluent Bit's in_forward
+/// refuses more than 6 MB by default).
+pub const DEFAULT_MAX_REQUEST_SIZE_NO_ACK: u64 = 8 * 1024 * 1024;
 
 /// A secret from the configuration: shown as `<secret>` in debug output.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -162,7 +166,7 @@ impl ForwardConfig {
             send_keepalive_packet: false,
             time_as_integer: false,
             security: None,
-            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE_NO_ACK,
             resolve_timeout: Duration::from_secs(5),
             standby_policy: StandbyPolicy::WhenAllDown,
         }
@@ -244,15 +248,18 @@ impl ForwardConfig {
             );
         }
         c.time_as_integer = s.bool_or("time_as_integer", false);
-        c.max_request_size = s
-            .size_or("max_request_size", ByteSize(DEFAULT_MAX_REQUEST_SIZE))
-            .0;
+        let default_max = if c.require_ack_response {
+            DEFAULT_MAX_REQUEST_SIZE
+        } else {
+            DEFAULT_MAX_REQUEST_SIZE_NO_ACK
+        };
+        c.max_request_size = s.size_or("max_request_size", ByteSize(default_max)).0;
         if c.max_request_size < 1024 || c.max_request_size > u64::from(u32::MAX) {
             s.error(
                 Some("max_request_size"),
                 "max_request_size must be between 1k and 4g",
             );
-            c.max_request_size = DEFAULT_MAX_REQUEST_SIZE;
+            c.max_request_size = default_max;
         }
         c.resolve_timeout = s.duration_or("resolve_timeout", c.resolve_timeout);
         c.standby_policy = match s.enum_or(
