@@ -165,6 +165,22 @@ impl Shared {
             bump(&self.metrics.chunks_split, 1);
         }
         let mut todo = Todo::new(chunk, &spans, run_id());
+        let interrupted = todo.interrupted.iter().filter(|i| **i).count();
+        if interrupted > 0 {
+            let done = todo.done.iter().filter(|d| **d).count();
+            let records: u64 = spans
+                .iter()
+                .zip(&todo.interrupted)
+                .filter(|(_, i)| **i)
+                .map(|(s, _)| s.records)
+                .sum();
+            tracing::info!(
+                "output {}: chunk {}: {done} of {} requests were acknowledged before a restart and are not sent again; {interrupted} a crash interrupted are sent again ({records} events may arrive twice)",
+                self.id,
+                chunk.id(),
+                spans.len()
+            );
+        }
         let start = self.progress(&uid);
         if cfg.require_ack_response && start.sub == 0 {
             self.pipeline(chunk, tag, uid, &spans, &mut todo).await;
@@ -175,10 +191,19 @@ impl Shared {
                 continue;
             }
             let skip_sub = if si == start.span { start.sub } else { 0 };
-            todo.sending(chunk, span);
+            // Noted as written only once it was: a request no server took (none available,
+            // connection refused) cannot arrive twice.
+            let written = |r: Result<(), ForwardError>| {
+                if let Err(e) = &r
+                    && e.ack_lost()
+                {
+                    todo.sending(chunk, span);
+                }
+                r
+            };
             if self.sent_as_stored(span) {
                 let req = Request::span(tag, chunk, span, ack(si, 0));
-                self.deliver(&req, Some((uid, si, 0))).await?;
+                written(self.deliver(&req, Some((uid, si, 0))).await)?;
             } else {
                 let opts = SplitOptions {
                     max: usize::try_from(max).unwrap_or(usize::MAX),
@@ -200,7 +225,7 @@ impl Shared {
                             compressed: chunk.compressed(),
                             ack: ack(si, sub),
                         };
-                        self.deliver(&req, Some((uid, si, sub))).await?;
+                        written(self.deliver(&req, Some((uid, si, sub))).await)?;
                         self.acked_before(uid, si, sub + 1);
                     }
                     sub += 1;
