@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering;
 type WriteFuture<'a> = dyn Future<Output = (WriteHalf<'a>, Result<u64, ForwardError>)> + Send + 'a;
 
 /// Requests of a chunk written ahead of their acks on one connection.
-pub const PIPELINE_DEPTH: usize = 4;
+pub const PIPELINE_DEPTH: usize = 2;
 
 impl Shared {
     /// Sends the spans still to do that go out as stored (up to the first that does not),
