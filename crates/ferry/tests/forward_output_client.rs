@@ -180,9 +180,9 @@ async fn a_chunk_larger_than_max_request_size_goes_in_pieces_with_distinct_ack_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_requests_of_a_chunk_are_written_ahead_of_their_acks_on_one_connection() {
-    // The aggregator acks nothing until four requests arrived on the connection: a client
-    // that waited for each ack before the next request would time out.
-    let agg = FakeAggregator::start(AckPolicy::AfterRequests(4)).await;
+    // The aggregator acks nothing until two requests (the pipeline's depth) arrived on the
+    // connection: a client that waited for each ack before the next request would time out.
+    let agg = FakeAggregator::start(AckPolicy::AfterRequests(2)).await;
     let params = "  require_ack_response true\n  ack_response_timeout 2s\n  max_request_size 16k\n  heartbeat_type none\n";
     let fwd = Forward::new(
         "pipelined",
