@@ -53,7 +53,7 @@ use crate::archive::ArchiveCounter;
 use crate::ferryproc::{Ferry, Ready, connections_to, free_port};
 use crate::lines::{self, LinesConfig, LinesProgress, LinesReport, Rotate};
 use crate::procstat::Sampler;
-use crate::report::{LimitKind, Row};
+use crate::report::Row;
 
 /// Default size, GB of lines.
 pub const S8_GB: f64 = 1.0;
@@ -475,20 +475,10 @@ pub async fn run(ctx: &Ctx) -> Result<Row, Error> {
         command.push_str(&format!(" --max-request-size {max}"));
     }
     let mut r = row(&title, command);
-    r.procs = watch.figures(written.bytes, ctx.ticks);
-    r.samples = sampler.finish();
-    r.sample_procs = watch.names();
-    r.sample_progress = vec!["lines written MB/s".into(), "archive MB/s".into()];
-    let expected = [(0u32, written.lines)].into_iter().collect();
-    let seq = counter.seq.report(Some(&expected));
-    r.events = written.lines;
-    r.bytes = written.bytes;
-    r.secs = secs;
-    r.lost = Some(seq.lost);
-    r.duplicated = Some(seq.duplicated);
-    r.limit = LimitKind::Disk;
+    super::tail::fill_lines_row(&mut r, ctx, &watch, sampler, &written, &counter, secs);
+    let duplicated = r.duplicated.unwrap_or(0);
     r.notes
-        .push(kill_note(&drill.kills, schedule.planned(), seq.duplicated));
+        .push(kill_note(&drill.kills, schedule.planned(), duplicated));
     r.notes.push(format!(
         "lines of {S8_LINE} B written in {:.1} s; clock stops when all are in the archives{}",
         written.secs,

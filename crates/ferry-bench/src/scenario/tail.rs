@@ -18,7 +18,7 @@ use super::config;
 use super::{BufferKind, Ctx, Error, Watch, row};
 use crate::archive::ArchiveCounter;
 use crate::ferryproc::{Ferry, Ready, free_port};
-use crate::lines::{self, LinesConfig, LinesProgress, Rotate};
+use crate::lines::{self, LinesConfig, LinesProgress, LinesReport, Rotate};
 use crate::procstat::Sampler;
 use crate::report::{LimitKind, Row};
 
@@ -141,18 +141,7 @@ pub async fn run_with(ctx: &Ctx, settings: Settings) -> Result<Row, Error> {
             kind.name()
         ),
     );
-    r.procs = watch.figures(written.bytes, ctx.ticks);
-    r.samples = sampler.finish();
-    r.sample_procs = watch.names();
-    r.sample_progress = vec!["lines written MB/s".into(), "archive MB/s".into()];
-    let expected = [(0u32, written.lines)].into_iter().collect();
-    let seq = counter.seq.report(Some(&expected));
-    r.events = written.lines;
-    r.bytes = written.bytes;
-    r.secs = secs;
-    r.lost = Some(seq.lost);
-    r.duplicated = Some(seq.duplicated);
-    r.limit = LimitKind::Disk;
+    fill_lines_row(&mut r, ctx, &watch, sampler, &written, &counter, secs);
     r.notes.push(format!(
         "lines of {line_size} B written in {:.1} s; clock stops when all are in the archives{}",
         written.secs,
@@ -168,6 +157,31 @@ pub async fn run_with(ctx: &Ctx, settings: Settings) -> Result<Row, Error> {
     drop(agg);
     ctx.cleanup(&dir);
     Ok(r)
+}
+
+/// Fills what every row of a tail → archive pipeline reports: the processes' figures and
+/// samples, and the lines written, lost and duplicated, counted in the archives.
+pub fn fill_lines_row(
+    r: &mut Row,
+    ctx: &Ctx,
+    watch: &Watch,
+    sampler: Sampler,
+    written: &LinesReport,
+    counter: &ArchiveCounter,
+    secs: f64,
+) {
+    r.procs = watch.figures(written.bytes, ctx.ticks);
+    r.samples = sampler.finish();
+    r.sample_procs = watch.names();
+    r.sample_progress = vec!["lines written MB/s".into(), "archive MB/s".into()];
+    let expected = [(0u32, written.lines)].into_iter().collect();
+    let seq = counter.seq.report(Some(&expected));
+    r.events = written.lines;
+    r.bytes = written.bytes;
+    r.secs = secs;
+    r.lost = Some(seq.lost);
+    r.duplicated = Some(seq.duplicated);
+    r.limit = LimitKind::Disk;
 }
 
 /// The rate of progress counter `i` between 10 % and 90 % of its final value (MB/s), and the
