@@ -1,13 +1,29 @@
 //! Log lines in Fluentd's shape: `2026-11-21 15:19:13 +0000 [warn]: message`, on stderr
 //! (stdout belongs to the stdout output).
+//!
+//! **Levels.** `<system> log_level` (or `--log-level`) is the level of every line, except the
+//! lines of a plugin with its own `@log_level`: that plugin's tasks run in a [`plugin_span`],
+//! and [`PluginFilter`] judges each line by the level of the innermost plugin span it was
+//! written in. A call site whose level passes every level in use is always on, one that
+//! passes none is off: only the levels between the least and the most verbose in use are
+//! judged line by line, so a `debug!` on a hot path costs nothing unless some plugin runs at
+//! debug. Work a plugin does on another task's behalf (a filter inside its input's task, a
+//! buffer append inside the input's commit) logs at the level of the task it runs in.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tracing::{Event, Level, Subscriber};
+use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// `<system> <log> format`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,8 +88,7 @@ where
 }
 
 /// Maps Fluentd's level names to a tracing filter (`fatal` logs errors only).
-pub fn level_filter(level: &str) -> tracing::level_filters::LevelFilter {
-    use tracing::level_filters::LevelFilter;
+pub fn level_filter(level: &str) -> LevelFilter {
     match level {
         "trace" => LevelFilter::TRACE,
         "debug" => LevelFilter::DEBUG,
@@ -83,20 +98,168 @@ pub fn level_filter(level: &str) -> tracing::level_filters::LevelFilter {
     }
 }
 
-/// Installs the global logger. `FERRY_LOG` (an `EnvFilter` directive) overrides the level.
+/// Installs the global logger at `level`, with `plugin_levels` (each plugin's `@log_level`)
+/// for the plugins' own lines. `FERRY_LOG` (an `EnvFilter` directive) overrides every level.
 /// `time_format` was checked with the configuration; one that does not parse falls back to
 /// the default.
-pub fn init(level: &str, format: LogFormat, time_format: Option<&str>) {
+pub fn init<'a>(
+    level: &str,
+    plugin_levels: impl IntoIterator<Item = &'a str>,
+    format: LogFormat,
+    time_format: Option<&str>,
+) {
     let time = time_format.and_then(|f| crate::time::Strftime::parse(f).ok());
-    let filter = tracing_subscriber::EnvFilter::builder()
-        .with_default_directive(level_filter(level).into())
-        .with_env_var("FERRY_LOG")
-        .from_env_lossy();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .event_format(FluentdFormat { format, time })
+        .event_format(FluentdFormat { format, time });
+    if std::env::var_os("FERRY_LOG").is_some() {
+        let filter = tracing_subscriber::EnvFilter::builder()
+            .with_default_directive(level_filter(level).into())
+            .with_env_var("FERRY_LOG")
+            .from_env_lossy();
+        let _ = tracing_subscriber::registry()
+            .with(lines.with_filter(filter))
+            .try_init();
+        return;
+    }
+    LEVELS
+        .global
+        .store(rank(level_filter(level)), Ordering::Relaxed);
+    set_plugin_levels(plugin_levels);
+    let _ = tracing_subscriber::registry()
+        .with(lines.with_filter(PluginFilter))
         .try_init();
+}
+
+/// The levels in use: the global one and the range the plugins' levels span with it.
+struct Levels {
+    global: AtomicU8,
+    least: AtomicU8,
+    most: AtomicU8,
+}
+
+static LEVELS: Levels = Levels {
+    global: AtomicU8::new(3),
+    least: AtomicU8::new(3),
+    most: AtomicU8::new(3),
+};
+
+/// 0 (off) to 5 (trace): more is more verbose.
+fn rank(level: LevelFilter) -> u8 {
+    match level.into_level() {
+        None => 0,
+        Some(Level::ERROR) => 1,
+        Some(Level::WARN) => 2,
+        Some(Level::INFO) => 3,
+        Some(Level::DEBUG) => 4,
+        Some(Level::TRACE) => 5,
+    }
+}
+
+fn filter_of(rank: u8) -> LevelFilter {
+    match rank {
+        0 => LevelFilter::OFF,
+        1 => LevelFilter::ERROR,
+        2 => LevelFilter::WARN,
+        3 => LevelFilter::INFO,
+        4 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    }
+}
+
+fn level_rank(level: &Level) -> u8 {
+    rank(LevelFilter::from_level(*level))
+}
+
+/// Sets the levels the plugins of the running configuration use (at start and after a
+/// reload), so the call sites between the least and the most verbose are judged line by line.
+pub fn set_plugin_levels<'a>(levels: impl IntoIterator<Item = &'a str>) {
+    let global = LEVELS.global.load(Ordering::Relaxed);
+    let (mut least, mut most) = (global, global);
+    for level in levels {
+        let r = rank(level_filter(level));
+        least = least.min(r);
+        most = most.max(r);
+    }
+    let least_changed = LEVELS.least.swap(least, Ordering::Relaxed) != least;
+    let most_changed = LEVELS.most.swap(most, Ordering::Relaxed) != most;
+    let changed = least_changed || most_changed;
+    if changed {
+        tracing::callsite::rebuild_interest_cache();
+    }
+}
+
+/// The span a plugin with an `@log_level` runs in: its lines are judged by that level.
+/// [`crate::task::Tasks::in_span`] runs every task of a group in it.
+pub fn plugin_span(id: &str, level: &str) -> tracing::Span {
+    tracing::error_span!("plugin", id = id, log_level = level)
+}
+
+const PLUGIN_SPAN: &str = "plugin";
+
+/// A plugin span's level, kept in the span's extensions.
+struct PluginLevel(u8);
+
+/// Judges each line by the level of the plugin span it was written in, or the global level.
+pub struct PluginFilter;
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Filter<S> for PluginFilter {
+    fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        if meta.is_span() {
+            return meta.name() == PLUGIN_SPAN
+                || level_rank(meta.level()) <= LEVELS.most.load(Ordering::Relaxed);
+        }
+        let level = cx
+            .lookup_current()
+            .and_then(|span| {
+                span.scope()
+                    .find_map(|s| s.extensions().get::<PluginLevel>().map(|l| l.0))
+            })
+            .unwrap_or_else(|| LEVELS.global.load(Ordering::Relaxed));
+        level_rank(meta.level()) <= level
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if meta.is_span() && meta.name() == PLUGIN_SPAN {
+            return Interest::always();
+        }
+        let r = level_rank(meta.level());
+        if r <= LEVELS.least.load(Ordering::Relaxed) {
+            Interest::always()
+        } else if r > LEVELS.most.load(Ordering::Relaxed) {
+            Interest::never()
+        } else {
+            Interest::sometimes()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(filter_of(LEVELS.most.load(Ordering::Relaxed)))
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, cx: Context<'_, S>) {
+        if attrs.metadata().name() != PLUGIN_SPAN {
+            return;
+        }
+        let mut visitor = LevelField(None);
+        attrs.record(&mut visitor);
+        if let (Some(level), Some(span)) = (visitor.0, cx.span(id)) {
+            span.extensions_mut().insert(PluginLevel(level));
+        }
+    }
+}
+
+/// Reads the `log_level` field of a plugin span.
+struct LevelField(Option<u8>);
+
+impl tracing::field::Visit for LevelField {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "log_level" {
+            self.0 = Some(rank(level_filter(value)));
+        }
+    }
+
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn fmt::Debug) {}
 }
 
 /// At most [`LOG_BURST`] lines per [`LOG_WINDOW`] for one kind of per-peer warning; the rest

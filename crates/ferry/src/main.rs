@@ -116,6 +116,7 @@ fn main() -> ExitCode {
         .unwrap_or("info");
     ferry::logging::init(
         level,
+        config.log_levels.values().copied(),
         config.system.log_format,
         config.system.log_time_format.as_deref(),
     );

@@ -38,6 +38,9 @@ pub struct Tasks {
     next_id: Arc<AtomicU64>,
     tracker: TaskTracker,
     cancel: CancellationToken,
+    /// The span every task of this set runs in: a plugin's, for its `@log_level`
+    /// ([`crate::logging::plugin_span`]).
+    span: tracing::Span,
 }
 
 /// Given to each task so it can say what it is doing.
@@ -67,6 +70,7 @@ impl Tasks {
             next_id: Arc::new(AtomicU64::new(1)),
             tracker: TaskTracker::new(),
             cancel: CancellationToken::new(),
+            span: tracing::Span::none(),
         }
     }
 
@@ -79,7 +83,21 @@ impl Tasks {
             next_id: Arc::clone(&self.next_id),
             tracker: TaskTracker::new(),
             cancel: self.cancel.child_token(),
+            span: self.span.clone(),
         }
+    }
+
+    /// A group ([`Self::group`]) whose tasks run in `span`.
+    pub fn group_in(&self, span: tracing::Span) -> Tasks {
+        Self {
+            span,
+            ..self.group()
+        }
+    }
+
+    /// The span the tasks of this set run in.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// Whether every task of this set has finished.
@@ -118,10 +136,12 @@ impl Tasks {
         };
         let registry = Arc::clone(&self.registry);
         let fut = make(handle);
-        self.tracker.spawn(async move {
+        let task = async move {
             fut.await;
             lock(&registry).tasks.remove(&id);
-        });
+        };
+        self.tracker
+            .spawn(tracing::Instrument::instrument(task, self.span.clone()));
     }
 
     /// A snapshot of every running task, oldest first.

@@ -175,3 +175,94 @@ fn worker_sections_run_once_with_worker_id_zero_and_a_shared_address_is_refused(
         "{stderr}"
     );
 }
+
+#[test]
+fn log_level_per_plugin_lets_one_plugin_speak_more_and_another_less() {
+    let (normal, chatty, quiet) = (free_port(), free_port(), free_port());
+    let conf = format!(
+        "<source>\n  @type forward\n  @id normal\n  bind 127.0.0.1\n  port {normal}\n</source>\n\
+         <source>\n  @type forward\n  @id chatty\n  @log_level debug\n  bind 127.0.0.1\n  port {chatty}\n</source>\n\
+         <source>\n  @type forward\n  @id quiet\n  @log_level error\n  bind 127.0.0.1\n  port {quiet}\n</source>\n\
+         <match **>\n  @type null\n  @log_level warn\n</match>\n"
+    );
+    let ferry = Ferry::start(&conf, quiet);
+    for port in [normal, chatty, quiet] {
+        // Closed without a byte: a debug line. Then a request of two elements: a warning.
+        drop(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::io::Write::write_all(&mut s, &[0x92, 0xa1, b'a', 0x7b]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = lines_until(&ferry, |l| {
+        l.iter()
+            .any(|l| l.contains("chatty: 127.0.0.1") && l.contains("closed without"))
+            && l.iter()
+                .any(|l| l.contains("normal: incoming chunk is broken"))
+            && l.iter()
+                .any(|l| l.contains("chatty: incoming chunk is broken"))
+    });
+    // The lines of the plugin at error wait as long as the others took; none may come.
+    std::thread::sleep(Duration::from_millis(500));
+    let lines: Vec<String> = lines.into_iter().chain(ferry.stderr_so_far()).collect();
+    let about = |id: &str| -> Vec<&String> {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!("input {id}")))
+            .collect()
+    };
+    assert!(about("quiet").is_empty(), "{lines:#?}");
+    assert!(
+        about("normal").iter().all(|l| !l.contains("[debug]")),
+        "the global level (info) keeps debug lines out: {lines:#?}"
+    );
+    assert!(
+        about("normal").iter().any(|l| l.contains("listening port")),
+        "{lines:#?}"
+    );
+    assert!(
+        about("chatty")
+            .iter()
+            .any(|l| l.contains("[debug]") && l.contains("closed without sending anything")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_log_level_that_fluentd_does_not_have_is_refused_with_its_place() {
+    let (ok, _, stderr) = common::dry_run(
+        "<source>\n  @type sample\n  tag t\n  @log_level verbose\n</source>\n<match **>\n  @type null\n</match>\n",
+    );
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("ferry.conf:4:") && stderr.contains("'verbose' is not one of"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = common::dry_run(
+        "<source>\n  @type sample\n  tag t\n  @log_level fatal\n</source>\n\
+         <filter **>\n  @type stdout\n  @log_level debug\n</filter>\n\
+         <match **>\n  @type copy\n  <store>\n    @type null\n    @log_level trace\n  </store>\n</match>\n",
+    );
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn a_filter_runs_at_its_own_log_level_inside_its_inputs_tasks() {
+    let conf = "<source>\n  @type sample\n  tag t\n  rate 50\n</source>\n\
+                <filter **>\n  @type stdout\n  @log_level debug\n</filter>\n\
+                <match **>\n  @type null\n</match>\n";
+    let mut ferry = Ferry::start_logged(conf, &[]);
+    // Nobody reads ferry's stdout any more: the filter's writes fail, which it logs at debug,
+    // below the global level (info) but at its own.
+    let (_, closed) = std::sync::mpsc::channel();
+    drop(std::mem::replace(&mut ferry.stdout, closed));
+    let lines = lines_until(&ferry, |l| {
+        l.iter()
+            .any(|l| l.contains("[debug]: stdout filter:") && l.contains("Broken pipe"))
+    });
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("[debug]") || l.contains("stdout filter")),
+        "{lines:#?}"
+    );
+}

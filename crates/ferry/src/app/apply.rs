@@ -24,6 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// How long a reload waits for a stopping tail input or accept loop.
 const STOP_WAIT: Duration = Duration::from_secs(10);
@@ -47,6 +48,7 @@ impl App {
         config: &PipelineConfig,
         strict: bool,
     ) -> anyhow::Result<()> {
+        self.log_levels = config.log_levels.clone();
         let order: Vec<String> = self.outputs.iter().map(|o| o.id.clone()).collect();
         let mut previous: HashMap<String, RunningOutput> =
             self.outputs.drain(..).map(|o| (o.id.clone(), o)).collect();
@@ -58,7 +60,8 @@ impl App {
                     plans.push(Plan::Keep(p));
                     continue;
                 }
-                match Output::build_after(id.to_string(), oc, Some(&p.output)).await {
+                let build = Output::build_after(id.to_string(), oc, Some(&p.output));
+                match build.instrument(self.plugin_span(id)).await {
                     Ok(o) => plans.push(Plan::Start(Built {
                         output: Arc::new(o),
                         fingerprint: oc.fingerprint.clone(),
@@ -72,7 +75,8 @@ impl App {
                 }
                 continue;
             }
-            match Output::build(id.to_string(), oc).await {
+            let build = Output::build(id.to_string(), oc);
+            match build.instrument(self.plugin_span(id)).await {
                 Ok(o) => plans.push(Plan::Start(Built {
                     output: Arc::new(o),
                     fingerprint: oc.fingerprint.clone(),
@@ -94,7 +98,7 @@ impl App {
                     if let Err(e) = b.output.take_over() {
                         tracing::error!("output {}: {e}", b.output.id);
                     }
-                    let group = self.tasks.group();
+                    let group = self.tasks.group_in(self.plugin_span(&b.output.id));
                     b.output.start(&group);
                     spill::take_back_spill(&b.output).await;
                     if let Some(old) = b.replaces {
@@ -127,6 +131,14 @@ impl App {
             Retired::Connections(tasks) => !tasks.is_idle(),
         });
         result
+    }
+
+    /// The span a plugin's tasks run in: its `@log_level`'s, or none.
+    fn plugin_span(&self, id: &str) -> tracing::Span {
+        match self.log_levels.get(id) {
+            Some(level) => crate::logging::plugin_span(id, level),
+            None => tracing::Span::none(),
+        }
     }
 
     /// Puts the outputs back as they ran (a reload failed before anything changed).
@@ -297,7 +309,7 @@ impl App {
         source: &crate::pipeline::SourceConfig,
         previous: Option<&RunningInput>,
     ) -> anyhow::Result<RunningInput> {
-        let tasks = InputTasks::new(&self.tasks);
+        let tasks = InputTasks::new(&self.tasks.group_in(self.plugin_span(&source.id)));
         let owner = self.sockets.owner();
         let start = Start {
             routing: &self.routing,
@@ -306,7 +318,8 @@ impl App {
             owner,
             previous: previous.map(|p| &p.handle),
         };
-        match input::start(source.id.clone(), &source.input, start).await {
+        let started = input::start(source.id.clone(), &source.input, start);
+        match started.instrument(tasks.work.span().clone()).await {
             Ok(handle) => Ok(RunningInput {
                 id: source.id.clone(),
                 fingerprint: source.fingerprint.clone(),

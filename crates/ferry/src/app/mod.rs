@@ -69,6 +69,8 @@ pub struct App {
     outputs: Vec<RunningOutput>,
     inputs: Vec<RunningInput>,
     retired: Vec<Retired>,
+    /// The `@log_level` of each plugin of the configuration being applied, by id.
+    log_levels: std::collections::BTreeMap<String, &'static str>,
 }
 
 impl App {
@@ -83,6 +85,7 @@ impl App {
             outputs: Vec::new(),
             inputs: Vec::new(),
             retired: Vec::new(),
+            log_levels: Default::default(),
         };
         app.apply(config, true).await?;
         app.register(registry);
@@ -97,6 +100,9 @@ impl App {
         registry: &Registry,
     ) -> anyhow::Result<()> {
         let result = self.apply(config, false).await;
+        if result.is_ok() {
+            crate::logging::set_plugin_levels(config.log_levels.values().copied());
+        }
         self.register(registry);
         result
     }

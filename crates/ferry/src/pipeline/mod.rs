@@ -13,7 +13,7 @@ use crate::router::config::read_match;
 use crate::router::pattern::MatchPattern;
 use crate::router::{FilterRule, Ids, LabelConfig, MatchConfig, RoutesConfig};
 use ferry_config::{ConfigErrors, Element, Errors, Section, Span};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 pub use system::{LogFormat, SystemConfig};
@@ -49,6 +49,8 @@ pub struct PipelineConfig {
     /// The configuration in Fluentd's syntax with secrets masked ([`system::dump`]), printed
     /// at start unless `<system> suppress_config_dump`.
     pub dump: String,
+    /// Each plugin's `@log_level`, by plugin id.
+    pub log_levels: BTreeMap<String, &'static str>,
 }
 
 /// What the command line adds to a configuration file.
@@ -189,6 +191,7 @@ pub fn build_with(root: &Element, options: &LoadOptions) -> Result<PipelineConfi
         routes,
         admin,
         notes,
+        log_levels: ids.into_log_levels(),
     })
 }
 

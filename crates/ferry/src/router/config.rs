@@ -7,7 +7,7 @@ use crate::filter::Filter;
 use crate::output::OutputConfig;
 use crate::root_dir::RootDir;
 use ferry_config::{Section, Span};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 /// A parsed `<match>` directive.
@@ -133,11 +133,13 @@ impl RoutesConfig {
     }
 }
 
-/// Plugin ids: `@id` when given (must be unique), else `<type>_<n>`.
+/// Plugin ids: `@id` when given (must be unique), else `<type>_<n>`; and each plugin's
+/// `@log_level` ([`crate::logging`] applies it to the plugin's own log lines).
 #[derive(Debug, Default)]
 pub struct Ids {
     seen: HashSet<String>,
     next: usize,
+    levels: BTreeMap<String, &'static str>,
 }
 
 impl Ids {
@@ -152,7 +154,15 @@ impl Ids {
         if !self.seen.insert(id.clone()) {
             section.error(Some("@id"), format!("@id {id} is used twice"));
         }
+        if let Some(level) = section.opt_enum("@log_level", crate::LOG_LEVELS) {
+            self.levels.insert(id.clone(), level);
+        }
         id
+    }
+
+    /// The `@log_level` of each plugin that has one, by id.
+    pub fn into_log_levels(self) -> BTreeMap<String, &'static str> {
+        self.levels
     }
 }
 
