@@ -54,6 +54,10 @@ export FERRY_TEST_GO_SENDER="$go_sender"
 apt_install prometheus
 export FERRY_TEST_PROMETHEUS=/usr/bin/prometheus
 
+# The system's zone database, which ferry reads for IANA zone names (Asia/Tokyo) and the tests
+# read for zones with daylight saving time.
+apt_install tzdata
+
 # logrotate, for the tail input's rotation drills.
 apt_install logrotate
 

@@ -1,5 +1,5 @@
-//! Log lines in Fluentd's shape: `2026-11-21 15:19:13 +0000 [warn]: message`, on stderr
-//! (stdout belongs to the stdout output).
+//! Log lines in Fluentd's shape: `2026-11-21 15:19:13 +0900 [warn]: message` (the host's
+//! zone, as Fluentd's), on stderr (stdout belongs to the stdout output).
 //!
 //! **Levels.** `<system> log_level` (or `--log-level`) is the level of every line, except the
 //! lines of a plugin with its own `@log_level`: that plugin's tasks run in a [`plugin_span`],
@@ -37,8 +37,10 @@ pub enum LogFormat {
 
 struct FluentdFormat {
     format: LogFormat,
-    /// `<log> time_format`; Fluentd's `%Y-%m-%d %H:%M:%S %z` when unset.
-    time: Option<crate::time::Strftime>,
+    /// `<log> time_format`, else Fluentd's `%Y-%m-%d %H:%M:%S %z`.
+    time: crate::time::Strftime,
+    /// The host's zone, read once.
+    zone: crate::time::Zone,
 }
 
 impl<S, N> FormatEvent<S, N> for FluentdFormat
@@ -55,14 +57,9 @@ where
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let time = match &self.time {
-            Some(f) => f.format_in(i64::try_from(secs).unwrap_or(i64::MAX), 0),
-            None => {
-                let (y, mo, d, h, mi, s) =
-                    crate::time::utc_fields(u32::try_from(secs).unwrap_or(u32::MAX));
-                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000")
-            }
-        };
+        let time = self
+            .time
+            .format_at(i64::try_from(secs).unwrap_or(i64::MAX), &self.zone);
         let level = match *event.metadata().level() {
             Level::ERROR => "error",
             Level::WARN => "warn",
@@ -108,10 +105,15 @@ pub fn init<'a>(
     format: LogFormat,
     time_format: Option<&str>,
 ) {
-    let time = time_format.and_then(|f| crate::time::Strftime::parse(f).ok());
+    let time = time_format
+        .and_then(|f| crate::time::Strftime::parse(f).ok())
+        .unwrap_or_else(|| {
+            crate::time::Strftime::parse("%Y-%m-%d %H:%M:%S %z").expect("a constant, valid format")
+        });
+    let zone = crate::time::Zone::host();
     let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .event_format(FluentdFormat { format, time });
+        .event_format(FluentdFormat { format, time, zone });
     if std::env::var_os("FERRY_LOG").is_some() {
         let filter = tracing_subscriber::EnvFilter::builder()
             .with_default_directive(level_filter(level).into())

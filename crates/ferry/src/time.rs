@@ -1,15 +1,17 @@
-//! The calendar and `strftime`: the one place ferry turns seconds into dates and dates into
-//! text (formatters, file and tail paths, log lines). Reading times out of text is
-//! [`crate::parse::time`], which uses this calendar.
+//! The calendar, time zones and `strftime`: the one place ferry turns seconds into dates and
+//! dates into text (formatters, file and tail paths, log lines). Reading times out of text is
+//! [`crate::parse::time`], which uses this calendar and [`zone`].
 //!
-//! ferry writes every time in UTC: archives stay comparable across hosts, and the usual host
-//! zone (a container's) is UTC anyway. [`Strftime`] compiles a format once; the directives it
-//! knows are listed on [`Strftime::parse`], anything else is a configuration error. Paths
-//! written in a fixed zone (the tail input's `path_timezone`) are formatted by
-//! [`Strftime::format_in`].
+//! Every time is written in a [`Zone`]: as in Fluentd, the host's zone unless the
+//! configuration says `utc true`, `localtime false` or `timezone` (and for time slices
+//! `timekey_use_utc` or `timekey_zone`). [`Strftime`] compiles a format once; the directives
+//! it knows are listed on [`Strftime::parse`], anything else is a configuration error.
+
+pub mod zone;
 
 use ferry_proto::time::EventTime;
 use std::fmt::Write;
+pub use zone::Zone;
 
 /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -38,7 +40,12 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 /// The UTC calendar fields of an event time: year, month, day, hour, minute, second.
 pub fn utc_fields(sec: u32) -> (i64, u32, u32, u32, u32, u32) {
-    let secs = i64::from(sec);
+    fields(i64::from(sec))
+}
+
+/// The calendar fields of `secs` counted from 1970-01-01 00:00 (UTC seconds, or a local time's
+/// seconds counted the same way).
+pub fn fields(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
     (
@@ -51,24 +58,40 @@ pub fn utc_fields(sec: u32) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
-/// `2026-11-21 15:19:13.123456789 +0000`, Fluentd's stdout time.
-pub fn write_stdout_time(t: EventTime, out: &mut String) {
-    let (y, mo, d, h, mi, s) = utc_fields(t.sec);
+/// `2026-11-21 15:19:13.123456789 +0900`, Fluentd's stdout time (in the host's zone there).
+pub fn write_stdout_time(t: EventTime, zone: &Zone, out: &mut String) {
+    let offset = zone.offset_at(i64::from(t.sec));
+    let (y, mo, d, h, mi, s) = fields(i64::from(t.sec) + i64::from(offset));
     let _ = write!(
         out,
-        "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:09} +0000",
+        "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:09} ",
         t.nsec
     );
+    write_offset(offset, false, out);
 }
 
-/// `2026-11-21T15:19:13.123456789+00:00`.
-pub fn write_rfc3339(t: EventTime, out: &mut String) {
-    let (y, mo, d, h, mi, s) = utc_fields(t.sec);
+/// `2026-11-21T15:19:13.123456789+09:00`.
+pub fn write_rfc3339(t: EventTime, zone: &Zone, out: &mut String) {
+    let offset = zone.offset_at(i64::from(t.sec));
+    let (y, mo, d, h, mi, s) = fields(i64::from(t.sec) + i64::from(offset));
     let _ = write!(
         out,
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:09}+00:00",
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:09}",
         t.nsec
     );
+    write_offset(offset, true, out);
+}
+
+/// `+0900`, or `+09:00` with `colon` (seconds of an offset are not written, as in Ruby).
+fn write_offset(offset: i32, colon: bool, out: &mut String) {
+    let sign = if offset < 0 { '-' } else { '+' };
+    let minutes = offset.unsigned_abs() / 60;
+    let (h, m) = (minutes / 60, minutes % 60);
+    let _ = if colon {
+        write!(out, "{sign}{h:02}:{m:02}")
+    } else {
+        write!(out, "{sign}{h:02}{m:02}")
+    };
 }
 
 const MONTHS: [&str; 12] = [
@@ -130,7 +153,8 @@ pub struct Strftime {
 
 impl Strftime {
     /// Compiles `format`. Directives: `%Y %y %m %d %e %j %H %I %M %S %p %b %h %B %a %A %z %:z
-    /// %Z %s %L %N %3N %6N %9N %F %T %D %R %%`. Times are UTC, so `%z` is `+0000`, `%Z` `UTC`.
+    /// %Z %s %L %N %3N %6N %9N %F %T %D %R %%`. `%z` is the zone's offset (`+0900`), `%Z` what
+    /// [`Zone::abbreviation`] says.
     pub fn parse(format: &str) -> Result<Self, String> {
         let mut items = Vec::new();
         let mut lit = String::new();
@@ -254,10 +278,12 @@ impl Strftime {
         self.items.iter().any(|i| matches!(i, Item::Frac(_)))
     }
 
-    /// Appends the formatted time.
-    pub fn write(&self, t: EventTime, out: &mut String) {
-        let (y, mo, d, h, mi, s) = utc_fields(t.sec);
-        let days = i64::from(t.sec).div_euclid(86_400);
+    /// Appends the time `t` as seen in `zone`.
+    pub fn write(&self, t: EventTime, zone: &Zone, out: &mut String) {
+        let offset = zone.offset_at(i64::from(t.sec));
+        let local = i64::from(t.sec) + i64::from(offset);
+        let (y, mo, d, h, mi, s) = fields(local);
+        let days = local.div_euclid(86_400);
         let month = MONTHS.get(mo as usize - 1).copied().unwrap_or("");
         let weekday = WEEKDAYS
             .get(usize::try_from((days + 4).rem_euclid(7)).unwrap_or(0))
@@ -287,9 +313,14 @@ impl Strftime {
                 Item::MonthName => write!(out, "{month}"),
                 Item::WeekdayAbbr => write!(out, "{}", weekday.get(..3).unwrap_or(weekday)),
                 Item::WeekdayName => write!(out, "{weekday}"),
-                Item::Offset(false) => write!(out, "+0000"),
-                Item::Offset(true) => write!(out, "+00:00"),
-                Item::ZoneName => write!(out, "UTC"),
+                Item::Offset(colon) => {
+                    write_offset(offset, *colon, out);
+                    Ok(())
+                }
+                Item::ZoneName => {
+                    out.push_str(&zone.abbreviation(i64::from(t.sec)));
+                    Ok(())
+                }
                 Item::Epoch => write!(out, "{}", t.sec),
                 Item::Frac(n) => {
                     let nsec = t.nsec.min(999_999_999);
@@ -300,21 +331,16 @@ impl Strftime {
         }
     }
 
-    /// The time `unix_secs` as seen in the fixed zone `offset` (seconds east of UTC): the
-    /// calendar fields are that zone's; `%z` and `%Z` still say UTC, so zone-free paths are
-    /// what this is for.
-    pub fn format_in(&self, unix_secs: i64, offset: i32) -> String {
-        let local = (unix_secs + i64::from(offset)).clamp(0, i64::from(u32::MAX));
-        self.format(EventTime {
-            sec: u32::try_from(local).unwrap_or(u32::MAX),
-            nsec: 0,
-        })
+    /// The time `unix_secs` (clamped to what an event time holds) as seen in `zone`.
+    pub fn format_at(&self, unix_secs: i64, zone: &Zone) -> String {
+        let sec = u32::try_from(unix_secs.clamp(0, i64::from(u32::MAX))).unwrap_or(u32::MAX);
+        self.format(EventTime { sec, nsec: 0 }, zone)
     }
 
     /// The formatted time as a new string.
-    pub fn format(&self, t: EventTime) -> String {
+    pub fn format(&self, t: EventTime, zone: &Zone) -> String {
         let mut s = String::new();
-        self.write(t, &mut s);
+        self.write(t, zone, &mut s);
         s
     }
 }
@@ -345,11 +371,14 @@ mod tests {
     }
 
     #[test]
-    fn format_in_expands_path_dates_in_a_fixed_zone() {
+    fn format_at_expands_path_dates_in_a_zone() {
         // 2024-02-29 13:05:09 UTC
         let t = days_from_civil(2024, 2, 29) * 86_400 + 13 * 3600 + 5 * 60 + 9;
-        let f =
-            |p: &str, secs: i64, offset: i32| Strftime::parse(p).unwrap().format_in(secs, offset);
+        let f = |p: &str, secs: i64, offset: i32| {
+            Strftime::parse(p)
+                .unwrap()
+                .format_at(secs, &Zone::fixed(offset))
+        };
         assert_eq!(
             f("/var/log/app.%Y%m%d-%H%M%S.%j.%b.log", t, 0),
             "/var/log/app.20240229-130509.060.Feb.log"
@@ -376,17 +405,52 @@ mod tests {
     #[test]
     fn stdout_time_has_nanoseconds_and_utc_offset() {
         let mut s = String::new();
-        write_stdout_time(t(1_700_000_000, 123_456_789), &mut s);
+        write_stdout_time(t(1_700_000_000, 123_456_789), &Zone::UTC, &mut s);
         assert_eq!(s, "2023-11-14 22:13:20.123456789 +0000");
+    }
+
+    #[test]
+    fn times_are_written_in_their_zone_with_its_offset_and_name() {
+        let at = t(1_700_000_000, 123_456_789);
+        let tokyo = Zone::parse("Asia/Tokyo").unwrap();
+        let f = Strftime::parse("%Y-%m-%d %H:%M:%S %z %:z [%Z] %s").unwrap();
+        assert_eq!(
+            f.format(at, &tokyo),
+            "2023-11-15 07:13:20 +0900 +09:00 [] 1700000000"
+        );
+        assert_eq!(
+            f.format(at, &Zone::fixed(-(5 * 3600 + 30 * 60))),
+            "2023-11-14 16:43:20 -0530 -05:30 [] 1700000000"
+        );
+        assert_eq!(
+            f.format(at, &Zone::UTC),
+            "2023-11-14 22:13:20 +0000 +00:00 [UTC] 1700000000"
+        );
+        let mut s = String::new();
+        write_stdout_time(at, &tokyo, &mut s);
+        assert_eq!(s, "2023-11-15 07:13:20.123456789 +0900");
+        s.clear();
+        write_rfc3339(at, &Zone::fixed(-3600), &mut s);
+        assert_eq!(s, "2023-11-14T21:13:20.123456789-01:00");
+        // The first second of 1970 in a zone west of UTC is still 1969 there.
+        assert_eq!(
+            Strftime::parse("%Y-%m-%d %H")
+                .unwrap()
+                .format(t(0, 0), &Zone::fixed(-3600)),
+            "1969-12-31 23"
+        );
     }
 
     #[test]
     fn strftime_writes_fluentds_out_file_time_and_path_slices() {
         let f = Strftime::parse("%Y-%m-%dT%H:%M:%S%z").unwrap();
-        assert_eq!(f.format(t(1_700_000_000, 5)), "2023-11-14T22:13:20+0000");
+        assert_eq!(
+            f.format(t(1_700_000_000, 5), &Zone::UTC),
+            "2023-11-14T22:13:20+0000"
+        );
         let slice = Strftime::parse("/logs/%Y/%m/%d/app.%Y%m%d%H").unwrap();
         assert_eq!(
-            slice.format(t(1_700_000_000, 0)),
+            slice.format(t(1_700_000_000, 0), &Zone::UTC),
             "/logs/2023/11/14/app.2023111422"
         );
         assert!(slice.has_directives());
@@ -397,7 +461,7 @@ mod tests {
     fn strftime_covers_names_fractions_and_composites() {
         let f = Strftime::parse("%a %A %b %B %e %j %I%p %L %6N %N %s %F %T %:z %Z %%").unwrap();
         assert_eq!(
-            f.format(t(1_700_000_000, 123_456_789)),
+            f.format(t(1_700_000_000, 123_456_789), &Zone::UTC),
             "Tue Tuesday Nov November 14 318 10PM 123 123456 123456789 1700000000 \
              2023-11-14 22:13:20 +00:00 UTC %"
         );

@@ -105,6 +105,7 @@ fn the_shared_bottom_layer_imports_nothing_above_it() {
         "parse",
         "format",
         "time.rs",
+        "time",
         "tls.rs",
         "logging.rs",
         "record.rs",

@@ -5,7 +5,7 @@
 
 use crate::metrics::Registry;
 use crate::task::Tasks;
-use crate::time::write_rfc3339;
+use crate::time::{Zone, write_rfc3339};
 use ferry_proto::time::EventTime;
 use serde_json::json;
 use std::io::Write;
@@ -20,6 +20,7 @@ fn rfc3339(t: SystemTime) -> String {
             sec: u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
             nsec: d.subsec_nanos(),
         },
+        &Zone::UTC,
         &mut s,
     );
     s

@@ -9,7 +9,7 @@
 //! | `${tag_parts[N]}` | the Nth part of the tag split on `.` (negative N counts from the end) |
 //! | `${tag_prefix[N]}` / `${tag_suffix[N]}` | parts 0..=N joined / parts N.. joined |
 //! | `${hostname}` | the host name |
-//! | `${time}` | the event time, `2026-11-21 15:19:13 +0000` (Ruby's `Time#to_s`, in UTC) |
+//! | `${time}` | the event time, `2026-11-21 15:19:13 +0900` (Ruby's `Time#to_s`, in the host's zone) |
 //! | `${record["key"]}` | a field of the incoming record |
 //!
 //! A placeholder whose value is missing (a part beyond the tag, an absent field) expands to
@@ -29,7 +29,7 @@ use super::accessor::Accessor;
 use super::raw::{RawRecord, RawValue};
 use super::{Event, Outcome, TagContext};
 use crate::record::text;
-use crate::time::utc_fields;
+use crate::time::{Strftime, Zone};
 use bytes::BytesMut;
 use ferry_config::Section;
 use ferry_proto::msgpack::{self, Head, Value};
@@ -74,6 +74,8 @@ pub struct RecordTransformer {
     renew_record: bool,
     renew_time_key: Option<String>,
     auto_typecast: bool,
+    /// `${time}` is Ruby's `Time#to_s`: the host's zone.
+    time_text: (Strftime, Zone),
 }
 
 impl RecordTransformer {
@@ -121,6 +123,10 @@ impl RecordTransformer {
             renew_record,
             renew_time_key: s.str("renew_time_key"),
             auto_typecast: s.bool_or("auto_typecast", false),
+            time_text: (
+                Strftime::parse("%Y-%m-%d %H:%M:%S %z").expect("a constant, valid format"),
+                Zone::host(),
+            ),
         })
     }
 
@@ -138,6 +144,7 @@ impl RecordTransformer {
             ctx,
             time: *time,
             record: rec,
+            time_text: &self.time_text,
         };
         for (k, v) in &self.fields {
             let text = &mut scratch.text;
@@ -180,6 +187,7 @@ struct Input<'a, 'r> {
     ctx: &'a TagContext,
     time: EventTime,
     record: &'a RawRecord<'r>,
+    time_text: &'a (Strftime, Zone),
 }
 
 fn list(s: &Section<'_>, key: &str) -> Vec<String> {
@@ -364,10 +372,8 @@ fn resolve<'i>(p: &Placeholder, input: &Input<'i, '_>) -> Option<Resolved<'i>> {
         }
         Placeholder::TagSuffix(n) => index(*n).map(|i| Resolved::Text(parts[i..].join(".").into())),
         Placeholder::Time => {
-            let (y, mo, d, h, mi, s) = utc_fields(input.time.sec);
-            Some(Resolved::Text(
-                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000").into(),
-            ))
+            let (format, zone) = input.time_text;
+            Some(Resolved::Text(format.format(input.time, zone).into()))
         }
         Placeholder::Field(k) => input.record.get(k).map(Resolved::Field),
     }

@@ -2,12 +2,16 @@ use super::*;
 use crate::filter::raw::check_written;
 use crate::plugin::read_section;
 use crate::record::str_value;
+use crate::time::utc_fields;
 use std::sync::Arc;
 
+/// The transformer of `conf`, writing `${time}` in UTC whatever the host's zone.
 fn transformer(conf: &str) -> RecordTransformer {
-    read_section(conf, RecordTransformer::from_section)
+    let mut t = read_section(conf, RecordTransformer::from_section)
         .unwrap()
-        .unwrap()
+        .unwrap();
+    t.time_text.1 = Zone::UTC;
+    t
 }
 
 fn ctx() -> TagContext {

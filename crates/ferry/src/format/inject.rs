@@ -1,7 +1,7 @@
 //! `<inject>`: the tag, the time and the host name copied into each record before formatting.
 
 use super::json::Extra;
-use crate::time::{Strftime, write_rfc3339};
+use crate::time::{Strftime, Zone, write_rfc3339, zone};
 use ferry_config::Section;
 use ferry_proto::time::EventTime;
 
@@ -16,7 +16,7 @@ pub enum TimeType {
     UnixtimeMillis,
     UnixtimeMicros,
     UnixtimeNanos,
-    /// `time_format` if set, else `2026-11-21T15:19:13.123456789+00:00`.
+    /// `time_format` if set, else `2026-11-21T15:19:13.123456789+09:00`, in `zone`.
     String,
 }
 
@@ -31,6 +31,8 @@ pub struct InjectConfig {
     pub worker_id_key: Option<String>,
     pub time_type: TimeType,
     pub time_format: Option<Strftime>,
+    /// The zone of `time_type string` (`localtime`, `utc`, `timezone`; the host's by default).
+    pub zone: Zone,
 }
 
 impl InjectConfig {
@@ -59,7 +61,7 @@ impl InjectConfig {
             _ => TimeType::Float,
         };
         let time_format = read_time_format(&s, "time_format");
-        super::check_utc(&s);
+        let zone = zone::from_section(&s);
         let hostname_key = s.str("hostname_key");
         let hostname = match (&hostname_key, s.str("hostname")) {
             (_, Some(h)) => h,
@@ -74,6 +76,7 @@ impl InjectConfig {
             worker_id_key: s.str("worker_id_key"),
             time_type,
             time_format,
+            zone,
         };
         s.finish();
         cfg
@@ -109,8 +112,8 @@ impl InjectConfig {
                 TimeType::String => {
                     let mut s = String::new();
                     match &self.time_format {
-                        Some(f) => f.write(time, &mut s),
-                        None => write_rfc3339(time, &mut s),
+                        Some(f) => f.write(time, &self.zone, &mut s),
+                        None => write_rfc3339(time, &self.zone, &mut s),
                     }
                     Extra::Str(s)
                 }

@@ -12,14 +12,15 @@
 //! | `msgpack` | the record as msgpack (no time, no tag, as Fluentd's) |
 //!
 //! The JSON-based formats transcode msgpack to JSON straight from the bytes ([`json`]); the
-//! others decode the record. Times are written in UTC ([`crate::time`]): `utc`, `localtime false` and
-//! a UTC `timezone` are accepted, a local zone is a configuration error.
+//! others decode the record. Times are written as Fluentd writes them ([`crate::time`]): in the
+//! host's zone, unless out_file's or `<inject>`'s `utc true`, `localtime false` or `timezone`
+//! says otherwise; the stdout format always writes the host's zone.
 
 pub mod inject;
 pub mod json;
 pub mod text;
 
-pub use crate::time::{Strftime, utc_fields, write_rfc3339, write_stdout_time};
+pub use crate::time::{Strftime, Zone, utc_fields, write_rfc3339, write_stdout_time};
 use ferry_config::Section;
 use ferry_proto::entries::{self, EntryRef};
 use ferry_proto::msgpack::{MsgpackError, Value};
@@ -70,6 +71,8 @@ pub struct FormatOptions {
     pub replacement: String,
     pub column_time: ColumnTime,
     pub time_format: Strftime,
+    /// The zone times are written in.
+    pub zone: Zone,
     pub fields: Vec<String>,
     pub force_quotes: bool,
     pub message_key: String,
@@ -99,6 +102,7 @@ impl Default for FormatOptions {
             replacement: " ".into(),
             column_time: ColumnTime::String,
             time_format: out_file_time(),
+            zone: Zone::host(),
             fields: Vec::new(),
             force_quotes: true,
             message_key: "message".into(),
@@ -115,27 +119,6 @@ pub struct FormatConfig {
     pub kind: FormatKind,
     pub options: FormatOptions,
     pub inject: InjectConfig,
-}
-
-/// Accepts Fluentd's time zone parameters when they mean UTC; reports anything else.
-pub fn check_utc(s: &Section<'_>) {
-    if s.opt_bool("localtime") == Some(true) || s.opt_bool("utc") == Some(false) {
-        s.error(
-            None,
-            "ferry writes times in UTC: remove 'localtime' / 'utc false'",
-        );
-    }
-    if let Some(tz) = s.str("timezone")
-        && !matches!(
-            tz.as_str(),
-            "UTC" | "Z" | "+0000" | "+00:00" | "Etc/UTC" | "GMT"
-        )
-    {
-        s.error(
-            Some("timezone"),
-            format!("ferry writes times in UTC, not '{tz}'"),
-        );
-    }
 }
 
 impl FormatConfig {
@@ -216,7 +199,7 @@ impl FormatConfig {
         let newline = match self.kind {
             FormatKind::Stdout => {
                 let mut t = String::new();
-                write_stdout_time(entry.time, &mut t);
+                write_stdout_time(entry.time, &o.zone, &mut t);
                 let _ = write!(out, "{t} {tag}: ");
                 match o.stdout_type {
                     StdoutType::Json => {
@@ -240,7 +223,9 @@ impl FormatConfig {
             FormatKind::OutFile => {
                 if o.output_time {
                     match o.column_time {
-                        ColumnTime::String => scratch.time_text(&o.time_format, entry, out),
+                        ColumnTime::String => {
+                            scratch.time_text(&o.time_format, &o.zone, entry, out);
+                        }
                         ColumnTime::Unixtime => json::write_int(entry.time.sec, out),
                         ColumnTime::Float => {
                             let f = f64::from(entry.time.sec) + f64::from(entry.time.nsec) / 1e9;
@@ -330,7 +315,13 @@ struct Scratch<'s> {
 }
 
 impl Scratch<'_> {
-    fn time_text(&mut self, format: &Strftime, entry: &EntryRef<'_>, out: &mut Vec<u8>) {
+    fn time_text(
+        &mut self,
+        format: &Strftime,
+        zone: &Zone,
+        entry: &EntryRef<'_>,
+        out: &mut Vec<u8>,
+    ) {
         let key = (
             entry.time.sec,
             if format.uses_fraction() {
@@ -341,7 +332,7 @@ impl Scratch<'_> {
         );
         if self.time != Some(key) {
             self.time_text.clear();
-            format.write(entry.time, &mut self.time_text);
+            format.write(entry.time, zone, &mut self.time_text);
             self.time = Some(key);
         }
         out.extend_from_slice(self.time_text.as_bytes());
@@ -358,6 +349,14 @@ fn read_options(s: &Section<'_>, kind: FormatKind) -> FormatOptions {
                 "hash" => StdoutType::Hash,
                 _ => StdoutType::Json,
             };
+            // Fluentd's stdout format takes the time zone parameters and writes the host's zone
+            // whatever they say.
+            if crate::time::zone::from_section(s) != Zone::host() {
+                let host = "the stdout format writes the host's zone, as Fluentd's does";
+                s.no_effect("localtime", host);
+                s.no_effect("utc", host);
+                s.no_effect("timezone", host);
+            }
         }
         FormatKind::Json => {
             o.add_newline = s.bool_or("add_newline", true);
@@ -384,7 +383,7 @@ fn read_options(s: &Section<'_>, kind: FormatKind) -> FormatOptions {
             if let Some(f) = read_time_format(s, "time_format") {
                 o.time_format = f;
             }
-            check_utc(s);
+            o.zone = crate::time::zone::from_section(s);
         }
         FormatKind::Ltsv => {
             o.delimiter = s.str_or("delimiter", "\t");

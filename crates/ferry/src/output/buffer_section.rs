@@ -7,8 +7,15 @@
 //! `@type memory` stays available. ferry adds `durability` for file buffers: `fsync` (the default: an
 //! event is acknowledged only once it is on disk) or `os_cache` (in the page cache: survives a
 //! crash of ferry, not of the machine).
+//!
+//! Time slices (chunk key `time`) are cut in `timekey_zone`, as Fluentd cuts them: UTC with
+//! `timekey_use_utc true`, else `timekey_zone` (an offset or a zone name), else the host's UTC
+//! offset when ferry starts (Fluentd's `Time.now.strftime('%z')`: a fixed offset, so slices do
+//! not move when the host's clocks change for daylight saving). The same zone writes the times
+//! of file names.
 
 use crate::root_dir::RootDir;
+use crate::time::{Zone, zone};
 use ferry_buffer::{
     BufferConfig, BufferType, Compress, Durability, FlushMode, OverflowAction, RetryConfig,
     RetryType,
@@ -36,6 +43,8 @@ pub struct BufferSetup {
     /// Where a memory buffer is written at a planned stop, and taken back from at the next
     /// start ([`crate::output::handoff`]).
     pub spill_dir: PathBuf,
+    /// The zone time slices are cut in and file names' times written in (module docs).
+    pub timekey_zone: Zone,
 }
 
 /// What the output wants by default: out_forward needs `tag` as a chunk key, file outputs
@@ -96,6 +105,7 @@ impl BufferSetup {
                 flush_thread_count: 1,
                 slow_flush_log_threshold: Duration::from_secs(20),
                 spill_dir: root.spill_dir(output_id),
+                timekey_zone: Zone::host_offset_now(),
             };
         };
         let arg = if s.arg().trim().is_empty() {
@@ -155,11 +165,12 @@ impl BufferSetup {
             s.error(None, "'time' is a chunk key but 'timekey' is not set");
         }
         config.timekey_wait = s.duration_or("timekey_wait", Duration::from_secs(600));
-        s.no_effect_unless(
-            "timekey_use_utc",
-            true,
-            "ferry cuts time slices (and writes the times of file names) in UTC; it does not read the host's zone",
-        );
+        let named_zone = zone::read_zone(s, "timekey_zone");
+        let timekey_zone = if s.bool_or("timekey_use_utc", false) {
+            Zone::fixed(0)
+        } else {
+            named_zone.unwrap_or_else(Zone::host_offset_now)
+        };
         config.retry = read_retry(s, has_secondary);
         // Accepted for Fluentd compatibility; ferry's flushers are woken by the buffer itself.
         let _ = s.opt_duration("flush_thread_interval");
@@ -195,6 +206,7 @@ impl BufferSetup {
             flush_thread_count: flush_thread_count.clamp(1, 64) as usize,
             slow_flush_log_threshold,
             spill_dir: root.spill_dir(output_id),
+            timekey_zone,
         }
     }
 
@@ -253,6 +265,18 @@ fn parse_keys(arg: &str, section: Option<&Section<'_>>) -> ChunkKeys {
 /// output's files (`fallback`), in `.ferry-buffer/<id>`.
 pub fn default_buffer_dir(fallback: &Path, id: &str) -> PathBuf {
     fallback.join(".ferry-buffer").join(id)
+}
+
+impl BufferSetup {
+    /// The start of the time slice `sec` falls in: Fluentd's `calculate_timekey`, a multiple of
+    /// `timekey` in `timekey_zone`'s local time.
+    pub fn time_slice(&self, sec: u32) -> i64 {
+        let timekey = self.config.timekey.map_or(1, |d| d.as_secs().max(1));
+        let timekey = i64::try_from(timekey).unwrap_or(i64::MAX);
+        let sec = i64::from(sec);
+        let offset = i64::from(self.timekey_zone.offset_at(sec));
+        sec - (sec + offset).rem_euclid(timekey)
+    }
 }
 
 impl ChunkKeys {

@@ -172,6 +172,7 @@ async fn flush_chunk(ctx: &Flusher, chunk: Chunk, h: &TaskHandle) -> bool {
                             sec: u32::try_from(secs).unwrap_or(u32::MAX),
                             nsec: 0,
                         },
+                        &crate::time::Zone::host(),
                         &mut next,
                     );
                     let what = format!("error_class={} error=\"{e}\"", e.class());

@@ -215,7 +215,7 @@ fn read_secondary(
         // The file output's own buffer settings do not apply: it writes the primary's chunks.
         "file" => file::FileConfig::from_section(s, &format!("{id}.secondary"), root, false)
             .map(|(c, _)| SinkConfig::File(c)),
-        "secondary_file" => secondary_file::SecondaryFileConfig::from_section(s, &buffer.keys)
+        "secondary_file" => secondary_file::SecondaryFileConfig::from_section(s, buffer)
             .map(SinkConfig::SecondaryFile),
         "stdout" => Some(SinkConfig::Stdout(stdout::StdoutConfig::from_section(s))),
         _ => Some(SinkConfig::Null(null::NullConfig::from_section(s))),

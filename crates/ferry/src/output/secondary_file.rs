@@ -11,7 +11,7 @@
 //! ([`super::file::writer`]).
 
 use super::SinkError;
-use super::buffer_section::ChunkKeys;
+use super::buffer_section::BufferSetup;
 use super::file::path::{IndexStyle, PathTemplate};
 use super::file::writer::{FileWriter, WriterConfig};
 use super::segment::SegmentReader;
@@ -27,8 +27,9 @@ pub struct SecondaryFileConfig {
 
 impl SecondaryFileConfig {
     /// Reads a `<secondary> @type secondary_file` section of an output whose chunks are keyed
-    /// by `keys`.
-    pub fn from_section(s: &Section<'_>, keys: &ChunkKeys) -> Option<Self> {
+    /// and sliced by `primary` (its time slices are written in the primary's `timekey_zone`).
+    pub fn from_section(s: &Section<'_>, primary: &BufferSetup) -> Option<Self> {
+        let keys = &primary.keys;
         let directory = s.required_str("directory");
         let basename = s.str_or("basename", "dump.bin");
         if basename.contains('/') {
@@ -41,7 +42,7 @@ impl SecondaryFileConfig {
             directory?.trim_end_matches('/'),
             if gzip { ".gz" } else { "" }
         );
-        let template = PathTemplate::parse(&source, IndexStyle::Dot)
+        let template = PathTemplate::parse(&source, IndexStyle::Dot, primary.timekey_zone.clone())
             .and_then(|t| t.check(keys).map(|()| t))
             .map_err(|e| s.error(None, format!("secondary_file: {e}")))
             .ok()?;
@@ -109,6 +110,7 @@ impl SecondaryFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::buffer_section::BufferDefaults;
     use ferry_buffer::{Buffer, BufferConfig, ChunkKey};
 
     /// Two chunks of tag `app`, one event each.
@@ -139,12 +141,14 @@ mod tests {
             "<secondary>\ndirectory {}\n{params}\n</secondary>\n",
             dir.path().display()
         );
-        let keys = ChunkKeys {
-            tag: true,
-            ..ChunkKeys::default()
+        let defaults = BufferDefaults {
+            keys: "tag",
+            timekey: None,
         };
+        let root = crate::root_dir::RootDir::resolve(None, None);
+        let primary = BufferSetup::from_section(None, defaults, "o", &root, false);
         let config =
-            crate::plugin::read_section(&text, |s| SecondaryFileConfig::from_section(s, &keys))
+            crate::plugin::read_section(&text, |s| SecondaryFileConfig::from_section(s, &primary))
                 .unwrap()
                 .unwrap();
         let out = SecondaryFile::new("o".into(), config);

@@ -22,11 +22,7 @@ pub(super) fn split(batch: &Batch, setup: &BufferSetup) -> Result<Vec<Piece>, St
     let limit = setup.config.chunk_limit_size;
     let record_limit = setup.config.chunk_limit_records.unwrap_or(u64::MAX);
     let tag = keys.tag.then(|| batch.tag.to_string());
-    let timekey = setup.config.timekey.map_or(0, |d| d.as_secs().max(1));
-    let slice = |sec: u32| {
-        let sec = i64::from(sec);
-        sec - sec.rem_euclid(timekey as i64)
-    };
+    let slice = |sec: u32| setup.time_slice(sec);
     // One key for the whole batch without walking it: no time key, or the input says every
     // event lies in one time slice (`Some(slice)`).
     let whole_batch_slice = match batch.time_range {

@@ -1,7 +1,8 @@
 //! The time parameters of a `<parse>` section (`time_key`, `time_format`, `time_type`,
-//! `keep_time_key`, `timezone`) and reading a time value with them.
+//! `keep_time_key`, `localtime`, `utc`, `timezone`) and reading a time value with them.
 
 use super::{ParseError, record, rfc3339, time};
+use crate::time::{Zone, zone};
 use ferry_config::Section;
 use ferry_proto::time::EventTime;
 
@@ -16,13 +17,13 @@ pub enum TimeParse {
     Float,
 }
 
-/// `time_key`, `time_format`, `time_type`, `keep_time_key`, `timezone`/`utc`.
+/// `time_key`, `time_format`, `time_type`, `keep_time_key`, `localtime`/`utc`/`timezone`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeSpec {
     pub key: Option<String>,
     pub parse: TimeParse,
-    /// Zone of times that carry none, in seconds east of UTC.
-    pub offset: i32,
+    /// Zone of times that carry none.
+    pub zone: Zone,
     pub keep: bool,
 }
 
@@ -31,10 +32,10 @@ impl TimeSpec {
     pub fn read(&self, v: &[u8]) -> Result<EventTime, ParseError> {
         let bad = || ParseError::Time(String::from_utf8_lossy(v).into_owned());
         match &self.parse {
-            TimeParse::Format(Some(f)) => f.parse(v, self.offset).ok_or_else(bad),
+            TimeParse::Format(Some(f)) => f.parse(v, &self.zone).ok_or_else(bad),
             // RFC 3339, or a number of seconds when the whole value is one (a date that is not
             // valid RFC 3339 is an error, not its leading year read as seconds).
-            TimeParse::Format(None) => rfc3339::parse_rfc3339(v, self.offset)
+            TimeParse::Format(None) => rfc3339::parse_rfc3339(v, &self.zone)
                 .or_else(|| {
                     let n = std::str::from_utf8(v).ok()?.trim().parse::<f64>().ok()?;
                     epoch(n, v.trim_ascii_start())
@@ -79,34 +80,10 @@ pub(super) fn read_time_spec(s: &Section<'_>, default_key: Option<&str>) -> Time
         "float" => TimeParse::Float,
         _ => TimeParse::Format(format),
     };
-    let mut offset = 0;
-    if let Some(tz) = s.str("timezone") {
-        match time::parse_offset(&tz) {
-            Some(o) => offset = o,
-            None => s.error(
-                Some("timezone"),
-                format!("timezone '{tz}' is not a fixed offset such as +09:00 or UTC"),
-            ),
-        }
-    }
-    // `utc true` is the default; `localtime true` (or `utc false`) would mean the host's zone,
-    // which ferry does not read: times without a zone are read in `timezone` (UTC unless set).
-    let host_zone = s.opt_bool("utc") == Some(false) || s.opt_bool("localtime") == Some(true);
-    if host_zone && s.str("timezone").is_none() {
-        let key = if s.has("localtime") {
-            "localtime"
-        } else {
-            "utc"
-        };
-        s.no_effect(
-            key,
-            "ferry does not read the host's zone: times without a zone are read as UTC; set timezone (+09:00) to read them in another zone",
-        );
-    }
     TimeSpec {
         key,
         parse,
-        offset,
+        zone: zone::from_section(s),
         keep: s.bool_or("keep_time_key", false),
     }
 }
@@ -123,13 +100,78 @@ mod tests {
     }
 
     fn read_time_spec_of(body: &str) -> TimeSpec {
-        let text = format!("<parse>\n{body}\n</parse>\n");
+        let text = format!("<parse>\n{}\n</parse>\n", crate::parse::tests::in_utc(body));
         let root = ferry_config::parse_str(&text, "test.conf").unwrap();
         let errors = Errors::new();
         let s = Section::new(&root.children[0], &errors);
         let spec = read_time_spec(&s, Some("time"));
         s.abandon();
         spec
+    }
+
+    /// The zone a `<parse>` with `body` reads zone-less times in, and its errors.
+    fn zone_of(body: &str) -> (Zone, Result<(), ferry_config::ConfigErrors>) {
+        let text = format!("<parse>\n{body}\n</parse>\n");
+        let root = ferry_config::parse_str(&text, "test.conf").unwrap();
+        let errors = Errors::new();
+        let s = Section::new(&root.children[0], &errors);
+        let spec = read_time_spec(&s, Some("time"));
+        s.finish();
+        (spec.zone, errors.into_result(()))
+    }
+
+    #[test]
+    fn times_without_a_zone_are_read_in_the_hosts_zone_unless_told_otherwise() {
+        assert_eq!(
+            zone_of("").0,
+            Zone::host(),
+            "Fluentd's localtime is true by default"
+        );
+        assert_eq!(zone_of("localtime true").0, Zone::host());
+        assert_eq!(zone_of("utc false").0, Zone::host());
+        assert_eq!(zone_of("utc true").0, Zone::UTC);
+        assert_eq!(zone_of("localtime false").0, Zone::UTC);
+        assert_eq!(zone_of("localtime false\nutc true").0, Zone::UTC);
+        assert_eq!(zone_of("timezone +09:00").0, Zone::fixed(9 * 3600));
+        let tokyo = zone_of("timezone Asia/Tokyo\nutc true");
+        assert_eq!(tokyo.0, Zone::parse("Asia/Tokyo").unwrap(), "timezone wins");
+        assert!(tokyo.1.is_ok());
+        let both = zone_of("localtime true\nutc true")
+            .1
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("test.conf:3") && both.contains("both of utc and localtime"));
+        let unknown = zone_of("timezone Europe/Pariss").1.unwrap_err().to_string();
+        assert!(
+            unknown.contains("test.conf:2") && unknown.contains("did you mean 'Europe/Paris'"),
+            "{unknown}"
+        );
+        assert!(zone_of("timezone JST").1.is_err());
+    }
+
+    #[test]
+    fn a_named_zone_reads_times_on_both_sides_of_its_transitions() {
+        let read = |value: &str| {
+            read_time(
+                "time_format %Y-%m-%d %H:%M:%S\ntimezone America/New_York",
+                value,
+            )
+            .unwrap()
+            .sec
+        };
+        // 2026-03-08 01:30 EST and 03:30 EDT are an hour apart; 2026-11-01 00:30 EDT and
+        // 02:30 EST are three.
+        assert_eq!(read("2026-03-08 01:30:00"), 1_772_951_400);
+        assert_eq!(read("2026-03-08 03:30:00"), 1_772_951_400 + 3600);
+        assert_eq!(read("2026-11-01 00:30:00"), 1_793_507_400);
+        assert_eq!(read("2026-11-01 02:30:00"), 1_793_507_400 + 3 * 3600);
+        // RFC 3339 without an offset is read in the zone too.
+        assert_eq!(
+            read_time("timezone Asia/Tokyo", "2026-12-07T10:00:00")
+                .unwrap()
+                .sec,
+            1_796_605_200
+        );
     }
 
     fn at(sec: u32, nsec: u32) -> EventTime {

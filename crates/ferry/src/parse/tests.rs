@@ -4,8 +4,21 @@ use ferry_config::Errors;
 use ferry_proto::msgpack::Value;
 use serde_json::json;
 
+/// Times without a zone read in UTC unless `body` names a zone, so that what these tests expect
+/// holds whatever the host's zone.
+pub(super) fn in_utc(body: &str) -> String {
+    if ["utc", "localtime", "timezone"]
+        .iter()
+        .any(|k| body.contains(k))
+    {
+        body.to_string()
+    } else {
+        format!("{body}\nutc true")
+    }
+}
+
 pub(super) fn setup(body: &str) -> ParseSetup {
-    let text = format!("<parse>\n{body}\n</parse>\n");
+    let text = format!("<parse>\n{}\n</parse>\n", in_utc(body));
     let root = ferry_config::parse_str(&text, "test.conf").unwrap();
     let errors = Errors::new();
     let s = Section::new(&root.children[0], &errors);

@@ -7,10 +7,11 @@
 //! 1 to 9 digits as a fraction of a second; `%z` takes `Z`, `+hhmm`, `+hh:mm` and `+hh`. A format without a year (syslog's `%b %d %H:%M:%S`) takes the
 //! current year, or the previous one when that would put the time more than a day ahead.
 //!
-//! Times without a zone are read in the configured fixed offset (UTC unless `timezone` says
-//! otherwise); ferry does not read the host's zone database.
+//! Times without a zone are read in the configured [`Zone`]: the host's unless `utc true`,
+//! `localtime false` or `timezone` says otherwise, as in Fluentd.
 
-use crate::time::{civil_from_days, days_from_civil};
+use crate::time::zone::numeric_offset;
+use crate::time::{Zone, civil_from_days, days_from_civil};
 use ferry_proto::time::EventTime;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,27 +26,14 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// A fixed UTC offset in seconds from `Z`, `UTC`, `+09:00`, `-0500` or `+09`.
+/// The offset a line writes for its time, in seconds east of UTC: `Z`, `UTC`, `GMT`,
+/// `+09:00`, `-0500` or `+09`.
 pub fn parse_offset(s: &str) -> Option<i32> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") || t == "GMT" {
         return Some(0);
     }
-    let (sign, rest) = match t.as_bytes().first()? {
-        b'+' => (1, &t[1..]),
-        b'-' => (-1, &t[1..]),
-        _ => return None,
-    };
-    let digits: String = rest.chars().filter(|c| *c != ':').collect();
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (h, m) = match digits.len() {
-        2 => (digits.parse::<i32>().ok()?, 0),
-        4 => (digits[..2].parse::<i32>().ok()?, digits[2..].parse().ok()?),
-        _ => return None,
-    };
-    (h <= 23 && m <= 59).then_some(sign * (h * 3600 + m * 60))
+    numeric_offset(t)?.ok()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,9 +176,9 @@ impl TimeFormat {
         Ok(Self { items, has_year })
     }
 
-    /// Reads `s` as a whole (trailing whitespace allowed); `offset` is the zone of times that
+    /// Reads `s` as a whole (trailing whitespace allowed); `zone` is the zone of times that
     /// carry none.
-    pub fn parse(&self, s: &[u8], offset: i32) -> Option<EventTime> {
+    pub fn parse(&self, s: &[u8], zone: &Zone) -> Option<EventTime> {
         let mut p = Parts::default();
         let mut pos = 0usize;
         for item in &self.items {
@@ -199,10 +187,10 @@ impl TimeFormat {
         if s.get(pos..)?.iter().any(|b| !b.is_ascii_whitespace()) {
             return None;
         }
-        self.resolve(p, offset)
+        self.resolve(p, zone)
     }
 
-    fn resolve(&self, p: Parts, offset: i32) -> Option<EventTime> {
+    fn resolve(&self, p: Parts, zone: &Zone) -> Option<EventTime> {
         if let Some(epoch) = p.epoch {
             return EventTime::from_unix_nanos(
                 u128::try_from(epoch).ok()? * 1_000_000_000 + u128::from(p.nsec),
@@ -214,8 +202,11 @@ impl TimeFormat {
             Some(false) if hour == 12 => hour = 0,
             _ => {}
         }
-        let offset = i64::from(p.offset.unwrap_or(offset));
         let tod = i64::from(hour) * 3600 + i64::from(p.minute) * 60 + i64::from(p.second);
+        let to_unix = |wall: i64| match p.offset {
+            Some(offset) => wall - i64::from(offset),
+            None => zone.wall_to_unix(wall),
+        };
         let at = |year: i64| -> Option<i64> {
             let days = match p.yday {
                 Some(yday) => days_from_civil(year, 1, 1) + i64::from(yday) - 1,
@@ -227,7 +218,7 @@ impl TimeFormat {
                     days_from_civil(year, m, d)
                 }
             };
-            Some(days * 86_400 + tod - offset)
+            Some(to_unix(days * 86_400 + tod))
         };
         let secs = match p.year {
             Some(y) if self.has_year => at(y)?,
@@ -235,7 +226,8 @@ impl TimeFormat {
                 // No year in the line: this year, unless that is more than a day ahead (a
                 // December line read in January).
                 let now = unix_now();
-                let (year, _, _) = civil_from_days((now + offset).div_euclid(86_400));
+                let offset = p.offset.unwrap_or_else(|| zone.offset_at(now));
+                let (year, _, _) = civil_from_days((now + i64::from(offset)).div_euclid(86_400));
                 let this = at(year)?;
                 if this > now + 86_400 {
                     at(year - 1)?
@@ -416,7 +408,9 @@ mod tests {
     use super::*;
 
     fn parse(fmt: &str, s: &str) -> Option<EventTime> {
-        TimeFormat::compile(fmt).unwrap().parse(s.as_bytes(), 0)
+        TimeFormat::compile(fmt)
+            .unwrap()
+            .parse(s.as_bytes(), &Zone::UTC)
     }
 
     #[test]

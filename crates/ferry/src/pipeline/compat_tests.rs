@@ -144,3 +144,28 @@ fn the_stdout_filter_converts_as_the_stdout_output_does() {
         "{out}"
     );
 }
+
+#[test]
+fn v0_12_time_zone_parameters_build_into_working_v1_zones() {
+    let conf = "<source>\n  @type tail\n  path /l/a.log\n  tag t\n  format /^(?<time>.+)$/\n  \
+                time_format %Y-%m-%d %H:%M:%S\n  localtime true\n</source>\n\
+                <match a>\n  @type file\n  path /l/out\n  time_slice_format %Y%m%d%H\n  \
+                timezone Asia/Tokyo\n  localtime\n  include_time_key true\n</match>\n\
+                <match b>\n  @type stdout\n  utc\n  include_time_key true\n</match>\n";
+    let out = {
+        let (root, errors) = converted(conf);
+        assert!(errors.is_empty(), "{errors:?}");
+        root.to_string()
+    };
+    assert!(out.contains("timekey_zone Asia/Tokyo"), "{out}");
+    assert!(out.contains("timekey_use_utc false"), "{out}");
+    let root = ferry_config::parse_str(conf, "c.conf").unwrap();
+    let built = crate::pipeline::build(&root).unwrap_or_else(|e| panic!("{e}"));
+    // Fluentd's stdout format too writes the host's zone whatever `utc` says.
+    assert_eq!(built.notes.len(), 1, "{:?}", built.notes);
+    assert!(
+        built.notes[0].starts_with("c.conf:19: 'utc' has no effect"),
+        "{:?}",
+        built.notes
+    );
+}

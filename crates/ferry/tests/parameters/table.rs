@@ -19,7 +19,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("output/file/mod.rs", "file output"),
     ("format/inject.rs", "<inject>"),
     ("format/mod.rs", "<format>"),
-    ("format/mod.rs::check_utc", "<format>, <inject> time zone"),
+    ("time/zone.rs", "<parse>, <format>, <inject> time zone"),
     ("output/forward/config.rs", "forward output"),
     ("output/forward/config.rs::read_server", "forward output <server>"),
     ("output/kafka/config.rs", "kafka2 output"),
@@ -47,6 +47,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
 #[rustfmt::skip]
 pub const KEY_HELPERS: &[(&str, usize)] = &[
     ("read_time_format", 1),
+    ("read_zone", 1),
     ("parse/delimited.rs::one_byte", 1),
     ("filter/record_transformer.rs::list", 1),
     ("output/kafka/config.rs::file", 0),
@@ -140,7 +141,6 @@ pub const EFFECTS: &[(&str, &str, &str)] = &[
     ("<parse>", "time_format", "parse/tests::regexp_uses_named_captures_time_format_and_types"),
     ("<parse>", "time_type", "parse/spec::numeric_text_is_epoch_seconds_by_time_type"),
     ("<parse>", "keep_time_key", "parse/tests::docker_json_file_lines_take_their_rfc3339_time"),
-    ("<parse>", "timezone", "parse/tests::timezone_reads_times_without_a_zone_in_that_zone"),
     ("<parse>", "estimate_current_event", "filter/parser_tests::none_parser_wraps_the_text_and_estimates_the_time_unless_told_not_to"),
     ("<parse>", "null_value_pattern", "filter/parser_tests::null_value_pattern_and_null_empty_string_turn_values_into_nil"),
     ("<parse>", "null_empty_string", "filter/parser_tests::null_value_pattern_and_null_empty_string_turn_values_into_nil"),
@@ -250,6 +250,8 @@ pub const EFFECTS: &[(&str, &str, &str)] = &[
     ("<buffer>", "overflow_action", "ferry-buffer/tests/overflow::block_waits_until_an_ack_frees_space_then_resumes"),
     ("<buffer>", "compress", "tests/buffer_tool::salvage_of_a_gzip_chunk_decompresses_every_intact_append"),
     ("<buffer>", "timekey", "ferry-buffer/tests/semantics::lazy_mode_with_timekey_queues_after_the_slice_and_timekey_wait"),
+    ("<buffer>", "timekey_zone", "output/file/tests::timekey_zone_cuts_slices_and_names_files_in_that_zone_as_fluentd_does"),
+    ("<buffer>", "timekey_use_utc", "output/file/tests::timekey_zone_cuts_slices_and_names_files_in_that_zone_as_fluentd_does"),
     ("<buffer>", "timekey_wait", "ferry-buffer/tests/semantics::flush_interval_and_timekey_wait_set_when_a_staged_chunk_is_due"),
     ("<buffer>", "retry_type", "ferry-buffer/src/retry/tests::periodic_retries_wait_a_constant_interval"),
     ("<buffer>", "retry_wait", "ferry-buffer/src/retry/tests::default_policy_doubles_from_one_second"),
@@ -392,9 +394,9 @@ pub const REFUSED: &[(&str, &str, &str)] = &[
     ("forward output", "tls_cert_thumbprint", "output/forward/config::encrypted_keys_and_the_windows_certificate_store_are_refused"),
     ("forward output", "tls_cert_logical_store_name", "output/forward/config::encrypted_keys_and_the_windows_certificate_store_are_refused"),
     ("forward output", "tls_cert_use_enterprise_store", "output/forward/config::encrypted_keys_and_the_windows_certificate_store_are_refused"),
-    ("<format>, <inject> time zone", "localtime", "format/tests::bad_format_parameters_are_configuration_errors"),
-    ("<format>, <inject> time zone", "utc", "format/tests::bad_format_parameters_are_configuration_errors"),
-    ("<format>, <inject> time zone", "timezone", "format/tests::bad_format_parameters_are_configuration_errors"),
+    ("<parse>, <format>, <inject> time zone", "localtime", "parse/spec::times_without_a_zone_are_read_in_the_hosts_zone_unless_told_otherwise"),
+    ("<parse>, <format>, <inject> time zone", "utc", "format/tests::out_file_and_inject_write_times_in_their_zone"),
+    ("<parse>, <format>, <inject> time zone", "timezone", "parse/spec::a_named_zone_reads_times_on_both_sides_of_its_transitions"),
     ("record_transformer filter", "enable_ruby", "filter/record_transformer_tests::code_and_unknown_placeholders_are_configuration_errors"),
 ];
 

@@ -30,8 +30,8 @@ pub struct TailInputConfig {
     pub multiline_flush_interval: Option<Duration>,
     /// `enable_stat_watcher`: use inotify (the periodic stat check always runs).
     pub enable_stat_watcher: bool,
-    /// `path_timezone`: zone of strftime directives in `path`, seconds east of UTC.
-    pub path_offset: i32,
+    /// `path_timezone`: zone of strftime directives in `path` (the host's when not set).
+    pub path_zone: crate::time::Zone,
     pub parse: ParseSetup,
 }
 
@@ -82,16 +82,8 @@ impl TailInputConfig {
                 .map(|b| b.0.max(1)),
             None => None,
         };
-        let path_offset = match s.str("path_timezone") {
-            Some(tz) => crate::parse::time::parse_offset(&tz).unwrap_or_else(|| {
-                s.error(
-                    Some("path_timezone"),
-                    format!("'{tz}' is not a fixed offset such as +09:00 or UTC"),
-                );
-                0
-            }),
-            None => 0,
-        };
+        let path_zone = crate::time::zone::read_zone(s, "path_timezone")
+            .unwrap_or_else(crate::time::Zone::host);
         let read_lines_limit = s.u64_or("read_lines_limit", 1000).max(1);
         let cfg = Self {
             paths,
@@ -120,7 +112,7 @@ impl TailInputConfig {
             emit_unmatched_lines: s.bool_or("emit_unmatched_lines", false),
             multiline_flush_interval: s.opt_duration("multiline_flush_interval"),
             enable_stat_watcher: s.bool_or("enable_stat_watcher", true),
-            path_offset,
+            path_zone,
             parse,
         };
         // Accepted, with the behaviour ferry always has: noted when set.
@@ -240,7 +232,7 @@ mod tests {
         assert_eq!(c.read_bytes_limit_per_second, Some(8192));
         assert_eq!(c.max_line_size, 16 * 1024);
         assert_eq!(c.limit_recently_modified, Some(Duration::from_secs(3600)));
-        assert_eq!(c.path_offset, 9 * 3600);
+        assert_eq!(c.path_zone, crate::time::Zone::fixed(9 * 3600));
         let (c, _) =
             read("path /x\ntag t\nread_bytes_limit_per_second -1\n<parse>\n@type none\n</parse>");
         assert_eq!(c.read_bytes_limit_per_second, None);
@@ -277,7 +269,7 @@ mod tests {
         assert!(c.emit_unmatched_lines);
         assert_eq!(c.multiline_flush_interval, Some(Duration::from_secs(4)));
         assert!(!c.enable_stat_watcher);
-        assert_eq!(c.path_offset, -5 * 3600);
+        assert_eq!(c.path_zone, crate::time::Zone::fixed(-5 * 3600));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::config::TailInputConfig;
 use super::identity::FileId;
-use crate::time::Strftime;
+use crate::time::{Strftime, Zone};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,10 +29,10 @@ fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// `pattern` with its `strftime` directives expanded for `secs` in the zone `offset` (the
-/// configuration checked every pattern, so one that does not compile is used as written).
-fn strftime(pattern: &str, secs: i64, offset: i32) -> String {
-    Strftime::parse(pattern).map_or_else(|_| pattern.to_string(), |f| f.format_in(secs, offset))
+/// `pattern` with its `strftime` directives expanded for `secs` in `zone` (the configuration
+/// checked every pattern, so one that does not compile is used as written).
+fn strftime(pattern: &str, secs: i64, zone: &Zone) -> String {
+    Strftime::parse(pattern).map_or_else(|_| pattern.to_string(), |f| f.format_at(secs, zone))
 }
 
 /// Expands every pattern at time `now`.
@@ -43,11 +43,11 @@ pub fn scan(cfg: &TailInputConfig, now: SystemTime) -> Scan {
     let excludes: Vec<glob::Pattern> = cfg
         .exclude_path
         .iter()
-        .filter_map(|p| glob::Pattern::new(&strftime(p, secs, cfg.path_offset)).ok())
+        .filter_map(|p| glob::Pattern::new(&strftime(p, secs, &cfg.path_zone)).ok())
         .collect();
     let mut out = Scan::default();
     for pattern in &cfg.paths {
-        let pattern = strftime(pattern, secs, cfg.path_offset);
+        let pattern = strftime(pattern, secs, &cfg.path_zone);
         if let Some(parent) = Path::new(&pattern).parent()
             && !has_glob(&parent.to_string_lossy())
             && !out.dirs.iter().any(|d| d == parent)
@@ -128,7 +128,7 @@ mod tests {
             emit_unmatched_lines: false,
             multiline_flush_interval: None,
             enable_stat_watcher: true,
-            path_offset: 0,
+            path_zone: Zone::UTC,
             parse: ParseSetup::plain(crate::parse::Parser::None {
                 key: "message".into(),
             }),
@@ -145,7 +145,7 @@ mod tests {
                 .duration_since(UNIX_EPOCH)
                 .unwrap()
                 .as_secs() as i64,
-            0,
+            &Zone::UTC,
         );
         for name in [
             "a.log",
@@ -212,8 +212,12 @@ mod tests {
                 .collect();
             names
         };
-        assert_eq!(found(""), vec!["app.20231114.log"]);
+        assert_eq!(found("path_timezone UTC"), vec!["app.20231114.log"]);
         assert_eq!(found("path_timezone +14:00"), vec!["app.20231115.log"]);
+        assert_eq!(
+            found("path_timezone Pacific/Kiritimati"),
+            vec!["app.20231115.log"]
+        );
     }
 
     #[test]

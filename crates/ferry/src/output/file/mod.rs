@@ -150,10 +150,11 @@ impl FileConfig {
         let source = template_source(&path?, timekey, gzip.is_some(), &suffix)
             .map_err(|e| section.error(Some("path"), e))
             .ok()?;
-        let template = PathTemplate::parse(&source, IndexStyle::Underscore)
-            .and_then(|t| t.check(&setup.keys).map(|()| t))
-            .map_err(|e| section.error(Some("path"), e))
-            .ok()?;
+        let template =
+            PathTemplate::parse(&source, IndexStyle::Underscore, setup.timekey_zone.clone())
+                .and_then(|t| t.check(&setup.keys).map(|()| t))
+                .map_err(|e| section.error(Some("path"), e))
+                .ok()?;
         let config = Self {
             template,
             format,

@@ -1,7 +1,7 @@
 //! Path templates: where a chunk's events are written.
 //!
 //! A template holds `strftime` directives (`%Y%m%d%H`, formatted from the chunk's time slice,
-//! in UTC), placeholders filled from the chunk key — `${tag}`, `${tag[N]}` and
+//! in the buffer's `timekey_zone`), placeholders filled from the chunk key — `${tag}`, `${tag[N]}` and
 //! `${tag_parts[N]}` (negative N counts from the end), `${KEY}` for a record chunk key,
 //! `${chunk_id}` — and an index slot for the file number.
 //!
@@ -9,7 +9,7 @@
 //! that starts with `.` gets a `_` in front, so a tag can never name a parent directory.
 
 use crate::output::buffer_section::ChunkKeys;
-use crate::time::Strftime;
+use crate::time::{Strftime, Zone};
 use ferry_buffer::ChunkKey;
 use ferry_proto::time::EventTime;
 use std::path::PathBuf;
@@ -39,6 +39,8 @@ pub struct PathTemplate {
     source: String,
     pieces: Vec<Piece>,
     style: IndexStyle,
+    /// The zone the time slice is written in.
+    zone: Zone,
 }
 
 /// What a template needs from the chunk key, checked against the buffer's chunk keys.
@@ -51,8 +53,8 @@ pub struct Needs {
 
 impl PathTemplate {
     /// Compiles `source`, in which the character NUL marks the index slot (the caller puts it
-    /// where Fluentd's path rules put the file number).
-    pub fn parse(source: &str, style: IndexStyle) -> Result<Self, String> {
+    /// where Fluentd's path rules put the file number); times are written in `zone`.
+    pub fn parse(source: &str, style: IndexStyle, zone: Zone) -> Result<Self, String> {
         let mut pieces = Vec::new();
         let mut lit = String::new();
         let mut rest = source;
@@ -90,6 +92,7 @@ impl PathTemplate {
             source: source.to_string(),
             pieces,
             style,
+            zone,
         })
     }
 
@@ -161,7 +164,7 @@ impl PathTemplate {
                 &mut out.head
             };
             match p {
-                Piece::Lit(f) => f.write(time, target),
+                Piece::Lit(f) => f.write(time, &self.zone, target),
                 Piece::Tag => target.push_str(&safe(tag)),
                 Piece::TagPart(n) => {
                     let len = parts.len() as i64;
@@ -273,6 +276,7 @@ mod tests {
         let t = PathTemplate::parse(
             "/logs/${tag[0]}/${tag_parts[-1]}/${host}/app.%Y%m%d%H\u{0}.log.gz",
             IndexStyle::Underscore,
+            Zone::UTC,
         )
         .unwrap();
         let r = t.render(
@@ -298,7 +302,8 @@ mod tests {
 
     #[test]
     fn values_from_events_cannot_escape_the_directory() {
-        let t = PathTemplate::parse("/logs/${tag}/${tag[1]}/x", IndexStyle::Dot).unwrap();
+        let t =
+            PathTemplate::parse("/logs/${tag}/${tag[1]}/x", IndexStyle::Dot, Zone::UTC).unwrap();
         let r = t.render(&key("../etc", 0), "id");
         assert_eq!(r.path(0, true), PathBuf::from("/logs/_.._etc/_/x"));
         let r = t.render(&key("a./", 0), "id");
@@ -307,7 +312,7 @@ mod tests {
 
     #[test]
     fn chunk_keys_must_provide_what_the_template_reads() {
-        let t = PathTemplate::parse("/l/${tag}/%Y/${host}", IndexStyle::Dot).unwrap();
+        let t = PathTemplate::parse("/l/${tag}/%Y/${host}", IndexStyle::Dot, Zone::UTC).unwrap();
         let mut keys = ChunkKeys {
             tag: true,
             time: true,
@@ -318,8 +323,8 @@ mod tests {
         assert!(t.check(&keys).is_ok());
         keys.time = false;
         assert!(t.check(&keys).is_err());
-        assert!(PathTemplate::parse("/l/${a b}", IndexStyle::Dot).is_err());
-        assert!(PathTemplate::parse("/l/${tag", IndexStyle::Dot).is_err());
-        assert!(PathTemplate::parse("/l/%Q", IndexStyle::Dot).is_err());
+        assert!(PathTemplate::parse("/l/${a b}", IndexStyle::Dot, Zone::UTC).is_err());
+        assert!(PathTemplate::parse("/l/${tag", IndexStyle::Dot, Zone::UTC).is_err());
+        assert!(PathTemplate::parse("/l/%Q", IndexStyle::Dot, Zone::UTC).is_err());
     }
 }

@@ -2,7 +2,23 @@ use super::*;
 use crate::plugin::read_section;
 use ferry_buffer::ChunkKey;
 
+/// The file output of `conf`, its time slices cut in UTC (`timekey_use_utc true` added) so
+/// that the names these tests expect hold whatever the host's zone.
 fn file(conf: &str) -> Result<(FileConfig, BufferSetup), Vec<String>> {
+    let conf = match conf.find("<buffer") {
+        Some(at) => {
+            let end = at + conf[at..].find('\n').unwrap_or(conf.len() - at);
+            format!("{}\ntimekey_use_utc true{}", &conf[..end], &conf[end..])
+        }
+        None => conf.replace(
+            "</match>",
+            "<buffer>\ntimekey_use_utc true\n</buffer>\n</match>",
+        ),
+    };
+    file_as_written(&conf)
+}
+
+fn file_as_written(conf: &str) -> Result<(FileConfig, BufferSetup), Vec<String>> {
     read_section(conf, |s| {
         FileConfig::from_section(
             s,
@@ -17,13 +33,9 @@ fn file(conf: &str) -> Result<(FileConfig, BufferSetup), Vec<String>> {
 /// The path of file `index` for a chunk of tag `app.web` in the slice holding 1700000000.
 fn path_of(conf: &str, index: u32, append: bool) -> String {
     let (c, setup) = file(conf).unwrap();
-    let timekey = setup.config.timekey.map_or(0, |t| t.as_secs() as i64);
     let key = ChunkKey {
         tag: setup.keys.tag.then(|| "app.web".to_string()),
-        timekey: setup
-            .keys
-            .time
-            .then_some(1_700_000_000 - 1_700_000_000 % timekey.max(1)),
+        timekey: setup.keys.time.then(|| setup.time_slice(1_700_000_000)),
         variables: Vec::new(),
     };
     c.template
@@ -162,4 +174,65 @@ fn compression_level_sets_how_hard_gzip_files_are_compressed() {
     };
     let (fast, best) = (size(1), size(9));
     assert!(best < fast, "level 9: {best} bytes, level 1: {fast} bytes");
+}
+
+#[test]
+fn timekey_zone_cuts_slices_and_names_files_in_that_zone_as_fluentd_does() {
+    let p = |buffer: &str| {
+        path_of_as_written(&format!(
+            "<match>\npath /l/app\n<buffer time>\ntimekey {buffer}\n</buffer>\n</match>"
+        ))
+    };
+    // 1700000000 is 2023-11-14 22:13:20 UTC, 2023-11-15 07:13:20 in Tokyo, 03:43:20 in India.
+    assert_eq!(
+        p("1h\ntimekey_zone +09:00"),
+        ("/l/app.2023111507_0.log".into(), 1_699_999_200)
+    );
+    assert_eq!(
+        p("1h\ntimekey_zone Asia/Tokyo"),
+        ("/l/app.2023111507_0.log".into(), 1_699_999_200)
+    );
+    assert_eq!(
+        p("1h\ntimekey_zone Asia/Kolkata"),
+        ("/l/app.2023111503_0.log".into(), 1_699_997_400),
+        "the hour starts at 03:00 in India, 21:30 UTC"
+    );
+    assert_eq!(
+        p("1d\ntimekey_zone +0900"),
+        ("/l/app.20231115_0.log".into(), 1_699_974_000)
+    );
+    assert_eq!(
+        p("1d\ntimekey_zone -05"),
+        ("/l/app.20231114_0.log".into(), 1_699_938_000)
+    );
+    assert_eq!(
+        p("1d\ntimekey_zone Asia/Tokyo\ntimekey_use_utc true"),
+        ("/l/app.20231114_0.log".into(), 1_699_920_000),
+        "timekey_use_utc wins, as in Fluentd"
+    );
+    // Neither set: the host's offset at start, fixed (Fluentd's `Time.now.strftime('%z')`).
+    let (_, setup) = file_as_written("<match>\npath /l/app\n</match>").unwrap();
+    assert_eq!(setup.timekey_zone, crate::time::Zone::host_offset_now());
+    let e = file_as_written(
+        "<match>\npath /l/app\n<buffer time>\ntimekey 1h\ntimekey_zone Asia/Tokio\n</buffer>\n</match>",
+    )
+    .unwrap_err();
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("test.conf:5") && e.contains("Asia/Tokyo")),
+        "{e:?}"
+    );
+}
+
+/// The path of file 0 of the chunk holding 1700000000, and its slice, for `conf` as written.
+fn path_of_as_written(conf: &str) -> (String, i64) {
+    let (c, setup) = file_as_written(conf).unwrap();
+    let slice = setup.time_slice(1_700_000_000);
+    let key = ChunkKey {
+        tag: Some("app.web".to_string()),
+        timekey: Some(slice),
+        variables: Vec::new(),
+    };
+    let path = c.template.render(&key, "id").path(0, false);
+    (path.display().to_string(), slice)
 }

@@ -7,6 +7,7 @@ fn rendered(dir: &Path, name: &str) -> Rendered {
     let t = PathTemplate::parse(
         &format!("{}/{name}\u{0}.log", dir.display()),
         IndexStyle::Underscore,
+        crate::time::Zone::UTC,
     )
     .unwrap();
     t.render(&ChunkKey::default(), "c0ffee")
