@@ -137,6 +137,11 @@ fn pump(stream: impl Read + Send + 'static, log: Arc<Mutex<Vec<String>>>, echo: 
 impl PeerProc {
     /// Starts `kind` with `config` and waits until it listens on `port`.
     pub fn start(peers: &Peers, kind: PeerKind, config: &str, port: u16) -> Self {
+        Self::start_in_zone(peers, kind, config, port, "UTC")
+    }
+
+    /// [`Self::start`] with the process's `TZ` set to `tz`.
+    pub fn start_in_zone(peers: &Peers, kind: PeerKind, config: &str, port: u16, tz: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = config.replace("{dir}", &dir.path().display().to_string());
         let (mut cmd, file) = match kind {
@@ -149,7 +154,7 @@ impl PeerProc {
         };
         let path = dir.path().join(file);
         std::fs::write(&path, &config).unwrap();
-        cmd.arg("-c").arg(&path).env("TZ", "UTC");
+        cmd.arg("-c").arg(&path).env("TZ", tz);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
