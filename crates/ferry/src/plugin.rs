@@ -3,6 +3,10 @@
 use ferry_config::Section;
 use std::fmt;
 
+/// Fluentd's plugins that run programs (`in_exec`, `out_exec`, `out_exec_filter`): refused in
+/// every family, with the reason.
+pub const RUNS_PROGRAMS: &[&str] = &["exec", "exec_filter"];
+
 /// The section's `@type` if it names a plugin of `known`. Reports a missing type, a type
 /// ferry does not provide (with the list of what it has) and a misspelt one (with the closest
 /// known name).
@@ -26,7 +30,11 @@ pub fn plugin_type<'k>(
     if let Some(k) = known.iter().find(|k| **k == name) {
         return Some(k);
     }
-    let message = if foreign.contains(&name) {
+    let message = if RUNS_PROGRAMS.contains(&name) {
+        format!(
+            "{family} plugin '{name}' is refused: it runs programs named in the configuration, and ferry runs none (a forwarder that starts commands runs code as its own user); run the program beside ferry and send what it prints to a forward or tail input"
+        )
+    } else if foreign.contains(&name) {
         format!(
             "{family} plugin '{name}' is not available in this ferry build ({family} plugins: {})",
             known.join(", ")

@@ -24,7 +24,6 @@ pub const FOREIGN_INPUT_TYPES: &[&str] = &[
     "syslog",
     "tcp",
     "udp",
-    "exec",
     "unix",
     "windows_eventlog",
 ];

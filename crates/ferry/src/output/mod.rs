@@ -55,7 +55,6 @@ pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
     "elasticsearch",
     "opensearch",
     "http",
-    "exec",
     "rewrite_tag_filter",
 ];
 
