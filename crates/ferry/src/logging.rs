@@ -211,6 +211,12 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Filter<S> for PluginFilter {
             return meta.name() == PLUGIN_SPAN
                 || level_rank(meta.level()) <= LEVELS.most.load(Ordering::Relaxed);
         }
+        let mut rank = level_rank(meta.level());
+        if meta.target().starts_with("rustls") {
+            // The TLS library's own lines (a client sending an IP address as SNI, ...) speak
+            // of the peer's habits, not of ferry's work: shown at debug.
+            rank = rank.max(4);
+        }
         let level = cx
             .lookup_current()
             .and_then(|span| {
@@ -218,7 +224,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Filter<S> for PluginFilter {
                     .find_map(|s| s.extensions().get::<PluginLevel>().map(|l| l.0))
             })
             .unwrap_or_else(|| LEVELS.global.load(Ordering::Relaxed));
-        level_rank(meta.level()) <= level
+        rank <= level
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {

@@ -9,6 +9,9 @@
 //! `peer is incompatible: NoKxGroupsInCommon`) but not what the operator should look at. The
 //! hint says that, from the error's kind, never from its text.
 //!
+//! A server without a certificate of its own (Fluentd's `insecure true`) gets one made at
+//! start ([`Generate`], [`self_signed`]), as Fluentd makes it from its `generate_*` parameters.
+//!
 //! The protocol versions are read here too ([`read_versions`]): the forward input's
 //! `<transport tls>` (`version`, `min_version`, `max_version`) and the forward output
 //! (`tls_version`, `tls_min_version`, `tls_max_version`) name the same range.
@@ -446,4 +449,115 @@ mod tests {
             2
         );
     }
+}
+
+/// A certificate made at start for a server that has none (`insecure true`), from Fluentd's
+/// `generate_*` parameters of `<transport tls>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generate {
+    /// `generate_cert_country`, `generate_cert_state`, `generate_cert_locality`.
+    pub country: String,
+    pub state: String,
+    pub locality: String,
+    /// `generate_cert_common_name`, the host name when unset; also the certificate's DNS name.
+    pub common_name: Option<String>,
+    /// `generate_cert_expiration`: valid from now for this long.
+    pub expiration: std::time::Duration,
+    /// `generate_cert_digest`.
+    pub digest: Digest,
+}
+
+/// `generate_cert_digest`: the hash the certificate's signature uses. ferry's key is not RSA
+/// (see [`self_signed`]): SHA-256 is signed with ECDSA P-256, SHA-384 with ECDSA P-384,
+/// SHA-512 with Ed25519 (whose signature hashes with SHA-512).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Digest {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// Fluentd's `generate_cert_digest` names; `sha1` is refused (no TLS library accepts SHA-1
+/// signatures any more).
+pub const DIGESTS: &[&str] = &["sha256", "sha384", "sha512"];
+
+impl Generate {
+    /// Reads the `generate_*` parameters of a `<transport tls>`, with Fluentd's defaults.
+    pub fn read(t: &ferry_config::Section<'_>) -> Self {
+        if t.opt_u64("generate_private_key_length").is_some() {
+            t.no_effect(
+                "generate_private_key_length",
+                "ferry makes an elliptic-curve key (ECDSA P-256, P-384 or Ed25519 after generate_cert_digest), not RSA",
+            );
+        }
+        let digest = if t.str("generate_cert_digest").as_deref() == Some("sha1") {
+            t.error(
+                Some("generate_cert_digest"),
+                "sha1 is refused: TLS libraries no longer accept SHA-1 signatures; use sha256",
+            );
+            Digest::Sha256
+        } else {
+            match t.enum_or("generate_cert_digest", DIGESTS, "sha256") {
+                "sha384" => Digest::Sha384,
+                "sha512" => Digest::Sha512,
+                _ => Digest::Sha256,
+            }
+        };
+        Self {
+            country: t.str_or("generate_cert_country", "US"),
+            state: t.str_or("generate_cert_state", "CA"),
+            locality: t.str_or("generate_cert_locality", "Mountain View"),
+            common_name: t.str("generate_cert_common_name"),
+            expiration: t.duration_or(
+                "generate_cert_expiration",
+                std::time::Duration::from_secs(10 * 365 * 86_400),
+            ),
+            digest,
+        }
+    }
+}
+
+/// Why a certificate could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot make a self-signed certificate: {0}")]
+pub struct GenerateError(#[from] rcgen::Error);
+
+/// A self-signed server certificate and its new key, made now as Fluentd's `insecure true`
+/// makes one: the subject from the `generate_*` parameters, the common name also as the
+/// certificate's DNS name, valid from now for `expiration`, for server authentication only.
+pub fn self_signed(
+    g: &Generate,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), GenerateError> {
+    let alg = match g.digest {
+        Digest::Sha256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        Digest::Sha384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        Digest::Sha512 => &rcgen::PKCS_ED25519,
+    };
+    let key = rcgen::KeyPair::generate_for(alg)?;
+    let common_name = g
+        .common_name
+        .clone()
+        .unwrap_or_else(crate::plugin::hostname);
+    let mut params = rcgen::CertificateParams::new(vec![common_name.clone()])?;
+    let mut subject = rcgen::DistinguishedName::new();
+    subject.push(rcgen::DnType::CountryName, g.country.as_str());
+    subject.push(rcgen::DnType::StateOrProvinceName, g.state.as_str());
+    subject.push(rcgen::DnType::LocalityName, g.locality.as_str());
+    subject.push(rcgen::DnType::CommonName, common_name.as_str());
+    params.distinguished_name = subject;
+    let now = std::time::SystemTime::now();
+    params.not_before = now.into();
+    params.not_after = now
+        .checked_add(g.expiration)
+        .unwrap_or(now + std::time::Duration::from_secs(10 * 365 * 86_400))
+        .into();
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.self_signed(&key)?;
+    let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    Ok((vec![cert.der().clone()], key))
 }

@@ -42,6 +42,11 @@ fn fluentbit_to_ferry_over_tls_with_hostname_verification_delivers_every_event_o
 }
 
 #[test]
+fn fluentbit_to_ferry_over_tls_with_a_certificate_ferry_made_at_start_delivers_every_event_once() {
+    run_cell(FluentBit, PeerToFerry, TlsInsecure);
+}
+
+#[test]
 fn ferry_to_fluentbit_plain_delivers_every_event_once_unaltered() {
     run_cell(FluentBit, FerryToPeer, Plain);
 }

@@ -42,6 +42,16 @@ fn fluentd_to_ferry_over_tls_with_hostname_verification_delivers_every_event_onc
 }
 
 #[test]
+fn fluentd_to_ferry_over_tls_with_a_certificate_ferry_made_at_start_delivers_every_event_once() {
+    run_cell(Fluentd, PeerToFerry, TlsInsecure);
+}
+
+#[test]
+fn ferry_to_fluentd_over_tls_with_a_certificate_fluentd_made_at_start_delivers_every_event_once() {
+    run_cell(Fluentd, FerryToPeer, TlsInsecure);
+}
+
+#[test]
 fn ferry_to_fluentd_plain_delivers_every_event_once_unaltered() {
     run_cell(Fluentd, FerryToPeer, Plain);
 }

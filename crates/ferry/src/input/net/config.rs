@@ -17,8 +17,7 @@ pub use crate::tls::TlsVersion;
 /// `<transport tls>`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsConfig {
-    pub cert_path: PathBuf,
-    pub private_key_path: PathBuf,
+    pub cert: ServerCert,
     pub ca_path: Option<PathBuf>,
     pub client_cert_auth: bool,
     /// `version` / `min_version`: the lowest version accepted.
@@ -29,12 +28,22 @@ pub struct TlsConfig {
     pub ciphers: Option<String>,
 }
 
-/// Fluentd `<transport tls>` parameters that make it generate certificates.
-const CERT_GENERATION: &[&str] = &[
-    "ca_cert_path",
-    "ca_private_key_path",
-    "ca_private_key_passphrase",
-    "cert_verifier",
+/// The server's certificate: files, or one made at start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerCert {
+    /// `cert_path` and `private_key_path`.
+    Files {
+        cert_path: PathBuf,
+        private_key_path: PathBuf,
+    },
+    /// `insecure true` without `cert_path`: a self-signed certificate made at start from the
+    /// `generate_*` parameters, as Fluentd makes one.
+    SelfSigned(crate::tls::Generate),
+}
+
+/// The `generate_*` parameters: read with `insecure true` and no `cert_path`, where they make
+/// the certificate. Elsewhere Fluentd ignores them; ferry refuses them ([`refuse_generate`]).
+const GENERATE: &[&str] = &[
     "generate_private_key_length",
     "generate_cert_country",
     "generate_cert_state",
@@ -43,6 +52,18 @@ const CERT_GENERATION: &[&str] = &[
     "generate_cert_expiration",
     "generate_cert_digest",
 ];
+
+/// Refuses the `generate_*` parameters where no certificate is made (`why`).
+fn refuse_generate(t: &Section<'_>, why: &str) {
+    for key in GENERATE {
+        if t.has(key) {
+            t.error(
+                Some(key),
+                format!("'{key}' makes a certificate only with insecure true and no cert_path; here {why}"),
+            );
+        }
+    }
+}
 
 pub fn read(t: Section<'_>) -> TransportConfig {
     let protocol = match t.arg().trim() {
@@ -61,15 +82,25 @@ pub fn read(t: Section<'_>) -> TransportConfig {
         "linger_timeout",
         "after its last reply ferry sends a FIN and drains what the client still sends, so the reply is not lost to a reset",
     );
-    for key in CERT_GENERATION {
+    for key in [
+        "ca_cert_path",
+        "ca_private_key_path",
+        "ca_private_key_passphrase",
+    ] {
         if t.has(key) {
             t.error(
                 Some(key),
                 format!(
-                    "'{key}': ferry does not generate certificates; give cert_path and private_key_path"
+                    "'{key}': ferry does not sign certificates with a CA at start; sign one with your CA and give cert_path and private_key_path (or insecure true for a self-signed one)"
                 ),
             );
         }
+    }
+    if t.has("cert_verifier") {
+        t.error(
+            Some("cert_verifier"),
+            "cert_verifier names Ruby code to run, and ferry runs none; use client_cert_auth with ca_path",
+        );
     }
     if t.has("private_key_passphrase") {
         t.error(
@@ -77,12 +108,7 @@ pub fn read(t: Section<'_>) -> TransportConfig {
             "ferry does not decrypt private keys: write a decrypted copy readable only by ferry (`openssl pkey -in server.key.enc -out server.key`), point private_key_path at it and remove private_key_passphrase",
         );
     }
-    if t.bool_or("insecure", false) {
-        t.error(
-            Some("insecure"),
-            "insecure true is not supported: ferry accepts TLS 1.2 and 1.3 only",
-        );
-    }
+    let insecure = t.bool_or("insecure", false);
     if t.opt_bool("ensure_fips") == Some(true) {
         t.error(
             Some("ensure_fips"),
@@ -109,12 +135,33 @@ pub fn read(t: Section<'_>) -> TransportConfig {
                 "client_cert_auth true needs ca_path (the CA that signs client certificates)",
             );
         }
+        // Fluentd's order: certificate files, else (insecure) one made at start.
+        let cert = if t.has("cert_path") || !insecure {
+            if !insecure && !t.has("cert_path") {
+                t.error(
+                    None,
+                    "no certificate: give cert_path and private_key_path, or insecure true for a self-signed one made at start",
+                );
+            }
+            if insecure {
+                t.error(
+                    Some("insecure"),
+                    "insecure true with cert_path asks for TLS below 1.2 or weak ciphers, which ferry does not offer; remove it (insecure true without cert_path makes a self-signed certificate)",
+                );
+            }
+            refuse_generate(&t, "a certificate is given by cert_path");
+            ServerCert::Files {
+                cert_path: t.str("cert_path").unwrap_or_default().into(),
+                private_key_path: t
+                    .required_str("private_key_path")
+                    .unwrap_or_default()
+                    .into(),
+            }
+        } else {
+            ServerCert::SelfSigned(crate::tls::Generate::read(&t))
+        };
         TransportConfig::Tls(TlsConfig {
-            cert_path: t.required_str("cert_path").unwrap_or_default().into(),
-            private_key_path: t
-                .required_str("private_key_path")
-                .unwrap_or_default()
-                .into(),
+            cert,
             ca_path,
             client_cert_auth,
             min_version,
@@ -122,6 +169,10 @@ pub fn read(t: Section<'_>) -> TransportConfig {
             ciphers,
         })
     } else {
+        if insecure {
+            t.error(Some("insecure"), "insecure applies to <transport tls> only");
+        }
+        refuse_generate(&t, "the transport is tcp");
         TransportConfig::Tcp
     };
     t.finish();

@@ -283,10 +283,6 @@ mod tests {
                 "selects none of the TLS 1.2 cipher suites ferry has",
             ),
             (
-                "<transport tls>\ncert_path a\nprivate_key_path b\ninsecure true\n</transport>",
-                "insecure true",
-            ),
-            (
                 "<transport tls>\ncert_path a\nprivate_key_path b\nensure_fips true\n</transport>",
                 "not FIPS-validated",
             ),
@@ -300,11 +296,11 @@ mod tests {
             ),
             (
                 "<transport tls>\nprivate_key_path b\n</transport>",
-                "missing required parameter 'cert_path'",
+                "no certificate: give cert_path and private_key_path, or insecure true",
             ),
             (
                 "<transport tls>\ncert_path a\nprivate_key_path b\nca_cert_path c\n</transport>",
-                "does not generate certificates",
+                "does not sign certificates with a CA",
             ),
             ("unix_path /s\nunix_perm 999", "octal"),
             ("max_connections 0", "at least 1"),
@@ -324,31 +320,60 @@ mod tests {
     }
 
     #[test]
-    fn certificate_generation_parameters_are_refused() {
-        for key in [
-            "ca_cert_path",
-            "ca_private_key_path",
-            "ca_private_key_passphrase",
-            "cert_verifier",
-            "generate_private_key_length",
-            "generate_cert_country",
-            "generate_cert_state",
-            "generate_cert_locality",
-            "generate_cert_common_name",
-            "generate_cert_expiration",
-            "generate_cert_digest",
+    fn ca_signing_and_cert_verifier_are_refused_and_generate_parameters_follow_insecure() {
+        for (key, why) in [
+            ("ca_cert_path", "does not sign certificates with a CA"),
+            (
+                "ca_private_key_path",
+                "does not sign certificates with a CA",
+            ),
+            (
+                "ca_private_key_passphrase",
+                "does not sign certificates with a CA",
+            ),
+            ("cert_verifier", "names Ruby code to run"),
         ] {
             let err = parse(&format!(
                 "<transport tls>\ncert_path a\nprivate_key_path b\n{key} x\n</transport>"
             ))
             .unwrap_err();
-            assert!(
-                err.contains(&format!(
-                    "t.conf:6: '{key}': ferry does not generate certificates"
-                )),
-                "{err}"
-            );
+            assert!(err.contains("t.conf:6:") && err.contains(why), "{err}");
         }
+        let generate = "generate_private_key_length 4096\ngenerate_cert_country JP\ngenerate_cert_state Tokyo\n\
+                        generate_cert_locality Chiyoda\ngenerate_cert_common_name agg\ngenerate_cert_expiration 1d\n\
+                        generate_cert_digest sha384";
+        // With insecure and no files they make the certificate; with files they have no effect.
+        let cfg = parse(&format!(
+            "<transport tls>\ninsecure true\n{generate}\n</transport>"
+        ))
+        .unwrap();
+        let TransportConfig::Tls(tls) = cfg.transport else {
+            panic!("tls")
+        };
+        assert_eq!(
+            tls.cert,
+            crate::input::net::config::ServerCert::SelfSigned(crate::tls::Generate {
+                country: "JP".into(),
+                state: "Tokyo".into(),
+                locality: "Chiyoda".into(),
+                common_name: Some("agg".into()),
+                expiration: std::time::Duration::from_secs(86_400),
+                digest: crate::tls::Digest::Sha384,
+            })
+        );
+        // Where no certificate is made they are refused, as is insecure with a certificate.
+        let err = parse(&format!(
+            "<transport tls>\ncert_path a\nprivate_key_path b\n{generate}\n</transport>"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("t.conf:6: 'generate_private_key_length' makes a certificate only with insecure true"),
+            "{err}"
+        );
+        let err =
+            parse("<transport tls>\ncert_path a\nprivate_key_path b\ninsecure true\n</transport>")
+                .unwrap_err();
+        assert!(err.contains("TLS below 1.2 or weak ciphers"), "{err}");
         for fine in ["insecure false", "ensure_fips false"] {
             assert!(
                 parse(&format!(
