@@ -315,6 +315,15 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// A warning about what `key`, when written, makes ferry do: printed with its file:line at
+    /// start and by `--dry-run`, as the notes of [`Section::no_effect`] are.
+    pub fn warn(&self, key: &str, message: &str) {
+        if self.get(key).is_some() {
+            let span = self.param_span(key);
+            self.errors.note(Some(span), message);
+        }
+    }
+
     /// A Fluentd switch ferry accepts where ferry always behaves as `ferry_does`: noted (see
     /// [`Section::no_effect`]) only when it is set to the other value.
     pub fn no_effect_unless(&self, key: &str, ferry_does: bool, instead: &str) {

@@ -270,9 +270,15 @@ fn a_filter_runs_at_its_own_log_level_inside_its_inputs_tasks() {
 #[test]
 fn plugins_that_run_programs_are_refused_with_the_reason_in_every_family() {
     for (section, close) in [
-        ("<source>\n  @type exec\n  command date\n  tag t\n", "</source>"),
+        (
+            "<source>\n  @type exec\n  command date\n  tag t\n",
+            "</source>",
+        ),
         ("<match **>\n  @type exec\n  command cat\n", "</match>"),
-        ("<match **>\n  @type exec_filter\n  command cat\n", "</match>"),
+        (
+            "<match **>\n  @type exec_filter\n  command cat\n",
+            "</match>",
+        ),
     ] {
         let (ok, _, stderr) = common::dry_run(&format!(
             "{section}{close}\n<match never>\n  @type null\n</match>\n"

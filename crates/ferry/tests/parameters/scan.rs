@@ -61,6 +61,7 @@ pub const KEY_GETTERS: &[&str] = &[
     "hash",
     "no_effect",
     "no_effect_unless",
+    "warn",
 ];
 
 /// `Section` methods that read fixed parameters.

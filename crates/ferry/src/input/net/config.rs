@@ -158,6 +158,10 @@ pub fn read(t: Section<'_>) -> TransportConfig {
                     .into(),
             }
         } else {
+            t.warn(
+                "insecure",
+                "insecure TLS communication server is configured (using 'insecure' mode): a self-signed certificate is made at start, which clients cannot verify",
+            );
             ServerCert::SelfSigned(crate::tls::Generate::read(&t))
         };
         TransportConfig::Tls(TlsConfig {

@@ -65,12 +65,7 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
             load_certs(cert_path, "cert_path")?,
             load_key(private_key_path, "private_key_path")?,
         ),
-        ServerCert::SelfSigned(generate) => {
-            tracing::warn!(
-                "insecure TLS communication server is configured (using 'insecure' mode): a self-signed certificate made at start, which clients cannot verify"
-            );
-            crate::tls::self_signed(generate)?
-        }
+        ServerCert::SelfSigned(generate) => crate::tls::self_signed(generate)?,
     };
     Ok(Arc::new(builder.with_single_cert(certs, key)?))
 }
