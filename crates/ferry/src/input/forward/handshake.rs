@@ -16,9 +16,8 @@
 //! 512-byte read. Wire formats and digests: [`ferry_proto::handshake`].
 
 use super::HandshakeFailure;
-use super::config::{ClientSource, Network, Secret, SecurityConfig, UserConfig};
+use super::config::{Network, Secret, SecurityConfig, UserConfig};
 use super::conn::{ConnError, Connection, End, Read};
-use anyhow::Context;
 use bytes::Bytes;
 use ferry_proto::frame::FrameDecoder;
 use ferry_proto::handshake::{
@@ -83,28 +82,7 @@ impl Security {
     pub async fn build(cfg: &SecurityConfig) -> anyhow::Result<Self> {
         let mut clients = Vec::with_capacity(cfg.clients.len());
         for c in &cfg.clients {
-            let networks = match &c.source {
-                ClientSource::Network(n) => vec![*n],
-                ClientSource::Host(host) => {
-                    let addrs = tokio::net::lookup_host((host.as_str(), 0))
-                        .await
-                        .with_context(|| format!("<client> host '{host}' cannot be resolved"))?;
-                    let networks: Vec<Network> = addrs
-                        .map(|a| {
-                            let addr = a.ip().to_canonical();
-                            Network {
-                                addr,
-                                prefix: if addr.is_ipv4() { 32 } else { 128 },
-                            }
-                        })
-                        .collect();
-                    anyhow::ensure!(
-                        !networks.is_empty(),
-                        "<client> host '{host}' has no address"
-                    );
-                    networks
-                }
-            };
+            let networks = crate::input::net::acl::resolve(&c.source).await?;
             clients.push(Client {
                 networks,
                 shared_key: c.shared_key.clone(),
@@ -309,6 +287,7 @@ impl<S: AsyncRead + AsyncWrite + crate::input::net::stream::PeerSocket + Unpin +
 mod tests {
     use super::*;
     use crate::input::forward::config::ClientConfig;
+    use crate::input::net::acl::ClientSource;
     use ferry_proto::handshake::{Ping, password_digest};
 
     fn security(user_auth: bool, anonymous: bool, clients: Vec<ClientConfig>) -> Security {

@@ -5,8 +5,8 @@
 
 use super::config::{DEFAULT_MAX_CONNECTIONS, ForwardInputConfig, TransportConfig};
 use super::handshake::Security;
-use super::resolve::Resolver;
 use super::{ForwardInputMetrics, Logs, Shared, heartbeat};
+use crate::input::net::resolve::Resolver;
 use crate::input::net::{self, Listener, Net, listen};
 use crate::input::{InputHandle, Start};
 use anyhow::Context;
@@ -42,7 +42,7 @@ pub async fn start(
     let resolver = config.source_hostname_key.is_some().then(|| {
         Arc::new(Resolver::new(
             config.resolve_timeout,
-            Arc::clone(&metrics),
+            Arc::clone(&metrics.lookups),
             tasks.work.clone(),
             name.clone(),
         ))

@@ -30,7 +30,6 @@ mod heartbeat;
 mod json;
 mod listener;
 mod metrics;
-mod resolve;
 mod rewrite;
 mod session;
 #[cfg(test)]
@@ -121,8 +120,8 @@ pub struct ForwardInputMetrics {
     pub heartbeats: AtomicU64,
     pub handshakes: AtomicU64,
     pub json_connections: AtomicU64,
-    pub hostname_lookups: AtomicU64,
-    pub hostname_lookup_failures: AtomicU64,
+    /// Reverse lookups for `source_hostname_key`.
+    pub lookups: Arc<crate::input::net::resolve::LookupCounters>,
     handshake_failures: [AtomicU64; 6],
 }
 
@@ -164,7 +163,7 @@ pub(crate) struct Shared {
     pub label: Option<String>,
     pub metrics: Arc<ForwardInputMetrics>,
     pub security: Option<handshake::Security>,
-    pub resolver: Option<Arc<resolve::Resolver>>,
+    pub resolver: Option<Arc<crate::input::net::resolve::Resolver>>,
     pub limits: Limits,
     pub logs: Logs,
 }

@@ -3,8 +3,10 @@
 //!
 //! | module | job |
 //! |---|---|
+//! | [`acl`] | `<security>` `<client>`: the peers an input serves, by host or network |
 //! | [`config`] | `<transport tls>` as Fluentd's server plugin helper reads it |
 //! | [`tls`] | the rustls server configuration from it (certificates through [`crate::tls`]) |
+//! | [`resolve`] | reverse DNS of peers for `source_hostname_key`, off the connection's path, cached |
 //! | [`listen`] | binding TCP, UDP and Unix sockets, with errors that name the address; connection slots sized to the open file limit |
 //! | [`stream`] | one connection's bytes: a read buffer that starts small, the idle timeout, whole replies, a graceful close |
 //! | [`accept`] | accept loops: connection slots, descriptor exhaustion, one task per connection, the TLS handshake under `handshake_timeout`, counters and rate-limited logs |
@@ -14,8 +16,10 @@
 //! reload).
 
 pub mod accept;
+pub mod acl;
 pub mod config;
 pub mod listen;
+pub mod resolve;
 pub mod stream;
 pub mod tls;
 

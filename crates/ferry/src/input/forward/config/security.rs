@@ -1,8 +1,8 @@
 //! `<security>`: the shared key, users and known clients.
 
 use super::Secret;
+use crate::input::net::acl::{self, ClientSource};
 use ferry_config::Section;
-use std::net::IpAddr;
 
 /// `<security>`.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,66 +32,6 @@ pub struct ClientConfig {
     pub users: Option<Vec<String>>,
 }
 
-/// Where a `<client>` connects from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ClientSource {
-    /// `host`: resolved once at start-up.
-    Host(String),
-    /// `network`: an address or a CIDR block.
-    Network(Network),
-}
-
-/// An IP network (`10.0.0.0/8`, `::1`, `192.168.1.7`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-impl Network {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (addr, prefix) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("'{s}' is not an IP address or network (e.g. 10.0.0.0/8)"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("'{s}' has an invalid prefix length (0-{max})"))?,
-            None => max,
-        };
-        Ok(Self { addr, prefix })
-    }
-
-    /// True when `ip` is inside this network (IPv4-mapped IPv6 peers match IPv4 networks).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let bits = |a: IpAddr| -> (u128, u32) {
-            match a.to_canonical() {
-                IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
-                IpAddr::V6(v6) => (u128::from(v6), 128),
-            }
-        };
-        let (net, net_len) = bits(self.addr);
-        let (peer, peer_len) = bits(ip);
-        if net_len != peer_len {
-            return false;
-        }
-        // Both are left-aligned in 128 bits, so the prefix is always the top bits.
-        let prefix = u32::from(self.prefix).min(net_len);
-        if prefix == 0 {
-            return true;
-        }
-        let mask = u128::MAX << (128 - prefix);
-        net & mask == peer & mask
-    }
-}
-
 pub(super) fn read(s: Section<'_>) -> SecurityConfig {
     let self_hostname = s.required_str("self_hostname").unwrap_or_default();
     let shared_key = Secret(s.required_str("shared_key").unwrap_or_default());
@@ -118,35 +58,7 @@ pub(super) fn read(s: Section<'_>) -> SecurityConfig {
         .children("client")
         .into_iter()
         .filter_map(|c| {
-            let host = c.str("host");
-            let network = c.str("network");
-            let source = match (host, network) {
-                (Some(_), Some(_)) => {
-                    c.error(
-                        None,
-                        "both of 'host' and 'network' are specified for client",
-                    );
-                    None
-                }
-                (None, None) => {
-                    c.error(
-                        None,
-                        "either of 'host' and 'network' must be specified for client",
-                    );
-                    None
-                }
-                (Some(h), None) => Some(match Network::parse(&h) {
-                    Ok(n) => ClientSource::Network(n),
-                    Err(_) => ClientSource::Host(h),
-                }),
-                (None, Some(n)) => match Network::parse(&n) {
-                    Ok(n) => Some(ClientSource::Network(n)),
-                    Err(e) => {
-                        c.error(Some("network"), e);
-                        None
-                    }
-                },
-            };
+            let source = acl::read_source(&c);
             let client = source.map(|source| ClientConfig {
                 source,
                 shared_key: c.str("shared_key").map(Secret),

@@ -1,4 +1,4 @@
-//! Reverse DNS of peers, for `source_hostname_key`.
+//! Reverse DNS of peers, for `source_hostname_key` (every network input that has it).
 //!
 //! Fluentd resolves a peer's name on accept, inside its event loop, so one slow DNS server
 //! stalls every connection. Here a lookup runs on the blocking pool (at most
@@ -11,14 +11,20 @@
 //! Cache: names are kept [`FOUND_TTL`], failures [`FAILED_TTL`]; at most [`MAX_ENTRIES`]
 //! addresses (the cache is cleared when full).
 
-use super::ForwardInputMetrics;
 use crate::task::Tasks;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
+
+/// Lookups started and those that failed or timed out (the address stood for the name).
+#[derive(Debug, Default)]
+pub struct LookupCounters {
+    pub lookups: AtomicU64,
+    pub failures: AtomicU64,
+}
 
 pub(super) const MAX_CONCURRENT_LOOKUPS: usize = 16;
 pub(super) const FOUND_TTL: Duration = Duration::from_secs(600);
@@ -32,11 +38,11 @@ enum Slot {
 }
 
 #[derive(Debug)]
-pub(crate) struct Resolver {
+pub struct Resolver {
     cache: Mutex<HashMap<IpAddr, Slot>>,
     timeout: Duration,
     lookups: Arc<Semaphore>,
-    metrics: Arc<ForwardInputMetrics>,
+    metrics: Arc<LookupCounters>,
     /// Where lookups run: named tasks of the input (`forward input ID reverse lookup IP`).
     tasks: Tasks,
     name: String,
@@ -45,7 +51,7 @@ pub(crate) struct Resolver {
 impl Resolver {
     pub fn new(
         timeout: Duration,
-        metrics: Arc<ForwardInputMetrics>,
+        metrics: Arc<LookupCounters>,
         tasks: Tasks,
         name: String,
     ) -> Self {
@@ -88,9 +94,7 @@ impl Resolver {
     }
 
     async fn lookup(self: Arc<Self>, ip: IpAddr, tx: watch::Sender<Option<Arc<str>>>) {
-        self.metrics
-            .hostname_lookups
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.lookups.fetch_add(1, Ordering::Relaxed);
         let lookups = Arc::clone(&self.lookups);
         let found = tokio::time::timeout(self.timeout, async move {
             let _permit = lookups.acquire_owned().await.ok()?;
@@ -105,9 +109,7 @@ impl Resolver {
         let (name, ttl): (Arc<str>, _) = match found {
             Some(name) => (name.into(), FOUND_TTL),
             None => {
-                self.metrics
-                    .hostname_lookup_failures
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(
                     "reverse DNS lookup of {ip} failed or timed out; using the address"
                 );
@@ -158,7 +160,7 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_resolves_once_and_is_cached() {
-        let metrics = Arc::new(ForwardInputMetrics::default());
+        let metrics = Arc::new(LookupCounters::default());
         let r = Arc::new(Resolver::new(
             Duration::from_secs(5),
             Arc::clone(&metrics),
@@ -171,21 +173,16 @@ mod tests {
         let second = r.name(ip).await;
         assert_eq!(first, second);
         assert!(!first.is_empty());
-        assert_eq!(metrics.hostname_lookups.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.lookups.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
     async fn a_lookup_that_cannot_finish_gives_the_address_after_resolve_timeout() {
-        let resolver = |timeout: &str| {
-            let text = format!(
-                "<source>\nsource_hostname_key host\nresolve_timeout {timeout}\n</source>\n"
-            );
-            let cfg =
-                crate::plugin::read_section(&text, super::super::ForwardInputConfig::from_section)
-                    .unwrap();
-            let metrics = Arc::new(ForwardInputMetrics::default());
+        // The forward input's `resolve_timeout`, as its reading test reads it into the field.
+        let resolver = |resolve_timeout: Duration| {
+            let metrics = Arc::new(LookupCounters::default());
             let r = Arc::new(Resolver::new(
-                cfg.resolve_timeout,
+                resolve_timeout,
                 Arc::clone(&metrics),
                 Tasks::new(),
                 "forward input t".into(),
@@ -193,7 +190,7 @@ mod tests {
             (r, metrics)
         };
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let (r, metrics) = resolver("200ms");
+        let (r, metrics) = resolver(Duration::from_millis(200));
         // Every lookup slot is taken, so no lookup can run.
         let _busy = Arc::clone(&r.lookups)
             .acquire_many_owned(MAX_CONCURRENT_LOOKUPS as u32)
@@ -206,8 +203,8 @@ mod tests {
             waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
             "{waited:?}"
         );
-        assert_eq!(metrics.hostname_lookup_failures.load(Ordering::Relaxed), 1);
-        let (r, _) = resolver("5s");
+        assert_eq!(metrics.failures.load(Ordering::Relaxed), 1);
+        let (r, _) = resolver(Duration::from_secs(5));
         let _busy = Arc::clone(&r.lookups)
             .acquire_many_owned(MAX_CONCURRENT_LOOKUPS as u32)
             .await
@@ -224,7 +221,7 @@ mod tests {
     async fn an_address_without_a_name_is_its_own_name() {
         // TEST-NET-1: no reverse name anywhere; the lookup fails, times out, or returns the
         // numeric form, and the address is used in every case.
-        let metrics = Arc::new(ForwardInputMetrics::default());
+        let metrics = Arc::new(LookupCounters::default());
         let r = Arc::new(Resolver::new(
             Duration::from_millis(200),
             metrics,
