@@ -58,6 +58,12 @@ export FERRY_TEST_PROMETHEUS=/usr/bin/prometheus
 # read for zones with daylight saving time.
 apt_install tzdata
 
+# A DNS server for the forward output's SRV service discovery test, started by the test itself
+# on a free port. dnsmasq-base is Debian's dnsmasq binary without the system service (the
+# `dnsmasq` package would also install a service that wants port 53).
+apt_install dnsmasq-base
+export FERRY_TEST_DNSMASQ=/usr/sbin/dnsmasq
+
 # logrotate, for the tail input's rotation drills.
 apt_install logrotate
 

@@ -142,9 +142,14 @@ fn report(
                 let phi = s["phi"].as_f64().unwrap_or(0.0);
                 let threshold = s["phi_threshold"].as_f64().unwrap_or(16.0);
                 let state = s["state"].as_str().unwrap_or("?");
+                // A discovered server says where it came from.
+                let source = match s["source"].as_str() {
+                    Some(from) if from != "server" => format!("  ({from})"),
+                    _ => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "    server {name:<28} {state:<10} phi {phi:>6.2}  rtt {}  {}",
+                    "    server {name:<28} {state:<10} phi {phi:>6.2}  rtt {}  {}{source}",
                     s["rtt_ms"]
                         .as_f64()
                         .map_or("-".into(), |r| format!("{r:.1} ms")),

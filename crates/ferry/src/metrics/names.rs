@@ -313,6 +313,14 @@ pub const FERRY_FORWARD_OUTPUT_HEARTBEAT_ERRORS: Family = (
     "ferry_forward_output_heartbeat_errors_total",
     "Heartbeat ticks that failed unexpectedly (the timer keeps running).",
 );
+pub const FERRY_FORWARD_OUTPUT_DISCOVERY_ERRORS: Family = (
+    "ferry_forward_output_discovery_errors_total",
+    "Server lists a <service_discovery> could not use: unreadable or bad file, failed SRV lookup (the last good list stays).",
+);
+pub const FERRY_FORWARD_OUTPUT_SERVER_CHANGES: Family = (
+    "ferry_forward_output_server_changes_total",
+    "Servers that joined or left a forward output through service discovery.",
+);
 pub const FERRY_KAFKA_PRODUCED: Family = (
     "ferry_kafka_produced_total",
     "Messages handed to the producer, per topic.",

@@ -5,9 +5,11 @@
 //! times; the array is repeated until it holds at least 6 entries per server (so rotation
 //! stays even while a crashed server is being detected) and shuffled with a seed fixed per
 //! output. Standby servers join the rotation per [`StandbyPolicy`]. The array is rebuilt
-//! whenever a server is detached or recovers; [`Balancer::pick`] walks it round robin and
-//! skips servers that are not healthy (their state may have changed since the rebuild) or
-//! were already tried for the request at hand.
+//! whenever a server is detached or recovers, and whenever the server set changes (service
+//! discovery); [`Balancer::pick`] walks it round robin and skips servers that are not healthy
+//! (their state may have changed since the rebuild), that left the set, or were already tried
+//! for the request at hand. The rotation names servers by their ids, never by position, so a
+//! rotation built before the set changed never points at another server.
 
 use super::config::StandbyPolicy;
 use rand::SeedableRng;
@@ -18,6 +20,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 /// What the balancer needs to know of a server.
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate {
+    /// The server's id ([`super::node::Node::id`]).
+    pub id: usize,
     pub weight: u32,
     pub standby: bool,
     pub available: bool,
@@ -27,9 +31,12 @@ fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// The rotation: indexes into `nodes`, each repeated by weight.
+/// The rotation: server ids, each repeated by weight.
 pub fn weight_array(nodes: &[Candidate], policy: StandbyPolicy, seed: u64) -> Vec<usize> {
-    let weighted = nodes.iter().enumerate().filter(|(_, n)| n.weight > 0);
+    let weighted = nodes
+        .iter()
+        .map(|n| (n.id, n))
+        .filter(|(_, n)| n.weight > 0);
     let (standby, regular): (Vec<_>, Vec<_>) = weighted.partition(|(_, n)| n.standby);
     let mut chosen: Vec<(usize, u32)> = Vec::new();
     match policy {
@@ -119,15 +126,14 @@ impl Balancer {
         Arc::clone(&self.array.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The next server in rotation that `usable` accepts, if any.
-    pub fn pick(&self, usable: impl Fn(usize) -> bool) -> Option<usize> {
+    /// The next server in rotation (by id) that `usable` takes, and what it made of it.
+    pub fn pick<T>(&self, usable: impl Fn(usize) -> Option<T>) -> Option<T> {
         let array = self.snapshot();
         let n = array.len();
         for _ in 0..n {
             let at = self.next.fetch_add(1, Ordering::Relaxed) % n;
-            let node = array[at];
-            if usable(node) {
-                return Some(node);
+            if let Some(t) = usable(array[at]) {
+                return Some(t);
             }
         }
         None
@@ -146,12 +152,22 @@ impl Balancer {
 mod tests {
     use super::*;
 
+    /// A candidate whose id is set by [`ids`].
     fn c(weight: u32, standby: bool, available: bool) -> Candidate {
         Candidate {
+            id: 0,
             weight,
             standby,
             available,
         }
+    }
+
+    /// Numbers the candidates by position.
+    fn ids<const N: usize>(mut nodes: [Candidate; N]) -> [Candidate; N] {
+        for (i, n) in nodes.iter_mut().enumerate() {
+            n.id = i;
+        }
+        nodes
     }
 
     fn counts(array: &[usize], n: usize) -> Vec<usize> {
@@ -162,10 +178,10 @@ mod tests {
 
     #[test]
     fn weights_are_reduced_by_their_gcd_and_repeated_to_six_per_server() {
-        let nodes = [c(60, false, true), c(60, false, true)];
+        let nodes = ids([c(60, false, true), c(60, false, true)]);
         let a = weight_array(&nodes, StandbyPolicy::WhenAllDown, 1);
         assert_eq!(counts(&a, 2), vec![6, 6]);
-        let nodes = [c(20, false, true), c(60, false, true)];
+        let nodes = ids([c(20, false, true), c(60, false, true)]);
         let a = weight_array(&nodes, StandbyPolicy::WhenAllDown, 1);
         // 1:3 -> 4 entries, coe = 12 / 4 = 3
         assert_eq!(counts(&a, 2), vec![3, 9]);
@@ -173,35 +189,35 @@ mod tests {
 
     #[test]
     fn weight_zero_takes_nothing_and_unavailable_servers_leave_the_rotation() {
-        let nodes = [c(0, false, true), c(60, false, false), c(60, false, true)];
+        let nodes = ids([c(0, false, true), c(60, false, false), c(60, false, true)]);
         let a = weight_array(&nodes, StandbyPolicy::WhenAllDown, 7);
         assert_eq!(counts(&a, 3), vec![0, 0, 6]);
     }
 
     #[test]
     fn standby_takes_load_only_when_no_regular_server_is_healthy() {
-        let up = [c(60, false, true), c(60, false, false), c(60, true, true)];
+        let up = ids([c(60, false, true), c(60, false, false), c(60, true, true)]);
         let a = weight_array(&up, StandbyPolicy::WhenAllDown, 3);
         assert_eq!(counts(&a, 3)[2], 0);
-        let down = [c(60, false, false), c(60, false, false), c(60, true, true)];
+        let down = ids([c(60, false, false), c(60, false, false), c(60, true, true)]);
         let a = weight_array(&down, StandbyPolicy::WhenAllDown, 3);
         assert_eq!(counts(&a, 3), vec![0, 0, 6]);
     }
 
     #[test]
     fn fluentds_policy_promotes_standby_to_cover_lost_weight() {
-        let nodes = [
+        let nodes = ids([
             c(60, false, true),
             c(60, false, false),
             c(30, true, true),
             c(30, true, true),
             c(30, true, true),
-        ];
+        ]);
         let a = weight_array(&nodes, StandbyPolicy::CoverLostWeight, 3);
         let k = counts(&a, 5);
         assert!(k[2] > 0 && k[3] > 0, "two standbys cover 60: {k:?}");
         assert_eq!(k[4], 0);
-        let all_up = [c(60, false, true), c(60, true, true)];
+        let all_up = ids([c(60, false, true), c(60, true, true)]);
         let a = weight_array(&all_up, StandbyPolicy::CoverLostWeight, 3);
         assert_eq!(counts(&a, 2)[1], 0);
     }
@@ -218,7 +234,7 @@ mod tests {
             .standby_policy
         };
         // One of two regular servers is down; the standby is up.
-        let nodes = [c(60, false, true), c(60, false, false), c(60, true, true)];
+        let nodes = ids([c(60, false, true), c(60, false, false), c(60, true, true)]);
         let standby_share = |p| counts(&weight_array(&nodes, p, 3), 3)[2];
         assert_eq!(standby_share(policy("")), 0, "when_all_down by default");
         assert_eq!(standby_share(policy("standby_policy when_all_down")), 0);
@@ -227,23 +243,23 @@ mod tests {
 
     #[test]
     fn nothing_healthy_is_an_empty_rotation() {
-        let nodes = [c(60, false, false), c(60, true, false)];
+        let nodes = ids([c(60, false, false), c(60, true, false)]);
         assert!(weight_array(&nodes, StandbyPolicy::WhenAllDown, 0).is_empty());
         let b = Balancer::new(StandbyPolicy::WhenAllDown);
         b.rebuild(&nodes);
-        assert_eq!(b.pick(|_| true), None);
+        assert_eq!(b.pick(Some), None);
     }
 
     #[test]
     fn picking_is_round_robin_over_the_weighted_rotation_and_skips_refused_servers() {
         let b = Balancer::new(StandbyPolicy::WhenAllDown);
-        b.rebuild(&[c(60, false, true), c(20, false, true)]);
+        b.rebuild(&ids([c(60, false, true), c(20, false, true)]));
         let mut seen = [0usize; 2];
         for _ in 0..480 {
-            seen[b.pick(|_| true).unwrap()] += 1;
+            seen[b.pick(Some).unwrap()] += 1;
         }
         assert_eq!(seen, [360, 120]);
-        assert_eq!(b.pick(|i| i == 1), Some(1));
-        assert_eq!(b.pick(|_| false), None);
+        assert_eq!(b.pick(|i| (i == 1).then_some(i)), Some(1));
+        assert_eq!(b.pick(|_| None::<usize>), None);
     }
 }

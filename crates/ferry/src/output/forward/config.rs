@@ -3,10 +3,11 @@
 //! anything connects: TLS files are read and each server's TLS client is built, so
 //! `ferry --dry-run` reports an unreadable certificate with its file and line.
 
+use super::discovery::{self, SourceConfig};
+use super::server::read_server;
+pub use super::server::{Secret, ServerConfig};
 use super::tls::{self, TlsOptions, TlsVersion};
 use ferry_config::{ByteSize, Section};
-use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,16 +22,6 @@ pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 1024 * 1024;
 /// `keepalive`, so they stay large (Fluentd's memory chunks are 8 MiB; Fluent Bit's in_forward
 /// refuses more than 6 MB by default).
 pub const DEFAULT_MAX_REQUEST_SIZE_NO_ACK: u64 = 8 * 1024 * 1024;
-
-/// A secret from the configuration: shown as `<secret>` in debug output.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<secret>")
-    }
-}
 
 /// `transport`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,34 +58,6 @@ pub enum StandbyPolicy {
     CoverLostWeight,
 }
 
-/// `<server>`.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub host: String,
-    pub port: u16,
-    /// `name`, or `host:port`: how log lines and metrics name the server.
-    pub name: String,
-    pub weight: u32,
-    pub standby: bool,
-    pub shared_key: Option<Secret>,
-    pub username: String,
-    pub password: Secret,
-    /// The TLS client for this server (`transport tls`).
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl ServerConfig {
-    /// `host` as an IP address when it is one: such a server never needs DNS.
-    pub fn ip(&self) -> Option<IpAddr> {
-        tls::host_ip(&self.host)
-    }
-
-    /// `<server> name` when it was configured (not the default `host:port`).
-    pub fn configured_name(&self) -> Option<&str> {
-        (self.name != format!("{}:{}", self.host, self.port)).then_some(self.name.as_str())
-    }
-}
-
 /// `<security>`: the shared-key handshake, as the client.
 #[derive(Debug, Clone)]
 pub struct SecurityConfig {
@@ -112,7 +75,13 @@ pub enum Compress {
 /// A checked `@type forward` output.
 #[derive(Debug, Clone)]
 pub struct ForwardConfig {
+    /// `<server>`s and the services of `<service_discovery> @type static`.
     pub servers: Vec<ServerConfig>,
+    /// The `<service_discovery>`s whose lists change while ferry runs (file, srv).
+    pub discovery: Vec<SourceConfig>,
+    /// The TLS parameters, loaded (`transport tls`): discovered servers get their TLS client
+    /// from them.
+    pub tls: Option<TlsOptions>,
     pub transport: Transport,
     pub send_timeout: Duration,
     pub connect_timeout: Option<Duration>,
@@ -145,6 +114,8 @@ impl ForwardConfig {
     pub fn with_servers(servers: Vec<ServerConfig>) -> Self {
         Self {
             servers,
+            discovery: Vec::new(),
+            tls: None,
             transport: Transport::Tcp,
             send_timeout: Duration::from_secs(60),
             connect_timeout: None,
@@ -285,16 +256,16 @@ impl ForwardConfig {
             }
             server.finish();
         }
-        if c.servers.is_empty() {
-            s.error(None, "the forward output needs at least one <server>");
-        }
-        if let Some(sd) = s.child("service_discovery") {
-            sd.error(
+        let refused = discovery::read(s, tls.as_ref(), &mut c.servers, &mut c.discovery);
+        let known = c.servers.len() + c.discovery.iter().map(|d| d.initial().len()).sum::<usize>();
+        let later = c.discovery.iter().any(SourceConfig::is_looked_up);
+        if known == 0 && !later && refused == 0 {
+            s.error(
                 None,
-                "<service_discovery> is not available in this ferry build; list <server>s",
+                "the forward output needs at least one server: add <server> or <service_discovery>",
             );
-            sd.abandon();
         }
+        c.tls = tls;
         c
     }
 }
@@ -362,45 +333,6 @@ fn read_tls(s: &Section<'_>, transport: Transport) -> Option<TlsOptions> {
             None
         }
     }
-}
-
-fn read_server(s: &Section<'_>, tls: Option<&TlsOptions>) -> Option<ServerConfig> {
-    let host = s.required_str("host")?;
-    let port = s.u64_or("port", 24224);
-    let Ok(port) = u16::try_from(port) else {
-        s.error(
-            Some("port"),
-            format!("port {port} is out of range (1-65535)"),
-        );
-        return None;
-    };
-    let weight = s.u64_or("weight", 60);
-    let weight = u32::try_from(weight).unwrap_or_else(|_| {
-        s.error(Some("weight"), "weight is too large");
-        60
-    });
-    let name = s.str("name").unwrap_or_else(|| format!("{host}:{port}"));
-    let mut server = ServerConfig {
-        host,
-        port,
-        name,
-        weight,
-        standby: s.bool_or("standby", false),
-        shared_key: s.str("shared_key").map(Secret),
-        username: s.str_or("username", ""),
-        password: Secret(s.str_or("password", "")),
-        tls: None,
-    };
-    if let Some(options) = tls {
-        match tls::client_config(options, &server.host, server.configured_name()) {
-            Ok(c) => server.tls = Some(c),
-            Err(e) => {
-                s.error(None, format!("server {}: {e}", server.name));
-                return None;
-            }
-        }
-    }
-    Some(server)
 }
 
 #[cfg(test)]

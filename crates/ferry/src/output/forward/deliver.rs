@@ -140,7 +140,7 @@ impl Shared {
             }
             Err(e) => {
                 let free = self.progress(&uid).free_rollbacks;
-                if e.ack_lost() && free < self.nodes.len() {
+                if e.ack_lost() && free < self.nodes().len() {
                     self.update_progress(uid, |p| p.free_rollbacks += 1);
                     bump(&self.metrics.rollbacks, 1);
                     Err(ForwardError::RolledBack(Box::new(e)))
@@ -258,14 +258,11 @@ impl Shared {
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<ForwardError> = None;
         loop {
-            let pick = self
-                .balancer
-                .pick(|i| self.nodes[i].is_available() && !tried.contains(&i));
-            let Some(i) = pick else {
+            let Some(node) = self.pick(|id| !tried.contains(&id)) else {
                 bump(&self.metrics.no_nodes_available, u64::from(last.is_none()));
                 return Err(last.unwrap_or(ForwardError::NoNodesAvailable));
             };
-            let node = &self.nodes[i];
+            let node = &node;
             match self.send_to(node, req).await {
                 Ok(()) => {
                     if let Some((uid, span, sub)) = piece
@@ -287,7 +284,7 @@ impl Shared {
                     if !e.tries_next_node() {
                         return Err(e);
                     }
-                    tried.push(i);
+                    tried.push(node.id);
                     last = Some(e);
                 }
             }

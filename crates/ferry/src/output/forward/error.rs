@@ -41,6 +41,9 @@ pub enum HandshakeFailure {
 pub enum ForwardError {
     #[error("no nodes are available")]
     NoNodesAvailable,
+    /// A `<service_discovery>` gave no server at start (an SRV lookup that failed).
+    #[error("{0}")]
+    Discovery(String),
     #[error("server '{node}': cannot resolve {host}: {source}")]
     Dns {
         node: String,
@@ -150,6 +153,7 @@ impl ForwardError {
     pub fn class(&self) -> &'static str {
         match self {
             Self::NoNodesAvailable => "Fluent::Plugin::ForwardOutput::NoNodesAvailable",
+            Self::Discovery(_) => "Resolv::ResolvError",
             Self::Dns { .. } => "SocketError",
             Self::DnsTimeout { .. } => "Resolv::ResolvTimeout",
             Self::Connect { source, .. } | Self::Send { source, .. } => errno_class(source),

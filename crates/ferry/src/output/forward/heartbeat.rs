@@ -106,7 +106,8 @@ pub fn tick(shared: &Arc<Shared>, udp: Option<&UdpSockets>) {
     let cfg = &shared.config;
     let now = shared.clock.secs();
     let mut changed = false;
-    for node in &shared.nodes {
+    let nodes = shared.nodes();
+    for node in nodes.iter() {
         if node.tick(now, cfg) {
             bump(&shared.metrics.detach_count, 1);
             changed = true;
@@ -116,14 +117,14 @@ pub fn tick(shared: &Arc<Shared>, udp: Option<&UdpSockets>) {
         shared.rebuild();
     }
     if let Some(max_idle) = cfg.keepalive_timeout {
-        for node in &shared.nodes {
+        for node in nodes.iter() {
             node.purge_idle(max_idle);
         }
     }
     let fault = shared.fault();
-    for node in &shared.nodes {
+    for node in nodes.iter() {
         if let Some(fault) = &fault
-            && let Err(e) = fault(node.index)
+            && let Err(e) = fault(node.id)
         {
             bump(&shared.metrics.heartbeat_errors, 1);
             bump(&node.metrics.heartbeats_failed, 1);
@@ -295,7 +296,7 @@ async fn receive_udp(shared: Arc<Shared>, socket: Arc<UdpSocket>, h: TaskHandle)
         if !ferry_proto::heartbeat::is_heartbeat(&buf[..n]) {
             continue;
         }
-        for node in &shared.nodes {
+        for node in shared.nodes().iter() {
             if node_addr(node) == Some(from) {
                 let sent = *node.udp_sent.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(sent) = sent {

@@ -50,6 +50,10 @@ pub struct ForwardMetrics {
     pub heartbeat_errors: AtomicU64,
     /// Chunks rolled back without counting a retry.
     pub rollbacks: AtomicU64,
+    /// Server lists a `<service_discovery>` could not use (the last good list stayed).
+    pub discovery_errors: AtomicU64,
+    /// Servers that joined or left the set through service discovery.
+    pub discovery_changes: AtomicU64,
 }
 
 /// Server state as exported (`0` healthy, `1` detached).
@@ -143,7 +147,17 @@ impl Forward {
             &labels,
             load(&m.heartbeat_errors),
         );
-        for node in f.nodes() {
+        out.counter(
+            FERRY_FORWARD_OUTPUT_DISCOVERY_ERRORS,
+            &labels,
+            load(&m.discovery_errors),
+        );
+        out.counter(
+            FERRY_FORWARD_OUTPUT_SERVER_CHANGES,
+            &labels,
+            load(&m.discovery_changes),
+        );
+        for node in f.nodes().iter() {
             let address = format!("{}:{}", node.server.host, node.server.port);
             let l: [(&str, &str); 4] = [
                 ("plugin_id", id),
@@ -172,6 +186,19 @@ impl Forward {
 }
 
 impl Forward {
+    /// Where servers of source `source` come from: `server` (a `<server>` or a static
+    /// discovery), or the discovery (`sd_file: path=...`, `sd_srv: _x._tcp.example`).
+    pub fn source_of(&self, source: usize) -> String {
+        match source.checked_sub(1) {
+            None => "server".to_string(),
+            Some(k) => self
+                .config()
+                .discovery
+                .get(k)
+                .map_or_else(|| "server".to_string(), |d| d.describe()),
+        }
+    }
+
     /// The servers as the monitor API lists them (and `ferry status` prints them).
     pub fn servers_info(&self) -> serde_json::Value {
         let f = self;
@@ -195,6 +222,7 @@ impl Forward {
                     "acks_pending": load(&n.acks_pending),
                     "requests_sent": load(&n.requests_sent),
                     "last_error": node.last_detach(),
+                    "source": f.source_of(node.source),
                 })
             })
             .collect::<Vec<_>>();

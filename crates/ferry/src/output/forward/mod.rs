@@ -8,6 +8,7 @@
 //! | module | job |
 //! |---|---|
 //! | [`config`] | parameters (Fluentd's names and defaults, plus ferry's) |
+//! | [`server`] | one server's parameters (`<server>`, `<service>`, a discovered entry) |
 //! | [`node`] | one server: health (detached / healthy), idle connections, log lines |
 //! | [`phi`] | Fluentd's phi accrual failure detector |
 //! | [`balancer`] | weighted round robin over healthy servers, standby servers |
@@ -17,6 +18,8 @@
 //! | [`tls`] | rustls client configuration and certificate checks |
 //! | [`handshake`] | the shared-key handshake as the client |
 //! | [`dns`] | resolving off the flush path, cache, injectable resolver |
+//! | [`discovery`] | `<service_discovery>`: static, file and DNS SRV server lists |
+//! | [`members`] | the server set: changes applied without losing or duplicating a request |
 //! | [`send`] | chunk → requests (pieces, ack ids, streaming), waiting for acks |
 //! | [`deliver`] | choosing servers, failing over, settling a chunk |
 //! | [`error`] | [`ForwardError`] and its classification |
@@ -34,16 +37,19 @@ pub mod balancer;
 pub mod config;
 pub mod conn;
 pub mod deliver;
+pub mod discovery;
 pub mod dns;
 pub mod error;
 pub mod handshake;
 pub mod heartbeat;
+pub mod members;
 pub mod metrics;
 pub mod node;
 pub mod phi;
 pub mod pipeline;
 pub mod pool;
 pub mod send;
+pub mod server;
 pub mod tls;
 
 pub use config::ForwardConfig;
@@ -74,7 +80,10 @@ pub struct Forward {
 pub struct Shared {
     pub id: String,
     pub config: ForwardConfig,
-    pub nodes: Vec<Arc<Node>>,
+    /// The servers now (replaced whole when the set changes; see [`members`]).
+    nodes: RwLock<Arc<Vec<Arc<Node>>>>,
+    /// Serialises changes of the server set, and rotation rebuilds with them.
+    members: Mutex<members::Members>,
     pub balancer: Balancer,
     pub resolver: Arc<dyn Resolve>,
     pub clock: Clock,
@@ -88,7 +97,7 @@ impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("id", &self.id)
-            .field("nodes", &self.nodes.len())
+            .field("nodes", &self.nodes().len())
             .finish_non_exhaustive()
     }
 }
@@ -109,22 +118,52 @@ impl Shared {
         }
     }
 
+    /// The servers now: a snapshot, unchanged by later changes of the set.
+    pub fn nodes(&self) -> Arc<Vec<Arc<Node>>> {
+        Arc::clone(&self.nodes.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The next healthy server in rotation, still in the set, that `usable` accepts (by id).
+    pub fn pick(&self, usable: impl Fn(usize) -> bool) -> Option<Arc<Node>> {
+        let nodes = self.nodes();
+        self.balancer.pick(|id| {
+            if !usable(id) {
+                return None;
+            }
+            nodes
+                .iter()
+                .find(|n| n.id == id && n.is_available())
+                .cloned()
+        })
+    }
+
     /// Rebuilds the rotation after a server changed state.
     pub fn rebuild(&self) {
-        let candidates: Vec<Candidate> = self
-            .nodes
+        let _members = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        self.rebuild_locked();
+    }
+
+    /// [`Self::rebuild`] with the set's lock held: the rotation is built from the set that is
+    /// current, never from one a concurrent change has replaced.
+    fn rebuild_locked(&self) {
+        let nodes = self.nodes();
+        let candidates: Vec<Candidate> = nodes
             .iter()
             .map(|n| Candidate {
+                id: n.id,
                 weight: n.server.weight,
                 standby: n.server.standby,
                 available: n.is_available(),
             })
             .collect();
         self.balancer.rebuild(&candidates);
-        let healthy = self.nodes.iter().filter(|n| n.is_available()).count();
+        let healthy = nodes.iter().filter(|n| n.is_available()).count();
         self.metrics
             .healthy_nodes_count
             .store(healthy as u64, std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .registered_nodes_count
+            .store(nodes.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Takes `node` out of rotation now.
@@ -176,16 +215,12 @@ impl Forward {
     pub fn with_resolver(id: &str, config: ForwardConfig, resolver: Arc<dyn Resolve>) -> Self {
         let clock = Clock::default();
         let now = clock.secs();
-        let nodes = config
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Arc::new(Node::new(i, s.clone(), &config, now)))
-            .collect::<Vec<_>>();
+        let (members, nodes) = members::Members::initial(&config, now);
         let shared = Arc::new(Shared {
             id: id.to_string(),
             balancer: Balancer::new(config.standby_policy),
-            nodes,
+            nodes: RwLock::new(Arc::new(nodes)),
+            members: Mutex::new(members),
             config,
             resolver,
             clock,
@@ -194,10 +229,6 @@ impl Forward {
             tasks: OnceLock::new(),
             fault: RwLock::new(None),
         });
-        shared.metrics.registered_nodes_count.store(
-            shared.nodes.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
         shared.rebuild();
         Self { shared }
     }
@@ -207,7 +238,8 @@ impl Forward {
     /// With `ignore_network_errors_at_startup` failures are logged instead.
     pub async fn prepare(&self) -> Result<(), ForwardError> {
         let s = &self.shared;
-        for node in &s.nodes {
+        discovery::watch::first_lookups(s).await?;
+        for node in s.nodes().iter() {
             let check = async {
                 let spawn = |name: String, fut| s.spawn(name, fut);
                 node.dns
@@ -233,6 +265,7 @@ impl Forward {
     pub fn start(&self, tasks: &Tasks) {
         let _ = self.shared.tasks.set(tasks.clone());
         heartbeat::start(&self.shared, tasks);
+        discovery::watch::start(&self.shared, tasks);
     }
 
     /// Sends one buffered chunk; `Ok` once every piece was acknowledged (or written, without
@@ -253,7 +286,7 @@ impl Forward {
     /// healthy. SIGHUP calls this. Returns how many servers came back.
     pub fn failback_now(&self) -> usize {
         let s = &self.shared;
-        let back = s.nodes.iter().filter(|n| n.failback()).count();
+        let back = s.nodes().iter().filter(|n| n.failback()).count();
         if back > 0 {
             bump(&s.metrics.recover_count, back as u64);
         }
@@ -269,11 +302,12 @@ impl Forward {
         &self.shared.config
     }
 
-    pub fn nodes(&self) -> &[Arc<Node>] {
-        &self.shared.nodes
+    /// The servers now (a snapshot).
+    pub fn nodes(&self) -> Arc<Vec<Arc<Node>>> {
+        self.shared.nodes()
     }
 
-    /// Servers in the load-balancing rotation now.
+    /// Servers (by id) in the load-balancing rotation now.
     pub fn in_rotation(&self) -> Vec<usize> {
         self.shared.balancer.in_rotation()
     }

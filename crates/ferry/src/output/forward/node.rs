@@ -73,7 +73,13 @@ pub struct Idle {
 
 #[derive(Debug)]
 pub struct Node {
-    pub index: usize,
+    /// Unique within the output for its lifetime (never reused): the load balancer's rotation
+    /// names servers by it, so a rotation built before a change of the server set never points
+    /// at another server.
+    pub id: usize,
+    /// Where the server comes from: 0 for `<server>` and `@type static`, `k` for the `k`-th
+    /// changing `<service_discovery>` (see [`super::discovery`]).
+    pub source: usize,
     pub server: ServerConfig,
     pub metrics: NodeMetrics,
     pub dns: DnsCache,
@@ -94,6 +100,9 @@ pub struct Node {
     /// The failures of connections and requests since the last success: each kind is logged
     /// once at warn, its repeats at debug.
     pub failures: crate::logging::Episode,
+    /// Left the server set (service discovery): never picked again; requests in flight to it
+    /// finish, and their connections are closed instead of kept.
+    retired: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -102,14 +111,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Node {
-    pub fn new(index: usize, server: ServerConfig, cfg: &ForwardConfig, now: f64) -> Self {
+    pub fn new(
+        id: usize,
+        source: usize,
+        server: ServerConfig,
+        cfg: &ForwardConfig,
+        now: f64,
+    ) -> Self {
         let detector = PhiDetector::new(
             cfg.heartbeat_interval.as_secs_f64(),
             cfg.hard_timeout.as_secs_f64(),
             now,
         );
         Self {
-            index,
+            id,
+            source,
             dns: DnsCache::default(),
             salt: ferry_proto::handshake::random_salt_hex(),
             server,
@@ -125,7 +141,18 @@ impl Node {
             detached: tokio::sync::watch::Sender::new(0),
             last_detach: Mutex::new(String::new()),
             failures: crate::logging::Episode::default(),
+            retired: AtomicBool::new(false),
         }
+    }
+
+    /// The server left the set: its idle connections are closed; what is in flight finishes.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.drop_idle();
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     /// Why the server was last detached; empty when it never was.
@@ -332,7 +359,7 @@ mod tests {
             password: Default::default(),
             tls: None,
         };
-        Node::new(0, server, cfg, 0.0)
+        Node::new(0, 0, server, cfg, 0.0)
     }
 
     #[test]

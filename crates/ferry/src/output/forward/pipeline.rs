@@ -48,10 +48,10 @@ impl Shared {
         if run.len() < 2 {
             return;
         }
-        let Some(i) = self.balancer.pick(|i| self.nodes[i].is_available()) else {
+        let Some(node) = self.pick(|_| true) else {
             return;
         };
-        let node = &self.nodes[i];
+        let node = &node;
         let Ok((mut conn, _)) = checkout(self, node).await else {
             // The sequential path connects again and reports the failure.
             return;

@@ -145,7 +145,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// After a completed request: keep the connection for the next one, or close it gracefully in
 /// a task of its own, so that waiting for the server's side of the close never holds a flush.
 pub fn checkin(shared: &Shared, node: &Node, conn: Connection) {
-    if shared.config.keepalive && conn.reusable && node.is_available() {
+    if shared.config.keepalive && conn.reusable && node.is_available() && !node.is_retired() {
         node.checkin(conn);
     } else {
         let limit = shared.config.send_timeout.min(CLOSE_WAIT);
