@@ -64,6 +64,9 @@ apt_install tzdata
 apt_install dnsmasq-base
 export FERRY_TEST_DNSMASQ=/usr/sbin/dnsmasq
 
+# socat, a real TCP and TLS client for the tcp input.
+apt_install socat
+
 # logrotate, for the tail input's rotation drills.
 apt_install logrotate
 

@@ -7,6 +7,7 @@ pub mod forward;
 pub mod net;
 pub mod sample;
 pub mod tail;
+pub mod tcp;
 
 use crate::router::Routing;
 use crate::task::Tasks;
@@ -14,7 +15,7 @@ use ferry_config::Section;
 use std::sync::Arc;
 
 /// Input plugin types this build of ferry provides.
-pub const INPUT_TYPES: &[&str] = &["forward", "tail", "sample", "dummy"];
+pub const INPUT_TYPES: &[&str] = &["forward", "tail", "sample", "dummy", "tcp"];
 
 /// Fluentd input types that ferry does not provide (yet): refused with a clear message.
 pub const FOREIGN_INPUT_TYPES: &[&str] = &[
@@ -22,7 +23,6 @@ pub const FOREIGN_INPUT_TYPES: &[&str] = &[
     "monitor_agent",
     "http",
     "syslog",
-    "tcp",
     "udp",
     "unix",
     "windows_eventlog",
@@ -35,6 +35,7 @@ pub enum InputConfig {
     Tail(Box<tail::TailInputConfig>),
     /// `sample`, and its older name `dummy`.
     Sample(Box<sample::SampleConfig>),
+    Tcp(Box<tcp::TcpInputConfig>),
 }
 
 impl InputConfig {
@@ -51,6 +52,9 @@ impl InputConfig {
             "sample" | "dummy" => Some(Self::Sample(Box::new(sample::SampleConfig::from_section(
                 section,
             )))),
+            "tcp" => Some(Self::Tcp(Box::new(tcp::TcpInputConfig::from_section(
+                section,
+            )))),
             _ => None,
         }
     }
@@ -60,7 +64,8 @@ impl InputConfig {
     pub fn acknowledges(&self) -> bool {
         match self {
             Self::Forward(_) | Self::Tail(_) => true,
-            Self::Sample(_) => false,
+            // Plain TCP carries no acknowledgement.
+            Self::Sample(_) | Self::Tcp(_) => false,
         }
     }
 
@@ -70,6 +75,7 @@ impl InputConfig {
             Self::Forward(_) => "forward",
             Self::Tail(_) => "tail",
             Self::Sample(_) => "sample",
+            Self::Tcp(_) => "tcp",
         }
     }
 
@@ -78,6 +84,7 @@ impl InputConfig {
             Self::Forward(c) => c.label.as_deref(),
             Self::Tail(c) => c.label.as_deref(),
             Self::Sample(c) => c.label.as_deref(),
+            Self::Tcp(c) => c.label.as_deref(),
         }
     }
 }
@@ -88,6 +95,7 @@ pub enum InputHandle {
     Forward(Arc<forward::ForwardInputMetrics>),
     Tail(Arc<tail::TailMetrics>),
     Sample(Arc<sample::SampleMetrics>),
+    Tcp(Arc<tcp::TcpInputMetrics>),
 }
 
 /// The task groups of a running input. `listen` holds what takes new work (accept loops, the
@@ -145,6 +153,9 @@ pub async fn start(
             (**c).clone(),
             start,
         ))),
+        InputConfig::Tcp(c) => tcp::start(id, (**c).clone(), start)
+            .await
+            .map(InputHandle::Tcp),
     }
 }
 
@@ -161,6 +172,7 @@ impl crate::metrics::Collector for InputCollector {
             InputHandle::Forward(m) => m.export(&self.id, out),
             InputHandle::Tail(m) => m.export(&self.id, out),
             InputHandle::Sample(m) => m.export(&self.id, out),
+            InputHandle::Tcp(m) => m.export(&self.id, out),
         }
     }
 
@@ -177,6 +189,11 @@ impl crate::metrics::Collector for InputCollector {
                 crate::metrics::load(&m.bytes_read),
             ),
             InputHandle::Sample(m) => ("sample", crate::metrics::load(&m.emit_records), 0),
+            InputHandle::Tcp(m) => (
+                "tcp",
+                crate::metrics::load(&m.emit_records),
+                crate::metrics::load(&m.emit_size),
+            ),
         };
         Some(crate::metrics::PluginInfo {
             plugin_id: self.id.clone(),

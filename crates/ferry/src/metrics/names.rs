@@ -180,6 +180,11 @@ pub mod dropped {
     pub const UNPARSED_LINE: &str = "unparsed_line";
     /// Lines a copytruncate rotation removed before they were read.
     pub const ROTATION: &str = "rotation";
+    /// A network input's message over `message_length_limit`.
+    pub const MESSAGE_LENGTH_LIMIT: &str = "message_length_limit";
+    /// Events a network input without acknowledgements had read but could not commit (an
+    /// output refused them, or ferry stopped while the buffer was full).
+    pub const NOT_COMMITTED: &str = "not_committed";
 }
 pub const FERRY_BUFFER_DISK_ERRORS: Family = (
     "ferry_buffer_disk_errors_total",
@@ -204,6 +209,14 @@ pub const FERRY_ROUTER_UNMATCHED: Family = (
 pub const FERRY_FORWARD_CONNECTIONS: Family = (
     "ferry_forward_input_connections",
     "Open connections of a forward input.",
+);
+pub const FERRY_NETWORK_INPUT_CONNECTIONS: Family = (
+    "ferry_network_input_connections",
+    "Open connections of a tcp, syslog or http input.",
+);
+pub const FERRY_NETWORK_INPUT_REFUSED: Family = (
+    "ferry_network_input_refused_total",
+    "Connections a tcp, syslog or http input refused or closed early, by reason.",
 );
 pub const FERRY_INPUT_HELD_SECONDS: Family = (
     "ferry_input_held_seconds_total",
