@@ -8,6 +8,7 @@ pub mod net;
 pub mod sample;
 pub mod tail;
 pub mod tcp;
+pub mod udp;
 
 use crate::router::Routing;
 use crate::task::Tasks;
@@ -15,7 +16,7 @@ use ferry_config::Section;
 use std::sync::Arc;
 
 /// Input plugin types this build of ferry provides.
-pub const INPUT_TYPES: &[&str] = &["forward", "tail", "sample", "dummy", "tcp"];
+pub const INPUT_TYPES: &[&str] = &["forward", "tail", "sample", "dummy", "tcp", "udp"];
 
 /// Fluentd input types that ferry does not provide (yet): refused with a clear message.
 pub const FOREIGN_INPUT_TYPES: &[&str] = &[
@@ -23,7 +24,6 @@ pub const FOREIGN_INPUT_TYPES: &[&str] = &[
     "monitor_agent",
     "http",
     "syslog",
-    "udp",
     "unix",
     "windows_eventlog",
 ];
@@ -36,6 +36,7 @@ pub enum InputConfig {
     /// `sample`, and its older name `dummy`.
     Sample(Box<sample::SampleConfig>),
     Tcp(Box<tcp::TcpInputConfig>),
+    Udp(Box<udp::UdpInputConfig>),
 }
 
 impl InputConfig {
@@ -55,6 +56,9 @@ impl InputConfig {
             "tcp" => Some(Self::Tcp(Box::new(tcp::TcpInputConfig::from_section(
                 section,
             )))),
+            "udp" => Some(Self::Udp(Box::new(udp::UdpInputConfig::from_section(
+                section,
+            )))),
             _ => None,
         }
     }
@@ -65,7 +69,7 @@ impl InputConfig {
         match self {
             Self::Forward(_) | Self::Tail(_) => true,
             // Plain TCP carries no acknowledgement.
-            Self::Sample(_) | Self::Tcp(_) => false,
+            Self::Sample(_) | Self::Tcp(_) | Self::Udp(_) => false,
         }
     }
 
@@ -76,6 +80,7 @@ impl InputConfig {
             Self::Tail(_) => "tail",
             Self::Sample(_) => "sample",
             Self::Tcp(_) => "tcp",
+            Self::Udp(_) => "udp",
         }
     }
 
@@ -85,6 +90,7 @@ impl InputConfig {
             Self::Tail(c) => c.label.as_deref(),
             Self::Sample(c) => c.label.as_deref(),
             Self::Tcp(c) => c.label.as_deref(),
+            Self::Udp(c) => c.label.as_deref(),
         }
     }
 }
@@ -96,6 +102,7 @@ pub enum InputHandle {
     Tail(Arc<tail::TailMetrics>),
     Sample(Arc<sample::SampleMetrics>),
     Tcp(Arc<tcp::TcpInputMetrics>),
+    Udp(Arc<udp::UdpInputMetrics>),
 }
 
 /// The task groups of a running input. `listen` holds what takes new work (accept loops, the
@@ -156,6 +163,9 @@ pub async fn start(
         InputConfig::Tcp(c) => tcp::start(id, (**c).clone(), start)
             .await
             .map(InputHandle::Tcp),
+        InputConfig::Udp(c) => udp::start(id, (**c).clone(), start)
+            .await
+            .map(InputHandle::Udp),
     }
 }
 
@@ -173,6 +183,7 @@ impl crate::metrics::Collector for InputCollector {
             InputHandle::Tail(m) => m.export(&self.id, out),
             InputHandle::Sample(m) => m.export(&self.id, out),
             InputHandle::Tcp(m) => m.export(&self.id, out),
+            InputHandle::Udp(m) => m.export(&self.id, out),
         }
     }
 
@@ -191,6 +202,11 @@ impl crate::metrics::Collector for InputCollector {
             InputHandle::Sample(m) => ("sample", crate::metrics::load(&m.emit_records), 0),
             InputHandle::Tcp(m) => (
                 "tcp",
+                crate::metrics::load(&m.emit_records),
+                crate::metrics::load(&m.emit_size),
+            ),
+            InputHandle::Udp(m) => (
+                "udp",
                 crate::metrics::load(&m.emit_records),
                 crate::metrics::load(&m.emit_size),
             ),

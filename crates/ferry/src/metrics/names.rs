@@ -218,6 +218,14 @@ pub const FERRY_NETWORK_INPUT_REFUSED: Family = (
     "ferry_network_input_refused_total",
     "Connections a tcp, syslog or http input refused or closed early, by reason.",
 );
+pub const FERRY_UDP_INPUT_DATAGRAMS: Family = (
+    "ferry_udp_input_datagrams_total",
+    "Datagrams a udp input received.",
+);
+pub const FERRY_UDP_INPUT_KERNEL_DROPS: Family = (
+    "ferry_udp_input_kernel_drops_total",
+    "Datagrams the kernel dropped for a udp input's socket (its receive buffer was full), from /proc/net/udp.",
+);
 pub const FERRY_INPUT_HELD_SECONDS: Family = (
     "ferry_input_held_seconds_total",
     "Time an input held its sender (stopped reading) because an output's buffer was full.",
