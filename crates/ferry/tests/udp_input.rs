@@ -37,7 +37,8 @@ fn config(port: u16, admin: u16, extra: &str, parse: &str) -> String {
 #[test]
 fn datagrams_arrive_parsed_and_oversize_or_unmatched_ones_are_dropped_and_counted() {
     let (port, admin) = (free_port(), free_port());
-    let extra = "  source_address_key addr\n  source_hostname_key host\n  message_length_limit 100\n";
+    let extra =
+        "  source_address_key addr\n  source_hostname_key host\n  message_length_limit 100\n";
     let ferry = Ferry::start(&config(port, admin, extra, "    @type json\n"), admin);
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     for seq in 0..200 {

@@ -211,10 +211,19 @@ fn convert_plugin(e: &mut Element, directive: &str, errors: &mut Vec<CompatError
     let Some(kind) = plugin_type(e).map(str::to_string) else {
         return;
     };
+    // The tcp input's own `delimiter` (where messages end) is not the parser's.
+    let own = if kind == "tcp" {
+        let at = e.params.iter().position(|p| p.key == "delimiter");
+        at.map(|i| e.params.remove(i))
+    } else {
+        None
+    };
     // Every converter reads the parameters as written (some read the same ones: `localtime`,
     // `timezone`, ...); the moved ones go once all have read them.
     let (sections, moved): (Vec<Option<Element>>, Vec<&[&str]>) = match (directive, kind.as_str()) {
-        ("source", "tail") | ("filter", "parser") => (vec![parser(e, errors)], vec![PARSER_KEYS]),
+        ("source", "tail" | "tcp" | "udp") | ("filter", "parser") => {
+            (vec![parser(e, errors)], vec![PARSER_KEYS])
+        }
         ("match", "file") => (
             vec![formatter(e), buffer(e, "time", errors), inject(e, errors)],
             vec![FORMATTER_KEYS, BUFFER_KEYS, INJECT_KEYS],
@@ -234,6 +243,7 @@ fn convert_plugin(e: &mut Element, directive: &str, errors: &mut Vec<CompatError
         }
     }
     e.params.retain(|p| !used.contains(&p.key.as_str()));
+    e.params.extend(own);
 }
 
 fn has_any(e: &Element, keys: &[(&str, &str)], read: &[&str]) -> bool {

@@ -169,3 +169,18 @@ fn v0_12_time_zone_parameters_build_into_working_v1_zones() {
         built.notes
     );
 }
+
+#[test]
+fn the_tcp_and_udp_inputs_format_becomes_parse_and_the_tcp_delimiter_stays_the_inputs() {
+    let out = text(
+        "<source>\n  @type tcp\n  tag t\n  format ltsv\n  delimiter \"\\r\\n\"\n  label_delimiter =\n</source>\n",
+    );
+    assert!(
+        out.contains("<parse>\n    label_delimiter =\n    @type ltsv\n  </parse>"),
+        "{out}"
+    );
+    assert!(out.contains("  delimiter \"\\r\\n\"\n  <parse>"), "{out}");
+    assert!(!out.contains("format ltsv"), "{out}");
+    let out = text("<source>\n  @type udp\n  tag t\n  format json\n</source>\n");
+    assert!(out.contains("<parse>\n    @type json\n  </parse>"), "{out}");
+}
