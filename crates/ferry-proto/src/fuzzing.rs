@@ -137,6 +137,59 @@ pub fn handshake(data: &[u8]) {
     assert_eq!(heartbeat::reply(data), heartbeat::HEARTBEAT);
 }
 
+/// Arbitrary bytes cut into reads and framed at a delimiter: every message handed out is at
+/// most the limit and holds no delimiter, the bytes held never pass the limit by more than a
+/// delimiter's start, and the messages are those of the whole stream.
+pub fn delimited(data: &[u8]) {
+    use crate::delimited::{Delimited, Last};
+    let [a, b, c, rest @ ..] = data else { return };
+    let delim: &[u8] = match a % 3 {
+        0 => b"\n",
+        1 => b"\r\n",
+        _ => b"\0\0\n",
+    };
+    let limit = usize::from(*b % 64) + 1;
+    let cut = usize::from(*c % 16) + 1;
+    let mut framer = Delimited::new(delim, limit);
+    let mut buf = bytes::BytesMut::new();
+    let mut got = Vec::new();
+    let mut oversize = 0;
+    for read in rest.chunks(cut) {
+        buf.extend_from_slice(read);
+        oversize += framer
+            .drain(&mut buf, |m| {
+                assert!(m.len() <= limit);
+                assert!(!m.windows(delim.len()).any(|w| w == delim));
+                got.push(m.to_vec());
+            })
+            .oversize;
+        assert!(buf.len() < limit + delim.len());
+    }
+    match framer.finish(&mut buf) {
+        Last::Message(m) => got.push(m.to_vec()),
+        Last::Oversize => oversize += 1,
+        Last::Nothing => {}
+    }
+    let mut want = Vec::new();
+    let mut want_over = 0;
+    let mut tail: &[u8] = rest;
+    while let Some(i) = tail.windows(delim.len()).position(|w| w == delim) {
+        if i > limit {
+            want_over += 1;
+        } else {
+            want.push(tail[..i].to_vec());
+        }
+        tail = &tail[i + delim.len()..];
+    }
+    if tail.len() > limit {
+        want_over += 1;
+    } else if !tail.is_empty() {
+        want.push(tail.to_vec());
+    }
+    assert_eq!(got, want);
+    assert_eq!(oversize, want_over);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

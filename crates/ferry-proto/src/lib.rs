@@ -1,4 +1,5 @@
-//! ferry-proto: the Forward protocol v1 codec, client and server side. Pure: no I/O, no runtime.
+//! ferry-proto: the Forward protocol v1 codec, client and server side, and the framing of the
+//! line-oriented inputs. Pure: no I/O, no runtime.
 //!
 //! Specification: <https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1>.
 //!
@@ -17,6 +18,7 @@
 //! | [`handshake`] | HELO / PING / PONG and the SHA-512 digests |
 //! | [`ack`] | `{"ack": chunk}` encode and parse |
 //! | [`heartbeat`] | the UDP heartbeat byte |
+//! | [`delimited`] | messages cut at a delimiter, never holding more than a length limit (tcp, syslog) |
 //! | [`fuzzing`] | entry points for the fuzz targets |
 //!
 //! # What ferry accepts
@@ -40,6 +42,7 @@
 
 pub mod ack;
 pub mod compress;
+pub mod delimited;
 pub mod encode;
 pub mod entries;
 pub mod frame;

@@ -175,6 +175,17 @@ proptest! {
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..600)) {
         fuzzing::codec(&data);
         fuzzing::handshake(&data);
+        fuzzing::delimited(&data);
+    }
+
+    #[test]
+    fn line_streams_are_framed_as_whole_streams_are(
+        head in prop::array::uniform3(any::<u8>()),
+        body in prop::collection::vec(prop_oneof![Just(b'a'), Just(b'\r'), Just(b'\n'), Just(0u8)], 0..400),
+    ) {
+        let mut data = head.to_vec();
+        data.extend_from_slice(&body);
+        fuzzing::delimited(&data);
     }
 
     #[test]
@@ -220,6 +231,7 @@ fn inputs_the_fuzzers_found_stay_fixed() {
         match name.split('-').next() {
             Some("codec") => ferry_proto::fuzzing::codec(&data),
             Some("handshake") => ferry_proto::fuzzing::handshake(&data),
+            Some("delimited") => ferry_proto::fuzzing::delimited(&data),
             _ => panic!("{name}: name it after its fuzz target (codec-..., handshake-...)"),
         }
         replayed += 1;

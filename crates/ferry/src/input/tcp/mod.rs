@@ -1,6 +1,6 @@
 //! `@type tcp` (Fluentd's in_tcp): messages cut from TCP streams at a delimiter, each parsed by
 //! the `<parse>`, tagged `tag`. Sockets, accept loops, TLS and `<client>` ACLs are
-//! [`crate::input::net`]'s; the framing is [`crate::input::net::delimited`].
+//! [`crate::input::net`]'s; the framing is [`ferry_proto::delimited`].
 //!
 //! - A message longer than `message_length_limit` is dropped and counted, never held (ferry's
 //!   default bound is [`DEFAULT_MESSAGE_LENGTH_LIMIT`]; Fluentd has none).

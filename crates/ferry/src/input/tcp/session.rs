@@ -3,12 +3,12 @@
 
 use super::Shared;
 use crate::event::Batch;
-use crate::input::net::delimited::{Delimited, Last};
 use crate::input::net::stream::{PeerSocket, Read, Stream};
 use crate::input::net::{Peer, Service};
 use crate::parse::Record;
 use crate::task::TaskHandle;
 use bytes::BytesMut;
+use ferry_proto::delimited::{Delimited, Last};
 use ferry_proto::time::EventTime;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

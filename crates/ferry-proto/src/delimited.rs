@@ -1,5 +1,5 @@
-//! Messages cut from a byte stream at a delimiter (Fluentd's `tcp` input, syslog's
-//! LF-delimited framing), holding at most `limit` bytes of any message.
+//! Messages cut from a byte stream at a delimiter (ferry's `tcp` input, syslog's LF-delimited
+//! framing), holding at most `limit` bytes of any message.
 //!
 //! A message longer than `limit` is never kept: once the bytes after the last delimiter pass
 //! the limit they are dropped, and everything up to the next delimiter with them; the message
