@@ -278,3 +278,53 @@ fn a_label_takes_the_events_and_keepalive_and_the_older_hostname_key_are_honoure
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("keepalive"), "{text}");
 }
+
+#[test]
+fn a_full_buffer_stops_reading_the_connection_and_nothing_is_dropped() {
+    let (port, admin, agg_port) = (free_port(), free_port(), free_port());
+    // The forwarder's buffer holds 256 KiB and its destination is down: the tcp input must
+    // hold the sender (TCP pushes back), not drop.
+    let forwarder = Ferry::start(
+        &format!(
+            "<source>\n  @type tcp\n  tag tcp.in\n  bind 127.0.0.1\n  port {port}\n  <parse>\n    @type json\n  </parse>\n</source>\n\
+             <source>\n  @type prometheus\n  bind 127.0.0.1\n  port {admin}\n</source>\n\
+             <match tcp.**>\n  @type forward\n  require_ack_response true\n  <server>\n    host 127.0.0.1\n    port {agg_port}\n  </server>\n\
+             <buffer>\n    @type memory\n    chunk_limit_size 64k\n    total_limit_size 256k\n    overflow_action block\n    flush_mode interval\n    flush_interval 0.1s\n    retry_wait 0.2s\n    retry_max_interval 1s\n  </buffer>\n</match>\n"
+        ),
+        port,
+    );
+    let total = 20_000u64;
+    let writer = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        for seq in 0..total {
+            writeln!(s, r#"{{"seq":{seq},"pad":"{}"}}"#, "p".repeat(1000)).unwrap();
+        }
+    });
+    // About 20 MB against a 256 KiB buffer and the kernel's socket buffers: the writer is held.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !writer.is_finished(),
+        "the sender is held while the buffer is full"
+    );
+    let m = metrics(admin);
+    assert_eq!(
+        metric(
+            &m,
+            "ferry_events_dropped_total{plugin_id=\"tcp_0\",type=\"tcp\",reason=\"not_committed\"}"
+        ),
+        0.0
+    );
+    let aggregator = Ferry::start(
+        &format!(
+            "<source>\n  @type forward\n  bind 127.0.0.1\n  port {agg_port}\n</source>\n\
+             <match **>\n  @type stdout\n  <format>\n    @type json\n  </format>\n</match>\n"
+        ),
+        agg_port,
+    );
+    writer.join().unwrap();
+    let lines = aggregator.stdout_lines(total as usize, Duration::from_secs(60));
+    let seen = tally(&lines);
+    assert_eq!(seen.len() as u64, total);
+    assert!(seen.values().all(|n| *n == 1));
+    drop(forwarder);
+}
