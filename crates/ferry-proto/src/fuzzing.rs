@@ -190,6 +190,27 @@ pub fn delimited(data: &[u8]) {
     assert_eq!(oversize, want_over);
 }
 
+/// Arbitrary bytes, cut into reads, as a syslog TCP stream whose framing is chosen from its
+/// first byte: no message over the limit, never more held than the limit and a length.
+pub fn syslog_framing(data: &[u8]) {
+    use crate::octet_counted::Framing;
+    let [a, b, rest @ ..] = data else { return };
+    let limit = usize::from(*a % 64) + 1;
+    let cut = usize::from(*b % 16) + 1;
+    let mut framer = Framing::new(b"\n", limit);
+    let mut buf = bytes::BytesMut::new();
+    for read in rest.chunks(cut) {
+        buf.extend_from_slice(read);
+        if framer
+            .drain(&mut buf, |m| assert!(m.len() <= limit))
+            .is_err()
+        {
+            return;
+        }
+        assert!(buf.len() <= limit + 11);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@
 //! | [`ack`] | `{"ack": chunk}` encode and parse |
 //! | [`heartbeat`] | the UDP heartbeat byte |
 //! | [`delimited`] | messages cut at a delimiter, never holding more than a length limit (tcp, syslog) |
+//! | [`octet_counted`] | RFC 6587 octet counting, and syslog's framing chosen per connection |
 //! | [`fuzzing`] | entry points for the fuzz targets |
 //!
 //! # What ferry accepts
@@ -50,6 +51,7 @@ pub mod fuzzing;
 pub mod handshake;
 pub mod heartbeat;
 pub mod msgpack;
+pub mod octet_counted;
 pub mod options;
 pub mod request;
 pub mod time;

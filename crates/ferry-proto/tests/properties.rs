@@ -176,6 +176,7 @@ proptest! {
         fuzzing::codec(&data);
         fuzzing::handshake(&data);
         fuzzing::delimited(&data);
+        fuzzing::syslog_framing(&data);
     }
 
     #[test]
@@ -232,6 +233,7 @@ fn inputs_the_fuzzers_found_stay_fixed() {
             Some("codec") => ferry_proto::fuzzing::codec(&data),
             Some("handshake") => ferry_proto::fuzzing::handshake(&data),
             Some("delimited") => ferry_proto::fuzzing::delimited(&data),
+            Some("syslog_framing") => ferry_proto::fuzzing::syslog_framing(&data),
             _ => panic!("{name}: name it after its fuzz target (codec-..., handshake-...)"),
         }
         replayed += 1;
