@@ -101,8 +101,8 @@ pub enum InputHandle {
     Forward(Arc<forward::ForwardInputMetrics>),
     Tail(Arc<tail::TailMetrics>),
     Sample(Arc<sample::SampleMetrics>),
-    Tcp(Arc<tcp::TcpInputMetrics>),
-    Udp(Arc<udp::UdpInputMetrics>),
+    Tcp(Arc<net::lines::LineMetrics>),
+    Udp(Arc<net::lines::LineMetrics>),
 }
 
 /// The task groups of a running input. `listen` holds what takes new work (accept loops, the
@@ -182,8 +182,8 @@ impl crate::metrics::Collector for InputCollector {
             InputHandle::Forward(m) => m.export(&self.id, out),
             InputHandle::Tail(m) => m.export(&self.id, out),
             InputHandle::Sample(m) => m.export(&self.id, out),
-            InputHandle::Tcp(m) => m.export(&self.id, out),
-            InputHandle::Udp(m) => m.export(&self.id, out),
+            InputHandle::Tcp(m) => m.export(&self.id, "tcp", out),
+            InputHandle::Udp(m) => m.export(&self.id, "udp", out),
         }
     }
 

@@ -1,6 +1,8 @@
 //! `@type tcp` (Fluentd's in_tcp): messages cut from TCP streams at a delimiter, each parsed by
 //! the `<parse>`, tagged `tag`. Sockets, accept loops, TLS and `<client>` ACLs are
-//! [`crate::input::net`]'s; the framing is [`ferry_proto::delimited`].
+//! [`crate::input::net`]'s; reading, framing ([`ferry_proto::delimited`]), batching and the
+//! counters are [`crate::input::net::lines`]'s (each message parsed by
+//! [`crate::input::net::lines::Parsed`]). This module is the configuration.
 //!
 //! - A message longer than `message_length_limit` is dropped and counted, never held (ferry's
 //!   default bound is [`DEFAULT_MESSAGE_LENGTH_LIMIT`]; Fluentd has none).
@@ -12,22 +14,16 @@
 //!   it was killed is lost, as with every plain-TCP sender; use the forward protocol with
 //!   `require_ack_response` where that matters.
 
-mod session;
-
 use crate::input::net::acl::{self, Acl, ClientSource};
 use crate::input::net::config::TransportConfig;
-use crate::input::net::resolve::{LookupCounters, Resolver};
-use crate::input::net::{self, Listener, Net, NetMetrics, listen};
+use crate::input::net::lines::{FramingSpec, LineInput, LineMetrics, Parsed};
+use crate::input::net::resolve::Resolver;
+use crate::input::net::{self, Listener, Net, listen};
 use crate::input::{InputHandle, Start};
-use crate::logging::LogLimiter;
-use crate::metrics::names::{INPUT_EMIT_RECORDS, INPUT_EMIT_SIZE, INPUT_NUM_RECORDS};
-use crate::metrics::{Exposition, load};
 use crate::parse::ParseSetup;
-use crate::router::Routing;
 use anyhow::Context;
 use ferry_config::Section;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// ferry's bound on one message when `message_length_limit` is not set.
@@ -139,98 +135,17 @@ impl TcpInputConfig {
     }
 }
 
-/// Counters of one tcp input.
-#[derive(Debug, Default)]
-pub struct TcpInputMetrics {
-    pub net: Arc<NetMetrics>,
-    pub lookups: Arc<LookupCounters>,
-    pub emit_records: AtomicU64,
-    pub emit_size: AtomicU64,
-    /// Messages over `message_length_limit`, dropped.
-    pub oversize: AtomicU64,
-    /// Messages the `<parse>` did not match, dropped (Fluentd's "pattern not matched").
-    pub unparsed: AtomicU64,
-    /// Connections from peers no `<client>` allows, closed.
-    pub denied: AtomicU64,
-    /// Messages the buffer did not take (an output refused them, or ferry stopped while the
-    /// buffer was full): lost, and the connection closed.
-    pub uncommitted: AtomicU64,
-    /// Milliseconds connections were not read because an output's buffer was full.
-    pub held_ms: AtomicU64,
-}
-
-impl TcpInputMetrics {
-    pub fn export(&self, id: &str, out: &mut Exposition) {
-        use crate::metrics::names::{
-            FERRY_INPUT_HELD_SECONDS, FERRY_NETWORK_INPUT_CONNECTIONS, FERRY_NETWORK_INPUT_REFUSED,
-            dropped,
-        };
-        let labels: [(&str, &str); 2] = [("plugin_id", id), ("type", "tcp")];
-        out.counter(INPUT_EMIT_RECORDS, &labels, load(&self.emit_records));
-        out.counter(INPUT_EMIT_SIZE, &labels, load(&self.emit_size));
-        out.counter(INPUT_NUM_RECORDS, &labels, load(&self.emit_records));
-        out.gauge(
-            FERRY_NETWORK_INPUT_CONNECTIONS,
-            &labels,
-            load(&self.net.connections_active) as f64,
-        );
-        out.counter_seconds(FERRY_INPUT_HELD_SECONDS, &labels, load(&self.held_ms));
-        out.dropped(
-            id,
-            "tcp",
-            dropped::MESSAGE_LENGTH_LIMIT,
-            load(&self.oversize),
-        );
-        out.dropped(id, "tcp", dropped::UNPARSED_LINE, load(&self.unparsed));
-        out.dropped(id, "tcp", dropped::NOT_COMMITTED, load(&self.uncommitted));
-        for (reason, n) in [
-            ("denied", load(&self.denied)),
-            ("tls_handshake", load(&self.net.tls_failures)),
-            (
-                "max_connections_wait",
-                load(&self.net.connection_limit_waits),
-            ),
-            ("fd_exhausted", load(&self.net.fd_exhaustion_episodes)),
-        ] {
-            let l: [(&str, &str); 3] = [("plugin_id", id), ("type", "tcp"), ("reason", reason)];
-            out.counter(FERRY_NETWORK_INPUT_REFUSED, &l, n);
-        }
-    }
-}
-
-/// Per-kind limits on the warnings of one input.
-#[derive(Debug, Default)]
-struct Logs {
-    oversize: LogLimiter,
-    unparsed: LogLimiter,
-    denied: LogLimiter,
-    commit: LogLimiter,
-}
-
-/// What the connections of one tcp input share.
-#[derive(Debug)]
-struct Shared {
-    id: String,
-    config: TcpInputConfig,
-    routing: Arc<Routing>,
-    metrics: Arc<TcpInputMetrics>,
-    acl: Acl,
-    resolver: Option<Arc<Resolver>>,
-    tag: Arc<str>,
-    logs: Logs,
-}
-
 /// Binds the socket and spawns the accept loop; returns the input's counters.
 pub async fn start(
     id: String,
     config: TcpInputConfig,
     start: Start<'_>,
-) -> anyhow::Result<Arc<TcpInputMetrics>> {
+) -> anyhow::Result<Arc<LineMetrics>> {
     let name = format!("tcp input {id}");
     let tasks = start.tasks;
     let metrics = match start.previous {
         Some(InputHandle::Tcp(m)) => Arc::clone(m),
-        _ => Arc::new(TcpInputMetrics::default()),
+        _ => Arc::new(LineMetrics::default()),
     };
     let tls = match &config.transport {
         TransportConfig::Tls(t) => Some(tokio_rustls::TlsAcceptor::from(
@@ -266,15 +181,26 @@ pub async fn start(
         config.bind,
         local.port()
     );
-    let shared = Arc::new(Shared {
-        id,
+    let handler = Parsed {
+        kind: "tcp",
         tag: config.tag.as_str().into(),
-        config,
+        parse: config.parse.clone(),
+        source_hostname_key: config.source_hostname_key.clone(),
+        source_address_key: config.source_address_key.clone(),
+    };
+    let input = Arc::new(LineInput {
+        id,
+        handler,
+        label: config.label.clone(),
         routing: Arc::clone(start.routing),
         metrics: Arc::clone(&metrics),
+        framing: FramingSpec::Delimited {
+            delimiter: config.delimiter.clone(),
+            limit: config.message_length_limit,
+        },
         acl,
         resolver,
-        logs: Logs::default(),
+        logs: Default::default(),
     });
     let spawner = tasks.work.clone();
     tasks
@@ -284,7 +210,7 @@ pub async fn start(
                 Listener::Tcp(listener),
                 local.to_string(),
                 net,
-                shared,
+                input,
                 spawner,
                 h,
             )
