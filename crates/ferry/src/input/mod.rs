@@ -4,6 +4,7 @@
 //! handling as a [`net::Service`] (see `docs/adding-an-input.md`).
 
 pub mod forward;
+pub mod lines;
 pub mod net;
 pub mod sample;
 pub mod tail;
@@ -101,8 +102,8 @@ pub enum InputHandle {
     Forward(Arc<forward::ForwardInputMetrics>),
     Tail(Arc<tail::TailMetrics>),
     Sample(Arc<sample::SampleMetrics>),
-    Tcp(Arc<net::lines::LineMetrics>),
-    Udp(Arc<net::lines::LineMetrics>),
+    Tcp(Arc<lines::LineMetrics>),
+    Udp(Arc<lines::LineMetrics>),
 }
 
 /// The task groups of a running input. `listen` holds what takes new work (accept loops, the

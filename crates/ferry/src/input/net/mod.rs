@@ -8,7 +8,6 @@
 //! | [`tls`] | the rustls server configuration from it (certificates through [`crate::tls`]) |
 //! | [`resolve`] | reverse DNS of peers for `source_hostname_key`, off the connection's path, cached |
 //! | [`ferry_proto::delimited`] | messages cut at a delimiter, never holding more than the length limit (fuzzed there) |
-//! | [`lines`] | the message-oriented inputs (tcp, udp, syslog): stream and datagram readers, batches by tag, counters |
 //! | [`listen`] | binding TCP, UDP and Unix sockets, with errors that name the address; connection slots sized to the open file limit |
 //! | [`stream`] | one connection's bytes: a read buffer that starts small, the idle timeout, whole replies, a graceful close |
 //! | [`accept`] | accept loops: connection slots, descriptor exhaustion, one task per connection, the TLS handshake under `handshake_timeout`, counters and rate-limited logs |
@@ -20,7 +19,6 @@
 pub mod accept;
 pub mod acl;
 pub mod config;
-pub mod lines;
 pub mod listen;
 pub mod resolve;
 pub mod stream;

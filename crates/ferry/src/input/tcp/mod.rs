@@ -1,8 +1,8 @@
 //! `@type tcp` (Fluentd's in_tcp): messages cut from TCP streams at a delimiter, each parsed by
 //! the `<parse>`, tagged `tag`. Sockets, accept loops, TLS and `<client>` ACLs are
 //! [`crate::input::net`]'s; reading, framing ([`ferry_proto::delimited`]), batching and the
-//! counters are [`crate::input::net::lines`]'s (each message parsed by
-//! [`crate::input::net::lines::Parsed`]). This module is the configuration.
+//! counters are [`crate::input::lines`]'s (each message parsed by
+//! [`crate::input::lines::Parsed`]). This module is the configuration.
 //!
 //! - A message longer than `message_length_limit` is dropped and counted, never held (ferry's
 //!   default bound is [`DEFAULT_MESSAGE_LENGTH_LIMIT`]; Fluentd has none).
@@ -14,9 +14,9 @@
 //!   it was killed is lost, as with every plain-TCP sender; use the forward protocol with
 //!   `require_ack_response` where that matters.
 
+use crate::input::lines::{FramingSpec, LineInput, LineMetrics, Parsed};
 use crate::input::net::acl::{self, Acl, ClientSource};
 use crate::input::net::config::TransportConfig;
-use crate::input::net::lines::{FramingSpec, LineInput, LineMetrics, Parsed};
 use crate::input::net::resolve::Resolver;
 use crate::input::net::{self, Listener, Net, listen};
 use crate::input::{InputHandle, Start};

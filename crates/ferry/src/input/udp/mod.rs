@@ -10,8 +10,8 @@
 //!   drops are read from the kernel's counter for the socket (`/proc/net/udp`, `/proc/net/udp6`)
 //!   and exported as `ferry_udp_input_kernel_drops_total`.
 
+use crate::input::lines::{self, FramingSpec, LineInput, LineMetrics, Parsed};
 use crate::input::net::acl::Acl;
-use crate::input::net::lines::{self, FramingSpec, LineInput, LineMetrics, Parsed};
 use crate::input::net::listen;
 use crate::input::net::resolve::Resolver;
 use crate::input::{InputHandle, Start};
