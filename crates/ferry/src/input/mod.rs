@@ -7,6 +7,7 @@ pub mod forward;
 pub mod lines;
 pub mod net;
 pub mod sample;
+pub mod syslog;
 pub mod tail;
 pub mod tcp;
 pub mod udp;
@@ -17,14 +18,13 @@ use ferry_config::Section;
 use std::sync::Arc;
 
 /// Input plugin types this build of ferry provides.
-pub const INPUT_TYPES: &[&str] = &["forward", "tail", "sample", "dummy", "tcp", "udp"];
+pub const INPUT_TYPES: &[&str] = &["forward", "tail", "sample", "dummy", "tcp", "udp", "syslog"];
 
 /// Fluentd input types that ferry does not provide (yet): refused with a clear message.
 pub const FOREIGN_INPUT_TYPES: &[&str] = &[
     "prometheus",
     "monitor_agent",
     "http",
-    "syslog",
     "unix",
     "windows_eventlog",
 ];
@@ -38,6 +38,7 @@ pub enum InputConfig {
     Sample(Box<sample::SampleConfig>),
     Tcp(Box<tcp::TcpInputConfig>),
     Udp(Box<udp::UdpInputConfig>),
+    Syslog(Box<syslog::SyslogInputConfig>),
 }
 
 impl InputConfig {
@@ -60,6 +61,9 @@ impl InputConfig {
             "udp" => Some(Self::Udp(Box::new(udp::UdpInputConfig::from_section(
                 section,
             )))),
+            "syslog" => Some(Self::Syslog(Box::new(
+                syslog::SyslogInputConfig::from_section(section),
+            ))),
             _ => None,
         }
     }
@@ -70,7 +74,7 @@ impl InputConfig {
         match self {
             Self::Forward(_) | Self::Tail(_) => true,
             // Plain TCP carries no acknowledgement.
-            Self::Sample(_) | Self::Tcp(_) | Self::Udp(_) => false,
+            Self::Sample(_) | Self::Tcp(_) | Self::Udp(_) | Self::Syslog(_) => false,
         }
     }
 
@@ -82,6 +86,7 @@ impl InputConfig {
             Self::Sample(_) => "sample",
             Self::Tcp(_) => "tcp",
             Self::Udp(_) => "udp",
+            Self::Syslog(_) => "syslog",
         }
     }
 
@@ -92,6 +97,7 @@ impl InputConfig {
             Self::Sample(c) => c.label.as_deref(),
             Self::Tcp(c) => c.label.as_deref(),
             Self::Udp(c) => c.label.as_deref(),
+            Self::Syslog(c) => c.label.as_deref(),
         }
     }
 }
@@ -104,6 +110,7 @@ pub enum InputHandle {
     Sample(Arc<sample::SampleMetrics>),
     Tcp(Arc<lines::LineMetrics>),
     Udp(Arc<lines::LineMetrics>),
+    Syslog(Arc<lines::LineMetrics>),
 }
 
 /// The task groups of a running input. `listen` holds what takes new work (accept loops, the
@@ -167,6 +174,9 @@ pub async fn start(
         InputConfig::Udp(c) => udp::start(id, (**c).clone(), start)
             .await
             .map(InputHandle::Udp),
+        InputConfig::Syslog(c) => syslog::start(id, (**c).clone(), start)
+            .await
+            .map(InputHandle::Syslog),
     }
 }
 
@@ -185,6 +195,7 @@ impl crate::metrics::Collector for InputCollector {
             InputHandle::Sample(m) => m.export(&self.id, out),
             InputHandle::Tcp(m) => m.export(&self.id, "tcp", out),
             InputHandle::Udp(m) => m.export(&self.id, "udp", out),
+            InputHandle::Syslog(m) => m.export(&self.id, "syslog", out),
         }
     }
 
@@ -203,6 +214,11 @@ impl crate::metrics::Collector for InputCollector {
             InputHandle::Sample(m) => ("sample", crate::metrics::load(&m.emit_records), 0),
             InputHandle::Tcp(m) => (
                 "tcp",
+                crate::metrics::load(&m.emit_records),
+                crate::metrics::load(&m.emit_size),
+            ),
+            InputHandle::Syslog(m) => (
+                "syslog",
                 crate::metrics::load(&m.emit_records),
                 crate::metrics::load(&m.emit_size),
             ),

@@ -54,7 +54,13 @@ pub enum ParseError {
     Time(String),
     #[error("no time in the line, and estimate_current_event is false")]
     NoTime,
+    #[error("invalid syslog message: no <PRI> at its start")]
+    NoPriority,
 }
+
+/// The key of lines that did not parse, where an input keeps them (`emit_unmatched_lines`, as
+/// Fluentd names it).
+pub const UNMATCHED_KEY: &str = "unmatched_line";
 
 impl ParseError {
     /// Parsing goes on with the next line whatever the error.
@@ -72,6 +78,31 @@ pub enum Parser {
     Ltsv(delimited::Ltsv),
     Csv(delimited::Csv),
     Cri(delimited::Cri),
+}
+
+/// A plugin's defaults for its `<parse>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParseDefaults {
+    /// `@type` when the section has none.
+    pub type_name: Option<&'static str>,
+    /// `with_priority` of the syslog parser when not written.
+    pub with_priority: Option<bool>,
+}
+
+impl Parser {
+    /// Whether a regexp-family parser captures `name` (for syslog, `pri`: it reads the
+    /// priority itself).
+    pub fn has_capture(&self, name: &str) -> bool {
+        matches!(self, Self::Regex(r) if r.has_capture(name))
+    }
+
+    /// Leaves the capture `name` out of the records of a regexp-family parser (others have
+    /// no captures).
+    pub fn drop_capture(&mut self, name: &str) {
+        if let Self::Regex(r) = self {
+            r.drop_capture(name);
+        }
+    }
 }
 
 /// `<parse>` with the settings of `@type multiline`.
@@ -190,7 +221,16 @@ impl Parser {
 impl ParseSetup {
     /// Reads a `<parse>` section; errors go to the section's sink, and the caller finishes it.
     pub fn from_section(s: &Section<'_>) -> Self {
-        let kind = crate::plugin::plugin_type(s, "parser", PARSER_TYPES, &[]).unwrap_or("none");
+        Self::from_section_with(s, &ParseDefaults::default())
+    }
+
+    /// [`Self::from_section`] with a plugin's own defaults for its `<parse>` (Fluentd's
+    /// `config_set_default` in a plugin's parse section).
+    pub fn from_section_with(s: &Section<'_>, defaults: &ParseDefaults) -> Self {
+        let kind = match (s.plugin_type(), defaults.type_name) {
+            (None, Some(default)) => default,
+            _ => crate::plugin::plugin_type(s, "parser", PARSER_TYPES, &[]).unwrap_or("none"),
+        };
         let time_default = matches!(kind, "json" | "regexp" | "multiline").then_some("time");
         let time = read_time_spec(s, time_default);
         let types = read_types(s);
@@ -211,7 +251,7 @@ impl ParseSetup {
             },
             "apache2" => Parser::Regex(regexp::apache2(time_for_preset(s, time))),
             "nginx" => Parser::Regex(regexp::nginx(time_for_preset(s, time))),
-            "syslog" => Parser::Regex(regexp::syslog(s, time)),
+            "syslog" => Parser::Regex(regexp::syslog(s, time, defaults.with_priority)),
             "ltsv" => Parser::Ltsv(delimited::Ltsv::from_section(s, time, types)),
             "csv" => Parser::Csv(delimited::Csv::from_section(s, b',', time, types)),
             "tsv" => Parser::Csv(delimited::Csv::from_section(s, b'\t', time, types)),

@@ -17,6 +17,8 @@ enum Role {
     Status,
     /// The time key.
     Time,
+    /// Read by the caller, not written (the syslog input's `pri`).
+    Dropped,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +79,7 @@ impl Variant {
                     0 => rec.nil(&f.name),
                     n => rec.int(&f.name, n),
                 },
+                Role::Dropped => {}
             }
         }
         Ok(time)
@@ -101,6 +104,22 @@ impl RegexParser {
         Self {
             main: Variant::new(re, time, &roles),
             rfc5424: None,
+        }
+    }
+
+    /// Whether the main expression captures `name` (`pri`: the parser reads the priority).
+    pub fn has_capture(&self, name: &str) -> bool {
+        self.main.fields.iter().any(|f| f.name == name)
+    }
+
+    /// Leaves the capture `name` out of the records (the syslog input reads the priority
+    /// itself and does not keep `pri`, as Fluentd's in_syslog deletes it).
+    pub fn drop_capture(&mut self, name: &str) {
+        let variants = std::iter::once(&mut self.main).chain(self.rfc5424.as_deref_mut());
+        for v in variants {
+            for f in v.fields.iter_mut().filter(|f| f.name == name) {
+                f.role = Role::Dropped;
+            }
         }
     }
 
@@ -186,10 +205,14 @@ fn looks_like_5424(line: &[u8]) -> bool {
 }
 
 /// Fluentd's `syslog`: `message_format rfc3164` (the default), `rfc5424` or `auto`;
-/// `with_priority` for RFC 3164 lines that start with `<pri>`.
-pub fn syslog(s: &Section<'_>, time: TimeSpec) -> RegexParser {
+/// `with_priority` for RFC 3164 lines that start with `<pri>` (default: true with `auto`, or
+/// `priority_default`, as the syslog input sets it).
+pub fn syslog(s: &Section<'_>, time: TimeSpec, priority_default: Option<bool>) -> RegexParser {
     let format = s.enum_or("message_format", &["rfc3164", "rfc5424", "auto"], "rfc3164");
-    let with_priority = s.bool_or("with_priority", format == "auto");
+    let with_priority = s.bool_or(
+        "with_priority",
+        priority_default.unwrap_or(format == "auto"),
+    );
     let _ = s.opt_bool("support_colonless_ident");
     s.no_effect(
         "support_colonless_ident",

@@ -211,8 +211,8 @@ fn convert_plugin(e: &mut Element, directive: &str, errors: &mut Vec<CompatError
     let Some(kind) = plugin_type(e).map(str::to_string) else {
         return;
     };
-    // The tcp input's own `delimiter` (where messages end) is not the parser's.
-    let own = if kind == "tcp" {
+    // The tcp and syslog inputs' own `delimiter` (where messages end) is not the parser's.
+    let own = if kind == "tcp" || kind == "syslog" {
         let at = e.params.iter().position(|p| p.key == "delimiter");
         at.map(|i| e.params.remove(i))
     } else {
@@ -221,7 +221,7 @@ fn convert_plugin(e: &mut Element, directive: &str, errors: &mut Vec<CompatError
     // Every converter reads the parameters as written (some read the same ones: `localtime`,
     // `timezone`, ...); the moved ones go once all have read them.
     let (sections, moved): (Vec<Option<Element>>, Vec<&[&str]>) = match (directive, kind.as_str()) {
-        ("source", "tail" | "tcp" | "udp") | ("filter", "parser") => {
+        ("source", "tail" | "tcp" | "udp" | "syslog") | ("filter", "parser") => {
             (vec![parser(e, errors)], vec![PARSER_KEYS])
         }
         ("match", "file") => (

@@ -184,3 +184,16 @@ fn the_tcp_and_udp_inputs_format_becomes_parse_and_the_tcp_delimiter_stays_the_i
     let out = text("<source>\n  @type udp\n  tag t\n  format json\n</source>\n");
     assert!(out.contains("<parse>\n    @type json\n  </parse>"), "{out}");
 }
+
+#[test]
+fn the_syslog_inputs_format_becomes_parse_and_its_delimiter_stays_the_inputs() {
+    let out = text(
+        "<source>\n  @type syslog\n  tag t\n  format syslog\n  message_format rfc5424\n  delimiter \"\\r\\n\"\n</source>\n",
+    );
+    assert!(out.contains("<parse>"), "{out}");
+    assert!(
+        out.contains("@type syslog") && out.contains("message_format rfc5424"),
+        "{out}"
+    );
+    assert!(out.contains("  delimiter \"\\r\\n\"\n  <parse>"), "{out}");
+}

@@ -9,8 +9,7 @@ use bytes::{BufMut, BytesMut};
 use ferry_proto::msgpack::{write_map_len, write_str};
 use ferry_proto::time::EventTime;
 
-/// The key of lines that did not parse, when `emit_unmatched_lines` is set (Fluentd's).
-pub const UNMATCHED_KEY: &str = "unmatched_line";
+pub use crate::parse::UNMATCHED_KEY;
 
 /// Entries built from one read.
 #[derive(Debug, Default)]

@@ -1,0 +1,218 @@
+//! The syslog input against util-linux's `logger`: RFC 3164 over UDP, RFC 5424 over TCP both
+//! newline-delimited and octet-counted (RFC 6587) into one input, tags built from the priority,
+//! and malformed messages dropped and counted or kept as unmatched.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use common::{Ferry, free_port};
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+fn metrics(admin: u16) -> String {
+    ferry::admin::http::get(&format!("127.0.0.1:{admin}"), "/metrics")
+        .unwrap()
+        .1
+}
+
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+}
+
+/// A syslog input on `port` (`transport`: `udp`, `tcp`) printing tag and record as JSON.
+fn config(port: u16, admin: u16, transport: &str, extra: &str) -> String {
+    format!(
+        "<source>\n  @type syslog\n  tag sys\n  bind 127.0.0.1\n  port {port}\n  <transport {transport}>\n  </transport>\n{extra}</source>\n\
+         <source>\n  @type prometheus\n  bind 127.0.0.1\n  port {admin}\n</source>\n\
+         <match sys.**>\n  @type stdout\n  <format>\n    @type json\n  </format>\n  <inject>\n    tag_key tag\n  </inject>\n</match>\n"
+    )
+}
+
+fn logger() -> Option<std::path::PathBuf> {
+    common::program("FERRY_TEST_LOGGER", "logger")
+}
+
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+#[test]
+fn rfc3164_over_udp_is_tagged_by_facility_and_severity_with_their_keys() {
+    let Some(logger) = logger() else { return };
+    let (port, admin) = (free_port(), free_port());
+    let extra = "  severity_key severity\n  facility_key facility\n  source_address_key addr\n";
+    let ferry = Ferry::start(&config(port, admin, "udp", extra), admin);
+    for (pri, text) in [
+        ("user.notice", "one"),
+        ("local3.err", "two"),
+        ("mail.debug", "three"),
+    ] {
+        let status = Command::new(&logger)
+            .args([
+                "-d",
+                "-n",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+                "--rfc3164",
+                "-t",
+                "app",
+                "-p",
+                pri,
+                text,
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let mut got: Vec<serde_json::Value> = ferry
+        .stdout_lines(3, Duration::from_secs(20))
+        .iter()
+        .map(|l| json(l))
+        .collect();
+    got.sort_by_key(|v| v["message"].as_str().unwrap().to_string());
+    let tags: Vec<&str> = got.iter().map(|v| v["tag"].as_str().unwrap()).collect();
+    assert_eq!(
+        tags,
+        ["sys.user.notice", "sys.mail.debug", "sys.local3.err"],
+        "one, three, two"
+    );
+    assert_eq!(got[2]["severity"], "err");
+    assert_eq!(got[2]["facility"], "local3");
+    assert_eq!(got[2]["ident"], "app");
+    assert_eq!(got[2]["addr"], "127.0.0.1");
+    assert!(
+        got.iter().all(|v| v.get("pri").is_none()),
+        "pri is not kept: {got:?}"
+    );
+}
+
+#[test]
+fn rfc5424_over_tcp_arrives_newline_delimited_and_octet_counted_on_one_input() {
+    let Some(logger) = logger() else { return };
+    let (port, admin) = (free_port(), free_port());
+    let extra = "  <parse>\n    message_format auto\n  </parse>\n";
+    let ferry = Ferry::start(&config(port, admin, "tcp", extra), port);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.txt");
+    std::fs::write(
+        &path,
+        (0..50).map(|i| format!("line {i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    for framing in [None, Some("--octet-count")] {
+        let mut cmd = Command::new(&logger);
+        cmd.args([
+            "-T",
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "--rfc5424",
+            "-t",
+            "app",
+            "-p",
+            "daemon.info",
+        ]);
+        if let Some(f) = framing {
+            cmd.arg(f);
+        }
+        assert!(cmd.arg("-f").arg(&path).status().unwrap().success());
+    }
+    let lines = ferry.stdout_lines(100, Duration::from_secs(20));
+    let mut messages: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let v = json(l);
+            assert_eq!(v["tag"], "sys.daemon.info", "{l}");
+            assert_eq!(v["ident"], "app", "{l}");
+            v["message"].as_str().unwrap().to_string()
+        })
+        .collect();
+    messages.sort();
+    let mut want: Vec<String> = (0..50)
+        .flat_map(|i| [format!("line {i}"), format!("line {i}")])
+        .collect();
+    want.sort();
+    assert_eq!(messages, want);
+}
+
+#[test]
+fn a_message_without_priority_is_dropped_and_counted_or_kept_as_unmatched() {
+    let (port, admin) = (free_port(), free_port());
+    let ferry = Ferry::start(&config(port, admin, "tcp", ""), port);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"no priority here\n<13>Dec  7 10:00:00 host app: fine\n")
+        .unwrap();
+    drop(s);
+    let got = ferry.stdout_lines(1, Duration::from_secs(20));
+    assert_eq!(json(&got[0])["message"], "fine");
+    std::thread::sleep(Duration::from_millis(300));
+    let log = ferry.stderr_so_far().join("\n");
+    assert!(
+        log.contains("no <PRI>") && log.contains("no priority here"),
+        "{log}"
+    );
+    let m = metrics(admin);
+    assert_eq!(
+        metric(
+            &m,
+            "ferry_events_dropped_total{plugin_id=\"syslog_0\",type=\"syslog\",reason=\"unparsed_line\"}"
+        ),
+        1.0
+    );
+    drop(ferry);
+
+    let (port, admin) = (free_port(), free_port());
+    let ferry = Ferry::start(
+        &config(port, admin, "tcp", "  emit_unmatched_lines true\n"),
+        port,
+    );
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"no priority here\n").unwrap();
+    drop(s);
+    let got = ferry.stdout_lines(1, Duration::from_secs(20));
+    let v = json(&got[0]);
+    assert_eq!(v["tag"], "sys.unmatched");
+    assert_eq!(v["unmatched_line"], "no priority here");
+}
+
+#[test]
+fn the_older_names_a_label_a_delimiter_and_the_length_limit_are_honoured() {
+    let (port, admin) = (free_port(), free_port());
+    let conf = format!(
+        "<source>\n  @type syslog\n  tag sys\n  bind 127.0.0.1\n  port {port}\n  protocol_type tcp\n  @label @OUT\n\
+         \x20 include_source_host true\n  source_host_key src\n  priority_key sev\n  source_hostname_key host\n  resolve_hostname true\n\
+         \x20 send_keepalive_packet true\n  message_length_limit 100\n  delimiter \"\\r\\n\"\n</source>\n\
+         <source>\n  @type prometheus\n  bind 127.0.0.1\n  port {admin}\n</source>\n\
+         <match **>\n  @type null\n</match>\n\
+         <label @OUT>\n  <match **>\n    @type stdout\n    <format>\n      @type json\n    </format>\n  </match>\n</label>\n"
+    );
+    let ferry = Ferry::start(&conf, port);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let long = format!("<13>Dec  7 10:00:00 host app: {}\r\n", "x".repeat(200));
+    s.write_all(long.as_bytes()).unwrap();
+    s.write_all(b"<11>Dec  7 10:00:00 host app: kept\r\n")
+        .unwrap();
+    drop(s);
+    let got = ferry.stdout_lines(1, Duration::from_secs(20));
+    let v = json(&got[0]);
+    assert_eq!(v["message"], "kept");
+    assert_eq!(v["sev"], "err");
+    assert_eq!(v["src"], "127.0.0.1");
+    assert!(v["host"].as_str().is_some_and(|h| !h.is_empty()), "{v}");
+    let m = metrics(admin);
+    assert_eq!(
+        metric(
+            &m,
+            "ferry_events_dropped_total{plugin_id=\"syslog_0\",type=\"syslog\",reason=\"message_length_limit\"}"
+        ),
+        1.0
+    );
+}
