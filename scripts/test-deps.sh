@@ -64,8 +64,9 @@ apt_install tzdata
 apt_install dnsmasq-base
 export FERRY_TEST_DNSMASQ=/usr/sbin/dnsmasq
 
-# socat, a real TCP and TLS client for the tcp input.
-apt_install socat
+# socat, a real TCP and TLS client for the tcp input; rsyslog, a real syslog sender (run as a
+# plain process by the tests, never as the system's daemon).
+apt_install socat rsyslog
 
 # logrotate, for the tail input's rotation drills.
 apt_install logrotate

@@ -216,3 +216,105 @@ fn the_older_names_a_label_a_delimiter_and_the_length_limit_are_honoured() {
         1.0
     );
 }
+
+/// rsyslog from Debian, run as a plain process: it takes messages from `logger` over UDP and
+/// forwards each to ferry three ways, octet-counted TCP (RFC 5424), newline-delimited TCP
+/// (RFC 3164 with priority) and UDP. Every message arrives once per way.
+#[test]
+fn rsyslog_forwards_over_tcp_in_both_framings_and_over_udp_and_every_message_arrives() {
+    let (Some(rsyslogd), Some(logger)) =
+        (common::program("FERRY_TEST_RSYSLOGD", "rsyslogd"), logger())
+    else {
+        return;
+    };
+    let (tcp, udp, admin, inlet) = (free_port(), free_port(), free_port(), free_port());
+    let conf = format!(
+        "<source>\n  @type syslog\n  tag tcp\n  bind 127.0.0.1\n  port {tcp}\n  <transport tcp>\n  </transport>\n  <parse>\n    message_format auto\n  </parse>\n</source>\n\
+         <source>\n  @type syslog\n  tag udp\n  bind 127.0.0.1\n  port {udp}\n  <parse>\n    message_format auto\n  </parse>\n</source>\n\
+         <source>\n  @type prometheus\n  bind 127.0.0.1\n  port {admin}\n</source>\n\
+         <match **>\n  @type stdout\n  <format>\n    @type json\n  </format>\n  <inject>\n    tag_key tag\n  </inject>\n</match>\n"
+    );
+    let ferry = Ferry::start(&conf, tcp);
+    let dir = tempfile::tempdir().unwrap();
+    let rconf = dir.path().join("rsyslog.conf");
+    let action = |proto: &str, port: u16, extra: &str| {
+        format!(
+            "  action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"{proto}\" {extra} queue.type=\"LinkedList\" action.resumeRetryCount=\"-1\")\n"
+        )
+    };
+    std::fs::write(
+        &rconf,
+        format!(
+            "global(workDirectory=\"{d}\")\nmodule(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{inlet}\" ruleset=\"fwd\")\n\
+             ruleset(name=\"fwd\") {{\n{}{}{}}}\n",
+            action("tcp", tcp, "TCP_Framing=\"octet-counted\" template=\"RSYSLOG_SyslogProtocol23Format\""),
+            action("tcp", tcp, "template=\"RSYSLOG_TraditionalForwardFormat\""),
+            action("udp", udp, "template=\"RSYSLOG_TraditionalForwardFormat\""),
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let _rsyslog = common::KillOnDrop(
+        Command::new(rsyslogd)
+            .arg("-n")
+            .arg("-f")
+            .arg(&rconf)
+            .arg("-i")
+            .arg(dir.path().join("rsyslogd.pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let input = dir.path().join("in.txt");
+    let total = 100;
+    std::fs::write(
+        &input,
+        (0..total).map(|i| format!("msg {i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let status = Command::new(&logger)
+        .args([
+            "-d",
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &inlet.to_string(),
+            "--rfc3164",
+            "-t",
+            "app",
+            "-p",
+            "local0.warning",
+            "-f",
+        ])
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lines = ferry.stdout_lines(3 * total, Duration::from_secs(30));
+    let mut by_tag = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for l in &lines {
+        let v = json(l);
+        by_tag
+            .entry(v["tag"].as_str().unwrap().to_string())
+            .or_default()
+            .push(v["message"].as_str().unwrap().trim().to_string());
+    }
+    assert_eq!(
+        by_tag.keys().collect::<Vec<_>>(),
+        ["tcp.local0.warn", "udp.local0.warn"],
+        "{lines:?}"
+    );
+    let mut want: Vec<String> = (0..total).map(|i| format!("msg {i}")).collect();
+    want.sort();
+    let mut udp_got = by_tag["udp.local0.warn"].clone();
+    udp_got.sort();
+    assert_eq!(udp_got, want);
+    let mut tcp_got = by_tag["tcp.local0.warn"].clone();
+    tcp_got.sort();
+    let twice: Vec<String> = want.iter().flat_map(|m| [m.clone(), m.clone()]).collect();
+    assert_eq!(tcp_got, twice, "once per framing");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ferry.stdout.try_iter().next().is_none(), "nothing more");
+}
