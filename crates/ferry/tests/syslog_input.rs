@@ -318,3 +318,46 @@ fn rsyslog_forwards_over_tcp_in_both_framings_and_over_udp_and_every_message_arr
     std::thread::sleep(Duration::from_millis(500));
     assert!(ferry.stdout.try_iter().next().is_none(), "nothing more");
 }
+
+#[test]
+fn syslog_over_tls_from_socat_with_octet_counting_and_a_slow_client_stalls_no_one() {
+    let Some(socat) = common::program("FERRY_TEST_SOCAT", "socat") else {
+        return;
+    };
+    let (port, admin) = (free_port(), free_port());
+    let ferry = Ferry::start(
+        &format!(
+            "<source>\n  @type syslog\n  tag sys\n  bind 127.0.0.1\n  port {port}\n  <transport tls>\n    insecure true\n  </transport>\n</source>\n\
+             <source>\n  @type prometheus\n  bind 127.0.0.1\n  port {admin}\n</source>\n\
+             <match sys.**>\n  @type stdout\n  <format>\n    @type json\n  </format>\n  <inject>\n    tag_key tag\n  </inject>\n</match>\n"
+        ),
+        port,
+    );
+    // A client that opened a TLS-less connection and sends one byte now and then.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"\x16").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.txt");
+    let body: String = (0..50)
+        .map(|i| {
+            let m = format!("<30>Dec  7 10:00:00 host app[7]: tls {i}");
+            format!("{} {m}", m.len())
+        })
+        .collect();
+    std::fs::write(&path, body).unwrap();
+    let status = Command::new(socat)
+        .arg("-u")
+        .arg(format!("FILE:{}", path.display()))
+        .arg(format!("OPENSSL:127.0.0.1:{port},verify=0"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lines = ferry.stdout_lines(50, Duration::from_secs(20));
+    for (i, l) in lines.iter().enumerate() {
+        let v = json(l);
+        assert_eq!(v["tag"], "sys.daemon.info", "{l}");
+        assert_eq!(v["message"], format!("tls {i}"), "{l}");
+        assert_eq!(v["pid"], "7", "{l}");
+    }
+    slow.write_all(b"\x03").unwrap();
+}
