@@ -612,3 +612,35 @@ fn a_two_tier_setup_shows_tail_forward_servers_and_inputs_in_metrics_and_status(
     drop(forwarder);
     drop(aggregator);
 }
+
+#[test]
+fn a_head_request_gets_the_head_of_what_get_answers_and_no_body() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let _ferry = Ferry::start(&ops_config(port, admin, dir.path(), "1h"), port);
+    let (_, body) = http_get(admin, "/metrics");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", admin)).unwrap();
+    s.write_all(b"HEAD /metrics HTTP/1.1\r\nHost: ferry\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply.ends_with("\r\n\r\n"),
+        "no body after the head: {reply}"
+    );
+    let length: usize = reply
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The length GET's body has (the metrics move between the two requests, a little).
+    assert!(
+        length > body.len() / 2 && length > 0,
+        "{length} vs {}",
+        body.len()
+    );
+}

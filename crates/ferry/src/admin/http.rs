@@ -130,6 +130,7 @@ async fn answer(mut stream: TcpStream, peer: SocketAddr, handler: Handler) {
                     content_type: "text/plain",
                     body: b"request head too large\n".to_vec(),
                 },
+                false,
             )
             .await;
             return;
@@ -150,10 +151,11 @@ async fn answer(mut stream: TcpStream, peer: SocketAddr, handler: Handler) {
         }
     };
     tracing::debug!("admin {method} {target} from {peer}: {}", response.status);
-    let _ = write(&mut stream, &response).await;
+    let _ = write(&mut stream, &response, method == "HEAD").await;
 }
 
-async fn write(stream: &mut TcpStream, r: &Response) -> std::io::Result<()> {
+/// Writes the response; to a HEAD request, the head alone (with the length GET would have).
+async fn write(stream: &mut TcpStream, r: &Response, head_only: bool) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         r.status,
@@ -162,7 +164,9 @@ async fn write(stream: &mut TcpStream, r: &Response) -> std::io::Result<()> {
         r.body.len()
     );
     let mut all = head.into_bytes();
-    all.extend_from_slice(&r.body);
+    if !head_only {
+        all.extend_from_slice(&r.body);
+    }
     stream.write_all(&all).await?;
     stream.shutdown().await
 }

@@ -102,10 +102,14 @@ impl Exposition {
             let _ = writeln!(out, "# HELP {name} {}", fam.help);
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (labels, value) in &fam.samples {
-                if value.is_finite() {
-                    let _ = writeln!(out, "{name}{labels} {value}");
-                } else {
+                // The text format's names for the values that are not numbers.
+                if value.is_nan() {
                     let _ = writeln!(out, "{name}{labels} NaN");
+                } else if value.is_infinite() {
+                    let sign = if *value > 0.0 { '+' } else { '-' };
+                    let _ = writeln!(out, "{name}{labels} {sign}Inf");
+                } else {
+                    let _ = writeln!(out, "{name}{labels} {value}");
                 }
             }
         }
@@ -220,5 +224,29 @@ mod tests {
         );
         assert!(text.contains("plugin_id=\"b\\\"x\""));
         assert!(text.contains("fluentd_output_status_buffer_available_space_ratio 99.5\n"));
+    }
+
+    #[test]
+    fn values_that_are_not_numbers_render_as_the_text_format_names_them() {
+        let mut e = Exposition::default();
+        e.gauge(
+            names::OUTPUT_BUFFER_AVAILABLE_SPACE_RATIO,
+            &[("p", "up")],
+            f64::INFINITY,
+        );
+        e.gauge(
+            names::OUTPUT_BUFFER_AVAILABLE_SPACE_RATIO,
+            &[("p", "down")],
+            f64::NEG_INFINITY,
+        );
+        e.gauge(
+            names::OUTPUT_BUFFER_AVAILABLE_SPACE_RATIO,
+            &[("p", "none")],
+            f64::NAN,
+        );
+        let text = e.render();
+        assert!(text.contains("{p=\"up\"} +Inf\n"), "{text}");
+        assert!(text.contains("{p=\"down\"} -Inf\n"), "{text}");
+        assert!(text.contains("{p=\"none\"} NaN\n"), "{text}");
     }
 }
