@@ -54,6 +54,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
 #[rustfmt::skip]
 pub const KEY_HELPERS: &[(&str, usize)] = &[
     ("read_time_format", 1),
+    ("read_port", 1),
     ("read_zone", 1),
     ("parse/delimited.rs::one_byte", 1),
     ("filter/record_transformer.rs::list", 1),

@@ -12,19 +12,17 @@
 //! - Reading, framing, batching and the counters are [`crate::input::lines`]'s.
 
 use crate::input::lines::{
-    self, Batches, FramingSpec, From, Handler, LineInput, LineMetrics, Refused, add_source,
+    Batches, FramingSpec, From, Handler, LineInput, LineMetrics, Refused, add_source, datagrams,
+    setup,
 };
 use crate::input::net::acl::Acl;
 use crate::input::net::config::TransportConfig;
-use crate::input::net::resolve::Resolver;
-use crate::input::net::{self, Listener, Net, listen};
+use crate::input::net::{self, listen};
 use crate::input::{InputHandle, Start};
 use crate::parse::{ParseDefaults, ParseError, ParseSetup, Record};
-use anyhow::Context;
 use ferry_config::Section;
 use ferry_proto::time::EventTime;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Fluentd's facility names, by number.
 pub const FACILITIES: [&str; 24] = [
@@ -38,8 +36,6 @@ pub const SEVERITIES: [&str; 8] = [
 ];
 /// Fluentd's default `message_length_limit` (applied to every transport here).
 pub const DEFAULT_MESSAGE_LENGTH_LIMIT: usize = 2048;
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
-const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// How messages arrive.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,20 +71,7 @@ impl SyslogInputConfig {
             type_name: Some("syslog"),
             with_priority: Some(true),
         };
-        let mut parse = match s.child("parse") {
-            Some(p) => {
-                let setup = ParseSetup::from_section_with(&p, &defaults);
-                if setup.multiline.is_some() {
-                    p.error(
-                        Some("@type"),
-                        "multiline assembles lines of a file; the syslog input parses each message alone",
-                    );
-                }
-                p.finish();
-                setup
-            }
-            None => default_parse(),
-        };
+        let mut parse = setup::read_parse(s, "syslog", &defaults, Some(default_parse));
         // A parser that reads `<PRI>` gets the whole message; otherwise what follows it.
         let parser_reads_priority = parse.parser.has_capture("pri");
         parse.parser.drop_capture("pri");
@@ -161,10 +144,7 @@ impl SyslogInputConfig {
             tag: s.required_str("tag").unwrap_or_default(),
             label: s.label().map(str::to_string),
             bind: s.str_or("bind", "0.0.0.0"),
-            port: u16::try_from(s.u64_or("port", 5140)).unwrap_or_else(|_| {
-                s.error(Some("port"), "port must be at most 65535");
-                5140
-            }),
+            port: setup::read_port(s, "port", 5140),
             transport,
             parse,
             parser_reads_priority,
@@ -313,19 +293,16 @@ pub async fn start(
     start: Start<'_>,
 ) -> anyhow::Result<Arc<LineMetrics>> {
     let name = format!("syslog input {id}");
-    let tasks = start.tasks;
     let metrics = match start.previous {
         Some(InputHandle::Syslog(m)) => Arc::clone(m),
         _ => Arc::new(LineMetrics::default()),
     };
-    let resolver = config.source_hostname_key.is_some().then(|| {
-        Arc::new(Resolver::new(
-            RESOLVE_TIMEOUT,
-            Arc::clone(&metrics.lookups),
-            tasks.work.clone(),
-            name.clone(),
-        ))
-    });
+    let resolver = setup::resolver(
+        &start,
+        &name,
+        config.source_hostname_key.is_some(),
+        &metrics,
+    );
     let addr = listen::resolve_bind(&name, &config.bind, config.port).await?;
     let framing = FramingSpec::Syslog {
         delimiter: config.delimiter.clone(),
@@ -347,61 +324,28 @@ pub async fn start(
     });
     match transport {
         Transport::Udp => {
-            let socket = start.sockets.udp(start.owner, &name, addr, "syslog")?;
-            if let Some(inode) = lines::socket_inode(&socket) {
-                let _ = metrics.udp_inode.set(inode);
-            }
-            socket.set_nonblocking(true)?;
-            let socket = tokio::net::UdpSocket::from_std(socket)?;
+            let socket = datagrams::bind(&start, &name, addr, None, &metrics)?;
             let local = socket.local_addr()?;
             tracing::info!(
                 "listening syslog socket on {}:{} with udp ({name})",
                 config.bind,
                 local.port()
             );
-            tasks
+            start
+                .tasks
                 .listen
                 .spawn(format!("{name} receive {local}"), move |h| {
-                    lines::receive_datagrams(input, socket, true, h)
+                    datagrams::receive(input, socket, true, h)
                 });
         }
         Transport::Stream(t) => {
-            let tls = match &t {
-                TransportConfig::Tls(c) => Some(tokio_rustls::TlsAcceptor::from(
-                    net::tls::server_config(c)
-                        .with_context(|| format!("{name}: <transport tls>"))?,
-                )),
-                TransportConfig::Tcp => None,
-            };
-            let (listener, local) = start.sockets.tcp(start.owner, &name, addr, 1024)?;
-            let slots = listen::connection_slots(&name, None, DEFAULT_MAX_CONNECTIONS);
-            let net = Arc::new(Net::new(
-                name.clone(),
-                tls,
-                Duration::from_secs(10),
-                keepalive,
-                Arc::clone(&metrics.net),
-                slots,
-            ));
-            let kind = if net.tls.is_some() { "tls" } else { "tcp" };
+            let (local, kind) =
+                setup::serve_streams(&start, &name, addr, &t, keepalive, &metrics, input).await?;
             tracing::info!(
                 "listening syslog socket on {}:{} with {kind} ({name})",
                 config.bind,
                 local.port()
             );
-            let spawner = tasks.work.clone();
-            tasks
-                .listen
-                .spawn(format!("{name} accept {local}"), move |h| {
-                    net::accept_loop(
-                        Listener::Tcp(listener),
-                        local.to_string(),
-                        net,
-                        input,
-                        spawner,
-                        h,
-                    )
-                });
         }
     }
     Ok(metrics)

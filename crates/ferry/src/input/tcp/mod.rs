@@ -14,24 +14,18 @@
 //!   it was killed is lost, as with every plain-TCP sender; use the forward protocol with
 //!   `require_ack_response` where that matters.
 
-use crate::input::lines::{FramingSpec, LineInput, LineMetrics, Parsed};
+use crate::input::lines::{FramingSpec, LineInput, LineMetrics, Parsed, setup};
 use crate::input::net::acl::{self, Acl, ClientSource};
 use crate::input::net::config::TransportConfig;
-use crate::input::net::resolve::Resolver;
-use crate::input::net::{self, Listener, Net, listen};
+use crate::input::net::{self, listen};
 use crate::input::{InputHandle, Start};
-use crate::parse::ParseSetup;
+use crate::parse::{ParseDefaults, ParseSetup};
 use anyhow::Context;
 use ferry_config::Section;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// ferry's bound on one message when `message_length_limit` is not set.
 pub const DEFAULT_MESSAGE_LENGTH_LIMIT: usize = 1024 * 1024;
-/// Connections a tcp input serves at once unless the open file limit says fewer.
-const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// How long a reverse lookup for `source_hostname_key` may hold a batch.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A parsed `<source> @type tcp`.
 #[derive(Debug, Clone)]
@@ -53,25 +47,7 @@ pub struct TcpInputConfig {
 
 impl TcpInputConfig {
     pub fn from_section(s: &Section<'_>) -> Self {
-        let parse = match s.child("parse") {
-            Some(p) => {
-                let setup = ParseSetup::from_section(&p);
-                if setup.multiline.is_some() {
-                    p.error(
-                        Some("@type"),
-                        "multiline assembles lines of a file; the tcp input parses each message alone",
-                    );
-                }
-                p.finish();
-                setup
-            }
-            None => {
-                s.error(None, "<parse> section is required.");
-                ParseSetup::plain(crate::parse::Parser::None {
-                    key: "message".into(),
-                })
-            }
-        };
+        let parse = setup::read_parse(s, "tcp", &ParseDefaults::default(), None);
         let delimiter = s.str_or("delimiter", "\n").into_bytes();
         if delimiter.is_empty() {
             s.error(Some("delimiter"), "delimiter must not be empty");
@@ -119,10 +95,7 @@ impl TcpInputConfig {
             tag: s.required_str("tag").unwrap_or_default(),
             label: s.label().map(str::to_string),
             bind: s.str_or("bind", "0.0.0.0"),
-            port: u16::try_from(s.u64_or("port", 5170)).unwrap_or_else(|_| {
-                s.error(Some("port"), "port must be at most 65535");
-                5170
-            }),
+            port: setup::read_port(s, "port", 5170),
             parse,
             delimiter,
             message_length_limit: message_length_limit.max(1),
@@ -142,45 +115,20 @@ pub async fn start(
     start: Start<'_>,
 ) -> anyhow::Result<Arc<LineMetrics>> {
     let name = format!("tcp input {id}");
-    let tasks = start.tasks;
     let metrics = match start.previous {
         Some(InputHandle::Tcp(m)) => Arc::clone(m),
         _ => Arc::new(LineMetrics::default()),
     };
-    let tls = match &config.transport {
-        TransportConfig::Tls(t) => Some(tokio_rustls::TlsAcceptor::from(
-            net::tls::server_config(t).with_context(|| format!("{name}: <transport tls>"))?,
-        )),
-        TransportConfig::Tcp => None,
-    };
     let acl = Acl::build(config.clients.as_deref())
         .await
         .with_context(|| format!("{name}: <security>"))?;
-    let resolver = config.source_hostname_key.is_some().then(|| {
-        Arc::new(Resolver::new(
-            RESOLVE_TIMEOUT,
-            Arc::clone(&metrics.lookups),
-            tasks.work.clone(),
-            name.clone(),
-        ))
-    });
-    let addr = listen::resolve_bind(&name, &config.bind, config.port).await?;
-    let (listener, local) = start.sockets.tcp(start.owner, &name, addr, 1024)?;
-    let slots = listen::connection_slots(&name, None, DEFAULT_MAX_CONNECTIONS);
-    let net = Arc::new(Net::new(
-        name.clone(),
-        tls,
-        Duration::from_secs(10),
-        config.send_keepalive_packet,
-        Arc::clone(&metrics.net),
-        slots,
-    ));
-    let kind = if net.tls.is_some() { "tls" } else { "tcp" };
-    tracing::info!(
-        "listening tcp socket bind=\"{}\" port={} transport={kind} ({name})",
-        config.bind,
-        local.port()
+    let resolver = setup::resolver(
+        &start,
+        &name,
+        config.source_hostname_key.is_some(),
+        &metrics,
     );
+    let addr = listen::resolve_bind(&name, &config.bind, config.port).await?;
     let handler = Parsed {
         kind: "tcp",
         tag: config.tag.as_str().into(),
@@ -202,18 +150,20 @@ pub async fn start(
         resolver,
         logs: Default::default(),
     });
-    let spawner = tasks.work.clone();
-    tasks
-        .listen
-        .spawn(format!("{name} accept {local}"), move |h| {
-            net::accept_loop(
-                Listener::Tcp(listener),
-                local.to_string(),
-                net,
-                input,
-                spawner,
-                h,
-            )
-        });
+    let (local, kind) = setup::serve_streams(
+        &start,
+        &name,
+        addr,
+        &config.transport,
+        config.send_keepalive_packet,
+        &metrics,
+        input,
+    )
+    .await?;
+    tracing::info!(
+        "listening tcp socket bind=\"{}\" port={} transport={kind} ({name})",
+        config.bind,
+        local.port()
+    );
     Ok(metrics)
 }

@@ -2,7 +2,7 @@
 //! `tag`.
 //!
 //! - Datagrams are received in batches: after one arrives, those already queued are taken too
-//!   (up to [`lines::MAX_DATAGRAMS`]), parsed, and committed as one batch.
+//!   (up to [`datagrams::MAX_DATAGRAMS`]), parsed, and committed as one batch.
 //! - A datagram longer than `message_length_limit` (default 4096, as Fluentd's) is dropped and
 //!   counted; Fluentd cuts it to the limit and parses the piece.
 //! - UDP has no flow control: while the buffer is full ferry does not receive, the kernel's
@@ -10,20 +10,16 @@
 //!   drops are read from the kernel's counter for the socket (`/proc/net/udp`, `/proc/net/udp6`)
 //!   and exported as `ferry_udp_input_kernel_drops_total`.
 
-use crate::input::lines::{self, FramingSpec, LineInput, LineMetrics, Parsed};
+use crate::input::lines::{FramingSpec, LineInput, LineMetrics, Parsed, datagrams, setup};
 use crate::input::net::acl::Acl;
 use crate::input::net::listen;
-use crate::input::net::resolve::Resolver;
 use crate::input::{InputHandle, Start};
-use crate::parse::ParseSetup;
+use crate::parse::{ParseDefaults, ParseSetup};
 use ferry_config::Section;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Fluentd's default `message_length_limit`.
 pub const DEFAULT_MESSAGE_LENGTH_LIMIT: usize = 4096;
-/// How long a reverse lookup for `source_hostname_key` may hold a batch.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A parsed `<source> @type udp`.
 #[derive(Debug, Clone)]
@@ -42,25 +38,7 @@ pub struct UdpInputConfig {
 
 impl UdpInputConfig {
     pub fn from_section(s: &Section<'_>) -> Self {
-        let parse = match s.child("parse") {
-            Some(p) => {
-                let setup = ParseSetup::from_section(&p);
-                if setup.multiline.is_some() {
-                    p.error(
-                        Some("@type"),
-                        "multiline assembles lines of a file; the udp input parses each datagram alone",
-                    );
-                }
-                p.finish();
-                setup
-            }
-            None => {
-                s.error(None, "<parse> section is required.");
-                ParseSetup::plain(crate::parse::Parser::None {
-                    key: "message".into(),
-                })
-            }
-        };
+        let parse = setup::read_parse(s, "udp", &ParseDefaults::default(), None);
         let limit = s
             .opt_size("message_length_limit")
             .or_else(|| s.opt_size("body_size_limit"))
@@ -82,10 +60,7 @@ impl UdpInputConfig {
             tag: s.required_str("tag").unwrap_or_default(),
             label: s.label().map(str::to_string),
             bind: s.str_or("bind", "0.0.0.0"),
-            port: u16::try_from(s.u64_or("port", 5160)).unwrap_or_else(|_| {
-                s.error(Some("port"), "port must be at most 65535");
-                5160
-            }),
+            port: setup::read_port(s, "port", 5160),
             parse,
             message_length_limit: limit.clamp(1, 65_507),
             remove_newline: s.bool_or("remove_newline", true),
@@ -112,31 +87,19 @@ pub async fn start(
         _ => Arc::new(LineMetrics::default()),
     };
     let addr = listen::resolve_bind(&name, &config.bind, config.port).await?;
-    let socket = start.sockets.udp(start.owner, &name, addr, "messages")?;
-    if let Some(size) = config.receive_buffer_size {
-        socket2::SockRef::from(&socket)
-            .set_recv_buffer_size(size)
-            .map_err(|e| anyhow::anyhow!("{name}: receive_buffer_size {size}: {e}"))?;
-    }
-    if let Some(inode) = lines::socket_inode(&socket) {
-        let _ = metrics.udp_inode.set(inode);
-    }
-    socket.set_nonblocking(true)?;
-    let socket = tokio::net::UdpSocket::from_std(socket)?;
+    let socket = datagrams::bind(&start, &name, addr, config.receive_buffer_size, &metrics)?;
     let local = socket.local_addr()?;
     tracing::info!(
         "listening udp socket bind=\"{}\" port={} ({name})",
         config.bind,
         local.port()
     );
-    let resolver = config.source_hostname_key.is_some().then(|| {
-        Arc::new(Resolver::new(
-            RESOLVE_TIMEOUT,
-            Arc::clone(&metrics.lookups),
-            start.tasks.work.clone(),
-            name.clone(),
-        ))
-    });
+    let resolver = setup::resolver(
+        &start,
+        &name,
+        config.source_hostname_key.is_some(),
+        &metrics,
+    );
     let handler = Parsed {
         kind: "udp",
         tag: config.tag.as_str().into(),
@@ -163,7 +126,7 @@ pub async fn start(
         .tasks
         .listen
         .spawn(format!("{name} receive {local}"), move |h| {
-            lines::receive_datagrams(input, socket, chomp, h)
+            datagrams::receive(input, socket, chomp, h)
         });
     Ok(metrics)
 }

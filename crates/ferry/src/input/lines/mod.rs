@@ -2,23 +2,34 @@
 //! readers, batches by tag, their counters and warnings. An input supplies a [`Handler`] that
 //! turns one message into entries; everything else is here.
 //!
-//! - **Streams** ([`StreamInput`], a [`Service`]): a connection is read, cut into messages by
-//!   its [`Framing`], each message handed to the handler, and the read's batches committed
+//! - **Streams** ([`LineInput`], a [`Service`]): a connection is read, cut into messages by
+//!   its [`FramingSpec`], each message handed to the handler, and the read's batches committed
 //!   before the connection is read again. While an output's buffer is full the connection is
 //!   not read (TCP pushes back on the sender); nothing is dropped for lack of room.
-//! - **Datagrams** ([`receive_datagrams`]): one message per datagram, batched as they queue.
+//! - **Datagrams** ([`datagrams::receive`]): one message per datagram, batched as they queue.
+//!
+//! | module | job |
+//! |---|---|
+//! | this one | handlers, batches by tag, the stream reader |
+//! | [`datagrams`] | the datagram socket and its reader |
+//! | [`metrics`] | the counters every such input exports |
+//! | [`setup`] | what their configurations and start-ups share: `<parse>`, the stream listener |
 //! - A message over the length limit is dropped and counted, never held; one the handler cannot
 //!   parse is dropped (or kept as unmatched, as the handler decides) and counted. Both are
 //!   logged with the peer, rate-limited.
 
+pub mod datagrams;
+pub mod metrics;
+pub mod setup;
+
+pub use metrics::LineMetrics;
+
 use crate::event::Batch;
 use crate::input::net::acl::Acl;
-use crate::input::net::resolve::{LookupCounters, Resolver};
+use crate::input::net::resolve::Resolver;
 use crate::input::net::stream::{PeerSocket, Read, Stream};
-use crate::input::net::{NetMetrics, Peer, Service};
+use crate::input::net::{Peer, Service};
 use crate::logging::LogLimiter;
-use crate::metrics::names::{INPUT_EMIT_RECORDS, INPUT_EMIT_SIZE, INPUT_NUM_RECORDS};
-use crate::metrics::{Exposition, load};
 use crate::parse::{ParseError, Record};
 use crate::router::Routing;
 use crate::task::TaskHandle;
@@ -26,9 +37,8 @@ use bytes::BytesMut;
 use ferry_proto::delimited::{Delimited, Drained, Last};
 use ferry_proto::octet_counted::Framing as SyslogFraming;
 use ferry_proto::time::EventTime;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
@@ -36,8 +46,6 @@ use tokio::time::Instant;
 /// How long a batch waits for room in a full buffer: the input is simply not read meanwhile;
 /// only shutdown ends the wait.
 const FULL_BUFFER_HOLD: Duration = Duration::from_secs(365 * 86_400);
-/// Datagrams taken into one batch at most.
-pub const MAX_DATAGRAMS: usize = 1024;
 
 /// Where a message came from, for the handler's `source_*_key` fields.
 #[derive(Clone, Copy)]
@@ -57,20 +65,8 @@ pub struct Batches {
 }
 
 impl Batches {
-    /// Where entries tagged `tag` go (a handler writes one entry and calls [`Self::added`]).
-    pub fn entries(&mut self, tag: &str) -> &mut BytesMut {
-        let i = match self.by_tag.iter().position(|(t, ..)| &**t == tag) {
-            Some(i) => i,
-            None => {
-                self.by_tag.push((tag.into(), BytesMut::new(), 0));
-                self.by_tag.len() - 1
-            }
-        };
-        self.by_tag[i].2 += 1;
-        &mut self.by_tag[i].1
-    }
-
-    /// The same with a tag shared by every message (no allocation per read).
+    /// Where entries tagged `tag` go (a handler writes one entry per call): one batch per tag
+    /// in a read.
     pub fn entries_for(&mut self, tag: &Arc<str>) -> &mut BytesMut {
         let i = match self
             .by_tag
@@ -167,114 +163,6 @@ pub fn add_source(
     if let (Some(key), Some(host)) = (hostname_key, from.host) {
         rec.str(key, host.as_bytes());
     }
-}
-
-/// Counters of one message-oriented input.
-#[derive(Debug, Default)]
-pub struct LineMetrics {
-    pub net: Arc<NetMetrics>,
-    pub lookups: Arc<LookupCounters>,
-    pub emit_records: AtomicU64,
-    pub emit_size: AtomicU64,
-    /// Messages over the length limit, dropped.
-    pub oversize: AtomicU64,
-    /// Messages the handler did not parse (dropped unless kept as unmatched).
-    pub unparsed: AtomicU64,
-    /// Of those, kept as unmatched lines.
-    pub unmatched_kept: AtomicU64,
-    /// Streams whose framing broke (a bad octet count): closed.
-    pub broken_framing: AtomicU64,
-    /// Connections from peers no `<client>` allows, closed.
-    pub denied: AtomicU64,
-    /// Messages the buffer did not take (an output refused them, or ferry stopped while the
-    /// buffer was full): lost.
-    pub uncommitted: AtomicU64,
-    /// Milliseconds the input was not read because an output's buffer was full.
-    pub held_ms: AtomicU64,
-    /// Datagrams received (datagram inputs).
-    pub datagrams: AtomicU64,
-    /// The datagram socket's inode, to find its kernel drop counter.
-    pub udp_inode: OnceLock<u64>,
-}
-
-impl LineMetrics {
-    pub fn export(&self, id: &str, kind: &str, out: &mut Exposition) {
-        use crate::metrics::names::{
-            FERRY_INPUT_HELD_SECONDS, FERRY_NETWORK_INPUT_CONNECTIONS, FERRY_NETWORK_INPUT_REFUSED,
-            FERRY_UDP_INPUT_DATAGRAMS, FERRY_UDP_INPUT_KERNEL_DROPS, dropped,
-        };
-        let labels: [(&str, &str); 2] = [("plugin_id", id), ("type", kind)];
-        out.counter(INPUT_EMIT_RECORDS, &labels, load(&self.emit_records));
-        out.counter(INPUT_EMIT_SIZE, &labels, load(&self.emit_size));
-        out.counter(INPUT_NUM_RECORDS, &labels, load(&self.emit_records));
-        out.counter_seconds(FERRY_INPUT_HELD_SECONDS, &labels, load(&self.held_ms));
-        out.dropped(
-            id,
-            kind,
-            dropped::MESSAGE_LENGTH_LIMIT,
-            load(&self.oversize),
-        );
-        out.dropped(
-            id,
-            kind,
-            dropped::UNPARSED_LINE,
-            load(&self.unparsed).saturating_sub(load(&self.unmatched_kept)),
-        );
-        out.dropped(id, kind, dropped::NOT_COMMITTED, load(&self.uncommitted));
-        if let Some(inode) = self.udp_inode.get() {
-            out.counter(FERRY_UDP_INPUT_DATAGRAMS, &labels, load(&self.datagrams));
-            if let Some(drops) = kernel_drops(*inode) {
-                out.counter(FERRY_UDP_INPUT_KERNEL_DROPS, &labels, drops);
-            }
-        } else {
-            out.gauge(
-                FERRY_NETWORK_INPUT_CONNECTIONS,
-                &labels,
-                load(&self.net.connections_active) as f64,
-            );
-            for (reason, n) in [
-                ("denied", load(&self.denied)),
-                ("broken_framing", load(&self.broken_framing)),
-                ("tls_handshake", load(&self.net.tls_failures)),
-                (
-                    "max_connections_wait",
-                    load(&self.net.connection_limit_waits),
-                ),
-                ("fd_exhausted", load(&self.net.fd_exhaustion_episodes)),
-            ] {
-                let l: [(&str, &str); 3] = [("plugin_id", id), ("type", kind), ("reason", reason)];
-                out.counter(FERRY_NETWORK_INPUT_REFUSED, &l, n);
-            }
-        }
-    }
-}
-
-/// The kernel's count of datagrams dropped for the socket with `inode` (the last column of
-/// its line in `/proc/net/udp` or `/proc/net/udp6`).
-fn kernel_drops(inode: u64) -> Option<u64> {
-    let inode = inode.to_string();
-    ["/proc/net/udp", "/proc/net/udp6"]
-        .iter()
-        .find_map(|table| {
-            let text = std::fs::read_to_string(table).ok()?;
-            text.lines().skip(1).find_map(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                (fields.get(9) == Some(&inode.as_str()))
-                    .then(|| fields.last().and_then(|d| d.parse().ok()))
-                    .flatten()
-            })
-        })
-}
-
-/// The inode of a socket, from `/proc/self/fd` (`socket:[12345]`).
-pub fn socket_inode(socket: &std::net::UdpSocket) -> Option<u64> {
-    use std::os::fd::AsRawFd;
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
-    let text = link.to_str()?;
-    text.strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
 }
 
 /// Rate limits of an input's warnings, one per kind.
@@ -525,75 +413,6 @@ impl<H: Handler> LineInput<H> {
             if end {
                 return;
             }
-        }
-    }
-}
-
-/// Receives datagrams on `socket` until cancelled: one message each (after `chomp`, which
-/// removes one trailing "\r\n", "\n" or "\r" when set), batched as they queue.
-pub async fn receive_datagrams<H: Handler>(
-    input: Arc<LineInput<H>>,
-    socket: tokio::net::UdpSocket,
-    chomp: bool,
-    h: TaskHandle,
-) {
-    let limit = input.framing.limit();
-    // One byte more than the limit: a datagram that fills it is over the limit.
-    let mut buf = vec![0u8; limit + 1];
-    let mut datagrams: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
-    let mut rec = Record::new();
-    loop {
-        h.set("receiving");
-        let first = tokio::select! {
-            () = h.cancelled() => return,
-            r = socket.recv_from(&mut buf) => r,
-        };
-        match first {
-            Ok((n, from)) => datagrams.push((buf[..n].to_vec(), from)),
-            Err(e) => {
-                tracing::debug!("{}: receive: {e}", input.name());
-                continue;
-            }
-        }
-        while datagrams.len() < MAX_DATAGRAMS {
-            match socket.try_recv_from(&mut buf) {
-                Ok((n, from)) => datagrams.push((buf[..n].to_vec(), from)),
-                Err(_) => break,
-            }
-        }
-        input
-            .metrics
-            .datagrams
-            .fetch_add(datagrams.len() as u64, Ordering::Relaxed);
-        let now = EventTime::now();
-        let mut out = Batches::default();
-        for (data, peer) in datagrams.drain(..) {
-            if data.len() > limit {
-                input.oversize(1, &peer);
-                continue;
-            }
-            let mut text: &[u8] = &data;
-            if chomp {
-                text = text
-                    .strip_suffix(b"\r\n")
-                    .or_else(|| text.strip_suffix(b"\n"))
-                    .or_else(|| text.strip_suffix(b"\r"))
-                    .unwrap_or(text);
-            }
-            let host = match &input.resolver {
-                Some(r) => Some(r.name(peer.ip()).await),
-                None => None,
-            };
-            let address = peer.ip().to_string();
-            let from = From {
-                peer: &peer,
-                address: &address,
-                host: host.as_deref(),
-            };
-            input.message(text, from, now, &mut rec, &mut out);
-        }
-        if !out.is_empty() {
-            let _ = input.commit(out, &"datagrams", &h).await;
         }
     }
 }
