@@ -6,24 +6,10 @@
 
 mod common;
 
-use common::{Ferry, free_port};
+use common::{Ferry, free_port, metric, metrics};
 use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
-
-fn metrics(admin: u16) -> String {
-    ferry::admin::http::get(&format!("127.0.0.1:{admin}"), "/metrics")
-        .unwrap()
-        .1
-}
-
-fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
-}
 
 /// A syslog input on `port` (`transport`: `udp`, `tcp`) printing tag and record as JSON.
 fn config(port: u16, admin: u16, transport: &str, extra: &str) -> String {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Ferry, free_port};
+use common::{Ferry, free_port, metric, metrics};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -28,21 +28,6 @@ fn socat_send(socat: &Path, path: &Path, address: &str) -> std::process::ExitSta
         .stderr(Stdio::null())
         .status()
         .unwrap()
-}
-
-fn metrics(admin: u16) -> String {
-    ferry::admin::http::get(&format!("127.0.0.1:{admin}"), "/metrics")
-        .unwrap()
-        .1
-}
-
-/// The value of the metric line starting with `prefix` (name and labels).
-fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
 }
 
 /// `seq` → how many times it arrived, from ferry's JSON stdout lines.

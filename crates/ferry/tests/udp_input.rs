@@ -6,25 +6,10 @@
 
 mod common;
 
-use common::{Ferry, free_port};
+use common::{Ferry, free_port, metric, metrics};
 use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn metrics(admin: u16) -> String {
-    ferry::admin::http::get(&format!("127.0.0.1:{admin}"), "/metrics")
-        .unwrap()
-        .1
-}
-
-/// The value of the metric line starting with `prefix` (name and labels).
-fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
-}
 
 fn config(port: u16, admin: u16, extra: &str, parse: &str) -> String {
     format!(

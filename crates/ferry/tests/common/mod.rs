@@ -708,3 +708,19 @@ pub fn dry_run(config: &str) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The `/metrics` text of the prometheus source on 127.0.0.1:`admin`.
+pub fn metrics(admin: u16) -> String {
+    ferry::admin::http::get(&format!("127.0.0.1:{admin}"), "/metrics")
+        .unwrap()
+        .1
+}
+
+/// The value of the metric line of `text` starting with `prefix` (name and labels).
+pub fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+}
