@@ -31,6 +31,7 @@ pub mod buffer_tool;
 pub mod event;
 pub mod filter;
 pub mod format;
+pub mod http;
 pub mod input;
 pub mod logging;
 pub mod metrics;

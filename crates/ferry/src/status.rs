@@ -2,7 +2,7 @@
 //! people each output's buffer flow (in and out rates, what is held, time to drain) with the
 //! tuning advice operators otherwise work out by hand from the logs.
 
-use crate::admin::http::get;
+use crate::http::client::get;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -79,7 +79,7 @@ fn aggregator(port: u16, dir: &Path, name: &str) -> Ferry {
 }
 
 fn http_get(port: u16, path: &str) -> String {
-    ferry::admin::http::get(&format!("127.0.0.1:{port}"), path)
+    ferry::http::client::get(&format!("127.0.0.1:{port}"), path)
         .unwrap()
         .1
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// `ferry_events_dropped_total` samples: (plugin_id, reason) → value.
 fn dropped(admin: u16) -> BTreeMap<(String, String), u64> {
-    let (_, text) = ferry::admin::http::get(&format!("127.0.0.1:{admin}"), "/metrics").unwrap();
+    let (_, text) = ferry::http::client::get(&format!("127.0.0.1:{admin}"), "/metrics").unwrap();
     let mut out = BTreeMap::new();
     for line in text
         .lines()

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 fn http_get(port: u16, path: &str) -> (u16, String) {
-    ferry::admin::http::get(&format!("127.0.0.1:{port}"), path).unwrap()
+    ferry::http::client::get(&format!("127.0.0.1:{port}"), path).unwrap()
 }
 
 /// `ferry status` against the monitor API on `admin`: its stdout (it must succeed).
@@ -173,7 +173,7 @@ fn a_real_prometheus_scrapes_ferry_under_load_and_answers_queries() {
         Duration::from_secs(60),
         || {
             if let Ok((200, body)) =
-                ferry::admin::http::get(&format!("127.0.0.1:{prom_port}"), query)
+                ferry::http::client::get(&format!("127.0.0.1:{prom_port}"), query)
             {
                 last = body;
                 let v: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
@@ -191,7 +191,7 @@ fn a_real_prometheus_scrapes_ferry_under_load_and_answers_queries() {
         "fluentd_output_status_buffer_total_bytes",
         "fluentd_output_status_buffer_available_space_ratio",
     ] {
-        let (status, body) = ferry::admin::http::get(
+        let (status, body) = ferry::http::client::get(
             &format!("127.0.0.1:{prom_port}"),
             &format!("/api/v1/query?query={metric}"),
         )
@@ -621,7 +621,7 @@ fn a_head_request_gets_the_head_of_what_get_answers_and_no_body() {
     let _ferry = Ferry::start(&ops_config(port, admin, dir.path(), "1h"), port);
     let (_, body) = http_get(admin, "/metrics");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", admin)).unwrap();
-    s.write_all(b"HEAD /metrics HTTP/1.1\r\nHost: ferry\r\n\r\n")
+    s.write_all(b"HEAD /metrics HTTP/1.1\r\nHost: ferry\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
@@ -632,8 +632,12 @@ fn a_head_request_gets_the_head_of_what_get_answers_and_no_body() {
     );
     let length: usize = reply
         .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .unwrap()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no content-length: {reply}"))
         .trim()
         .parse()
         .unwrap();

@@ -206,7 +206,7 @@ fn drill(kind: &str) {
     }
     // The output was replaced at every reload, its counters continued: they count every event
     // it took since the start.
-    let (_, metrics) = ferry::admin::http::get(&format!("127.0.0.1:{admin}"), "/metrics").unwrap();
+    let (_, metrics) = ferry::http::client::get(&format!("127.0.0.1:{admin}"), "/metrics").unwrap();
     let emitted: f64 = metrics
         .lines()
         .find(|l| {
@@ -255,7 +255,7 @@ fn fluentds_rpc_endpoint_flushes_reloads_refuses_a_broken_file_and_stops() {
     };
     let mut ferry = Ferry::start(&conf(""), port);
     let call = |path: &str| -> serde_json::Value {
-        let (status, body) = ferry::admin::http::get(&format!("127.0.0.1:{rpc}"), path).unwrap();
+        let (status, body) = ferry::http::client::get(&format!("127.0.0.1:{rpc}"), path).unwrap();
         assert_eq!(status, 200, "{path}: {body}");
         serde_json::from_str(&body).unwrap()
     };

@@ -464,7 +464,7 @@ fn copytruncate_drill(count: u64, rate: u64) -> CopytruncateTally {
         .iter()
         .filter(|s| !copies.contains(s) && !current.contains(s))
         .count() as u64;
-    let (_, metrics) = ferry::admin::http::get(&format!("127.0.0.1:{admin}"), "/metrics").unwrap();
+    let (_, metrics) = ferry::http::client::get(&format!("127.0.0.1:{admin}"), "/metrics").unwrap();
     let counted = metrics
         .lines()
         .find(|l| l.starts_with("ferry_events_dropped_total{") && l.contains("reason=\"rotation\""))

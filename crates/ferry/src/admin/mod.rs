@@ -7,16 +7,16 @@
 //! `prometheus_monitor`, `prometheus_output_monitor` and `prometheus_tail_monitor` are accepted
 //! for compatibility and change nothing: ferry always exports those metrics.
 //!
-//! The server runs on its own OS thread with its own runtime ([`http`]).
+//! The server runs on its own OS thread with its own runtime
+//! ([`crate::http::server::serve_on_thread`]).
 
 pub mod dump;
-pub mod http;
 pub mod rpc;
 
+use crate::http::server::{Handler, Response, response, serve_on_thread};
 use crate::metrics::Registry;
 use crate::task::Tasks;
 use ferry_config::Section;
-use http::{Handler, Response};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -156,7 +156,7 @@ impl AdminState {
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0.0, |d| d.as_secs_f64());
                 e.gauge(crate::metrics::names::FERRY_START_TIME, &[], start);
-                Response::ok("text/plain; version=0.0.4", e.render())
+                response(200, "text/plain; version=0.0.4", e.render())
             }
             "/api/plugins.json" => {
                 let plugins: Vec<_> = self
@@ -165,7 +165,8 @@ impl AdminState {
                     .into_iter()
                     .map(plugin_json)
                     .collect();
-                Response::ok(
+                response(
+                    200,
                     "application/json",
                     json!({ "plugins": plugins }).to_string(),
                 )
@@ -182,7 +183,7 @@ impl AdminState {
                     }
                     out.push('\n');
                 }
-                Response::ok("text/plain", out)
+                response(200, "text/plain", out)
             }
             "/api/health" => {
                 let running = self
@@ -191,13 +192,13 @@ impl AdminState {
                     .unwrap_or_else(PoisonError::into_inner)
                     .is_some();
                 if running {
-                    Response::ok("application/json", json!({"status": "ok"}).to_string())
+                    response(200, "application/json", json!({"status": "ok"}).to_string())
                 } else {
-                    Response {
-                        status: 503,
-                        content_type: "application/json",
-                        body: json!({"status": "starting"}).to_string().into_bytes(),
-                    }
+                    response(
+                        503,
+                        "application/json",
+                        json!({"status": "starting"}).to_string(),
+                    )
                 }
             }
             "/api/dump" => {
@@ -209,9 +210,9 @@ impl AdminState {
                         self.dump_dir.display()
                     );
                 }
-                Response::ok("application/json", text)
+                response(200, "application/json", text)
             }
-            _ => Response::not_found(),
+            _ => response(404, "text/plain", "not found\n"),
         }
     }
 }
@@ -255,6 +256,6 @@ pub fn start(configs: &[AdminConfig], state: Arc<AdminState>) -> anyhow::Result<
             (l, handler)
         })
         .collect();
-    http::serve_on_thread("ferry-admin", served)?;
+    serve_on_thread("ferry-admin", served)?;
     Ok(())
 }

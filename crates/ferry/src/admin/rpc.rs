@@ -9,10 +9,10 @@
 //! | `/api/processes.killWorkers`, `/api/processes.interruptWorkers` | SIGTERM, SIGINT: a planned stop |
 //! | `/api/processes.flushBuffersAndKillWorkers` | SIGUSR1, then SIGTERM |
 //!
-//! The server is [`super::http`]'s, on a thread of its own (a call waits for the main loop; it
+//! The server is [`crate::http::server`]'s, on a thread of its own (a call waits for the main loop; it
 //! must not hold up a scrape).
 
-use super::http::{self, Handler, Response};
+use crate::http::server::{Handler, Response, response, serve_on_thread};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,11 +51,7 @@ fn command(path: &str) -> Option<Command> {
 }
 
 fn json_response(status: u16, body: serde_json::Value) -> Response {
-    Response {
-        status,
-        content_type: "application/json",
-        body: body.to_string().into_bytes(),
-    }
+    response(status, "application/json", body.to_string())
 }
 
 /// Binds `endpoint` (`host:port`; errors surface at start-up) and serves the RPC calls on a
@@ -71,7 +67,7 @@ pub fn start(endpoint: &str) -> anyhow::Result<mpsc::Receiver<Call>> {
     let (tx, rx) = mpsc::channel(PENDING);
     let handler: Handler = Arc::new(move |path, _query| {
         let Some(cmd) = command(path) else {
-            return Response::not_found();
+            return response(404, "text/plain", "not found\n");
         };
         let (reply, answer) = std::sync::mpsc::channel();
         if tx.try_send((cmd, reply)).is_err() {
@@ -89,7 +85,7 @@ pub fn start(endpoint: &str) -> anyhow::Result<mpsc::Receiver<Call>> {
             ),
         }
     });
-    http::serve_on_thread("ferry-rpc", vec![(listener, handler)])?;
+    serve_on_thread("ferry-rpc", vec![(listener, handler)])?;
     Ok(rx)
 }
 

@@ -711,7 +711,7 @@ pub fn dry_run(config: &str) -> (bool, String, String) {
 
 /// The `/metrics` text of the prometheus source on 127.0.0.1:`admin`.
 pub fn metrics(admin: u16) -> String {
-    ferry::admin::http::get(&format!("127.0.0.1:{admin}"), "/metrics")
+    ferry::http::client::get(&format!("127.0.0.1:{admin}"), "/metrics")
         .unwrap()
         .1
 }
