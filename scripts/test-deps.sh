@@ -23,6 +23,11 @@ if ! "$venv/bin/python" -c 'import fluent.sender, fluent.asyncsender, msgpack' 2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'fluent-logger==0.11.1' 'msgpack>=1.0'
 fi
+# Python's requests, a real HTTP client for the http input.
+if ! "$venv/bin/python" -c 'import requests' 2>/dev/null; then
+  echo "== installing requests into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'requests==2.32.3'
+fi
 export FERRY_TEST_PYTHON="$venv/bin/python"
 
 # An independent Forward server (its own shared-key handshake) for the forward output's tests.
@@ -67,6 +72,9 @@ export FERRY_TEST_DNSMASQ=/usr/sbin/dnsmasq
 # socat, a real TCP and TLS client for the tcp input; rsyslog, a real syslog sender (run as a
 # plain process by the tests, never as the system's daemon).
 apt_install socat rsyslog
+
+# curl, a real HTTP client for the http input.
+apt_install curl
 
 # logrotate, for the tail input's rotation drills.
 apt_install logrotate

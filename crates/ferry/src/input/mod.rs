@@ -4,6 +4,7 @@
 //! handling as a [`net::Service`] (see `docs/adding-an-input.md`).
 
 pub mod forward;
+pub mod http;
 pub mod lines;
 pub mod net;
 pub mod sample;
@@ -18,16 +19,13 @@ use ferry_config::Section;
 use std::sync::Arc;
 
 /// Input plugin types this build of ferry provides.
-pub const INPUT_TYPES: &[&str] = &["forward", "tail", "sample", "dummy", "tcp", "udp", "syslog"];
+pub const INPUT_TYPES: &[&str] = &[
+    "forward", "tail", "sample", "dummy", "tcp", "udp", "syslog", "http",
+];
 
 /// Fluentd input types that ferry does not provide (yet): refused with a clear message.
-pub const FOREIGN_INPUT_TYPES: &[&str] = &[
-    "prometheus",
-    "monitor_agent",
-    "http",
-    "unix",
-    "windows_eventlog",
-];
+pub const FOREIGN_INPUT_TYPES: &[&str] =
+    &["prometheus", "monitor_agent", "unix", "windows_eventlog"];
 
 /// A parsed `<source>`.
 #[derive(Debug, Clone)]
@@ -39,6 +37,7 @@ pub enum InputConfig {
     Tcp(Box<tcp::TcpInputConfig>),
     Udp(Box<udp::UdpInputConfig>),
     Syslog(Box<syslog::SyslogInputConfig>),
+    Http(Box<http::HttpInputConfig>),
 }
 
 impl InputConfig {
@@ -64,6 +63,9 @@ impl InputConfig {
             "syslog" => Some(Self::Syslog(Box::new(
                 syslog::SyslogInputConfig::from_section(section),
             ))),
+            "http" => Some(Self::Http(Box::new(http::HttpInputConfig::from_section(
+                section,
+            )))),
             _ => None,
         }
     }
@@ -72,7 +74,8 @@ impl InputConfig {
     /// connection itself; tail: the position file): such events must not sit only in memory.
     pub fn acknowledges(&self) -> bool {
         match self {
-            Self::Forward(_) | Self::Tail(_) => true,
+            // http: the answer comes after the commit.
+            Self::Forward(_) | Self::Tail(_) | Self::Http(_) => true,
             // Plain TCP carries no acknowledgement.
             Self::Sample(_) | Self::Tcp(_) | Self::Udp(_) | Self::Syslog(_) => false,
         }
@@ -87,6 +90,7 @@ impl InputConfig {
             Self::Tcp(_) => "tcp",
             Self::Udp(_) => "udp",
             Self::Syslog(_) => "syslog",
+            Self::Http(_) => "http",
         }
     }
 
@@ -98,6 +102,7 @@ impl InputConfig {
             Self::Tcp(c) => c.label.as_deref(),
             Self::Udp(c) => c.label.as_deref(),
             Self::Syslog(c) => c.label.as_deref(),
+            Self::Http(c) => c.label.as_deref(),
         }
     }
 }
@@ -111,6 +116,7 @@ pub enum InputHandle {
     Tcp(Arc<lines::LineMetrics>),
     Udp(Arc<lines::LineMetrics>),
     Syslog(Arc<lines::LineMetrics>),
+    Http(Arc<http::HttpInputMetrics>),
 }
 
 /// The task groups of a running input. `listen` holds what takes new work (accept loops, the
@@ -177,6 +183,9 @@ pub async fn start(
         InputConfig::Syslog(c) => syslog::start(id, (**c).clone(), start)
             .await
             .map(InputHandle::Syslog),
+        InputConfig::Http(c) => http::start(id, (**c).clone(), start)
+            .await
+            .map(InputHandle::Http),
     }
 }
 
@@ -196,6 +205,7 @@ impl crate::metrics::Collector for InputCollector {
             InputHandle::Tcp(m) => m.export(&self.id, "tcp", out),
             InputHandle::Udp(m) => m.export(&self.id, "udp", out),
             InputHandle::Syslog(m) => m.export(&self.id, "syslog", out),
+            InputHandle::Http(m) => m.export(&self.id, out),
         }
     }
 
@@ -219,6 +229,11 @@ impl crate::metrics::Collector for InputCollector {
             ),
             InputHandle::Syslog(m) => (
                 "syslog",
+                crate::metrics::load(&m.emit_records),
+                crate::metrics::load(&m.emit_size),
+            ),
+            InputHandle::Http(m) => (
+                "http",
                 crate::metrics::load(&m.emit_records),
                 crate::metrics::load(&m.emit_size),
             ),

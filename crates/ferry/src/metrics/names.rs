@@ -218,6 +218,14 @@ pub const FERRY_NETWORK_INPUT_REFUSED: Family = (
     "ferry_network_input_refused_total",
     "Connections a tcp, syslog or http input refused or closed early, by reason.",
 );
+pub const FERRY_HTTP_INPUT_REQUESTS: Family = (
+    "ferry_http_input_requests_total",
+    "Requests an http input answered, by status code.",
+);
+pub const FERRY_HTTP_INPUT_REQUEST_BYTES: Family = (
+    "ferry_http_input_request_bytes_total",
+    "Body bytes an http input read (as sent, before decompression).",
+);
 pub const FERRY_UDP_INPUT_DATAGRAMS: Family = (
     "ferry_udp_input_datagrams_total",
     "Datagrams a udp input received.",

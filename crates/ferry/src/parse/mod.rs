@@ -38,8 +38,8 @@ use ferry_proto::time::EventTime;
 pub use record::{FieldType, Record};
 pub use regexp::strip_slashes;
 use regexp::{RegexParser, compile_regex, with_flags};
-pub use spec::{TimeParse, TimeSpec};
-use spec::{read_time_spec, time_for_preset};
+use spec::time_for_preset;
+pub use spec::{TimeParse, TimeSpec, default_time_spec, read_time_spec};
 
 /// Why a line did not become a record. Every variant concerns one line only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

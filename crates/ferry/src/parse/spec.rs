@@ -59,6 +59,16 @@ fn epoch(secs: f64, text: &[u8]) -> Option<EventTime> {
     EventTime::from_unix_nanos((secs * 1e9) as u128)
 }
 
+/// The time rules of a `<parse>` section with no time parameters written.
+pub fn default_time_spec(key: Option<&str>) -> TimeSpec {
+    TimeSpec {
+        key: key.map(str::to_string),
+        parse: TimeParse::Format(None),
+        zone: Zone::host(),
+        keep: false,
+    }
+}
+
 /// Presets carry their own time format; `time_format` may still override it.
 pub(super) fn time_for_preset(s: &Section<'_>, mut time: TimeSpec) -> TimeSpec {
     if !s.has("time_format") {
@@ -68,7 +78,8 @@ pub(super) fn time_for_preset(s: &Section<'_>, mut time: TimeSpec) -> TimeSpec {
     time
 }
 
-pub(super) fn read_time_spec(s: &Section<'_>, default_key: Option<&str>) -> TimeSpec {
+/// The time parameters of a `<parse>` section, `default_key` when `time_key` is not written.
+pub fn read_time_spec(s: &Section<'_>, default_key: Option<&str>) -> TimeSpec {
     let key = s.str("time_key").or(default_key.map(str::to_string));
     let format = s.str("time_format").and_then(|f| {
         time::TimeFormat::compile(&f)

@@ -221,7 +221,7 @@ fn convert_plugin(e: &mut Element, directive: &str, errors: &mut Vec<CompatError
     // Every converter reads the parameters as written (some read the same ones: `localtime`,
     // `timezone`, ...); the moved ones go once all have read them.
     let (sections, moved): (Vec<Option<Element>>, Vec<&[&str]>) = match (directive, kind.as_str()) {
-        ("source", "tail" | "tcp" | "udp" | "syslog") | ("filter", "parser") => {
+        ("source", "tail" | "tcp" | "udp" | "syslog" | "http") | ("filter", "parser") => {
             (vec![parser(e, errors)], vec![PARSER_KEYS])
         }
         ("match", "file") => (

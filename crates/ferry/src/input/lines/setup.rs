@@ -1,21 +1,12 @@
 //! What the configurations and start-ups of the message-oriented inputs share: the `<parse>`
-//! section and the stream listener (TCP or TLS, connection slots, the accept loop).
+//! `<parse>` section, the port, the reverse resolver.
 
-use super::{Handler, LineInput, LineMetrics};
+use super::LineMetrics;
 use crate::input::Start;
-use crate::input::net::config::TransportConfig;
-use crate::input::net::{self, Listener, Net, listen};
 use crate::parse::{ParseDefaults, ParseSetup};
-use anyhow::Context;
 use ferry_config::Section;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Connections a stream input serves at once unless the open file limit says fewer.
-const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// From accept to the end of the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The input's `<parse>` with its `defaults`. Without one, `absent` gives the input's default
 /// parser, or (when it has none) the section is required, as Fluentd requires it. `multiline`
@@ -56,51 +47,6 @@ pub fn read_port(s: &Section<'_>, key: &str, default: u16) -> u16 {
         s.error(Some(key), "a port is at most 65535");
         default
     })
-}
-
-/// Binds `addr` for a stream input (TLS when `transport` says so) and spawns its accept loop
-/// serving `input`; returns the address bound and `tcp` or `tls`.
-pub async fn serve_streams<H: Handler>(
-    start: &Start<'_>,
-    name: &str,
-    addr: SocketAddr,
-    transport: &TransportConfig,
-    tcp_keepalive: bool,
-    metrics: &LineMetrics,
-    input: Arc<LineInput<H>>,
-) -> anyhow::Result<(SocketAddr, &'static str)> {
-    let tls = match transport {
-        TransportConfig::Tls(t) => Some(tokio_rustls::TlsAcceptor::from(
-            net::tls::server_config(t).with_context(|| format!("{name}: <transport tls>"))?,
-        )),
-        TransportConfig::Tcp => None,
-    };
-    let kind = if tls.is_some() { "tls" } else { "tcp" };
-    let (listener, local) = start.sockets.tcp(start.owner, name, addr, 1024)?;
-    let slots = listen::connection_slots(name, None, DEFAULT_MAX_CONNECTIONS);
-    let net = Arc::new(Net::new(
-        name.to_string(),
-        tls,
-        HANDSHAKE_TIMEOUT,
-        tcp_keepalive,
-        Arc::clone(&metrics.net),
-        slots,
-    ));
-    let spawner = start.tasks.work.clone();
-    start
-        .tasks
-        .listen
-        .spawn(format!("{name} accept {local}"), move |h| {
-            net::accept_loop(
-                Listener::Tcp(listener),
-                local.to_string(),
-                net,
-                input,
-                spawner,
-                h,
-            )
-        });
-    Ok((local, kind))
 }
 
 /// How long a reverse lookup for `source_hostname_key` may hold a batch.

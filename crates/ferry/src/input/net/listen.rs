@@ -272,3 +272,64 @@ impl Sockets {
         self.retain_owners(&std::collections::HashSet::new());
     }
 }
+
+/// Connections a stream input serves at once unless the open file limit says fewer.
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// From accept to the end of the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How a stream input listens: its address, TLS, keepalive probes, listen backlog.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamListen<'a> {
+    pub addr: SocketAddr,
+    pub transport: &'a crate::input::net::config::TransportConfig,
+    /// `SO_KEEPALIVE` on accepted connections.
+    pub tcp_keepalive: bool,
+    pub backlog: u32,
+}
+
+/// Binds a stream input's address (TLS when its transport says so) and spawns its accept loop
+/// serving `service`; returns the address bound and `tcp` or `tls`.
+pub async fn serve_streams<S: super::Service>(
+    start: &crate::input::Start<'_>,
+    name: &str,
+    listen: StreamListen<'_>,
+    metrics: &std::sync::Arc<super::NetMetrics>,
+    service: std::sync::Arc<S>,
+) -> anyhow::Result<(SocketAddr, &'static str)> {
+    use crate::input::net::config::TransportConfig;
+    let tls = match listen.transport {
+        TransportConfig::Tls(t) => Some(tokio_rustls::TlsAcceptor::from(
+            super::tls::server_config(t).with_context(|| format!("{name}: <transport tls>"))?,
+        )),
+        TransportConfig::Tcp => None,
+    };
+    let kind = if tls.is_some() { "tls" } else { "tcp" };
+    let (listener, local) = start
+        .sockets
+        .tcp(start.owner, name, listen.addr, listen.backlog)?;
+    let slots = connection_slots(name, None, DEFAULT_MAX_CONNECTIONS);
+    let net = std::sync::Arc::new(super::Net::new(
+        name.to_string(),
+        tls,
+        HANDSHAKE_TIMEOUT,
+        listen.tcp_keepalive,
+        std::sync::Arc::clone(metrics),
+        slots,
+    ));
+    let spawner = start.tasks.work.clone();
+    start
+        .tasks
+        .listen
+        .spawn(format!("{name} accept {local}"), move |h| {
+            super::accept_loop(
+                super::Listener::Tcp(listener),
+                local.to_string(),
+                net,
+                service,
+                spawner,
+                h,
+            )
+        });
+    Ok((local, kind))
+}

@@ -339,8 +339,14 @@ pub async fn start(
                 });
         }
         Transport::Stream(t) => {
+            let listen = listen::StreamListen {
+                addr,
+                transport: &t,
+                tcp_keepalive: keepalive,
+                backlog: 1024,
+            };
             let (local, kind) =
-                setup::serve_streams(&start, &name, addr, &t, keepalive, &metrics, input).await?;
+                listen::serve_streams(&start, &name, listen, &metrics.net, input).await?;
             tracing::info!(
                 "listening syslog socket on {}:{} with {kind} ({name})",
                 config.bind,

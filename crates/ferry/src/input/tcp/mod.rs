@@ -150,16 +150,13 @@ pub async fn start(
         resolver,
         logs: Default::default(),
     });
-    let (local, kind) = setup::serve_streams(
-        &start,
-        &name,
+    let listen = listen::StreamListen {
         addr,
-        &config.transport,
-        config.send_keepalive_packet,
-        &metrics,
-        input,
-    )
-    .await?;
+        transport: &config.transport,
+        tcp_keepalive: config.send_keepalive_packet,
+        backlog: 1024,
+    };
+    let (local, kind) = listen::serve_streams(&start, &name, listen, &metrics.net, input).await?;
     tracing::info!(
         "listening tcp socket bind=\"{}\" port={} transport={kind} ({name})",
         config.bind,
