@@ -211,6 +211,29 @@ pub fn syslog_framing(data: &[u8]) {
     }
 }
 
+/// The records of a document ([`crate::records`]): the first byte picks the format, the rest is
+/// the document. Never panics; every record handed over is a whole map whose pairs read back.
+pub fn records(data: &[u8]) {
+    use crate::records::{Format, for_each, pairs};
+    let Some((&pick, doc)) = data.split_first() else {
+        return;
+    };
+    let format = match pick % 3 {
+        0 => Format::Json,
+        1 => Format::Ndjson,
+        _ => Format::Msgpack,
+    };
+    let mut seen = 0u64;
+    let result = for_each(format, doc, |_, map| {
+        assert!(pairs(map).is_ok(), "a record handed over is a whole map");
+        seen += 1;
+        Ok::<(), String>(())
+    });
+    if let Ok(n) = result {
+        assert_eq!(n, seen);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,8 @@
 //! | [`heartbeat`] | the UDP heartbeat byte |
 //! | [`delimited`] | messages cut at a delimiter, never holding more than a length limit (tcp, syslog) |
 //! | [`octet_counted`] | RFC 6587 octet counting, and syslog's framing chosen per connection |
+//! | [`json`] | JSON → msgpack, straight, bounded nesting |
+//! | [`records`] | the records of a JSON, ndjson or msgpack document (the http input's bodies) |
 //! | [`fuzzing`] | entry points for the fuzz targets |
 //!
 //! # What ferry accepts
@@ -50,9 +52,11 @@ pub mod frame;
 pub mod fuzzing;
 pub mod handshake;
 pub mod heartbeat;
+pub mod json;
 pub mod msgpack;
 pub mod octet_counted;
 pub mod options;
+pub mod records;
 pub mod request;
 pub mod time;
 

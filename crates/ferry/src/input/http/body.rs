@@ -13,47 +13,32 @@
 
 use crate::parse::{ParseError, ParseSetup, Record, TimeSpec};
 use bytes::{BufMut, BytesMut};
-use ferry_proto::msgpack::{Head, Reader};
-use ferry_proto::msgpack::{MsgpackError, Value};
+use ferry_proto::msgpack::{Reader, Value};
+use ferry_proto::records::{self, At, RecordsError};
 use ferry_proto::time::EventTime;
 
-/// How a body's events are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Json,
-    Ndjson,
-    Msgpack,
-}
-
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::Ndjson => "ndjson",
-            Self::Msgpack => "msgpack",
-        }
-    }
-}
+pub use ferry_proto::records::Format;
 
 /// Why a request's events were refused (answered 400 with this text).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
-    #[error("invalid {format}: {error}")]
-    Invalid { format: &'static str, error: String },
-    #[error("{what} is not an object but {found}")]
-    NotAnObject { what: String, found: &'static str },
-    #[error("{what}: invalid time in {key:?}: {error}")]
-    Time {
-        what: String,
-        key: String,
-        error: String,
-    },
+    #[error("{0}")]
+    Records(#[from] RecordsError<TimeError>),
     #[error("the time parameter {0:?} is not a number of seconds")]
     TimeParameter(String),
     #[error("'json', 'ndjson' or 'msgpack' parameter is required")]
     NoEvents,
     #[error("the <parse> did not read the body: {0}")]
     Parse(ParseError),
+}
+
+/// A record's time that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: invalid time in {key:?}: {error}")]
+pub struct TimeError {
+    at: At,
+    key: String,
+    error: String,
 }
 
 /// What every event of a request gets besides its record.
@@ -113,47 +98,10 @@ pub fn decode(
     out: &mut Events,
 ) -> Result<(), BodyError> {
     let mut rec = Record::new();
-    let invalid = |error: String| BodyError::Invalid {
-        format: format.name(),
-        error,
-    };
-    match format {
-        Format::Json => {
-            let mut packed = BytesMut::with_capacity(body.len());
-            crate::parse::json::to_msgpack(body, &mut packed)
-                .map_err(|e| invalid(json_error(e)))?;
-            values(&packed, "the body", time, common, &mut rec, out)
-                .map_err(|e| e.or_invalid(format))?;
-        }
-        Format::Ndjson => {
-            let mut packed = BytesMut::new();
-            for (n, line) in body.split(|b| *b == b'\n').enumerate() {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                if line.trim_ascii().is_empty() {
-                    continue;
-                }
-                packed.clear();
-                crate::parse::json::to_msgpack(line, &mut packed)
-                    .map_err(|e| invalid(format!("line {}: {}", n + 1, json_error(e))))?;
-                values(
-                    &packed,
-                    &format!("line {}", n + 1),
-                    time,
-                    common,
-                    &mut rec,
-                    out,
-                )
-                .map_err(|e| e.or_invalid(format))?;
-            }
-        }
-        Format::Msgpack => {
-            if body.is_empty() {
-                return Err(invalid("the body is empty".into()));
-            }
-            values(body, "the body", time, common, &mut rec, out)
-                .map_err(|e| e.or_invalid(format))?;
-        }
-    }
+    let n = records::for_each(format, body, |at, map| {
+        event(map, at, time, common, &mut rec, &mut out.entries)
+    })?;
+    out.records += n;
     Ok(())
 }
 
@@ -177,107 +125,25 @@ pub fn decode_parsed(
     Ok(())
 }
 
-fn json_error(e: ParseError) -> String {
-    match e {
-        ParseError::Json(s) => s,
-        other => other.to_string(),
-    }
-}
-
-/// A failure inside the msgpack values (before it is known which format it was).
-enum ValueError {
-    Msgpack(MsgpackError),
-    Body(BodyError),
-}
-
-impl ValueError {
-    fn or_invalid(self, format: Format) -> BodyError {
-        match self {
-            Self::Msgpack(e) => BodyError::Invalid {
-                format: format.name(),
-                error: e.to_string(),
-            },
-            Self::Body(b) => b,
-        }
-    }
-}
-
-impl From<MsgpackError> for ValueError {
-    fn from(e: MsgpackError) -> Self {
-        Self::Msgpack(e)
-    }
-}
-
-impl From<BodyError> for ValueError {
-    fn from(e: BodyError) -> Self {
-        Self::Body(e)
-    }
-}
-
-/// Every top-level value of `buf`: a map is one event, an array holds maps.
-fn values(
-    buf: &[u8],
-    what: &str,
-    time: &TimeSpec,
-    common: &Common<'_>,
-    rec: &mut Record,
-    out: &mut Events,
-) -> Result<(), ValueError> {
-    let mut r = Reader::new(buf);
-    while !r.is_empty() {
-        match r.peek()? {
-            Head::Map(_) => event(&mut r, what, time, common, rec, out)?,
-            Head::Array(n) => {
-                r.head()?;
-                for i in 0..n {
-                    let element = format!("{what}, element {i}");
-                    match r.peek()? {
-                        Head::Map(_) => event(&mut r, &element, time, common, rec, out)?,
-                        other => {
-                            return Err(BodyError::NotAnObject {
-                                what: element,
-                                found: other.type_name(),
-                            }
-                            .into());
-                        }
-                    }
-                }
-            }
-            other => {
-                return Err(BodyError::NotAnObject {
-                    what: what.to_string(),
-                    found: other.type_name(),
-                }
-                .into());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// One map at `r` as an event.
+/// One record (a whole msgpack map) as an event.
 fn event(
-    r: &mut Reader<'_>,
-    what: &str,
+    map: &[u8],
+    at: At,
     spec: &TimeSpec,
     common: &Common<'_>,
     rec: &mut Record,
-    out: &mut Events,
-) -> Result<(), ValueError> {
+    out: &mut BytesMut,
+) -> Result<(), TimeError> {
     rec.clear();
-    let Head::Map(n) = r.head()? else {
-        return Ok(());
-    };
     let mut time = None;
-    for _ in 0..n {
-        let key = r.raw_value()?;
-        let value = r.raw_value()?;
+    // A map handed over by `records::for_each` is whole: its pairs always read.
+    for (key, value) in records::pairs(map).unwrap_or_default() {
         if let Some(time_key) = spec.key.as_deref()
             && key_is(key, time_key)
         {
             if common.time.is_none() {
-                time = Some(read_time(value, spec).map_err(|error| BodyError::Time {
-                    what: what.to_string(),
+                time = Some(read_time(value, spec).map_err(|error| TimeError {
+                    at,
                     key: time_key.to_string(),
                     error,
                 })?);
@@ -293,8 +159,7 @@ fn event(
     for (k, v) in common.fields {
         rec.str(k, v.as_bytes());
     }
-    rec.write_entry(&mut out.entries, common.time.or(time).unwrap_or(common.now));
-    out.records += 1;
+    rec.write_entry(out, common.time.or(time).unwrap_or(common.now));
     Ok(())
 }
 
