@@ -69,9 +69,9 @@ apt_install tzdata
 apt_install dnsmasq-base
 export FERRY_TEST_DNSMASQ=/usr/sbin/dnsmasq
 
-# socat, a real TCP and TLS client for the tcp input; rsyslog, a real syslog sender (run as a
+# socat, a real TCP and TLS client for the tcp input; rsyslog (with its TLS driver), a real syslog sender (run as a
 # plain process by the tests, never as the system's daemon).
-apt_install socat rsyslog
+apt_install socat rsyslog rsyslog-gnutls
 
 # curl, a real HTTP client for the http input.
 apt_install curl

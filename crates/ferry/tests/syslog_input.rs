@@ -8,6 +8,7 @@ mod common;
 
 use common::{Ferry, free_port, metric, metrics};
 use std::io::Write;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -346,4 +347,113 @@ fn syslog_over_tls_from_socat_with_octet_counting_and_a_slow_client_stalls_no_on
         assert_eq!(v["pid"], "7", "{l}");
     }
     slow.write_all(b"\x03").unwrap();
+}
+
+/// rsyslog from Debian forwards over TLS (its gtls driver verifying ferry's certificate against
+/// the CA), octet-counted and newline-delimited on the same input: every message arrives once
+/// per way.
+#[test]
+fn rsyslog_forwards_over_tls_in_both_framings_and_every_message_arrives() {
+    let (Some(rsyslogd), Some(logger)) =
+        (common::program("FERRY_TEST_RSYSLOGD", "rsyslogd"), logger())
+    else {
+        return;
+    };
+    let gtls = [
+        "/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so",
+        "/usr/lib/rsyslog/lmnsd_gtls.so",
+    ];
+    if !gtls.iter().any(|p| Path::new(p).exists()) {
+        assert!(
+            std::env::var_os("FERRY_TEST_DEPS").is_none(),
+            "rsyslog's TLS driver is missing: scripts/test-deps.sh installs rsyslog-gnutls"
+        );
+        return;
+    }
+    let pki = common::Pki::new();
+    let (port, admin, inlet) = (free_port(), free_port(), free_port());
+    let conf = format!(
+        "<source>\n  @type syslog\n  tag tls\n  bind 127.0.0.1\n  port {port}\n  <transport tls>\n    cert_path {}\n    private_key_path {}\n  </transport>\n  <parse>\n    message_format auto\n  </parse>\n</source>\n\
+         <source>\n  @type prometheus\n  bind 127.0.0.1\n  port {admin}\n</source>\n\
+         <match **>\n  @type stdout\n  <format>\n    @type json\n  </format>\n  <inject>\n    tag_key tag\n  </inject>\n</match>\n",
+        pki.server_cert.display(),
+        pki.server_key.display()
+    );
+    let ferry = Ferry::start(&conf, port);
+    let dir = tempfile::tempdir().unwrap();
+    let rconf = dir.path().join("rsyslog.conf");
+    let action = |extra: &str| {
+        format!(
+            "  action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" StreamDriver=\"gtls\" StreamDriverMode=\"1\" StreamDriverAuthMode=\"x509/name\" StreamDriverPermittedPeers=\"localhost\" {extra} queue.type=\"LinkedList\" action.resumeRetryCount=\"-1\")\n"
+        )
+    };
+    std::fs::write(
+        &rconf,
+        format!(
+            "global(workDirectory=\"{d}\" DefaultNetstreamDriverCAFile=\"{ca}\")\nmodule(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{inlet}\" ruleset=\"fwd\")\n\
+             ruleset(name=\"fwd\") {{\n{}{}}}\n",
+            action("TCP_Framing=\"octet-counted\" template=\"RSYSLOG_SyslogProtocol23Format\""),
+            action("template=\"RSYSLOG_TraditionalForwardFormat\""),
+            d = dir.path().display(),
+            ca = pki.ca_cert.display(),
+        ),
+    )
+    .unwrap();
+    let _rsyslog = common::KillOnDrop(
+        Command::new(rsyslogd)
+            .arg("-n")
+            .arg("-f")
+            .arg(&rconf)
+            .arg("-i")
+            .arg(dir.path().join("rsyslogd.pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let input = dir.path().join("in.txt");
+    let total = 100;
+    std::fs::write(
+        &input,
+        (0..total)
+            .map(|i| format!("tls msg {i}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let status = Command::new(&logger)
+        .args([
+            "-d",
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &inlet.to_string(),
+            "--rfc3164",
+            "-t",
+            "app",
+            "-p",
+            "user.err",
+            "-f",
+        ])
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lines = ferry.stdout_lines(2 * total, Duration::from_secs(30));
+    let mut got: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let v = json(l);
+            assert_eq!(v["tag"], "tls.user.err", "{l}");
+            v["message"].as_str().unwrap().trim().to_string()
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..total)
+        .flat_map(|i| [format!("tls msg {i}"), format!("tls msg {i}")])
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "once per framing");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ferry.stdout.try_iter().next().is_none(), "nothing more");
 }
