@@ -234,6 +234,44 @@ pub fn records(data: &[u8]) {
     }
 }
 
+/// Arbitrary bytes as a Scribe connection ([`crate::thrift`]): the first byte picks the
+/// transport, the rest arrives in reads of a few bytes. Never panics; every call decoded has
+/// whole entries when it is a `Log`, and its reply reads back.
+pub fn thrift(data: &[u8]) {
+    use crate::thrift::{Decoder, Transport, Value, answer, log_entries, reply};
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let transport = if pick & 1 == 0 {
+        Transport::Framed
+    } else {
+        Transport::Unframed
+    };
+    let mut decoder = Decoder::new(transport, 4096);
+    let mut buf = bytes::BytesMut::new();
+    for piece in rest.chunks(usize::from(pick >> 1) % 7 + 1) {
+        buf.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(m)) => {
+                    if &m.name[..] == b"Log" {
+                        let _ = log_entries(&m.body);
+                    }
+                    let mut out = bytes::BytesMut::new();
+                    reply(&mut out, &m, &Value::I32(0), transport);
+                    let back = Decoder::new(transport, 1 << 20)
+                        .decode(&mut out)
+                        .expect("a reply decodes")
+                        .expect("a whole reply");
+                    assert_eq!(answer(&back), Ok(crate::thrift::Answer::I32(0)));
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@
 //! | [`octet_counted`] | RFC 6587 octet counting, and syslog's framing chosen per connection |
 //! | [`json`] | JSON → msgpack, straight, bounded nesting |
 //! | [`records`] | the records of a JSON, ndjson or msgpack document (the http input's bodies) |
+//! | [`thrift`] | Thrift's binary protocol for Scribe and fb303: calls, `Log` entries, replies |
 //! | [`fuzzing`] | entry points for the fuzz targets |
 //!
 //! # What ferry accepts
@@ -58,6 +59,7 @@ pub mod octet_counted;
 pub mod options;
 pub mod records;
 pub mod request;
+pub mod thrift;
 pub mod time;
 
 pub use entries::{EntryRef, Summary};
