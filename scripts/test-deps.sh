@@ -23,6 +23,11 @@ if ! "$venv/bin/python" -c 'import fluent.sender, fluent.asyncsender, msgpack' 2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'fluent-logger==0.11.1' 'msgpack>=1.0'
 fi
+# The Python Scribe client (facebook-scribe on Apache Thrift's thrift), for the scribe input.
+if ! "$venv/bin/python" -c 'import scribe.scribe, thrift' 2>/dev/null; then
+  echo "== installing facebook-scribe and thrift into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'facebook-scribe==2.0.post1' 'thrift==0.25.0'
+fi
 # Python's requests, a real HTTP client for the http input.
 if ! "$venv/bin/python" -c 'import requests' 2>/dev/null; then
   echo "== installing requests into $venv"

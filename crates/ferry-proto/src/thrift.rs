@@ -121,17 +121,17 @@ impl Decoder {
                 }
                 buf.advance(4);
                 let frame = buf.split_to(size).freeze();
-                let (msg, used) = parse_message(&frame)?.ok_or(ThriftError::Truncated)?;
+                let (msg, used) = parse_message(&frame, true)?.ok_or(ThriftError::Truncated)?;
                 if used != frame.len() {
                     return Err(ThriftError::Trailing(frame.len() - used));
                 }
                 Ok(Some(msg))
             }
-            Transport::Unframed => match parse_message(buf)? {
+            Transport::Unframed => match parse_message(buf, false)? {
                 Some((_, used)) => {
                     let bytes = buf.split_to(used).freeze();
                     // Parsed again from the owned bytes so that the body is a slice of them.
-                    let (msg, _) = parse_message(&bytes)?.ok_or(ThriftError::Truncated)?;
+                    let (msg, _) = parse_message(&bytes, true)?.ok_or(ThriftError::Truncated)?;
                     Ok(Some(msg))
                 }
                 None if buf.len() > self.limit => {
@@ -147,6 +147,9 @@ impl Decoder {
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// The buffer is the whole message (a frame): a length past its end is an error, not a
+    /// wait for more bytes.
+    whole: bool,
 }
 
 impl<'a> Cursor<'a> {
@@ -169,13 +172,21 @@ impl<'a> Cursor<'a> {
     fn left(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }
+
+    /// In a whole message, `n` items of at least `each` bytes must fit in what is left.
+    fn fits(&self, n: i64, each: i64) -> Result<(), ThriftError> {
+        if self.whole && n.saturating_mul(each) > self.left() as i64 {
+            return Err(ThriftError::Length(n));
+        }
+        Ok(())
+    }
 }
 
 /// Parses a message at the front of `buf`: `Ok(None)` when it is not whole yet. Lengths are
 /// checked against what the message could hold only once the bytes are there, so a prefix is
 /// never an error unless it is already wrong.
-fn parse_message(buf: &[u8]) -> Result<Option<(Message, usize)>, ThriftError> {
-    let mut c = Cursor { buf, pos: 0 };
+fn parse_message(buf: &[u8], whole: bool) -> Result<Option<(Message, usize)>, ThriftError> {
+    let mut c = Cursor { buf, pos: 0, whole };
     let Some(first) = c.i32() else {
         return Ok(None);
     };
@@ -252,6 +263,7 @@ fn skip(c: &mut Cursor<'_>, t: u8, depth: usize) -> Result<Option<()>, ThriftErr
             if len < 0 {
                 return Err(ThriftError::Length(i64::from(len)));
             }
+            c.fits(i64::from(len), 1)?;
             Ok(c.take(len as usize).map(|_| ()))
         }
         ttype::STRUCT => loop {
@@ -274,6 +286,7 @@ fn skip(c: &mut Cursor<'_>, t: u8, depth: usize) -> Result<Option<()>, ThriftErr
             if n < 0 {
                 return Err(ThriftError::Length(i64::from(n)));
             }
+            c.fits(i64::from(n), 1)?;
             for _ in 0..n {
                 if skip(c, et, depth + 1)?.is_none() {
                     return Ok(None);
@@ -288,6 +301,7 @@ fn skip(c: &mut Cursor<'_>, t: u8, depth: usize) -> Result<Option<()>, ThriftErr
             if n < 0 {
                 return Err(ThriftError::Length(i64::from(n)));
             }
+            c.fits(i64::from(n), 2)?;
             if n > 0 {
                 check_type(kt)?;
                 check_type(vt)?;
@@ -332,7 +346,11 @@ pub type LogEntry<'a> = (&'a [u8], &'a [u8]);
 /// struct, in order: `(category, message)`. Unknown fields are skipped; a missing field is
 /// empty.
 pub fn log_entries(args: &[u8]) -> Result<Vec<LogEntry<'_>>, ThriftError> {
-    let mut c = Cursor { buf: args, pos: 0 };
+    let mut c = Cursor {
+        buf: args,
+        pos: 0,
+        whole: true,
+    };
     let mut out = Vec::new();
     loop {
         let ft = c.u8().ok_or(ThriftError::Truncated)?;
@@ -405,7 +423,11 @@ fn log_entry<'a>(c: &mut Cursor<'a>) -> Result<LogEntry<'a>, ThriftError> {
 
 /// The string field `id` of an argument struct (`getCounter(1: key)`), if there.
 pub fn string_field(args: &[u8], want: i16) -> Result<Option<&[u8]>, ThriftError> {
-    let mut c = Cursor { buf: args, pos: 0 };
+    let mut c = Cursor {
+        buf: args,
+        pos: 0,
+        whole: true,
+    };
     loop {
         let ft = c.u8().ok_or(ThriftError::Truncated)?;
         if ft == ttype::STOP {
@@ -581,6 +603,7 @@ pub fn answer(msg: &Message) -> Result<Answer, ThriftError> {
     let mut c = Cursor {
         buf: &msg.body,
         pos: 0,
+        whole: true,
     };
     let mut result = Answer::Other;
     let (mut text, mut kind) = (String::new(), 0);

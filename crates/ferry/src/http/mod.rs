@@ -4,6 +4,7 @@
 //! | module | job |
 //! |---|---|
 //! | [`server`] | serving one connection with ferry's limits (head size and time, keep-alive), responses, the admin thread |
+//! | [`form`] | `k=v&...` query strings and form bodies, unescaped |
 //! | [`client`] | requests to a server: one connection kept alive, plain or TLS, with connect and read timeouts |
 //!
 //! Sockets, accept loops, TLS handshakes and `<client>` ACLs of an HTTP *input* are
@@ -11,6 +12,7 @@
 //! them.
 
 pub mod client;
+pub mod form;
 pub mod server;
 
 pub use server::{Body, Response, response};

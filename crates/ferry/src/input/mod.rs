@@ -8,6 +8,7 @@ pub mod http;
 pub mod lines;
 pub mod net;
 pub mod sample;
+pub mod scribe;
 pub mod syslog;
 pub mod tail;
 pub mod tcp;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 /// Input plugin types this build of ferry provides.
 pub const INPUT_TYPES: &[&str] = &[
-    "forward", "tail", "sample", "dummy", "tcp", "udp", "syslog", "http",
+    "forward", "tail", "sample", "dummy", "tcp", "udp", "syslog", "http", "scribe",
 ];
 
 /// Fluentd input types that ferry does not provide (yet): refused with a clear message.
@@ -38,6 +39,7 @@ pub enum InputConfig {
     Udp(Box<udp::UdpInputConfig>),
     Syslog(Box<syslog::SyslogInputConfig>),
     Http(Box<http::HttpInputConfig>),
+    Scribe(Box<scribe::ScribeInputConfig>),
 }
 
 impl InputConfig {
@@ -66,6 +68,9 @@ impl InputConfig {
             "http" => Some(Self::Http(Box::new(http::HttpInputConfig::from_section(
                 section,
             )))),
+            "scribe" => Some(Self::Scribe(Box::new(
+                scribe::ScribeInputConfig::from_section(section),
+            ))),
             _ => None,
         }
     }
@@ -74,8 +79,8 @@ impl InputConfig {
     /// connection itself; tail: the position file): such events must not sit only in memory.
     pub fn acknowledges(&self) -> bool {
         match self {
-            // http: the answer comes after the commit.
-            Self::Forward(_) | Self::Tail(_) | Self::Http(_) => true,
+            // http and scribe: the answer comes after the commit.
+            Self::Forward(_) | Self::Tail(_) | Self::Http(_) | Self::Scribe(_) => true,
             // Plain TCP carries no acknowledgement.
             Self::Sample(_) | Self::Tcp(_) | Self::Udp(_) | Self::Syslog(_) => false,
         }
@@ -91,6 +96,7 @@ impl InputConfig {
             Self::Udp(_) => "udp",
             Self::Syslog(_) => "syslog",
             Self::Http(_) => "http",
+            Self::Scribe(_) => "scribe",
         }
     }
 
@@ -103,6 +109,7 @@ impl InputConfig {
             Self::Udp(c) => c.label.as_deref(),
             Self::Syslog(c) => c.label.as_deref(),
             Self::Http(c) => c.label.as_deref(),
+            Self::Scribe(c) => c.label.as_deref(),
         }
     }
 }
@@ -117,6 +124,7 @@ pub enum InputHandle {
     Udp(Arc<lines::LineMetrics>),
     Syslog(Arc<lines::LineMetrics>),
     Http(Arc<http::HttpInputMetrics>),
+    Scribe(Arc<scribe::ScribeInputMetrics>),
 }
 
 /// The task groups of a running input. `listen` holds what takes new work (accept loops, the
@@ -186,6 +194,9 @@ pub async fn start(
         InputConfig::Http(c) => http::start(id, (**c).clone(), start)
             .await
             .map(InputHandle::Http),
+        InputConfig::Scribe(c) => scribe::start(id, (**c).clone(), start)
+            .await
+            .map(InputHandle::Scribe),
     }
 }
 
@@ -206,6 +217,7 @@ impl crate::metrics::Collector for InputCollector {
             InputHandle::Udp(m) => m.export(&self.id, "udp", out),
             InputHandle::Syslog(m) => m.export(&self.id, "syslog", out),
             InputHandle::Http(m) => m.export(&self.id, out),
+            InputHandle::Scribe(m) => m.export(&self.id, out),
         }
     }
 
@@ -229,6 +241,11 @@ impl crate::metrics::Collector for InputCollector {
             ),
             InputHandle::Syslog(m) => (
                 "syslog",
+                crate::metrics::load(&m.emit_records),
+                crate::metrics::load(&m.emit_size),
+            ),
+            InputHandle::Scribe(m) => (
+                "scribe",
                 crate::metrics::load(&m.emit_records),
                 crate::metrics::load(&m.emit_size),
             ),

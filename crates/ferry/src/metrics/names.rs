@@ -226,6 +226,10 @@ pub const FERRY_HTTP_INPUT_REQUEST_BYTES: Family = (
     "ferry_http_input_request_bytes_total",
     "Body bytes an http input read (as sent, before decompression).",
 );
+pub const FERRY_SCRIBE_INPUT_CALLS: Family = (
+    "ferry_scribe_input_calls_total",
+    "Calls a scribe input answered: Log with OK or TRY_LATER, fb303 status calls, unknown methods.",
+);
 pub const FERRY_UDP_INPUT_DATAGRAMS: Family = (
     "ferry_udp_input_datagrams_total",
     "Datagrams a udp input received.",

@@ -257,7 +257,7 @@ impl HttpInput {
             return Err(format!("no tag: the path is {path:?}; POST to /<tag>"));
         }
         let query = parts.uri.query().unwrap_or("");
-        let mut params = parse_query(query.as_bytes());
+        let mut params = crate::http::form::parse(query.as_bytes());
         let mut fields = Vec::new();
         if self.config.add_http_headers {
             for (name, value) in &parts.headers {
@@ -311,7 +311,7 @@ impl HttpInput {
             BodyParse::Parser(p) => body::decode_parsed(p, body, &common, &mut events),
             BodyParse::Default(spec) => {
                 let in_body = if content_type.starts_with("application/x-www-form-urlencoded") {
-                    params.extend(parse_query(body));
+                    params.extend(crate::http::form::parse(body));
                     None
                 } else if content_type.starts_with("application/json") {
                     Some(Format::Json)
@@ -570,27 +570,6 @@ pub fn tag_of(path: &str) -> String {
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join(".")
-}
-
-/// `k=v&k2=v2` percent-decoded to bytes (`+` is a space), in order.
-pub fn parse_query(q: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let decode = |s: &[u8]| -> Vec<u8> {
-        let plus: Vec<u8> = s
-            .iter()
-            .map(|b| if *b == b'+' { b' ' } else { *b })
-            .collect();
-        percent_encoding::percent_decode(&plus).collect()
-    };
-    q.split(|b| *b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = match pair.iter().position(|b| *b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &b""[..]),
-            };
-            (String::from_utf8_lossy(&decode(k)).into_owned(), decode(v))
-        })
-        .collect()
 }
 
 /// The last value of `key` (a later value overrides an earlier one, as Fluentd merges them).

@@ -1,4 +1,4 @@
-use super::serve::{origin_matches, parse_query, tag_of};
+use super::serve::{origin_matches, tag_of};
 use super::*;
 use ferry_config::Section;
 
@@ -54,15 +54,6 @@ fn the_path_is_the_tag() {
     assert_eq!(tag_of("/app.access"), "app.access");
     assert_eq!(tag_of("/app/access"), "app.access");
     assert_eq!(tag_of("/"), "");
-}
-
-#[test]
-fn query_strings_are_percent_decoded_to_bytes() {
-    let q = parse_query(b"json=%7B%22a%22%3A1%7D&time=1.5&msgpack=%81%a1a%01&x+y=a+b");
-    assert_eq!(q[0], ("json".into(), br#"{"a":1}"#.to_vec()));
-    assert_eq!(q[1], ("time".into(), b"1.5".to_vec()));
-    assert_eq!(q[2].1, b"\x81\xa1a\x01".to_vec());
-    assert_eq!(q[3], ("x y".into(), b"a b".to_vec()));
 }
 
 #[test]

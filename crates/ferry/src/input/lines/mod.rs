@@ -86,6 +86,11 @@ impl Batches {
     fn is_empty(&self) -> bool {
         self.by_tag.is_empty()
     }
+
+    /// The batches: tag, entries, records.
+    pub fn into_parts(self) -> Vec<(Arc<str>, BytesMut, u64)> {
+        self.by_tag
+    }
 }
 
 /// Why a handler did not take a message.
