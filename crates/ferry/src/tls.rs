@@ -15,6 +15,11 @@
 //! The protocol versions are read here too ([`read_versions`]): the forward input's
 //! `<transport tls>` (`version`, `min_version`, `max_version`) and the forward output
 //! (`tls_version`, `tls_min_version`, `tls_max_version`) name the same range.
+//!
+//! [`client`] is the client side every output shares (the forward and http outputs): the
+//! rustls client configuration and the certificate checks the parameters ask for.
+
+pub mod client;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{AlertDescription, Error};

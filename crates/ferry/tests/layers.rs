@@ -107,6 +107,7 @@ fn the_shared_bottom_layer_imports_nothing_above_it() {
         "time.rs",
         "time",
         "tls.rs",
+        "tls",
         "logging.rs",
         "record.rs",
         "event.rs",

@@ -6,7 +6,7 @@
 use super::discovery::{self, SourceConfig};
 use super::server::read_server;
 pub use super::server::{Secret, ServerConfig};
-use super::tls::{self, TlsOptions, TlsVersion};
+use crate::tls::client::{self as tls, TlsOptions, TlsVersion};
 use ferry_config::{ByteSize, Section};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -285,6 +285,7 @@ fn read_tls(s: &Section<'_>, transport: Transport) -> Option<TlsOptions> {
     let mut ca = s.array("tls_cert_path").unwrap_or_default();
     ca.extend(s.array("tls_ca_cert_path").unwrap_or_default());
     let options = TlsOptions {
+        params: tls::TlsParams::FORWARD,
         version,
         max_version,
         ca_paths: ca.into_iter().map(PathBuf::from).collect(),

@@ -15,7 +15,6 @@
 //! | [`heartbeat`] | the heartbeat timer (transport, udp, none): feeds the detector |
 //! | [`conn`] | one connection: stream, reply buffer, bounded writes, graceful close |
 //! | [`pool`] | DNS → TCP → TLS → handshake; kept-alive connections reused or closed |
-//! | [`tls`] | rustls client configuration and certificate checks |
 //! | [`handshake`] | the shared-key handshake as the client |
 //! | [`dns`] | resolving off the flush path, cache, injectable resolver |
 //! | [`discovery`] | `<service_discovery>`: static, file and DNS SRV server lists |
@@ -50,7 +49,6 @@ pub mod pipeline;
 pub mod pool;
 pub mod send;
 pub mod server;
-pub mod tls;
 
 pub use config::ForwardConfig;
 pub use error::ForwardError;

@@ -86,12 +86,13 @@ pub async fn connect(shared: &Shared, node: &Node) -> Result<Connection, Forward
     let mut stream: Stream = match &server.tls {
         None => Either::Left(tcp),
         Some(tls) => {
-            let name = super::tls::server_name(&server.host).map_err(|e| ForwardError::Tls {
-                node: server.name.clone(),
-                addr,
-                source: io::Error::other(e.to_string()),
-                hint: String::new(),
-            })?;
+            let name =
+                crate::tls::client::server_name(&server.host).map_err(|e| ForwardError::Tls {
+                    node: server.name.clone(),
+                    addr,
+                    source: io::Error::other(e.to_string()),
+                    hint: String::new(),
+                })?;
             let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(tls));
             let tls_fail = |source: io::Error| {
                 bump(&shared.metrics.tls_failures, 1);

@@ -1,7 +1,7 @@
 //! One server of the forward output (`<server>`, a static discovery's `<service>`, or a
 //! discovered entry): its parameters and how a section is read into them.
 
-use super::tls::{self, TlsOptions};
+use crate::tls::client::{self as tls, TlsOptions};
 use ferry_config::Section;
 use std::fmt;
 use std::net::IpAddr;

@@ -21,8 +21,8 @@
 //! the section's line; later, the last good list stays ([`super::watch`]).
 
 use super::super::server::ServerConfig;
-use super::super::tls::TlsOptions;
 use super::Service;
+use crate::tls::client::TlsOptions;
 use ferry_config::Section;
 use std::path::{Path, PathBuf};
 

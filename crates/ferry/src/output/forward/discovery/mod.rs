@@ -25,7 +25,7 @@ pub mod srv;
 pub mod watch;
 
 use super::server::{Secret, ServerConfig, read_server};
-use super::tls::{self, TlsOptions};
+use crate::tls::client::{self as tls, TlsOptions};
 use ferry_config::Section;
 
 /// One server as a discovery names it (Fluentd's `ServiceDiscovery::Service`).

@@ -1,4 +1,6 @@
-//! TLS for the forward output (`transport tls`), with rustls.
+//! TLS for the outputs (the forward output's `transport tls`, the http output's `https://`),
+//! with rustls. Each output reads its own parameters into [`TlsOptions`]; the names below are
+//! the forward output's, and [`TlsParams`] names the files in errors as each output calls them.
 //!
 //! What is verified:
 //! - the certificate chain, against `tls_cert_path` / `tls_ca_cert_path` (PEM files), or the
@@ -18,8 +20,9 @@
 //!
 //! What the client offers: TLS 1.3 and 1.2 (1.3 only with `tls_version TLSv1_3`); SNI with the
 //! server's name when it is a DNS name (none for an IP address); no ALPN; no session
-//! resumption (see [`client_config`]), so no session ticket extension and no PSK. A failed verification is an ordinary connection failure: logged with the
-//! server's name, retried with backoff, never a reason to move a chunk aside.
+//! resumption (see [`client_config`]), so no session ticket extension and no PSK. A failed
+//! verification is an ordinary connection failure: logged with the server's name, retried with
+//! backoff, never a reason to move a chunk aside.
 
 use crate::tls::{load_certs, load_key};
 use rustls::client::WebPkiServerVerifier;
@@ -42,9 +45,28 @@ const SYSTEM_BUNDLES: &[&str] = &[
 
 pub use crate::tls::TlsVersion;
 
-/// The TLS parameters of a forward output.
+/// The parameters that name the files, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsParams {
+    pub ca: &'static str,
+    pub cert: &'static str,
+    pub key: &'static str,
+}
+
+impl TlsParams {
+    /// The forward output's names.
+    pub const FORWARD: Self = Self {
+        ca: "tls_cert_path",
+        cert: "tls_client_cert_path",
+        key: "tls_client_private_key_path",
+    };
+}
+
+/// The TLS parameters of an output.
 #[derive(Debug, Clone)]
 pub struct TlsOptions {
+    /// What the output calls its files.
+    pub params: TlsParams,
     /// `tls_version` / `tls_min_version`: the lowest version offered.
     pub version: TlsVersion,
     /// `tls_max_version`: the highest version offered.
@@ -73,8 +95,8 @@ pub struct TlsMaterial {
 pub enum TlsConfigError {
     #[error("{0}")]
     Pem(#[from] crate::tls::PemError),
-    #[error("no CA certificates: set tls_cert_path (no system bundle found, SSL_CERT_FILE unset)")]
-    NoRoots,
+    #[error("no CA certificates: set {0} (no system bundle found, SSL_CERT_FILE unset)")]
+    NoRoots(&'static str),
     #[error("{0}")]
     Rustls(#[from] Error),
     #[error("certificate verifier: {0}")]
@@ -94,18 +116,18 @@ pub fn load(options: &TlsOptions) -> Result<TlsMaterial, TlsConfigError> {
         paths.extend(found);
     }
     for path in &paths {
-        for cert in load_certs(path, "tls_cert_path")? {
+        for cert in load_certs(path, options.params.ca)? {
             // A bundle may hold certificates webpki cannot use as anchors; skip those.
             let _ = roots.add(cert);
         }
     }
     if roots.is_empty() && !options.insecure {
-        return Err(TlsConfigError::NoRoots);
+        return Err(TlsConfigError::NoRoots(options.params.ca));
     }
     let client = match (&options.client_cert, &options.client_key) {
         (Some(cert), Some(key)) => Some((
-            load_certs(cert, "tls_client_cert_path")?,
-            load_key(key, "tls_client_private_key_path")?,
+            load_certs(cert, options.params.cert)?,
+            load_key(key, options.params.key)?,
         )),
         _ => None,
     };
