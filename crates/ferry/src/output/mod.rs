@@ -17,6 +17,7 @@ pub mod handoff;
 pub mod kafka;
 mod metrics;
 pub mod null;
+pub mod placeholders;
 pub mod progress;
 pub mod refusal;
 pub mod secondary_file;

@@ -12,8 +12,8 @@
 
 use super::SinkError;
 use super::buffer_section::BufferSetup;
-use super::file::path::{IndexStyle, PathTemplate};
 use super::file::writer::{FileWriter, WriterConfig};
+use super::placeholders::{IndexStyle, Template};
 use super::segment::SegmentReader;
 use ferry_buffer::Chunk;
 use ferry_config::Section;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecondaryFileConfig {
-    pub template: PathTemplate,
+    pub template: Template,
     pub writer: WriterConfig,
 }
 
@@ -42,7 +42,7 @@ impl SecondaryFileConfig {
             directory?.trim_end_matches('/'),
             if gzip { ".gz" } else { "" }
         );
-        let template = PathTemplate::parse(&source, IndexStyle::Dot, primary.timekey_zone.clone())
+        let template = Template::parse(&source, IndexStyle::Dot, primary.timekey_zone.clone())
             .and_then(|t| t.check(keys).map(|()| t))
             .map_err(|e| s.error(None, format!("secondary_file: {e}")))
             .ok()?;
@@ -62,7 +62,7 @@ impl SecondaryFileConfig {
 #[derive(Debug)]
 pub struct SecondaryFile {
     pub id: String,
-    template: PathTemplate,
+    template: Template,
     writer: Arc<FileWriter>,
 }
 

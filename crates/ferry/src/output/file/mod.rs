@@ -27,18 +27,17 @@
 //! default, `stdout`, `<inject> tag_key`) `tag` is added to the chunk keys: each tag's events
 //! then go to their own chunks (and, with `append false`, their own files).
 
-pub mod path;
 pub mod writer;
 
 use super::SinkError;
 use super::buffer_section::{BufferDefaults, BufferSetup, DefaultBuffer};
 use super::segment::SegmentReader;
 use crate::format::{FormatConfig, FormatKind};
+use crate::output::placeholders::{IndexStyle, Template};
 use crate::output::progress::Code;
 use crate::root_dir::RootDir;
 use ferry_buffer::Chunk;
 use ferry_config::Section;
-use path::{IndexStyle, PathTemplate};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,7 +49,7 @@ pub const DEFAULT_TIMEKEY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileConfig {
-    pub template: PathTemplate,
+    pub template: Template,
     pub format: FormatConfig,
     pub writer: WriterConfig,
 }
@@ -150,11 +149,10 @@ impl FileConfig {
         let source = template_source(&path?, timekey, gzip.is_some(), &suffix)
             .map_err(|e| section.error(Some("path"), e))
             .ok()?;
-        let template =
-            PathTemplate::parse(&source, IndexStyle::Underscore, setup.timekey_zone.clone())
-                .and_then(|t| t.check(&setup.keys).map(|()| t))
-                .map_err(|e| section.error(Some("path"), e))
-                .ok()?;
+        let template = Template::parse(&source, IndexStyle::Underscore, setup.timekey_zone.clone())
+            .and_then(|t| t.check(&setup.keys).map(|()| t))
+            .map_err(|e| section.error(Some("path"), e))
+            .ok()?;
         let config = Self {
             template,
             format,

@@ -23,8 +23,8 @@
 //! 1 MiB of events); the next bytes go to the next number. With gzip the size is the
 //! compressed size written so far.
 
-use super::path::Rendered;
 use crate::output::SinkError;
+use crate::output::placeholders::Rendered;
 use crate::output::progress::Code;
 use ferry_buffer::Note;
 use ferry_buffer::Notebook;

@@ -1,10 +1,10 @@
-use super::super::path::{IndexStyle, PathTemplate};
 use super::*;
+use crate::output::placeholders::{IndexStyle, Template};
 use ferry_buffer::ChunkKey;
 use std::io::Read;
 
 fn rendered(dir: &Path, name: &str) -> Rendered {
-    let t = PathTemplate::parse(
+    let t = Template::parse(
         &format!("{}/{name}\u{0}.log", dir.display()),
         IndexStyle::Underscore,
         crate::time::Zone::UTC,

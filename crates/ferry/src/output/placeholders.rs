@@ -1,12 +1,18 @@
-//! Path templates: where a chunk's events are written.
+//! Chunk key placeholders: text filled in from a chunk's key (Fluentd's
+//! `extract_placeholders`), for the file output's paths, the secondary file's paths and the
+//! http output's endpoint and headers.
 //!
 //! A template holds `strftime` directives (`%Y%m%d%H`, formatted from the chunk's time slice,
-//! in the buffer's `timekey_zone`), placeholders filled from the chunk key — `${tag}`, `${tag[N]}` and
-//! `${tag_parts[N]}` (negative N counts from the end), `${KEY}` for a record chunk key,
-//! `${chunk_id}` — and an index slot for the file number.
+//! in the buffer's `timekey_zone`), placeholders filled from the chunk key — `${tag}`,
+//! `${tag[N]}` and `${tag_parts[N]}` (negative N counts from the end), `${KEY}` for a record
+//! chunk key, `${chunk_id}` — and, in a path, an index slot for the file number.
 //!
-//! Values filled in from events are made safe for a path: `/` and NUL become `_`, and a value
-//! that starts with `.` gets a `_` in front, so a tag can never name a parent directory.
+//! Values filled in from events are escaped as the text they land in needs ([`Escape`]): in a
+//! path, `/` and NUL become `_`, and a value that starts with `.` gets a `_` in front, so a tag
+//! can never name a parent directory; in a URL, bytes a URL cannot hold are percent-encoded.
+//!
+//! A path is always a `strftime` format. Other text is one only when `time` is a chunk key, as
+//! in Fluentd: `%20` in an endpoint stays `%20` unless the chunks are cut by time.
 
 use crate::output::buffer_section::ChunkKeys;
 use crate::time::{Strftime, Zone};
@@ -23,9 +29,22 @@ pub enum IndexStyle {
     Dot,
 }
 
+/// How values from a chunk key are written into the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// A file path: a value never adds a directory level or names a parent.
+    Path,
+    /// A URL: bytes a URL cannot hold (space, controls, `"`, `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`, `}`, non-ASCII) are
+    /// percent-encoded; the rest is written as it is, as Fluentd writes it.
+    Url,
+    /// As it is (header values; the caller checks what it cannot send).
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Piece {
     Lit(Strftime),
+    Text(String),
     Tag,
     TagPart(i64),
     Key(String),
@@ -33,12 +52,13 @@ enum Piece {
     Index,
 }
 
-/// A compiled path template.
+/// A compiled template.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PathTemplate {
+pub struct Template {
     source: String,
     pieces: Vec<Piece>,
     style: IndexStyle,
+    escape: Escape,
     /// The zone the time slice is written in.
     zone: Zone,
 }
@@ -51,18 +71,36 @@ pub struct Needs {
     pub keys: Vec<String>,
 }
 
-impl PathTemplate {
-    /// Compiles `source`, in which the character NUL marks the index slot (the caller puts it
-    /// where Fluentd's path rules put the file number); times are written in `zone`.
+impl Template {
+    /// Compiles the path `source`, in which the character NUL marks the index slot (the caller
+    /// puts it where Fluentd's path rules put the file number); times are written in `zone`.
     pub fn parse(source: &str, style: IndexStyle, zone: Zone) -> Result<Self, String> {
+        Self::compile(source, style, Escape::Path, Some(zone))
+    }
+
+    /// Compiles text that is not a path (an endpoint, a header value): a `strftime` format
+    /// only when `time` is `Some` (the chunks are cut by time; times written in that zone).
+    pub fn parse_text(source: &str, escape: Escape, time: Option<Zone>) -> Result<Self, String> {
+        Self::compile(source, IndexStyle::Dot, escape, time)
+    }
+
+    fn compile(
+        source: &str,
+        style: IndexStyle,
+        escape: Escape,
+        time: Option<Zone>,
+    ) -> Result<Self, String> {
         let mut pieces = Vec::new();
         let mut lit = String::new();
         let mut rest = source;
+        let strftime = time.is_some();
         let flush = |lit: &mut String, pieces: &mut Vec<Piece>| -> Result<(), String> {
             if !lit.is_empty() {
-                pieces.push(Piece::Lit(
-                    Strftime::parse(lit).map_err(|e| format!("'{lit}': {e}"))?,
-                ));
+                pieces.push(if strftime {
+                    Piece::Lit(Strftime::parse(lit).map_err(|e| format!("'{lit}': {e}"))?)
+                } else {
+                    Piece::Text(lit.clone())
+                });
                 lit.clear();
             }
             Ok(())
@@ -92,7 +130,8 @@ impl PathTemplate {
             source: source.to_string(),
             pieces,
             style,
-            zone,
+            escape,
+            zone: time.unwrap_or(Zone::UTC),
         })
     }
 
@@ -163,14 +202,16 @@ impl PathTemplate {
             } else {
                 &mut out.head
             };
+            let escape = self.escape;
             match p {
                 Piece::Lit(f) => f.write(time, &self.zone, target),
-                Piece::Tag => target.push_str(&safe(tag)),
+                Piece::Text(t) => target.push_str(t),
+                Piece::Tag => push_value(target, tag, escape),
                 Piece::TagPart(n) => {
                     let len = parts.len() as i64;
                     let i = if *n < 0 { len + n } else { *n };
                     if let Some(part) = usize::try_from(i).ok().and_then(|i| parts.get(i)) {
-                        target.push_str(&safe(part));
+                        push_value(target, part, escape);
                     }
                 }
                 Piece::Key(k) => {
@@ -179,7 +220,7 @@ impl PathTemplate {
                         .iter()
                         .find(|(name, _)| name == k)
                         .map_or("", |(_, v)| v);
-                    target.push_str(&safe(v));
+                    push_value(target, v, escape);
                 }
                 Piece::ChunkId => target.push_str(chunk_id),
                 Piece::Index => out.indexed = true,
@@ -213,6 +254,13 @@ impl Rendered {
     /// A name for the whole family of indexed files (the cache key of the next index).
     pub fn family(&self) -> String {
         format!("{}\u{0}{}", self.head, self.tail)
+    }
+
+    /// The filled text of a template without an index slot.
+    pub fn text(self) -> String {
+        let mut text = self.head;
+        text.push_str(&self.tail);
+        text
     }
 }
 
@@ -248,6 +296,27 @@ fn placeholder(inner: &str) -> Result<Piece, String> {
     }
 }
 
+fn push_value(out: &mut String, value: &str, escape: Escape) {
+    match escape {
+        Escape::Path => out.push_str(&safe(value)),
+        Escape::None => out.push_str(value),
+        Escape::Url => {
+            for b in value.bytes() {
+                let keep = b.is_ascii_graphic()
+                    && !matches!(
+                        b,
+                        b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+                    );
+                if keep {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+    }
+}
+
 fn safe(value: &str) -> String {
     let mut s: String = value
         .chars()
@@ -273,7 +342,7 @@ mod tests {
 
     #[test]
     fn renders_time_tag_parts_keys_and_the_index_slot() {
-        let t = PathTemplate::parse(
+        let t = Template::parse(
             "/logs/${tag[0]}/${tag_parts[-1]}/${host}/app.%Y%m%d%H\u{0}.log.gz",
             IndexStyle::Underscore,
             Zone::UTC,
@@ -302,8 +371,7 @@ mod tests {
 
     #[test]
     fn values_from_events_cannot_escape_the_directory() {
-        let t =
-            PathTemplate::parse("/logs/${tag}/${tag[1]}/x", IndexStyle::Dot, Zone::UTC).unwrap();
+        let t = Template::parse("/logs/${tag}/${tag[1]}/x", IndexStyle::Dot, Zone::UTC).unwrap();
         let r = t.render(&key("../etc", 0), "id");
         assert_eq!(r.path(0, true), PathBuf::from("/logs/_.._etc/_/x"));
         let r = t.render(&key("a./", 0), "id");
@@ -311,8 +379,36 @@ mod tests {
     }
 
     #[test]
+    fn text_is_a_time_format_only_when_chunks_are_cut_by_time() {
+        let k = key("app.web", 1_700_000_000 - 1_700_000_000 % 3600);
+        let endpoint = "http://h/?query=INSERT%20INTO%20${tag[1]}&h=${host}";
+        let t = Template::parse_text(endpoint, Escape::Url, None).unwrap();
+        assert_eq!(
+            t.render(&k, "id").text(),
+            "http://h/?query=INSERT%20INTO%20web&h=web1"
+        );
+        assert!(!t.needs().time);
+        let t = Template::parse_text("/d/%Y%m%d/${tag}", Escape::Url, Some(Zone::UTC)).unwrap();
+        assert_eq!(t.render(&k, "id").text(), "/d/20231114/app.web");
+        assert!(t.needs().time);
+    }
+
+    #[test]
+    fn values_are_escaped_for_the_text_they_land_in() {
+        let mut k = key("a b/c", 0);
+        k.variables = vec![("v".into(), "x\"y{é}".into())];
+        let url = Template::parse_text("/p/${tag}?v=${v}", Escape::Url, None).unwrap();
+        assert_eq!(
+            url.render(&k, "id").text(),
+            "/p/a%20b/c?v=x%22y%7B%C3%A9%7D"
+        );
+        let raw = Template::parse_text("${tag} ${v}", Escape::None, None).unwrap();
+        assert_eq!(raw.render(&k, "id").text(), "a b/c x\"y{é}");
+    }
+
+    #[test]
     fn chunk_keys_must_provide_what_the_template_reads() {
-        let t = PathTemplate::parse("/l/${tag}/%Y/${host}", IndexStyle::Dot, Zone::UTC).unwrap();
+        let t = Template::parse("/l/${tag}/%Y/${host}", IndexStyle::Dot, Zone::UTC).unwrap();
         let mut keys = ChunkKeys {
             tag: true,
             time: true,
@@ -323,8 +419,8 @@ mod tests {
         assert!(t.check(&keys).is_ok());
         keys.time = false;
         assert!(t.check(&keys).is_err());
-        assert!(PathTemplate::parse("/l/${a b}", IndexStyle::Dot, Zone::UTC).is_err());
-        assert!(PathTemplate::parse("/l/${tag", IndexStyle::Dot, Zone::UTC).is_err());
-        assert!(PathTemplate::parse("/l/%Q", IndexStyle::Dot, Zone::UTC).is_err());
+        assert!(Template::parse("/l/${a b}", IndexStyle::Dot, Zone::UTC).is_err());
+        assert!(Template::parse("/l/${tag", IndexStyle::Dot, Zone::UTC).is_err());
+        assert!(Template::parse("/l/%Q", IndexStyle::Dot, Zone::UTC).is_err());
     }
 }
