@@ -15,7 +15,7 @@
 //! | [`format`] | records → text: Fluentd's `<format>` types and `<inject>`, for outputs and the stdout filter |
 //! | [`router`] | tag → filters → output, with Fluentd's `<match>`, `<label>`, `copy`, `relabel`, `@ERROR` |
 //! | [`filter`] | `grep`, `record_transformer`, `parser`, `stdout`: read records where they lie in the msgpack bytes, splice what they change |
-//! | [`output`] | where events go (`stdout`, `null`, `file`, `forward`, `secondary_file`, `kafka2`), the buffered append path and the flushers |
+//! | [`output`] | where events go (`stdout`, `null`, `file`, `forward`, `secondary_file`, `kafka2`, `http`), the buffered append path and the flushers |
 //! | [`record`] | helpers over decoded records shared by filters and formatters |
 //! | [`event`] | the batch of events that travels between them (msgpack bytes) |
 //! | [`task`] | named tasks, their states, cancellation and shutdown |

@@ -160,6 +160,7 @@ fn report(
                 }
             }
         }
+        http_endpoint(&mut out, &mut advice, id, &before, now);
     }
     out.push_str(&crash_report(b));
     if advice.is_empty() {
@@ -171,6 +172,47 @@ fn report(
         }
     }
     out
+}
+
+/// An http output's endpoint line and what its answers advise.
+fn http_endpoint(
+    out: &mut String,
+    advice: &mut Vec<String>,
+    id: &str,
+    before: &Sample,
+    now: &Sample,
+) {
+    let Some(endpoint) = now.extra.get("endpoint").and_then(Value::as_str) else {
+        return;
+    };
+    let n = |s: &Sample, k: &str| num(&Value::Object(s.extra.clone()), k);
+    let classes: Vec<String> = ["2xx", "3xx", "4xx", "5xx"]
+        .iter()
+        .map(|c| (c, n(now, &format!("http_responses_{c}"))))
+        .filter(|(_, v)| *v > 0.0)
+        .map(|(c, v)| format!("{c} {v:.0}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "    endpoint {endpoint}  requests {:.0} ({})  connections {:.0}  {}",
+        n(now, "http_requests"),
+        if classes.is_empty() {
+            "no answers".into()
+        } else {
+            classes.join(", ")
+        },
+        n(now, "http_connections"),
+        now.extra
+            .get("http_last_error")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    );
+    if n(now, "http_retryable_errors") > n(before, "http_retryable_errors") {
+        advice.push(format!("{id}: the endpoint answers with retryable_response_codes, times out or cannot be reached: chunks wait in the buffer and are retried"));
+    }
+    if n(now, "http_unrecoverable_errors") > n(before, "http_unrecoverable_errors") {
+        advice.push(format!("{id}: the endpoint refused chunks with a status that is not retried: they went to <secondary> or quarantine (the log names the status and the answer)"));
+    }
 }
 
 /// What crashes cost since this process started, from each output's counts: events sent again
@@ -346,5 +388,42 @@ mod tests {
         let text = report("http://x", &a, &b, 2.0);
         assert!(text.contains("never"), "{text}");
         assert!(text.contains("90% full"), "{text}");
+    }
+
+    #[test]
+    fn an_http_output_shows_its_endpoint_answers_and_advice() {
+        let http = |requests: u64, retryable: u64, refused: u64| {
+            let mut s = sample(0.0, 0.0, 100.0);
+            s.type_name = "http".into();
+            for (k, v) in [
+                ("endpoint", json!("http://ch:8123/?query=INSERT")),
+                ("http_requests", json!(requests)),
+                ("http_responses_2xx", json!(requests - retryable - refused)),
+                ("http_responses_5xx", json!(retryable)),
+                ("http_responses_4xx", json!(refused)),
+                ("http_connections", json!(1)),
+                ("http_retryable_errors", json!(retryable)),
+                ("http_unrecoverable_errors", json!(refused)),
+                (
+                    "http_last_error",
+                    json!("POST http://ch:8123/ answered 503 Service Unavailable: busy"),
+                ),
+            ] {
+                s.extra.insert(k.into(), v);
+            }
+            s
+        };
+        let a = BTreeMap::from([("out".to_string(), http(10, 0, 0))]);
+        let b = BTreeMap::from([("out".to_string(), http(14, 2, 1))]);
+        let text = report("http://x", &a, &b, 1.0);
+        assert!(
+            text.contains("endpoint http://ch:8123/?query=INSERT  requests 14 (2xx 11, 4xx 1, 5xx 2)  connections 1  POST http://ch:8123/ answered 503"),
+            "{text}"
+        );
+        assert!(
+            text.contains("out: the endpoint answers with retryable_response_codes"),
+            "{text}"
+        );
+        assert!(text.contains("out: the endpoint refused chunks"), "{text}");
     }
 }

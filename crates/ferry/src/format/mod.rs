@@ -1,5 +1,5 @@
-//! Turning events into bytes: Fluentd's `<format>` and `<inject>` for the outputs that print
-//! or archive records (`stdout`, `file`).
+//! Turning events into bytes: Fluentd's `<format>` and `<inject>` for the outputs that print,
+//! archive or send records (`stdout`, `file`, `http`).
 //!
 //! | `@type` | one event becomes |
 //! |---|---|
@@ -171,6 +171,19 @@ impl FormatConfig {
     /// and skipped (their partial output removed): inputs validated them, so this means a bug,
     /// not bad input, and it must not stop the output.
     pub fn write_stream(&self, tag: &str, stream: &[u8], out: &mut Vec<u8>) -> u64 {
+        self.write_stream_separated(tag, stream, b"", &mut true, out)
+    }
+
+    /// [`Self::write_stream`] with `separator` between events, across calls: `first` is true
+    /// until an event was written (the elements of out_http's JSON array).
+    pub fn write_stream_separated(
+        &self,
+        tag: &str,
+        stream: &[u8],
+        separator: &[u8],
+        first: &mut bool,
+        out: &mut Vec<u8>,
+    ) -> u64 {
         let mut broken = 0;
         let mut scratch = Scratch::default();
         for entry in entries::iter(stream) {
@@ -179,9 +192,14 @@ impl FormatConfig {
                 continue;
             };
             let before = out.len();
+            if !*first {
+                out.extend_from_slice(separator);
+            }
             if self.write_event(tag, &entry, out, &mut scratch).is_err() {
                 out.truncate(before);
                 broken += 1;
+            } else {
+                *first = false;
             }
         }
         broken

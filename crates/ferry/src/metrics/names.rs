@@ -185,6 +185,9 @@ pub mod dropped {
     /// Events a network input without acknowledgements had read but could not commit (an
     /// output refused them, or ferry stopped while the buffer was full).
     pub const NOT_COMMITTED: &str = "not_committed";
+    /// An http output with `error_response_as_unrecoverable false` got an error answer and
+    /// deleted the chunk, as Fluentd does.
+    pub const ERROR_RESPONSE: &str = "error_response";
 }
 pub const FERRY_BUFFER_DISK_ERRORS: Family = (
     "ferry_buffer_disk_errors_total",
@@ -385,6 +388,34 @@ pub const FERRY_KAFKA_QUEUE_FULL: Family = (
 pub const FERRY_KAFKA_PRODUCER_RESTARTS: Family = (
     "ferry_kafka_producer_restarts_total",
     "Producers rebuilt after a fatal error.",
+);
+pub const FERRY_HTTP_OUTPUT_REQUESTS: Family = (
+    "ferry_http_output_requests_total",
+    "Requests an http output sent (one per chunk and attempt).",
+);
+pub const FERRY_HTTP_OUTPUT_RESPONSES: Family = (
+    "ferry_http_output_responses_total",
+    "Answers an http output received, by status class (2xx, 3xx, 4xx, 5xx).",
+);
+pub const FERRY_HTTP_OUTPUT_BYTES: Family = (
+    "ferry_http_output_bytes_total",
+    "Request body bytes an http output sent (after compression).",
+);
+pub const FERRY_HTTP_OUTPUT_RECORDS: Family = (
+    "ferry_http_output_records_total",
+    "Events in requests the endpoint answered with a success.",
+);
+pub const FERRY_HTTP_OUTPUT_RETRYABLE_ERRORS: Family = (
+    "ferry_http_output_retryable_errors_total",
+    "Requests that failed and will be retried: retryable_response_codes, connection failures, timeouts.",
+);
+pub const FERRY_HTTP_OUTPUT_UNRECOVERABLE_ERRORS: Family = (
+    "ferry_http_output_unrecoverable_errors_total",
+    "Requests answered with a status that is neither a success nor retryable (the chunk goes to <secondary> or quarantine).",
+);
+pub const FERRY_HTTP_OUTPUT_CONNECTIONS: Family = (
+    "ferry_http_output_connections_total",
+    "Connections an http output opened (kept alive and reused between chunks).",
 );
 pub const FERRY_TASKS: Family = ("ferry_tasks", "Running tasks.");
 pub const FERRY_START_TIME: Family = (

@@ -1,6 +1,6 @@
 //! Why a sink did not take events, and what happens next (decided by methods, never by text).
 
-use super::{forward, kafka};
+use super::{forward, http, kafka};
 use std::io;
 
 /// Why a sink did not take events.
@@ -19,6 +19,8 @@ pub enum SinkError {
     ChunksOnly(&'static str),
     #[error("{0}")]
     Kafka(#[source] kafka::delivery::KafkaOutputError),
+    #[error(transparent)]
+    Http(#[from] http::HttpOutputError),
 }
 
 impl SinkError {
@@ -28,6 +30,7 @@ impl SinkError {
             Self::BadChunk(_) | Self::ChunksOnly(_) => false,
             Self::Forward(e) => e.is_retryable(),
             Self::Kafka(e) => e.is_retryable(),
+            Self::Http(e) => e.is_retryable(),
             _ => true,
         }
     }
@@ -47,6 +50,7 @@ impl SinkError {
             Self::ChunksOnly(_) => "ConfigError",
             Self::Forward(e) => e.class(),
             Self::Kafka(e) => e.class(),
+            Self::Http(e) => e.class(),
         }
     }
 }

@@ -30,6 +30,7 @@ impl Collector for Output {
         match &*self.sink {
             Sink::Forward(f) => f.export(&self.id, out),
             Sink::Kafka(k) => k.metrics().export(&self.id, out),
+            Sink::Http(h) => h.metrics().export(&self.id, out),
             Sink::File(f) => {
                 out.counter(
                     FERRY_FILE_CHUNKS_ALREADY_WRITTEN,
@@ -139,6 +140,7 @@ impl Collector for Output {
                 fields.push(("partial_writes_undone", c(&f.appends_undone)));
                 fields.push(("partial_write_bytes_undone", c(&f.bytes_undone)));
             }
+            Sink::Http(h) => fields.extend(h.metrics().info(h.endpoint())),
             _ => {}
         }
         Some(PluginInfo {

@@ -14,6 +14,7 @@ pub mod flusher;
 
 pub mod forward;
 pub mod handoff;
+pub mod http;
 pub mod kafka;
 mod metrics;
 pub mod null;
@@ -44,6 +45,7 @@ pub const OUTPUT_TYPES: &[&str] = &[
     "file",
     "forward",
     "kafka2",
+    "http",
     "copy",
     "roundrobin",
     "relabel",
@@ -55,7 +57,6 @@ pub const FOREIGN_OUTPUT_TYPES: &[&str] = &[
     "s3",
     "elasticsearch",
     "opensearch",
-    "http",
     "rewrite_tag_filter",
 ];
 
@@ -68,6 +69,7 @@ pub enum SinkConfig {
     Forward(forward::ForwardConfig),
     SecondaryFile(secondary_file::SecondaryFileConfig),
     Kafka(Box<kafka::KafkaConfig>),
+    Http(Box<http::HttpOutputConfig>),
 }
 
 impl SinkConfig {
@@ -80,6 +82,7 @@ impl SinkConfig {
             Self::Forward(_) => "forward",
             Self::SecondaryFile(_) => "secondary_file",
             Self::Kafka(_) => "kafka2",
+            Self::Http(_) => "http",
         }
     }
 }
@@ -150,6 +153,11 @@ impl OutputConfig {
                 let config = kafka::KafkaConfig::from_section(section);
                 let setup = kafka::buffer_setup(section, &config, id, root, has_secondary);
                 (SinkConfig::Kafka(Box::new(config)), Some(setup))
+            }
+            "http" => {
+                let (c, setup) =
+                    http::HttpOutputConfig::from_section(section, id, root, has_secondary)?;
+                (SinkConfig::Http(Box::new(c)), Some(setup))
             }
             "stdout" | "null" => {
                 let sink = match kind {

@@ -6,7 +6,7 @@
 //! each is whole entries): memory stays bounded by one segment, whatever the chunk size.
 
 use super::segment::SegmentReader;
-use super::{SinkConfig, SinkError, file, forward, kafka, null, secondary_file, stdout};
+use super::{SinkConfig, SinkError, file, forward, http, kafka, null, secondary_file, stdout};
 use crate::event::Batch;
 use crate::task::Tasks;
 use ferry_buffer::Chunk;
@@ -21,6 +21,7 @@ pub enum Sink {
     Forward(forward::Forward),
     SecondaryFile(secondary_file::SecondaryFile),
     Kafka(Box<kafka::Kafka>),
+    Http(Box<http::HttpOut>),
 }
 
 impl Sink {
@@ -35,6 +36,9 @@ impl Sink {
             ),
             SinkConfig::Kafka(c) => {
                 Self::Kafka(Box::new(kafka::Kafka::new(id.to_string(), (**c).clone())))
+            }
+            SinkConfig::Http(c) => {
+                Self::Http(Box::new(http::HttpOut::new(id.to_string(), (**c).clone())))
             }
         }
     }
@@ -62,6 +66,7 @@ impl Sink {
             Self::Forward(_) => "forward",
             Self::SecondaryFile(_) => "secondary_file",
             Self::Kafka(_) => "kafka2",
+            Self::Http(_) => "http",
         }
     }
 
@@ -73,7 +78,7 @@ impl Sink {
                 o.take(batch.records);
                 Ok(())
             }
-            Self::File(_) | Self::Forward(_) | Self::SecondaryFile(_) => {
+            Self::File(_) | Self::Forward(_) | Self::SecondaryFile(_) | Self::Http(_) => {
                 Err(SinkError::ChunksOnly(self.type_name()))
             }
             Self::Kafka(o) => o.write_batch(&batch.tag, &batch.entries).await,
@@ -99,6 +104,7 @@ impl Sink {
             Self::Forward(f) => Ok(f.write_chunk(chunk).await?),
             Self::SecondaryFile(o) => o.write_chunk(chunk).await,
             Self::Kafka(o) => o.write_chunk(chunk).await,
+            Self::Http(o) => o.write_chunk(chunk).await,
         }
     }
 }

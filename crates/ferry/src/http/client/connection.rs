@@ -67,9 +67,12 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The start of the body as text, for a log line.
+    /// The start of the body as text on one line, for a log line.
     pub fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body_head).trim().to_string()
+        String::from_utf8_lossy(&self.body_head)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
