@@ -111,6 +111,12 @@ if [ -z "$tansu" ]; then
 fi
 export FERRY_TEST_TANSU="$tansu"
 
+# ClickHouse from Debian (18.16), for the http output's test against its HTTP interface. The
+# test starts its own server with a private data directory and free ports; the package's system
+# service is never used.
+apt_install clickhouse-server
+export FERRY_TEST_CLICKHOUSE=/usr/sbin/clickhouse-server
+
 # The real peers: Fluentd 1.16.11 and Fluent Bit 4.2.8 from ../shared/peers (their setup installs
 # Ruby and the libraries they need from Debian), for the live interoperability tests.
 peers_setup="$root/../shared/peers/setup.sh"
