@@ -70,6 +70,16 @@ impl HttpOut {
             tls: config.tls.clone(),
         };
         let pool = Pool::new(options, config.connections);
+        // Fluentd takes these as `proxy`'s default; ferry goes to the endpoint directly.
+        if let Some(var) = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"]
+            .into_iter()
+            .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+        {
+            tracing::warn!(
+                "output {id}: {var} is set, but the http output does not go through a proxy: it connects to {} directly",
+                config.endpoint.source()
+            );
+        }
         Self {
             id,
             config,
