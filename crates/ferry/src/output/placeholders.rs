@@ -296,24 +296,25 @@ fn placeholder(inner: &str) -> Result<Piece, String> {
     }
 }
 
+/// What a URL cannot hold as it is: controls, space and the characters RFC 3986 leaves out
+/// (non-ASCII is always encoded).
+const NOT_IN_URLS: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
 fn push_value(out: &mut String, value: &str, escape: Escape) {
     match escape {
         Escape::Path => out.push_str(&safe(value)),
         Escape::None => out.push_str(value),
-        Escape::Url => {
-            for b in value.bytes() {
-                let keep = b.is_ascii_graphic()
-                    && !matches!(
-                        b,
-                        b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
-                    );
-                if keep {
-                    out.push(char::from(b));
-                } else {
-                    out.push_str(&format!("%{b:02X}"));
-                }
-            }
-        }
+        Escape::Url => out.extend(percent_encoding::utf8_percent_encode(value, NOT_IN_URLS)),
     }
 }
 
