@@ -1,6 +1,6 @@
 //! The http output against real HTTP receivers: ClickHouse's HTTP interface (Debian's
 //! clickhouse-server, started per test with a data directory and ports of its own), Fluentd
-//! 1.16.11's `in_http` and Fluent Bit 4.2.8's `http` input. Numbered events go into ferry
+//! 1.16.11's `in_http`, Fluent Bit 4.2.8's `http` input and ferry's own http input. Numbered events go into ferry
 //! through a Forward client with acks and are counted where the receiver stored them: rows of
 //! a ClickHouse table, lines of the peer's stdout. None may be missing.
 
@@ -136,6 +136,44 @@ fn fluent_bit_http_input_takes_every_event() {
     wait_for_peer(&fluent_bit, &ferry, N, Duration::from_secs(30));
     thread::sleep(Duration::from_millis(500));
     assert_each_once(&seqs_in_lines(&fluent_bit.log_lines()), N, "fluent-bit");
+}
+
+#[test]
+fn ferrys_http_input_takes_every_event_as_json_lines_gzip_and_msgpack() {
+    const N: u64 = 3000;
+    let http = free_port();
+    let receiver = Ferry::start(
+        &format!(
+            "<source>\n  @type http\n  bind 127.0.0.1\n  port {http}\n</source>\n\
+             <match **>\n  @type stdout\n  <format>\n    @type json\n  </format>\n</match>\n"
+        ),
+        http,
+    );
+    let port = free_port();
+    let endpoint = format!("  endpoint http://127.0.0.1:{http}/${{tag}}\n");
+    let matches = http_match("lines.**", &format!("{endpoint}  compress gzip\n"))
+        + &http_match(
+            "packed.**",
+            &format!(
+                "{endpoint}  content_type application/msgpack\n  <format>\n    @type msgpack\n  </format>\n"
+            ),
+        );
+    let sender = Ferry::start(&ferry_config(port, &matches), port);
+    send(port, "lines.events", 0..N / 2);
+    send(port, "packed.events", N / 2..N);
+    let lines = receiver.stdout_lines(N as usize, Duration::from_secs(30));
+    thread::sleep(Duration::from_millis(500));
+    let mut all = lines.clone();
+    all.extend(receiver.stdout.try_iter());
+    assert_each_once(&seqs_in_lines(&all), N, "ferry's http input");
+    assert!(
+        sender
+            .stderr_so_far()
+            .iter()
+            .all(|l| !l.contains("[warn]") && !l.contains("[error]")),
+        "{:?}",
+        sender.stderr_so_far()
+    );
 }
 
 /// clickhouse-server from Debian (`FERRY_TEST_CLICKHOUSE`, else on PATH).
