@@ -199,6 +199,14 @@ impl<'a> Section<'a> {
         self.opt_u64(key).unwrap_or(default)
     }
 
+    /// `key` as a port number (at most 65535), or `default`.
+    pub fn port_or(&self, key: &str, default: u16) -> u16 {
+        u16::try_from(self.u64_or(key, u64::from(default))).unwrap_or_else(|_| {
+            self.error(Some(key), "a port is at most 65535");
+            default
+        })
+    }
+
     /// `key` as an integer.
     pub fn opt_i64(&self, key: &str) -> Option<i64> {
         self.typed(key, |v| {

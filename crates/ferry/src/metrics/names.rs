@@ -233,6 +233,22 @@ pub const FERRY_SCRIBE_INPUT_CALLS: Family = (
     "ferry_scribe_input_calls_total",
     "Calls a scribe input answered: Log with OK or TRY_LATER, fb303 status calls, unknown methods.",
 );
+pub const FERRY_SCRIBE_OUTPUT_CALLS: Family = (
+    "ferry_scribe_output_calls_total",
+    "Log calls a scribe output made, by answer: ok, try_later, failed (connection, timeout, exception).",
+);
+pub const FERRY_SCRIBE_OUTPUT_MESSAGES: Family = (
+    "ferry_scribe_output_messages_total",
+    "Messages a scribe output had answered OK.",
+);
+pub const FERRY_SCRIBE_OUTPUT_BYTES: Family = (
+    "ferry_scribe_output_bytes_total",
+    "Message bytes a scribe output had answered OK.",
+);
+pub const FERRY_SCRIBE_OUTPUT_CONNECTIONS: Family = (
+    "ferry_scribe_output_connections_total",
+    "Connections a scribe output opened.",
+);
 pub const FERRY_UDP_INPUT_DATAGRAMS: Family = (
     "ferry_udp_input_datagrams_total",
     "Datagrams a udp input received.",

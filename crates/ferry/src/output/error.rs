@@ -1,6 +1,6 @@
 //! Why a sink did not take events, and what happens next (decided by methods, never by text).
 
-use super::{forward, http, kafka};
+use super::{forward, http, kafka, scribe};
 use std::io;
 
 /// Why a sink did not take events.
@@ -21,6 +21,8 @@ pub enum SinkError {
     Kafka(#[source] kafka::delivery::KafkaOutputError),
     #[error(transparent)]
     Http(#[from] http::HttpOutputError),
+    #[error(transparent)]
+    Scribe(#[from] scribe::ScribeOutputError),
 }
 
 impl SinkError {
@@ -31,6 +33,7 @@ impl SinkError {
             Self::Forward(e) => e.is_retryable(),
             Self::Kafka(e) => e.is_retryable(),
             Self::Http(e) => e.is_retryable(),
+            Self::Scribe(e) => e.is_retryable(),
             _ => true,
         }
     }
@@ -51,6 +54,7 @@ impl SinkError {
             Self::Forward(e) => e.class(),
             Self::Kafka(e) => e.class(),
             Self::Http(e) => e.class(),
+            Self::Scribe(e) => e.class(),
         }
     }
 }

@@ -31,6 +31,7 @@ impl Collector for Output {
             Sink::Forward(f) => f.export(&self.id, out),
             Sink::Kafka(k) => k.metrics().export(&self.id, out),
             Sink::Http(h) => h.metrics().export(&self.id, out),
+            Sink::Scribe(s) => s.metrics().export(&self.id, out),
             Sink::File(f) => {
                 out.counter(
                     FERRY_FILE_CHUNKS_ALREADY_WRITTEN,
@@ -141,6 +142,14 @@ impl Collector for Output {
                 fields.push(("partial_write_bytes_undone", c(&f.bytes_undone)));
             }
             Sink::Http(h) => fields.extend(h.metrics().info(h.endpoint())),
+            Sink::Scribe(s) => {
+                let sm = s.metrics();
+                fields.push(("servers", serde_json::json!(s.servers())));
+                fields.push(("log_calls_ok", c(&sm.calls_ok)));
+                fields.push(("log_calls_try_later", c(&sm.calls_try_later)));
+                fields.push(("log_calls_failed", c(&sm.calls_failed)));
+                fields.push(("messages_sent", c(&sm.messages)));
+            }
             _ => {}
         }
         Some(PluginInfo {

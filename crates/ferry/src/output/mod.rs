@@ -21,6 +21,7 @@ pub mod null;
 pub mod placeholders;
 pub mod progress;
 pub mod refusal;
+pub mod scribe;
 pub mod secondary_file;
 pub mod segment;
 pub mod sink;
@@ -46,6 +47,7 @@ pub const OUTPUT_TYPES: &[&str] = &[
     "forward",
     "kafka2",
     "http",
+    "scribe",
     "copy",
     "roundrobin",
     "relabel",
@@ -70,6 +72,7 @@ pub enum SinkConfig {
     SecondaryFile(secondary_file::SecondaryFileConfig),
     Kafka(Box<kafka::KafkaConfig>),
     Http(Box<http::HttpOutputConfig>),
+    Scribe(Box<scribe::ScribeOutputConfig>),
 }
 
 impl SinkConfig {
@@ -83,6 +86,7 @@ impl SinkConfig {
             Self::SecondaryFile(_) => "secondary_file",
             Self::Kafka(_) => "kafka2",
             Self::Http(_) => "http",
+            Self::Scribe(_) => "scribe",
         }
     }
 }
@@ -153,6 +157,32 @@ impl OutputConfig {
                 let config = kafka::KafkaConfig::from_section(section);
                 let setup = kafka::buffer_setup(section, &config, id, root, has_secondary);
                 (SinkConfig::Kafka(Box::new(config)), Some(setup))
+            }
+            "scribe" => {
+                let c = scribe::ScribeOutputConfig::from_section(section);
+                // Like the forward output: always buffered, the tag (the category) a chunk key.
+                let buffer_section = section.child("buffer");
+                let defaults = BufferDefaults {
+                    keys: "tag",
+                    timekey: None,
+                };
+                let setup = BufferSetup::from_section(
+                    buffer_section.as_ref(),
+                    defaults,
+                    id,
+                    root,
+                    has_secondary,
+                );
+                if let Some(b) = buffer_section {
+                    b.finish();
+                }
+                if !setup.keys.tag {
+                    section.error(
+                        None,
+                        "the scribe output needs 'tag' among its chunk keys (it is the category)",
+                    );
+                }
+                (SinkConfig::Scribe(Box::new(c)), Some(setup))
             }
             "http" => {
                 let (c, setup) =

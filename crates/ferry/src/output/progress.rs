@@ -5,6 +5,7 @@
 //! |---|---|---|---|---|---|
 //! | 1 | forward | a request was written | run | payload offset | length |
 //! | 2 | forward | the server acknowledged it | run | payload offset | length |
+//! | 3 | scribe | a slice's `Log` call was answered `OK` | | entry offset | length |
 //! | 16 | file | a new file was published | part | | |
 //! | 17 | file | an append to a file begins | file number | path hash | length before |
 //! | 18 | file | the whole chunk is written and synced | | | |
@@ -24,6 +25,7 @@ use std::sync::OnceLock;
 pub enum Code {
     RequestSent = 1,
     RequestAcked = 2,
+    ScribeSliceOk = 3,
     FilePublished = 16,
     AppendBegun = 17,
     WriteDone = 18,

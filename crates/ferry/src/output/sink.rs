@@ -6,7 +6,9 @@
 //! each is whole entries): memory stays bounded by one segment, whatever the chunk size.
 
 use super::segment::SegmentReader;
-use super::{SinkConfig, SinkError, file, forward, http, kafka, null, secondary_file, stdout};
+use super::{
+    SinkConfig, SinkError, file, forward, http, kafka, null, scribe, secondary_file, stdout,
+};
 use crate::event::Batch;
 use crate::task::Tasks;
 use ferry_buffer::Chunk;
@@ -22,6 +24,7 @@ pub enum Sink {
     SecondaryFile(secondary_file::SecondaryFile),
     Kafka(Box<kafka::Kafka>),
     Http(Box<http::HttpOut>),
+    Scribe(Box<scribe::ScribeOut>),
 }
 
 impl Sink {
@@ -37,6 +40,10 @@ impl Sink {
             SinkConfig::Kafka(c) => {
                 Self::Kafka(Box::new(kafka::Kafka::new(id.to_string(), (**c).clone())))
             }
+            SinkConfig::Scribe(c) => Self::Scribe(Box::new(scribe::ScribeOut::new(
+                id.to_string(),
+                (**c).clone(),
+            ))),
             SinkConfig::Http(c) => {
                 Self::Http(Box::new(http::HttpOut::new(id.to_string(), (**c).clone())))
             }
@@ -67,6 +74,7 @@ impl Sink {
             Self::SecondaryFile(_) => "secondary_file",
             Self::Kafka(_) => "kafka2",
             Self::Http(_) => "http",
+            Self::Scribe(_) => "scribe",
         }
     }
 
@@ -78,9 +86,11 @@ impl Sink {
                 o.take(batch.records);
                 Ok(())
             }
-            Self::File(_) | Self::Forward(_) | Self::SecondaryFile(_) | Self::Http(_) => {
-                Err(SinkError::ChunksOnly(self.type_name()))
-            }
+            Self::File(_)
+            | Self::Forward(_)
+            | Self::SecondaryFile(_)
+            | Self::Http(_)
+            | Self::Scribe(_) => Err(SinkError::ChunksOnly(self.type_name())),
             Self::Kafka(o) => o.write_batch(&batch.tag, &batch.entries).await,
         }
     }
@@ -105,6 +115,7 @@ impl Sink {
             Self::SecondaryFile(o) => o.write_chunk(chunk).await,
             Self::Kafka(o) => o.write_chunk(chunk).await,
             Self::Http(o) => o.write_chunk(chunk).await,
+            Self::Scribe(o) => o.write_chunk(chunk).await,
         }
     }
 }

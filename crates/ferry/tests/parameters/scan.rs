@@ -47,6 +47,7 @@ pub const KEY_GETTERS: &[&str] = &[
     "bool_or",
     "opt_u64",
     "u64_or",
+    "port_or",
     "opt_i64",
     "i64_or",
     "opt_f64",

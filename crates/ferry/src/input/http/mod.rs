@@ -124,7 +124,7 @@ impl HttpInputConfig {
         Self {
             label: s.label().map(str::to_string),
             bind: s.str_or("bind", "0.0.0.0"),
-            port: crate::input::lines::setup::read_port(s, "port", 9880),
+            port: s.port_or("port", 9880),
             body_size_limit: body_size_limit.max(1),
             keepalive_timeout: keepalive_timeout.max(Duration::from_millis(1)),
             backlog,

@@ -41,14 +41,6 @@ pub fn read_parse(
     }
 }
 
-/// A port number at `key` (at most 65535), `default` when unset.
-pub fn read_port(s: &Section<'_>, key: &str, default: u16) -> u16 {
-    u16::try_from(s.u64_or(key, u64::from(default))).unwrap_or_else(|_| {
-        s.error(Some(key), "a port is at most 65535");
-        default
-    })
-}
-
 /// How long a reverse lookup for `source_hostname_key` may hold a batch.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -107,7 +107,7 @@ impl ScribeInputConfig {
         Self {
             label: s.label().map(str::to_string),
             bind: s.str_or("bind", "0.0.0.0"),
-            port: crate::input::lines::setup::read_port(s, "port", 1463),
+            port: s.port_or("port", 1463),
             transport: if s.bool_or("is_framed", true) {
                 Transport::Framed
             } else {

@@ -144,7 +144,7 @@ impl SyslogInputConfig {
             tag: s.required_str("tag").unwrap_or_default(),
             label: s.label().map(str::to_string),
             bind: s.str_or("bind", "0.0.0.0"),
-            port: setup::read_port(s, "port", 5140),
+            port: s.port_or("port", 5140),
             transport,
             parse,
             parser_reads_priority,

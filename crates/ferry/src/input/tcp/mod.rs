@@ -95,7 +95,7 @@ impl TcpInputConfig {
             tag: s.required_str("tag").unwrap_or_default(),
             label: s.label().map(str::to_string),
             bind: s.str_or("bind", "0.0.0.0"),
-            port: setup::read_port(s, "port", 5170),
+            port: s.port_or("port", 5170),
             parse,
             delimiter,
             message_length_limit: message_length_limit.max(1),

@@ -60,7 +60,7 @@ impl UdpInputConfig {
             tag: s.required_str("tag").unwrap_or_default(),
             label: s.label().map(str::to_string),
             bind: s.str_or("bind", "0.0.0.0"),
-            port: setup::read_port(s, "port", 5160),
+            port: s.port_or("port", 5160),
             parse,
             message_length_limit: limit.clamp(1, 65_507),
             remove_newline: s.bool_or("remove_newline", true),
