@@ -1,6 +1,7 @@
 //! `ferry status`: reads a running ferry's monitor API twice, a moment apart, and prints for
 //! people each output's buffer flow (in and out rates, what is held, time to drain) with the
-//! tuning advice operators otherwise work out by hand from the logs.
+//! tuning advice operators otherwise work out by hand from the logs. Inputs come first: their
+//! rates and what they refused (an http input's answers, a scribe input's `TRY_LATER`s).
 
 use crate::http::client::get;
 use serde_json::Value;
@@ -26,14 +27,43 @@ fn num(v: &Value, k: &str) -> f64 {
     v.get(k).and_then(Value::as_f64).unwrap_or(0.0)
 }
 
-fn read(url: &str) -> anyhow::Result<BTreeMap<String, Sample>> {
+/// One input's numbers at one moment.
+#[derive(Debug, Clone, Default)]
+struct InputSample {
+    type_name: String,
+    emit_records: f64,
+    emit_size: f64,
+    extra: serde_json::Map<String, Value>,
+}
+
+/// A reading: the inputs and the outputs.
+#[derive(Debug, Clone, Default)]
+struct Reading {
+    inputs: BTreeMap<String, InputSample>,
+    outputs: BTreeMap<String, Sample>,
+}
+
+fn read(url: &str) -> anyhow::Result<Reading> {
     let (status, body) = get(url, "/api/plugins.json").map_err(|e| {
         anyhow::anyhow!("cannot reach {url}: {e} (is a monitor_agent source configured?)")
     })?;
     anyhow::ensure!(status == 200, "{url}/api/plugins.json answered {status}");
     let doc: Value = serde_json::from_str(&body)?;
     let mut out = BTreeMap::new();
+    let mut inputs = BTreeMap::new();
     for p in doc["plugins"].as_array().cloned().unwrap_or_default() {
+        if p["plugin_category"] == "input" {
+            inputs.insert(
+                p["plugin_id"].as_str().unwrap_or("?").to_string(),
+                InputSample {
+                    type_name: p["type"].as_str().unwrap_or("?").to_string(),
+                    emit_records: num(&p, "emit_records"),
+                    emit_size: num(&p, "emit_size"),
+                    extra: p.as_object().cloned().unwrap_or_default(),
+                },
+            );
+            continue;
+        }
         if p["plugin_category"] != "output" {
             continue;
         }
@@ -55,7 +85,89 @@ fn read(url: &str) -> anyhow::Result<BTreeMap<String, Sample>> {
             },
         );
     }
-    Ok(out)
+    Ok(Reading {
+        inputs,
+        outputs: out,
+    })
+}
+
+/// The inputs' table: rates, and what each refused; advice when refusals grew.
+fn inputs_report(
+    a: &BTreeMap<String, InputSample>,
+    b: &BTreeMap<String, InputSample>,
+    dt: f64,
+    advice: &mut Vec<String>,
+) -> String {
+    let mut out = String::new();
+    if b.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<24} {:<10} {:>12} {:>12}  NOTES",
+        "INPUT", "TYPE", "IN ev/s", "IN MB/s"
+    );
+    for (id, now) in b {
+        let before = a.get(id).cloned().unwrap_or_default();
+        let ev = (now.emit_records - before.emit_records) / dt;
+        let mb = (now.emit_size - before.emit_size) / dt / 1e6;
+        let n = |s: &InputSample, k: &str| s.extra.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+        let mut notes = Vec::new();
+        if let Some(c) = now.extra.get("connections").and_then(Value::as_f64) {
+            notes.push(format!("connections {c}"));
+        }
+        match now.type_name.as_str() {
+            "http" => {
+                let answers = |s: &InputSample| {
+                    s.extra
+                        .get("answers")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                let (was, is) = (answers(&before), answers(now));
+                let listed: Vec<String> = is
+                    .iter()
+                    .map(|(code, count)| format!("{code}:{}", count.as_f64().unwrap_or(0.0)))
+                    .collect();
+                if !listed.is_empty() {
+                    notes.push(format!("answers {}", listed.join(" ")));
+                }
+                let grew = |code: &str| {
+                    is.get(code).and_then(Value::as_f64).unwrap_or(0.0)
+                        > was.get(code).and_then(Value::as_f64).unwrap_or(0.0)
+                };
+                if grew("503") {
+                    advice.push(format!("{id}: requests were answered 503 (a buffer stayed full): clients send them again; see the outputs' FREE and DRAIN"));
+                }
+                if ["400", "413", "415"].iter().any(|c| grew(c)) {
+                    advice.push(format!("{id}: requests were refused as bad (400, 413, 415): the log names each client and what was wrong"));
+                }
+            }
+            "scribe" => {
+                notes.push(format!(
+                    "Log OK {} TRY_LATER {}",
+                    n(now, "log_ok"),
+                    n(now, "log_try_later")
+                ));
+                if n(now, "log_try_later") > n(&before, "log_try_later") {
+                    advice.push(format!("{id}: Log calls were answered TRY_LATER (a buffer stayed full, or a message made no record): see the log and the outputs' FREE"));
+                }
+            }
+            _ => {}
+        }
+        if now.extra.contains_key("dropped") {
+            notes.push(format!("dropped {}", n(now, "dropped")));
+        }
+        let _ = writeln!(
+            out,
+            "{id:<24} {:<10} {ev:>12.0} {mb:>12.1}  {}",
+            now.type_name,
+            notes.join("  ")
+        );
+    }
+    out.push('\n');
+    out
 }
 
 /// A byte count for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
@@ -88,20 +200,17 @@ pub(crate) fn duration(secs: f64) -> String {
 }
 
 /// Builds the report from two readings `dt` apart.
-fn report(
-    url: &str,
-    a: &BTreeMap<String, Sample>,
-    b: &BTreeMap<String, Sample>,
-    dt: f64,
-) -> String {
+fn report(url: &str, ra: &Reading, rb: &Reading, dt: f64) -> String {
+    let (a, b) = (&ra.outputs, &rb.outputs);
     let mut out = String::new();
+    let mut advice = Vec::new();
     let _ = writeln!(out, "ferry at {url}");
+    out.push_str(&inputs_report(&ra.inputs, &rb.inputs, dt, &mut advice));
     let _ = writeln!(
         out,
         "{:<24} {:<10} {:>12} {:>12} {:>12} {:>10} {:>10}",
         "OUTPUT", "TYPE", "IN ev/s", "OUT ev/s", "HELD", "FREE", "DRAIN"
     );
-    let mut advice = Vec::new();
     for (id, now) in b {
         let before = a.get(id).cloned().unwrap_or_default();
         let in_rate = (now.emit_records - before.emit_records) / dt;
@@ -316,6 +425,65 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn outputs(outputs: BTreeMap<String, Sample>) -> Reading {
+        Reading {
+            inputs: BTreeMap::new(),
+            outputs,
+        }
+    }
+
+    #[test]
+    fn inputs_show_their_rates_answers_and_advice() {
+        let input = |kind: &str, records: f64, extra: serde_json::Value| InputSample {
+            type_name: kind.into(),
+            emit_records: records,
+            emit_size: records * 200.0,
+            extra: extra.as_object().cloned().unwrap_or_default(),
+        };
+        let a = Reading {
+            inputs: BTreeMap::from([
+                (
+                    "web".to_string(),
+                    input(
+                        "http",
+                        0.0,
+                        json!({"answers": {"200": 5}, "connections": 2}),
+                    ),
+                ),
+                (
+                    "sc".to_string(),
+                    input("scribe", 0.0, json!({"log_ok": 1, "log_try_later": 0})),
+                ),
+            ]),
+            outputs: BTreeMap::new(),
+        };
+        let b = Reading {
+            inputs: BTreeMap::from([
+                (
+                    "web".to_string(),
+                    input(
+                        "http",
+                        1000.0,
+                        json!({"answers": {"200": 9, "503": 2}, "connections": 2}),
+                    ),
+                ),
+                (
+                    "sc".to_string(),
+                    input("scribe", 500.0, json!({"log_ok": 3, "log_try_later": 4})),
+                ),
+            ]),
+            outputs: BTreeMap::new(),
+        };
+        let text = report("http://x", &a, &b, 1.0);
+        assert!(text.contains("web                      http               1000          0.2  connections 2  answers 200:9 503:2"), "{text}");
+        assert!(text.contains("Log OK 3 TRY_LATER 4"), "{text}");
+        assert!(text.contains("web: requests were answered 503"), "{text}");
+        assert!(
+            text.contains("sc: Log calls were answered TRY_LATER"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn dropped_events_are_summed_by_plugin_and_reason_from_the_metrics_text() {
         let text = "# TYPE ferry_events_dropped_total counter\n\
@@ -374,7 +542,7 @@ mod tests {
     fn rates_and_drain_time_come_from_two_readings() {
         let a = BTreeMap::from([("out".to_string(), sample(1000.0, 500.0, 90.0))]);
         let b = BTreeMap::from([("out".to_string(), sample(3000.0, 400.0, 90.0))]);
-        let text = report("http://x", &a, &b, 2.0);
+        let text = report("http://x", &outputs(a), &outputs(b), 2.0);
         // in: 1000 ev/s; held fell by 50 ev/s, so out is 1050 ev/s; 400 held drain in 0s.
         assert!(text.contains(" 1000 "), "{text}");
         assert!(text.contains(" 1050 "), "{text}");
@@ -385,7 +553,7 @@ mod tests {
     fn a_nearly_full_buffer_with_nothing_leaving_gets_advice() {
         let a = BTreeMap::from([("out".to_string(), sample(1000.0, 500.0, 15.0))]);
         let b = BTreeMap::from([("out".to_string(), sample(3000.0, 2500.0, 10.0))]);
-        let text = report("http://x", &a, &b, 2.0);
+        let text = report("http://x", &outputs(a), &outputs(b), 2.0);
         assert!(text.contains("never"), "{text}");
         assert!(text.contains("90% full"), "{text}");
     }
@@ -415,7 +583,7 @@ mod tests {
         };
         let a = BTreeMap::from([("out".to_string(), http(10, 0, 0))]);
         let b = BTreeMap::from([("out".to_string(), http(14, 2, 1))]);
-        let text = report("http://x", &a, &b, 1.0);
+        let text = report("http://x", &outputs(a), &outputs(b), 1.0);
         assert!(
             text.contains("endpoint http://ch:8123/?query=INSERT  requests 14 (2xx 11, 4xx 1, 5xx 2)  connections 1  POST http://ch:8123/ answered 503"),
             "{text}"

@@ -260,15 +260,51 @@ impl crate::metrics::Collector for InputCollector {
                 crate::metrics::load(&m.emit_size),
             ),
         };
+        use crate::metrics::load;
+        let mut fields = vec![
+            ("emit_records", serde_json::json!(records)),
+            ("emit_size", serde_json::json!(size)),
+        ];
+        match &self.handle {
+            InputHandle::Http(m) => {
+                let answers: serde_json::Map<String, serde_json::Value> = http::metrics::CODES
+                    .iter()
+                    .map(|c| (c.to_string(), m.answered_with(*c)))
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(c, n)| (c, serde_json::json!(n)))
+                    .collect();
+                fields.push(("answers", serde_json::Value::Object(answers)));
+                fields.push((
+                    "connections",
+                    serde_json::json!(load(&m.net.connections_active)),
+                ));
+            }
+            InputHandle::Scribe(m) => {
+                fields.push(("log_ok", serde_json::json!(load(&m.log_ok))));
+                fields.push(("log_try_later", serde_json::json!(load(&m.log_try_later))));
+                fields.push((
+                    "connections",
+                    serde_json::json!(load(&m.net.connections_active)),
+                ));
+            }
+            InputHandle::Tcp(m) | InputHandle::Syslog(m) | InputHandle::Udp(m) => {
+                let dropped = load(&m.oversize)
+                    + load(&m.unparsed).saturating_sub(load(&m.unmatched_kept))
+                    + load(&m.uncommitted);
+                fields.push(("dropped", serde_json::json!(dropped)));
+                fields.push((
+                    "connections",
+                    serde_json::json!(load(&m.net.connections_active)),
+                ));
+            }
+            _ => {}
+        }
         Some(crate::metrics::PluginInfo {
             plugin_id: self.id.clone(),
             category: "input",
             type_name,
             output_plugin: false,
-            fields: vec![
-                ("emit_records", serde_json::json!(records)),
-                ("emit_size", serde_json::json!(size)),
-            ],
+            fields,
         })
     }
 }
