@@ -33,6 +33,7 @@ pub mod filter;
 pub mod format;
 pub mod http;
 pub mod input;
+pub mod kafka;
 pub mod logging;
 pub mod metrics;
 pub mod output;

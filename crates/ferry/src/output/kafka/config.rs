@@ -166,11 +166,11 @@ impl KafkaConfig {
         if let Some(t) = section.opt_duration("ack_timeout") {
             properties.push(("request.timeout.ms".into(), t.as_millis().to_string()));
         }
-        read_security(section, &mut properties);
+        crate::kafka::read_security(section, &mut properties);
         if let Some(raw) = section.hash("rdkafka_options") {
             properties.extend(raw);
         }
-        check_properties(section, &properties);
+        crate::kafka::check_properties(section, &properties);
         Self {
             brokers,
             routing,
@@ -247,83 +247,6 @@ pub fn parse_accessor(accessor: &str) -> Option<Vec<String>> {
         None => vec![a.to_string()],
     };
     (!path.iter().any(String::is_empty)).then_some(path)
-}
-
-/// TLS and SASL, as fluent-plugin-kafka names them.
-fn read_security(section: &Section<'_>, props: &mut Vec<(String, String)>) {
-    let mut ssl = false;
-    let file = |key: &str, property: &str, props: &mut Vec<(String, String)>| {
-        let path = section.str(key)?;
-        if std::fs::metadata(&path).is_err() {
-            section.error(Some(key), format!("{key} '{path}' cannot be read"));
-        }
-        props.push((property.to_string(), path));
-        Some(())
-    };
-    ssl |= file("ssl_ca_cert", "ssl.ca.location", props).is_some();
-    ssl |= file("ssl_client_cert", "ssl.certificate.location", props).is_some();
-    ssl |= file("ssl_client_cert_key", "ssl.key.location", props).is_some();
-    if let Some(password) = section.str("ssl_client_cert_key_password") {
-        props.push(("ssl.key.password".into(), password));
-    }
-    if section.bool_or("ssl_ca_certs_from_system", false) {
-        ssl = true;
-        props.push(("ssl.ca.location".into(), "probe".into()));
-    }
-    if !section.bool_or("ssl_verify_hostname", true) {
-        props.push((
-            "ssl.endpoint.identification.algorithm".into(),
-            "none".into(),
-        ));
-    }
-    let username = section.str("username");
-    let password = section.str("password");
-    let sasl_over_ssl = section.bool_or("sasl_over_ssl", true);
-    let scram = section.opt_enum("scram_mechanism", &["sha256", "sha512"]);
-    let protocol = match (&username, &password) {
-        (Some(user), Some(pass)) => {
-            let mechanism = match scram {
-                Some("sha256") => "SCRAM-SHA-256",
-                Some(_) => "SCRAM-SHA-512",
-                None => "PLAIN",
-            };
-            props.push(("sasl.mechanism".into(), mechanism.into()));
-            props.push(("sasl.username".into(), user.clone()));
-            props.push(("sasl.password".into(), pass.clone()));
-            if sasl_over_ssl {
-                "sasl_ssl"
-            } else {
-                "sasl_plaintext"
-            }
-        }
-        (None, None) => {
-            if scram.is_some() {
-                section.error(
-                    Some("scram_mechanism"),
-                    "scram_mechanism needs username and password",
-                );
-            }
-            if ssl { "ssl" } else { "plaintext" }
-        }
-        _ => {
-            section.error(None, "SASL needs both username and password");
-            "plaintext"
-        }
-    };
-    props.push(("security.protocol".into(), protocol.into()));
-}
-
-/// Lets librdkafka check every property now, so a wrong name or value is a configuration error
-/// with its line, not a failure at start-up.
-fn check_properties(section: &Section<'_>, properties: &[(String, String)]) {
-    let mut config = ClientConfig::new();
-    for (k, v) in properties {
-        config.set(k, v);
-    }
-    if let Err(e) = config.create_native_config() {
-        let key = section.has("rdkafka_options").then_some("rdkafka_options");
-        section.error(key, format!("librdkafka refuses the configuration: {e}"));
-    }
 }
 
 /// The buffer of a kafka2 output: it always has one, `<buffer tag>` unless configured. Topics
