@@ -5,6 +5,7 @@
 
 pub mod forward;
 pub mod http;
+pub mod kafka_group;
 pub mod lines;
 pub mod net;
 pub mod sample;
@@ -21,7 +22,16 @@ use std::sync::Arc;
 
 /// Input plugin types this build of ferry provides.
 pub const INPUT_TYPES: &[&str] = &[
-    "forward", "tail", "sample", "dummy", "tcp", "udp", "syslog", "http", "scribe",
+    "forward",
+    "tail",
+    "sample",
+    "dummy",
+    "tcp",
+    "udp",
+    "syslog",
+    "http",
+    "scribe",
+    "kafka_group",
 ];
 
 /// Fluentd input types that ferry does not provide (yet): refused with a clear message.
@@ -40,6 +50,7 @@ pub enum InputConfig {
     Syslog(Box<syslog::SyslogInputConfig>),
     Http(Box<http::HttpInputConfig>),
     Scribe(Box<scribe::ScribeInputConfig>),
+    KafkaGroup(Box<kafka_group::KafkaGroupConfig>),
 }
 
 impl InputConfig {
@@ -71,6 +82,9 @@ impl InputConfig {
             "scribe" => Some(Self::Scribe(Box::new(
                 scribe::ScribeInputConfig::from_section(section),
             ))),
+            "kafka_group" => Some(Self::KafkaGroup(Box::new(
+                kafka_group::KafkaGroupConfig::from_section(section),
+            ))),
             _ => None,
         }
     }
@@ -80,7 +94,12 @@ impl InputConfig {
     pub fn acknowledges(&self) -> bool {
         match self {
             // http and scribe: the answer comes after the commit.
-            Self::Forward(_) | Self::Tail(_) | Self::Http(_) | Self::Scribe(_) => true,
+            // kafka_group: offsets are committed after the buffer commit.
+            Self::Forward(_)
+            | Self::Tail(_)
+            | Self::Http(_)
+            | Self::Scribe(_)
+            | Self::KafkaGroup(_) => true,
             // Plain TCP carries no acknowledgement.
             Self::Sample(_) | Self::Tcp(_) | Self::Udp(_) | Self::Syslog(_) => false,
         }
@@ -97,6 +116,7 @@ impl InputConfig {
             Self::Syslog(_) => "syslog",
             Self::Http(_) => "http",
             Self::Scribe(_) => "scribe",
+            Self::KafkaGroup(_) => "kafka_group",
         }
     }
 
@@ -110,6 +130,7 @@ impl InputConfig {
             Self::Syslog(c) => c.label.as_deref(),
             Self::Http(c) => c.label.as_deref(),
             Self::Scribe(c) => c.label.as_deref(),
+            Self::KafkaGroup(c) => c.label.as_deref(),
         }
     }
 }
@@ -125,6 +146,7 @@ pub enum InputHandle {
     Syslog(Arc<lines::LineMetrics>),
     Http(Arc<http::HttpInputMetrics>),
     Scribe(Arc<scribe::ScribeInputMetrics>),
+    KafkaGroup(Arc<kafka_group::KafkaGroupMetrics>),
 }
 
 /// The task groups of a running input. `listen` holds what takes new work (accept loops, the
@@ -197,6 +219,9 @@ pub async fn start(
         InputConfig::Scribe(c) => scribe::start(id, (**c).clone(), start)
             .await
             .map(InputHandle::Scribe),
+        InputConfig::KafkaGroup(c) => kafka_group::start(id, (**c).clone(), start)
+            .await
+            .map(InputHandle::KafkaGroup),
     }
 }
 
@@ -218,6 +243,7 @@ impl crate::metrics::Collector for InputCollector {
             InputHandle::Syslog(m) => m.export(&self.id, "syslog", out),
             InputHandle::Http(m) => m.export(&self.id, out),
             InputHandle::Scribe(m) => m.export(&self.id, out),
+            InputHandle::KafkaGroup(m) => m.export(&self.id, out),
         }
     }
 
@@ -241,6 +267,11 @@ impl crate::metrics::Collector for InputCollector {
             ),
             InputHandle::Syslog(m) => (
                 "syslog",
+                crate::metrics::load(&m.emit_records),
+                crate::metrics::load(&m.emit_size),
+            ),
+            InputHandle::KafkaGroup(m) => (
+                "kafka_group",
                 crate::metrics::load(&m.emit_records),
                 crate::metrics::load(&m.emit_size),
             ),
@@ -278,6 +309,19 @@ impl crate::metrics::Collector for InputCollector {
                     "connections",
                     serde_json::json!(load(&m.net.connections_active)),
                 ));
+            }
+            InputHandle::KafkaGroup(m) => {
+                let partitions: Vec<serde_json::Value> = m
+                    .partitions()
+                    .into_iter()
+                    .map(|((topic, partition), s)| {
+                        serde_json::json!({"topic": topic, "partition": partition, "lag": s.lag, "committed": s.committed, "stored": s.stored})
+                    })
+                    .collect();
+                fields.push(("assigned", serde_json::json!(m.assignment())));
+                fields.push(("partitions", serde_json::json!(partitions)));
+                fields.push(("pauses", serde_json::json!(load(&m.pauses))));
+                fields.push(("rebalances", serde_json::json!(load(&m.rebalances))));
             }
             InputHandle::Scribe(m) => {
                 fields.push(("log_ok", serde_json::json!(load(&m.log_ok))));

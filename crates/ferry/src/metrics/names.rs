@@ -249,6 +249,30 @@ pub const FERRY_SCRIBE_OUTPUT_CONNECTIONS: Family = (
     "ferry_scribe_output_connections_total",
     "Connections a scribe output opened.",
 );
+pub const FERRY_KAFKA_CONSUMER_MESSAGES: Family = (
+    "ferry_kafka_consumer_messages_total",
+    "Messages a kafka_group input read.",
+);
+pub const FERRY_KAFKA_CONSUMER_PAUSES: Family = (
+    "ferry_kafka_consumer_pauses_total",
+    "Times a kafka_group input paused its partitions because a buffer was full.",
+);
+pub const FERRY_KAFKA_CONSUMER_REBALANCES: Family = (
+    "ferry_kafka_consumer_rebalances_total",
+    "Rebalances (assignments and revocations) a kafka_group input took part in.",
+);
+pub const FERRY_KAFKA_CONSUMER_COMMITS: Family = (
+    "ferry_kafka_consumer_commits_total",
+    "Offset commits of a kafka_group input (each after the events before them were committed to the buffer).",
+);
+pub const FERRY_KAFKA_CONSUMER_LAG: Family = (
+    "ferry_kafka_consumer_lag",
+    "Messages of a partition not read yet by a kafka_group input, from librdkafka's statistics.",
+);
+pub const FERRY_KAFKA_CONSUMER_COMMITTED_OFFSET: Family = (
+    "ferry_kafka_consumer_committed_offset",
+    "The offset a kafka_group input last committed for a partition.",
+);
 pub const FERRY_UDP_INPUT_DATAGRAMS: Family = (
     "ferry_udp_input_datagrams_total",
     "Datagrams a udp input received.",

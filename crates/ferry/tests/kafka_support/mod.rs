@@ -79,6 +79,20 @@ impl Broker {
         broker
     }
 
+    /// A handle on a broker another handle started (it is not killed when dropped).
+    pub fn external(bootstrap: &str) -> Self {
+        let port = bootstrap
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        Self {
+            child: None,
+            bin: PathBuf::new(),
+            port,
+        }
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

@@ -1,0 +1,454 @@
+//! `@type kafka_group` (fluent-plugin-kafka's kafka_group input): a consumer in a Kafka consumer
+//! group, on the same librdkafka as the kafka2 output.
+//!
+//! - **Offsets follow the buffer.** A message's offset is stored only after its events are
+//!   committed to every buffer they go to; librdkafka commits stored offsets every
+//!   `offset_commit_interval` and whenever a partition is given up in a rebalance. A crash
+//!   re-reads what was not committed yet: duplicates are possible, loss is not.
+//! - **A full buffer pauses the partitions.** While an output's buffer refuses, the assigned
+//!   partitions are paused (the consumer stays in its group, nothing is dropped, nothing spins)
+//!   and resumed once the events were taken.
+//! - **The tag** is the topic (with `add_prefix`, `add_suffix`), or a record key with
+//!   `tag_source record`.
+//! - A message that makes no record (not JSON with `format json`, ...) is logged, counted
+//!   (`ferry_events_dropped_total{reason="invalid"}`) and passed, as fluent-plugin-kafka passes
+//!   it.
+
+pub mod config;
+pub mod metrics;
+
+use crate::event::Batch;
+use crate::input::lines::Batches;
+use crate::input::{InputHandle, Start};
+use crate::logging::LogLimiter;
+use crate::output::EmitError;
+use crate::parse::Record;
+use crate::router::Routing;
+use crate::task::TaskHandle;
+pub use config::KafkaGroupConfig;
+use config::{Payload, TimeSource};
+use ferry_proto::time::EventTime;
+use futures_util::FutureExt;
+pub use metrics::KafkaGroupMetrics;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Messages taken into one round of batches.
+const BATCH: usize = 5000;
+/// How long one attempt to commit waits for room before the partitions are paused.
+const HOLD: Duration = Duration::from_secs(1);
+
+/// librdkafka's callbacks: statistics (lag), rebalances, commits.
+pub struct GroupContext {
+    name: String,
+    metrics: Arc<KafkaGroupMetrics>,
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = BTreeMap::new();
+        for (topic, t) in statistics.topics {
+            for (partition, p) in t.partitions {
+                // Partition -1 is librdkafka's internal one; a lag of -1 means "unknown".
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    lag.insert(
+                        (topic.clone(), partition),
+                        (p.consumer_lag, p.committed_offset),
+                    );
+                }
+            }
+        }
+        self.metrics.set_partitions(lag);
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.metrics.rebalances.fetch_add(1, Ordering::Relaxed);
+        match rebalance {
+            Rebalance::Assign(list) => {
+                tracing::info!("{}: assigned {}", self.name, partitions_text(list))
+            }
+            Rebalance::Revoke(list) => tracing::info!(
+                "{}: giving up {} (their stored offsets are committed first)",
+                self.name,
+                partitions_text(list)
+            ),
+            Rebalance::Error(e) => tracing::warn!("{}: rebalance failed: {e}", self.name),
+        }
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        match result {
+            Ok(()) => {
+                self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+            }
+            // Nothing new to commit.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => {}
+            Err(e) => {
+                self.metrics.commit_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("{}: committing offsets failed: {e}", self.name);
+            }
+        }
+    }
+}
+
+/// `topic[0,1,2] other[3]`.
+fn partitions_text(list: &TopicPartitionList) -> String {
+    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for e in list.elements() {
+        by_topic
+            .entry(e.topic().to_string())
+            .or_default()
+            .push(e.partition());
+    }
+    by_topic
+        .into_iter()
+        .map(|(t, mut p)| {
+            p.sort_unstable();
+            let p: Vec<String> = p.iter().map(i32::to_string).collect();
+            format!("{t}[{}]", p.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+type GroupConsumer = StreamConsumer<GroupContext>;
+
+struct Group {
+    name: String,
+    config: KafkaGroupConfig,
+    routing: Arc<Routing>,
+    metrics: Arc<KafkaGroupMetrics>,
+    invalid_log: LogLimiter,
+    commit_log: LogLimiter,
+}
+
+/// Creates the consumer, subscribes, and spawns its task; returns the input's counters.
+pub async fn start(
+    id: String,
+    config: KafkaGroupConfig,
+    start: Start<'_>,
+) -> anyhow::Result<Arc<KafkaGroupMetrics>> {
+    let name = format!("kafka_group input {id}");
+    let metrics = match start.previous {
+        Some(InputHandle::KafkaGroup(m)) => Arc::clone(m),
+        _ => Arc::new(KafkaGroupMetrics::default()),
+    };
+    let context = GroupContext {
+        name: name.clone(),
+        metrics: Arc::clone(&metrics),
+    };
+    let consumer: GroupConsumer = config
+        .client_config()
+        .create_with_context(context)
+        .map_err(|e| anyhow::anyhow!("{name}: cannot create the consumer: {e}"))?;
+    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| anyhow::anyhow!("{name}: cannot subscribe to {topics:?}: {e}"))?;
+    tracing::info!(
+        "{name}: consuming {} in group {}",
+        config.topics.join(", "),
+        config.consumer_group
+    );
+    let group = Arc::new(Group {
+        name: name.clone(),
+        config,
+        routing: Arc::clone(start.routing),
+        metrics: Arc::clone(&metrics),
+        invalid_log: LogLimiter::default(),
+        commit_log: LogLimiter::default(),
+    });
+    start
+        .tasks
+        .work
+        .spawn(name, move |h| async move { group.run(consumer, h).await });
+    Ok(metrics)
+}
+
+/// What one round read: batches by tag, and the last offset per partition.
+struct Round {
+    batches: Batches,
+    offsets: BTreeMap<(String, i32), i64>,
+}
+
+impl Group {
+    async fn run(self: Arc<Self>, consumer: GroupConsumer, h: TaskHandle) {
+        let mut pending: Vec<OwnedMessage> = Vec::new();
+        let mut assigned = String::new();
+        loop {
+            if pending.is_empty() {
+                let now = consumer
+                    .assignment()
+                    .map(|a| partitions_text(&a))
+                    .unwrap_or_default();
+                if now != assigned {
+                    assigned = now;
+                    self.metrics.set_assignment(&assigned);
+                }
+                h.set_detail("waiting for messages", assigned.clone());
+                let next = tokio::select! {
+                    () = h.cancelled() => break,
+                    m = consumer.recv() => m,
+                };
+                match next {
+                    Ok(m) => pending.push(m.detach()),
+                    Err(e) => {
+                        if let Some(s) = self.commit_log.allow() {
+                            tracing::warn!("{}: {e}{s}", self.name);
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                }
+            }
+            while pending.len() < BATCH {
+                match consumer.recv().now_or_never() {
+                    Some(Ok(m)) => pending.push(m.detach()),
+                    _ => break,
+                }
+            }
+            self.metrics
+                .messages
+                .fetch_add(pending.len() as u64, Ordering::Relaxed);
+            let round = self.read(&pending);
+            pending.clear();
+            h.set_detail("waiting for commit", assigned.clone());
+            match self
+                .commit(round.batches, &consumer, &h, &mut pending)
+                .await
+            {
+                Ok(()) => {
+                    for ((topic, partition), offset) in round.offsets {
+                        // A partition given up meanwhile refuses: its new owner reads it again.
+                        if consumer.store_offset(&topic, partition, offset).is_ok() {
+                            self.metrics.set_stored(&topic, partition, offset + 1);
+                        }
+                    }
+                }
+                // Stopping: nothing of this round is stored; it is read again after the restart.
+                Err(()) => break,
+            }
+        }
+        if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+            tracing::debug!("{}: last commit at stop: {e}", self.name);
+        }
+    }
+
+    /// Turns messages into batches by tag.
+    fn read(&self, messages: &[OwnedMessage]) -> Round {
+        let mut batches = Batches::default();
+        let mut offsets = BTreeMap::new();
+        let mut tags: BTreeMap<String, Arc<str>> = BTreeMap::new();
+        let mut rec = Record::new();
+        let now = EventTime::now();
+        for m in messages {
+            offsets.insert((m.topic().to_string(), m.partition()), m.offset());
+            let time = match self.record(m, &mut rec, now) {
+                Ok(t) => t,
+                Err(why) => {
+                    self.metrics.invalid.fetch_add(1, Ordering::Relaxed);
+                    if let Some(s) = self.invalid_log.allow() {
+                        let payload = m.payload().unwrap_or_default();
+                        let shown = String::from_utf8_lossy(&payload[..payload.len().min(256)]);
+                        tracing::warn!(
+                            "{}: {}[{}] offset {}: {why}: {shown:?}: skipped{s}",
+                            self.name,
+                            m.topic(),
+                            m.partition(),
+                            m.offset()
+                        );
+                    }
+                    continue;
+                }
+            };
+            let tag_text = self
+                .config
+                .record_tag_key
+                .as_deref()
+                .and_then(|key| record_str(&rec, key))
+                .unwrap_or_else(|| self.config.tag_for(m.topic()));
+            let tag = tags
+                .entry(tag_text)
+                .or_insert_with_key(|t| Arc::from(t.as_str()))
+                .clone();
+            rec.write_entry(batches.entries_for(&tag), time);
+        }
+        Round { batches, offsets }
+    }
+
+    /// One message's record into `rec`, and its event time.
+    fn record(
+        &self,
+        m: &OwnedMessage,
+        rec: &mut Record,
+        now: EventTime,
+    ) -> Result<EventTime, String> {
+        rec.clear();
+        let payload = m.payload().unwrap_or_default();
+        let c = &self.config;
+        let mut time = None;
+        match &c.payload {
+            Payload::Json => {
+                let spec = match &c.time_source {
+                    TimeSource::Record(spec) => spec.clone(),
+                    _ => crate::parse::default_time_spec(None),
+                };
+                time = crate::parse::json::JsonParser { time: spec }
+                    .parse(payload, rec)
+                    .map_err(|e| e.to_string())?;
+            }
+            Payload::Text => rec.str(&c.message_key, payload),
+            Payload::Msgpack => {
+                let pairs = ferry_proto::records::pairs(payload)
+                    .map_err(|e| format!("not a msgpack map: {e}"))?;
+                for (k, v) in pairs {
+                    if let TimeSource::Record(spec) = &c.time_source
+                        && record_key_is(k, spec.key.as_deref())
+                    {
+                        time = read_time(v, spec);
+                    }
+                    rec.buf().extend_from_slice(k);
+                    rec.buf().extend_from_slice(v);
+                    rec.add_field();
+                }
+            }
+            Payload::Parse(p) => {
+                time = p.parse(payload, rec).map_err(|e| e.to_string())?;
+            }
+        }
+        if c.add_headers
+            && let Some(headers) = m.headers()
+        {
+            for h in headers.iter() {
+                rec.str(h.key, h.value.unwrap_or_default());
+            }
+        }
+        if let (Some(field), Some(key)) = (&c.kafka_message_key, m.key()) {
+            rec.str(field, key);
+        }
+        Ok(match &c.time_source {
+            TimeSource::Now => now,
+            TimeSource::Kafka => m
+                .timestamp()
+                .to_millis()
+                .and_then(|ms| u128::try_from(ms).ok())
+                .and_then(|ms| EventTime::from_unix_nanos(ms * 1_000_000))
+                .unwrap_or(now),
+            TimeSource::Record(_) => time.unwrap_or(now),
+        })
+    }
+
+    /// Commits every batch of a round; while a buffer refuses, the partitions are paused (and
+    /// messages already fetched are kept in `carry` for the next round). `Err` when stopping.
+    async fn commit(
+        &self,
+        batches: Batches,
+        consumer: &GroupConsumer,
+        h: &TaskHandle,
+        carry: &mut Vec<OwnedMessage>,
+    ) -> Result<(), ()> {
+        let m = &self.metrics;
+        let mut paused: Option<TopicPartitionList> = None;
+        for (tag, entries, records) in batches.into_parts() {
+            let size = entries.len() as u64;
+            let batch = Batch::new(tag, entries.freeze(), records);
+            loop {
+                let (held, result) = self
+                    .routing
+                    .emit_holding(self.config.label.as_deref(), &batch, HOLD, h.cancel_token())
+                    .await;
+                m.held_ms
+                    .fetch_add(held.as_millis() as u64, Ordering::Relaxed);
+                match result {
+                    Ok(_) => {
+                        m.emit_records.fetch_add(records, Ordering::Relaxed);
+                        m.emit_size.fetch_add(size, Ordering::Relaxed);
+                        break;
+                    }
+                    Err(EmitError::Buffer { .. }) if !h.cancel_token().is_cancelled() => {
+                        if paused.is_none()
+                            && let Ok(list) = consumer.assignment()
+                        {
+                            if consumer.pause(&list).is_ok() {
+                                m.pauses.fetch_add(1, Ordering::Relaxed);
+                                tracing::info!(
+                                    "{}: a buffer is full: {} paused until it takes events again",
+                                    self.name,
+                                    partitions_text(&list)
+                                );
+                            }
+                            paused = Some(list);
+                        }
+                        h.set("paused: a buffer is full");
+                        // The consumer stays polled; what it had fetched waits for the next round.
+                        while let Some(Ok(msg)) = consumer.recv().now_or_never() {
+                            carry.push(msg.detach());
+                        }
+                    }
+                    Err(EmitError::ShuttingDown | EmitError::Buffer { .. }) => return Err(()),
+                    Err(e) => {
+                        m.not_committed.fetch_add(records, Ordering::Relaxed);
+                        if let Some(s) = self.commit_log.allow() {
+                            tracing::warn!(
+                                "{}: {records} events were not committed: {e}; their offsets are passed{s}",
+                                self.name
+                            );
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(list) = paused {
+            let _ = consumer.resume(&list);
+            tracing::info!("{}: resumed {}", self.name, partitions_text(&list));
+        }
+        Ok(())
+    }
+}
+
+fn record_key_is(raw: &[u8], key: Option<&str>) -> bool {
+    key.is_some_and(|key| {
+        ferry_proto::msgpack::Reader::new(raw)
+            .str_or_bin()
+            .is_ok_and(|(k, _)| k == key.as_bytes())
+    })
+}
+
+fn read_time(raw: &[u8], spec: &crate::parse::TimeSpec) -> Option<EventTime> {
+    use ferry_proto::msgpack::Value;
+    match Value::decode(raw).ok()?.0 {
+        Value::UInt(n) => spec.from_number(n as f64),
+        Value::Int(n) => spec.from_number(n as f64),
+        Value::F64(f) => spec.from_number(f),
+        Value::Str(s) => spec.read(&s).ok(),
+        _ => None,
+    }
+}
+
+/// A string field of the record being built.
+fn record_str(rec: &Record, key: &str) -> Option<String> {
+    use ferry_proto::msgpack::Value;
+    rec.pairs().find_map(|(k, v)| {
+        (k.as_str_bytes() == Some(key.as_bytes()))
+            .then(|| match v {
+                Value::Str(s) => Some(String::from_utf8_lossy(&s).into_owned()),
+                _ => None,
+            })
+            .flatten()
+    })
+}
