@@ -144,6 +144,35 @@ fn inputs_report(
                     advice.push(format!("{id}: requests were refused as bad (400, 413, 415): the log names each client and what was wrong"));
                 }
             }
+            "kafka_group" => {
+                let lag: f64 = now
+                    .extra
+                    .get("partitions")
+                    .and_then(Value::as_array)
+                    .map(|ps| ps.iter().filter_map(|p| p["lag"].as_f64()).sum())
+                    .unwrap_or(0.0);
+                notes.push(format!(
+                    "lag {lag}  pauses {}  rebalances {}  holds {}",
+                    n(now, "pauses"),
+                    n(now, "rebalances"),
+                    now.extra
+                        .get("assigned")
+                        .and_then(Value::as_str)
+                        .unwrap_or("-")
+                ));
+                if n(now, "pauses") > n(&before, "pauses") {
+                    advice.push(format!("{id}: consumption was paused because a buffer was full: the outputs take less than the topic brings; see their FREE and DRAIN"));
+                }
+                let lag_before: f64 = before
+                    .extra
+                    .get("partitions")
+                    .and_then(Value::as_array)
+                    .map(|ps| ps.iter().filter_map(|p| p["lag"].as_f64()).sum())
+                    .unwrap_or(0.0);
+                if lag > lag_before && lag > 100_000.0 {
+                    advice.push(format!("{id}: consumer lag is {lag} and growing: add aggregators to the group (up to the number of partitions)"));
+                }
+            }
             "scribe" => {
                 notes.push(format!(
                     "Log OK {} TRY_LATER {}",

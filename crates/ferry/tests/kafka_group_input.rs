@@ -125,6 +125,24 @@ fn every_record_arrives_tagged_by_topic_and_offsets_are_committed_after_the_buff
         assert!(Instant::now() < deadline, "offsets were not committed");
         std::thread::sleep(Duration::from_millis(500));
     }
+    // `ferry status` shows the partitions it holds and their lag; the dump has them too.
+    let status = std::process::Command::new(common::ferry_bin())
+        .args([
+            "status",
+            "--url",
+            &format!("http://127.0.0.1:{admin}"),
+            "--interval",
+            "0.2",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("kafka_group") && text.contains("holds logs[0,1,2,3]"),
+        "{text}"
+    );
+    let (_, dump) = ferry::http::client::get(&format!("127.0.0.1:{admin}"), "/api/dump").unwrap();
+    assert!(dump.contains("logs[0,1,2,3]"), "{dump:.3000}");
     let m = metrics(admin);
     assert_eq!(
         metric(
@@ -441,4 +459,34 @@ fn three_aggregators_in_a_group_lose_nothing_when_one_is_killed_and_another_join
         rebalances >= 3.0,
         "the survivors took part in the rebalances"
     );
+}
+
+#[test]
+fn a_burst_of_many_rounds_arrives_whole_while_the_committer_lags() {
+    // 50,000 records already in the topic: the poller fills rounds faster than they are
+    // committed, so it keeps polling while it waits; nothing it polls may be lost.
+    let Some(bin) = tansu() else { return };
+    let broker = Broker::start(&bin, free_port());
+    broker.create_topic("logs", 4);
+    produce(&broker, "logs", 0..50_000);
+    let admin = free_port();
+    let output = "<match **>\n  @type null\n  <buffer>\n    @type memory\n  </buffer>\n</match>\n";
+    let _ferry = Ferry::start(&config(&broker, admin, "", output), admin);
+    let count = || {
+        metric(
+            &metrics(admin),
+            "fluentd_input_status_num_records_total{plugin_id=\"kafka_group_0\",type=\"kafka_group\"}",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count() < 50_000.0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 50000 records arrived",
+            count()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(count(), 50_000.0, "each once");
 }

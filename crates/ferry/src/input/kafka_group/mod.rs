@@ -28,15 +28,14 @@ use crate::task::TaskHandle;
 pub use config::KafkaGroupConfig;
 use config::{Payload, TimeSource};
 use ferry_proto::time::EventTime;
-use futures_util::FutureExt;
 pub use metrics::KafkaGroupMetrics;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Messages taken into one round of batches.
@@ -125,7 +124,7 @@ fn partitions_text(list: &TopicPartitionList) -> String {
         .join(" ")
 }
 
-type GroupConsumer = StreamConsumer<GroupContext>;
+type GroupConsumer = BaseConsumer<GroupContext>;
 
 struct Group {
     name: String,
@@ -172,6 +171,7 @@ pub async fn start(
         invalid_log: LogLimiter::default(),
         commit_log: LogLimiter::default(),
     });
+    let consumer = Arc::new(consumer);
     start
         .tasks
         .work
@@ -186,51 +186,42 @@ struct Round {
 }
 
 impl Group {
-    async fn run(self: Arc<Self>, consumer: GroupConsumer, h: TaskHandle) {
-        let mut pending: Vec<OwnedMessage> = Vec::new();
+    async fn run(self: Arc<Self>, consumer: Arc<GroupConsumer>, h: TaskHandle) {
+        // librdkafka is polled on a thread of its own (as a plain consumer polls it); rounds of
+        // messages come over a channel of one, so a committer that waits holds the poller back.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<OwnedMessage>>(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (consumer, stop, group) =
+                (Arc::clone(&consumer), Arc::clone(&stop), Arc::clone(&self));
+            std::thread::Builder::new()
+                .name("ferry-kafka-poll".into())
+                .spawn(move || group.poll_loop(&consumer, &tx, &stop))
+        };
         let mut assigned = String::new();
         loop {
-            if pending.is_empty() {
-                let now = consumer
-                    .assignment()
-                    .map(|a| partitions_text(&a))
-                    .unwrap_or_default();
-                if now != assigned {
-                    assigned = now;
-                    self.metrics.set_assignment(&assigned);
-                }
-                h.set_detail("waiting for messages", assigned.clone());
-                let next = tokio::select! {
-                    () = h.cancelled() => break,
-                    m = consumer.recv() => m,
-                };
-                match next {
-                    Ok(m) => pending.push(m.detach()),
-                    Err(e) => {
-                        if let Some(s) = self.commit_log.allow() {
-                            tracing::warn!("{}: {e}{s}", self.name);
-                        }
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                }
+            let now = consumer
+                .assignment()
+                .map(|a| partitions_text(&a))
+                .unwrap_or_default();
+            if now != assigned {
+                assigned = now;
+                self.metrics.set_assignment(&assigned);
             }
-            while pending.len() < BATCH {
-                match consumer.recv().now_or_never() {
-                    Some(Ok(m)) => pending.push(m.detach()),
-                    _ => break,
-                }
-            }
+            h.set_detail("waiting for messages", assigned.clone());
+            let pending = tokio::select! {
+                () = h.cancelled() => break,
+                b = rx.recv() => match b {
+                    Some(b) => b,
+                    None => break,
+                },
+            };
             self.metrics
                 .messages
                 .fetch_add(pending.len() as u64, Ordering::Relaxed);
             let round = self.read(&pending);
-            pending.clear();
             h.set_detail("waiting for commit", assigned.clone());
-            match self
-                .commit(round.batches, &consumer, &h, &mut pending)
-                .await
-            {
+            match self.commit(round.batches, &consumer, &h).await {
                 Ok(()) => {
                     for ((topic, partition), offset) in round.offsets {
                         // A partition given up meanwhile refuses: its new owner reads it again.
@@ -243,8 +234,75 @@ impl Group {
                 Err(()) => break,
             }
         }
-        if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
-            tracing::debug!("{}: last commit at stop: {e}", self.name);
+        stop.store(true, Ordering::Relaxed);
+        drop(rx);
+        let name = self.name.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(t) = poller {
+                let _ = t.join();
+            }
+            if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+                tracing::debug!("{name}: last commit at stop: {e}");
+            }
+        })
+        .await;
+    }
+
+    /// The poller's thread: rounds of up to [`BATCH`] messages, handed over as the committer
+    /// takes them. While the committer waits, the consumer keeps being polled (its paused
+    /// partitions deliver nothing) so that it stays in its group.
+    fn poll_loop(
+        &self,
+        consumer: &GroupConsumer,
+        tx: &tokio::sync::mpsc::Sender<Vec<OwnedMessage>>,
+        stop: &AtomicBool,
+    ) {
+        let mut round: Vec<OwnedMessage> = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let timeout = if round.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            match consumer.poll(timeout) {
+                Some(Ok(m)) => {
+                    round.push(m.detach());
+                    if round.len() < BATCH {
+                        continue;
+                    }
+                }
+                Some(Err(e)) => {
+                    if let Some(s) = self.commit_log.allow() {
+                        tracing::warn!("{}: {e}{s}", self.name);
+                    }
+                }
+                None => {}
+            }
+            if round.is_empty() {
+                continue;
+            }
+            loop {
+                match tx.try_send(std::mem::take(&mut round)) {
+                    Ok(()) => break,
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => {
+                        round = back;
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        // Polling keeps the group's callbacks served; a message it returns is
+                        // kept (never dropped: the offsets after it would pass it). Past a full
+                        // round it polls slowly, so the round grows by little.
+                        let wait = if round.len() < BATCH { 20 } else { 5 };
+                        if round.len() >= BATCH {
+                            std::thread::sleep(Duration::from_millis(wait));
+                        }
+                        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(wait)) {
+                            round.push(m.detach());
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -352,14 +410,13 @@ impl Group {
         })
     }
 
-    /// Commits every batch of a round; while a buffer refuses, the partitions are paused (and
-    /// messages already fetched are kept in `carry` for the next round). `Err` when stopping.
+    /// Commits every batch of a round; while a buffer refuses, the partitions are paused (the
+    /// poller keeps the consumer in its group meanwhile). `Err` when stopping.
     async fn commit(
         &self,
         batches: Batches,
         consumer: &GroupConsumer,
         h: &TaskHandle,
-        carry: &mut Vec<OwnedMessage>,
     ) -> Result<(), ()> {
         let m = &self.metrics;
         let mut paused: Option<TopicPartitionList> = None;
@@ -394,10 +451,6 @@ impl Group {
                             paused = Some(list);
                         }
                         h.set("paused: a buffer is full");
-                        // The consumer stays polled; what it had fetched waits for the next round.
-                        while let Some(Ok(msg)) = consumer.recv().now_or_never() {
-                            carry.push(msg.detach());
-                        }
                     }
                     Err(EmitError::ShuttingDown | EmitError::Buffer { .. }) => return Err(()),
                     Err(e) => {
