@@ -167,7 +167,14 @@ fn an_error_answer_sends_the_chunk_to_the_secondary_without_retrying_it() {
     let in_dump = |dump: &std::path::Path| -> Vec<u64> {
         let mut seqs = Vec::new();
         for entry in std::fs::read_dir(dump).into_iter().flatten().flatten() {
-            let bytes = std::fs::read(entry.path()).unwrap();
+            // A file being written is renamed into place: one listed a moment ago may be gone,
+            // and a hidden one is not whole yet.
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(entry.path()) else {
+                continue;
+            };
             for e in ferry_proto::entries::iter(&bytes) {
                 let (v, _) = ferry_proto::msgpack::Value::decode(e.unwrap().record).unwrap();
                 if let Some(ferry_proto::msgpack::Value::UInt(s)) = v.get("seq") {
