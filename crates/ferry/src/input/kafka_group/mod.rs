@@ -131,6 +131,8 @@ struct Group {
     config: KafkaGroupConfig,
     routing: Arc<Routing>,
     metrics: Arc<KafkaGroupMetrics>,
+    /// `format json`'s parser, with the record's time key when `time_source record`: built once.
+    json: crate::parse::json::JsonParser,
     invalid_log: LogLimiter,
     commit_log: LogLimiter,
 }
@@ -163,7 +165,14 @@ pub async fn start(
         config.topics.join(", "),
         config.consumer_group
     );
+    let json = crate::parse::json::JsonParser {
+        time: match &config.time_source {
+            TimeSource::Record(spec) => spec.clone(),
+            _ => crate::parse::default_time_spec(None),
+        },
+    };
     let group = Arc::new(Group {
+        json,
         name: name.clone(),
         config,
         routing: Arc::clone(start.routing),
@@ -361,13 +370,7 @@ impl Group {
         let mut time = None;
         match &c.payload {
             Payload::Json => {
-                let spec = match &c.time_source {
-                    TimeSource::Record(spec) => spec.clone(),
-                    _ => crate::parse::default_time_spec(None),
-                };
-                time = crate::parse::json::JsonParser { time: spec }
-                    .parse(payload, rec)
-                    .map_err(|e| e.to_string())?;
+                time = self.json.parse(payload, rec).map_err(|e| e.to_string())?;
             }
             Payload::Text => rec.str(&c.message_key, payload),
             Payload::Msgpack => {

@@ -45,6 +45,8 @@ pub struct ScribeInput {
     routing: Arc<Routing>,
     metrics: Arc<ScribeInputMetrics>,
     started: SystemTime,
+    /// `msg_format json`'s parser (no time key): built once.
+    json: crate::parse::json::JsonParser,
     logs: Logs,
 }
 
@@ -61,6 +63,9 @@ impl ScribeInput {
             routing,
             metrics,
             started: SystemTime::now(),
+            json: crate::parse::json::JsonParser {
+                time: crate::parse::default_time_spec(None),
+            },
             logs: Logs::default(),
         }
     }
@@ -336,15 +341,11 @@ impl ScribeInput {
                 rec.str(&self.config.msg_key, text);
                 Ok(None)
             }
-            MsgFormat::Json => {
-                let parser = crate::parse::json::JsonParser {
-                    time: crate::parse::default_time_spec(None),
-                };
-                parser
-                    .parse(message, rec)
-                    .map(|_| None)
-                    .map_err(|e| e.to_string())
-            }
+            MsgFormat::Json => self
+                .json
+                .parse(message, rec)
+                .map(|_| None)
+                .map_err(|e| e.to_string()),
             MsgFormat::UrlParam => {
                 for (k, v) in crate::http::form::parse(message) {
                     rec.str(&k, &v);
