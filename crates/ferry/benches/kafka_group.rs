@@ -3,12 +3,13 @@
 //! `BaseConsumer` that only reads each message's payload: the broker's and librdkafka's limit).
 //!
 //! `cargo bench -p ferry --bench kafka_group`; `FERRY_BENCH_EVENTS` sets the record count
-//! (default 1000000) and `FERRY_BENCH_RUNS` the runs (3). Needs the tansu broker from
+//! (default 3000000: runs of a few seconds, so that the start of a reader weighs little) and `FERRY_BENCH_RUNS` the runs (3). Needs the tansu broker from
 //! `scripts/test-deps.sh` (`FERRY_TEST_TANSU`). Each run of each reader uses a new consumer
 //! group, so each reads the whole topic from the beginning.
 //!
-//! Prints records/s, MB/s of payload and (for ferry) its CPU seconds per GB, and ferry's ratio to
-//! the plain consumer (target at least 70 %).
+//! Prints records/s, MB/s of payload, the CPU seconds per GB of the reader and of the broker
+//! (both share the machine's cores), and ferry's ratio to the plain consumer (target at least
+//! 70 %).
 
 #![allow(clippy::unwrap_used)] // bench code: a failed unwrap is a failed run
 
@@ -66,8 +67,22 @@ fn produce(broker: &Broker, n: u64) -> u64 {
     bytes
 }
 
-/// A plain consumer in a new group reading `n` records: its wall time.
-fn plain(broker: &Broker, n: u64, group: &str) -> Duration {
+/// CPU seconds of a process so far.
+fn cpu(pid: u32) -> f64 {
+    ferry_bench::procstat::cpu_seconds(pid).unwrap()
+}
+
+/// One reader's measured run.
+struct Run {
+    took: Duration,
+    /// CPU seconds of the reader, then of the broker.
+    cpu: f64,
+    broker_cpu: f64,
+}
+
+/// A plain consumer in a new group reading `n` records (in this process, whose other threads
+/// are idle meanwhile).
+fn plain(broker: &Broker, n: u64, group: &str) -> Run {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
         .set("group.id", group)
@@ -80,15 +95,21 @@ fn plain(broker: &Broker, n: u64, group: &str) -> Duration {
     let mut got = 0u64;
     let mut start = None;
     let mut sum = 0usize;
+    let (me, tansu) = (std::process::id(), broker.pid().unwrap());
     while got < n {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-            start.get_or_insert_with(Instant::now);
+            start.get_or_insert_with(|| (Instant::now(), cpu(me), cpu(tansu)));
             sum += m.payload().map_or(0, <[u8]>::len);
             got += 1;
         }
     }
     assert!(sum > 0);
-    start.map_or(Duration::ZERO, |s| s.elapsed())
+    let (t0, me0, tansu0) = start.unwrap();
+    Run {
+        took: t0.elapsed(),
+        cpu: cpu(me) - me0,
+        broker_cpu: cpu(tansu) - tansu0,
+    }
 }
 
 fn records(admin: u16) -> f64 {
@@ -99,8 +120,8 @@ fn records(admin: u16) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// ferry in a new group reading `n` records: wall time from its first record, CPU seconds.
-fn ferry_run(broker: &Broker, n: u64, group: &str) -> (Duration, f64) {
+/// ferry in a new group reading `n` records, measured from its first record.
+fn ferry_run(broker: &Broker, n: u64, group: &str) -> Run {
     let admin = free_port();
     let conf = format!(
         "<source>\n  @type kafka_group\n  brokers {}\n  consumer_group {group}\n  topics bench\n  format json\n</source>\n\
@@ -115,15 +136,17 @@ fn ferry_run(broker: &Broker, n: u64, group: &str) -> (Duration, f64) {
         assert!(Instant::now() < deadline, "ferry read nothing");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let start = Instant::now();
-    let cpu0 = ferry_bench::procstat::cpu_seconds(pid).unwrap();
+    let tansu = broker.pid().unwrap();
+    let (start, cpu0, tansu0) = (Instant::now(), cpu(pid), cpu(tansu));
     while records(admin) < n as f64 {
         assert!(Instant::now() < deadline, "ferry did not read everything");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
-    let took = start.elapsed();
-    let cpu = ferry_bench::procstat::cpu_seconds(pid).unwrap() - cpu0;
-    (took, cpu)
+    Run {
+        took: start.elapsed(),
+        cpu: cpu(pid) - cpu0,
+        broker_cpu: cpu(tansu) - tansu0,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -136,7 +159,7 @@ fn main() {
         eprintln!("no tansu broker: run scripts/test-deps.sh");
         return;
     };
-    let n = env_or("FERRY_BENCH_EVENTS", 1_000_000);
+    let n = env_or("FERRY_BENCH_EVENTS", 3_000_000);
     let runs = env_or("FERRY_BENCH_RUNS", 3);
     let broker = Broker::start(&bin, free_port());
     broker.create_topic("bench", PARTITIONS);
@@ -148,31 +171,39 @@ fn main() {
             .unwrap_or_default()
             .trim()
     );
-    let (mut plain_mb, mut ferry_mb, mut ferry_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let gb = bytes as f64 / 1e9;
+    // MB/s, reader CPU s/GB, broker CPU s/GB: plain, then ferry.
+    let mut figures: [[Vec<f64>; 3]; 2] = Default::default();
     for run in 0..runs {
-        let t = plain(&broker, n, &format!("plain-{run}"));
-        let mb = bytes as f64 / 1e6 / t.as_secs_f64();
-        println!(
-            "  run {}  plain rdkafka consumer  {:>10.0} records/s {mb:>8.1} MB/s",
-            run + 1,
-            n as f64 / t.as_secs_f64()
-        );
-        plain_mb.push(mb);
-        let (t, cpu) = ferry_run(&broker, n, &format!("ferry-{run}"));
-        let mb = bytes as f64 / 1e6 / t.as_secs_f64();
-        let cpu_gb = cpu / (bytes as f64 / 1e9);
-        println!(
-            "  run {}  ferry kafka_group json  {:>10.0} records/s {mb:>8.1} MB/s {cpu_gb:>7.2} CPU s/GB",
-            run + 1,
-            n as f64 / t.as_secs_f64()
-        );
-        ferry_mb.push(mb);
-        ferry_cpu.push(cpu_gb);
+        for (i, who) in ["plain rdkafka consumer", "ferry kafka_group json"]
+            .iter()
+            .enumerate()
+        {
+            let r = if i == 0 {
+                plain(&broker, n, &format!("plain-{run}"))
+            } else {
+                ferry_run(&broker, n, &format!("ferry-{run}"))
+            };
+            let secs = r.took.as_secs_f64();
+            let (mb, cpu_gb, broker_gb) = (gb * 1e3 / secs, r.cpu / gb, r.broker_cpu / gb);
+            println!(
+                "  run {}  {who}  {:>10.0} records/s {mb:>8.1} MB/s {cpu_gb:>7.2} CPU s/GB (broker {broker_gb:.2})",
+                run + 1,
+                n as f64 / secs,
+            );
+            for (k, v) in [mb, cpu_gb, broker_gb].into_iter().enumerate() {
+                figures[i][k].push(v);
+            }
+        }
     }
-    let (p, f) = (median(plain_mb), median(ferry_mb));
+    let [plain_f, ferry_f] = figures.map(|f| f.map(median));
+    let (p, f) = (plain_f[0], ferry_f[0]);
     println!(
-        "median: plain {p:.1} MB/s, ferry {f:.1} MB/s at {:.2} CPU s/GB: ferry is {:.0} % of the plain consumer (target at least 70 %)",
-        median(ferry_cpu),
+        "median: plain {p:.1} MB/s at {:.2} CPU s/GB (broker {:.2}), ferry {f:.1} MB/s at {:.2} CPU s/GB (broker {:.2}): ferry is {:.0} % of the plain consumer (target at least 70 %)",
+        plain_f[1],
+        plain_f[2],
+        ferry_f[1],
+        ferry_f[2],
         100.0 * f / p
     );
 }

@@ -81,3 +81,16 @@ pub fn check_properties(section: &Section<'_>, properties: &[(String, String)]) 
         section.error(key, format!("librdkafka refuses the configuration: {e}"));
     }
 }
+
+/// One of librdkafka's own log lines, in ferry's log under `who` (`output kafka_1`, ...). Its
+/// severe lines are warnings; its errors and notices (a broker that went away, ...) are
+/// information, because the client retries them and reports what it gives up on elsewhere;
+/// its debug lines (`rdkafka_options {"debug":"fetch"}`) show at `log_level debug`.
+pub fn log_line(who: &str, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    match level {
+        L::Emerg | L::Alert | L::Critical => tracing::warn!("{who}: librdkafka {fac}: {message}"),
+        L::Error | L::Warning | L::Notice => tracing::info!("{who}: librdkafka {fac}: {message}"),
+        L::Info | L::Debug => tracing::debug!("{who}: librdkafka {fac}: {message}"),
+    }
+}

@@ -93,6 +93,12 @@ impl Broker {
         }
     }
 
+    /// The broker's process id, when this handle started it.
+    #[allow(dead_code)] // used by the benches
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

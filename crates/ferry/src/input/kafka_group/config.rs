@@ -144,6 +144,9 @@ impl KafkaGroupConfig {
             ("statistics.interval.ms".into(), "5000".into()),
             // What librdkafka prefetches stays small: ferry's buffer is where events wait.
             ("queued.max.messages.kbytes".into(), "16384".into()),
+            // Past that bound librdkafka would stop fetching for a whole second (its default);
+            // one fetch response can pass it, so the fetcher looks again soon.
+            ("fetch.queue.backoff.ms".into(), "10".into()),
         ];
         let seconds = |key: &str, property: &str, props: &mut Vec<(String, String)>| {
             if let Some(d) = s.opt_duration(key) {

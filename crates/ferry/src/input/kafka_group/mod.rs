@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod metrics;
+mod poll;
 
 use crate::event::Batch;
 use crate::input::lines::Batches;
@@ -30,7 +31,6 @@ use config::{Payload, TimeSource};
 use ferry_proto::time::EventTime;
 pub use metrics::KafkaGroupMetrics;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -38,18 +38,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Messages taken into one round of batches.
-const BATCH: usize = 5000;
 /// How long one attempt to commit waits for room before the partitions are paused.
 const HOLD: Duration = Duration::from_secs(1);
 
 /// librdkafka's callbacks: statistics (lag), rebalances, commits.
 pub struct GroupContext {
     name: String,
+    client_log: LogLimiter,
     metrics: Arc<KafkaGroupMetrics>,
 }
 
 impl ClientContext for GroupContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::kafka::log_line(&self.name, level, fac, message);
+    }
+
+    /// Broker connection failures and the like: librdkafka retries them, so they are warnings,
+    /// at most a few a minute.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if let Some(s) = self.client_log.allow() {
+            tracing::warn!("{}: Kafka client: {error}: {reason}{s}", self.name);
+        }
+    }
+
     fn stats(&self, statistics: Statistics) {
         let mut lag = BTreeMap::new();
         for (topic, t) in statistics.topics {
@@ -150,6 +161,7 @@ pub async fn start(
     };
     let context = GroupContext {
         name: name.clone(),
+        client_log: LogLimiter::default(),
         metrics: Arc::clone(&metrics),
     };
     let consumer: GroupConsumer = config
@@ -198,14 +210,20 @@ impl Group {
     async fn run(self: Arc<Self>, consumer: Arc<GroupConsumer>, h: TaskHandle) {
         // librdkafka is polled on a thread of its own (as a plain consumer polls it); rounds of
         // messages come over a channel of one, so a committer that waits holds the poller back.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<OwnedMessage>>(1);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<poll::Polled>(1);
+        let (taken_tx, taken) = std::sync::mpsc::channel::<()>();
         let stop = Arc::new(AtomicBool::new(false));
         let poller = {
             let (consumer, stop, group) =
                 (Arc::clone(&consumer), Arc::clone(&stop), Arc::clone(&self));
+            let keep = poll::Keep {
+                key: self.config.kafka_message_key.is_some(),
+                headers: self.config.add_headers,
+                timestamp: matches!(self.config.time_source, TimeSource::Kafka),
+            };
             std::thread::Builder::new()
                 .name("ferry-kafka-poll".into())
-                .spawn(move || group.poll_loop(&consumer, &tx, &stop))
+                .spawn(move || poll::poll_loop(&group.name, &consumer, keep, &tx, &taken, &stop))
         };
         let mut assigned = String::new();
         loop {
@@ -225,6 +243,8 @@ impl Group {
                     None => break,
                 },
             };
+            // The poller hands the next round over at once.
+            let _ = taken_tx.send(());
             self.metrics
                 .messages
                 .fetch_add(pending.len() as u64, Ordering::Relaxed);
@@ -257,79 +277,23 @@ impl Group {
         .await;
     }
 
-    /// The poller's thread: rounds of up to [`BATCH`] messages, handed over as the committer
-    /// takes them. While the committer waits, the consumer keeps being polled (its paused
-    /// partitions deliver nothing) so that it stays in its group.
-    fn poll_loop(
-        &self,
-        consumer: &GroupConsumer,
-        tx: &tokio::sync::mpsc::Sender<Vec<OwnedMessage>>,
-        stop: &AtomicBool,
-    ) {
-        let mut round: Vec<OwnedMessage> = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
-            let timeout = if round.is_empty() {
-                Duration::from_millis(100)
-            } else {
-                Duration::ZERO
-            };
-            match consumer.poll(timeout) {
-                Some(Ok(m)) => {
-                    round.push(m.detach());
-                    if round.len() < BATCH {
-                        continue;
-                    }
-                }
-                Some(Err(e)) => {
-                    if let Some(s) = self.commit_log.allow() {
-                        tracing::warn!("{}: {e}{s}", self.name);
-                    }
-                }
-                None => {}
-            }
-            if round.is_empty() {
-                continue;
-            }
-            loop {
-                match tx.try_send(std::mem::take(&mut round)) {
-                    Ok(()) => break,
-                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
-                    Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => {
-                        round = back;
-                        if stop.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        // Polling keeps the group's callbacks served; a message it returns is
-                        // kept (never dropped: the offsets after it would pass it). Past a full
-                        // round it polls slowly, so the round grows by little.
-                        let wait = if round.len() < BATCH { 20 } else { 5 };
-                        if round.len() >= BATCH {
-                            std::thread::sleep(Duration::from_millis(wait));
-                        }
-                        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(wait)) {
-                            round.push(m.detach());
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// Turns messages into batches by tag.
-    fn read(&self, messages: &[OwnedMessage]) -> Round {
+    fn read(&self, polled: &poll::Polled) -> Round {
         let mut batches = Batches::default();
-        let mut offsets = BTreeMap::new();
-        let mut tags: BTreeMap<String, Arc<str>> = BTreeMap::new();
+        // By the round's topic index: no allocation per message.
+        let mut last: BTreeMap<(usize, i32), i64> = BTreeMap::new();
+        let mut topic_tags: Vec<Option<Arc<str>>> = vec![None; polled.topics().len()];
+        let mut record_tags: BTreeMap<String, Arc<str>> = BTreeMap::new();
         let mut rec = Record::new();
         let now = EventTime::now();
-        for m in messages {
-            offsets.insert((m.topic().to_string(), m.partition()), m.offset());
+        for m in polled.iter() {
+            last.insert((m.topic_index(), m.partition()), m.offset());
             let time = match self.record(m, &mut rec, now) {
                 Ok(t) => t,
                 Err(why) => {
                     self.metrics.invalid.fetch_add(1, Ordering::Relaxed);
                     if let Some(s) = self.invalid_log.allow() {
-                        let payload = m.payload().unwrap_or_default();
+                        let payload = m.payload();
                         let shown = String::from_utf8_lossy(&payload[..payload.len().min(256)]);
                         tracing::warn!(
                             "{}: {}[{}] offset {}: {why}: {shown:?}: skipped{s}",
@@ -342,30 +306,40 @@ impl Group {
                     continue;
                 }
             };
-            let tag_text = self
+            let from_record = self
                 .config
                 .record_tag_key
                 .as_deref()
-                .and_then(|key| record_str(&rec, key))
-                .unwrap_or_else(|| self.config.tag_for(m.topic()));
-            let tag = tags
-                .entry(tag_text)
-                .or_insert_with_key(|t| Arc::from(t.as_str()))
-                .clone();
+                .and_then(|key| record_str(&rec, key));
+            let tag = match from_record {
+                Some(text) => record_tags
+                    .entry(text)
+                    .or_insert_with_key(|t| Arc::from(t.as_str()))
+                    .clone(),
+                None => topic_tags[m.topic_index()]
+                    .get_or_insert_with(|| Arc::from(self.config.tag_for(m.topic())))
+                    .clone(),
+            };
             rec.write_entry(batches.entries_for(&tag), time);
         }
+        let offsets = last
+            .into_iter()
+            .map(|((topic, partition), offset)| {
+                ((polled.topics()[topic].clone(), partition), offset)
+            })
+            .collect();
         Round { batches, offsets }
     }
 
     /// One message's record into `rec`, and its event time.
     fn record(
         &self,
-        m: &OwnedMessage,
+        m: poll::Polled1<'_>,
         rec: &mut Record,
         now: EventTime,
     ) -> Result<EventTime, String> {
         rec.clear();
-        let payload = m.payload().unwrap_or_default();
+        let payload = m.payload();
         let c = &self.config;
         let mut time = None;
         match &c.payload {
@@ -391,11 +365,9 @@ impl Group {
                 time = p.parse(payload, rec).map_err(|e| e.to_string())?;
             }
         }
-        if c.add_headers
-            && let Some(headers) = m.headers()
-        {
-            for h in headers.iter() {
-                rec.str(h.key, h.value.unwrap_or_default());
+        if c.add_headers {
+            for (name, value) in m.headers() {
+                rec.str(&String::from_utf8_lossy(name), value);
             }
         }
         if let (Some(field), Some(key)) = (&c.kafka_message_key, m.key()) {
@@ -404,8 +376,7 @@ impl Group {
         Ok(match &c.time_source {
             TimeSource::Now => now,
             TimeSource::Kafka => m
-                .timestamp()
-                .to_millis()
+                .timestamp_ms()
                 .and_then(|ms| u128::try_from(ms).ok())
                 .and_then(|ms| EventTime::from_unix_nanos(ms * 1_000_000))
                 .unwrap_or(now),

@@ -233,18 +233,7 @@ impl ClientContext for DeliveryContext {
     /// librdkafka's own log lines. Its connection failures also arrive as client errors
     /// ([`Self::error`]), which are the ones logged as warnings.
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        let id = &self.id;
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
-                tracing::warn!("output {id}: librdkafka {fac}: {message}")
-            }
-            RDKafkaLogLevel::Error | RDKafkaLogLevel::Warning | RDKafkaLogLevel::Notice => {
-                tracing::info!("output {id}: librdkafka {fac}: {message}")
-            }
-            RDKafkaLogLevel::Info | RDKafkaLogLevel::Debug => {
-                tracing::debug!("output {id}: librdkafka {fac}: {message}")
-            }
-        }
+        crate::kafka::log_line(&format!("output {}", self.id), level, fac, message);
     }
 
     /// Broker connection failures and the like: events wait in the buffer meanwhile, so they
