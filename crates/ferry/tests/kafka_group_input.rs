@@ -490,3 +490,84 @@ fn a_burst_of_many_rounds_arrives_whole_while_the_committer_lags() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(count(), 50_000.0, "each once");
 }
+
+/// A forwarder: tails `app.log` under `dir` into the kafka2 output (file buffer) → topic `logs`.
+fn forwarder(broker: &Broker, admin: u16, dir: &std::path::Path) -> Ferry {
+    let conf = format!(
+        "<source>\n  @type tail\n  path {d}/app.log\n  pos_file {d}/app.pos\n  tag app\n  read_from_head true\n  <parse>\n    @type json\n  </parse>\n</source>\n\
+         <source>\n  @type prometheus\n  bind 127.0.0.1\n  port {admin}\n</source>\n\
+         <match app>\n  @type kafka2\n  brokers {}\n  default_topic logs\n  <format>\n    @type json\n  </format>\n  <buffer>\n    @type file\n    path {d}/forwarder-buffer\n    flush_mode interval\n    flush_interval 200ms\n    chunk_limit_size 64k\n  </buffer>\n</match>\n",
+        broker.bootstrap(),
+        d = dir.display()
+    );
+    Ferry::start(&conf, admin)
+}
+
+fn sigkill(ferry: &mut Ferry) {
+    ferry.child.kill().unwrap();
+    let _ = ferry.child.wait();
+}
+
+#[test]
+fn forwarder_to_kafka_to_a_group_of_aggregators_loses_nothing_when_both_ends_are_sigkilled() {
+    // The seed's layout: a forwarder tails a file into kafka2 → topic → two kafka_group
+    // aggregators → archives. The forwarder is SIGKILLed twice and an aggregator once, each
+    // restarted with its buffer (and the forwarder with its pos_file), while lines are written.
+    let Some(bin) = tansu() else { return };
+    let broker = Broker::start(&bin, free_port());
+    broker.create_topic("logs", 6);
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd_admin, agg_admins) = (free_port(), [free_port(), free_port()]);
+    let mut aggs: Vec<Ferry> = (0..2)
+        .map(|i| aggregator(&broker, agg_admins[i], dir.path(), i as u32))
+        .collect();
+    let mut fwd = forwarder(&broker, fwd_admin, dir.path());
+    // 30,000 lines over about 12 s.
+    let total = 30_000u64;
+    let log = dir.path().join("app.log");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&log).unwrap();
+        for k in 0..120u64 {
+            let mut lines = String::new();
+            for i in k * 250..(k + 1) * 250 {
+                lines.push_str(&format!("{{\"seq\":{i},\"msg\":\"line {i}\"}}\n"));
+            }
+            f.write_all(lines.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    sigkill(&mut fwd);
+    std::thread::sleep(Duration::from_secs(1));
+    fwd = forwarder(&broker, fwd_admin, dir.path());
+    std::thread::sleep(Duration::from_secs(2));
+    let committed_at_kill = committed(&broker, "ferry-agg", "logs", 6);
+    sigkill(&mut aggs[0]);
+    std::thread::sleep(Duration::from_secs(2));
+    aggs[0] = aggregator(&broker, agg_admins[0], dir.path(), 0);
+    std::thread::sleep(Duration::from_secs(2));
+    sigkill(&mut fwd);
+    fwd = forwarder(&broker, fwd_admin, dir.path());
+    writer.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (seen, count) = loop {
+        let (seen, count) = archives(dir.path());
+        if seen.len() as u64 >= total || Instant::now() > deadline {
+            break (seen, count);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let lost: Vec<u64> = (0..total).filter(|s| !seen.contains_key(s)).collect();
+    let duplicated = count - seen.len() as u64;
+    eprintln!(
+        "end to end: {total} lines written, {} lost, {duplicated} duplicated ({committed_at_kill} offsets committed when the aggregator was killed)",
+        lost.len()
+    );
+    assert!(lost.is_empty(), "lost: {:?}", &lost[..lost.len().min(20)]);
+    assert!(
+        seen.keys().all(|s| *s < total),
+        "only what was written arrives"
+    );
+    drop(fwd);
+}
