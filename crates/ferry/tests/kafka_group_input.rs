@@ -571,3 +571,33 @@ fn forwarder_to_kafka_to_a_group_of_aggregators_loses_nothing_when_both_ends_are
     );
     drop(fwd);
 }
+
+#[test]
+fn librdkafkas_own_log_lines_and_client_errors_are_in_ferrys_log() {
+    // No broker listens: librdkafka's connection errors arrive as a warning naming the input,
+    // and with rdkafka_options {"debug": ...} and log_level debug its own lines show too.
+    let port = free_port();
+    let broker = Broker::external(&format!("127.0.0.1:{port}"));
+    let admin = free_port();
+    let conf = format!(
+        "<system>\n  log_level debug\n</system>\n{}",
+        config(
+            &broker,
+            admin,
+            "  rdkafka_options {\"debug\":\"broker\"}\n",
+            "<match **>\n  @type null\n</match>\n"
+        )
+    );
+    let ferry = Ferry::start(&conf, admin);
+    let mut seen = Vec::new();
+    let debug = ferry.wait_stderr("librdkafka", Duration::from_secs(30), &mut seen);
+    assert!(
+        debug.contains("kafka_group input kafka_group_0"),
+        "the line names the input: {debug}"
+    );
+    let warning = ferry.wait_stderr("Kafka client:", Duration::from_secs(30), &mut seen);
+    assert!(
+        warning.contains("[warn]") && warning.contains("kafka_group input kafka_group_0"),
+        "{warning}"
+    );
+}
