@@ -219,6 +219,21 @@ impl Parser {
 }
 
 impl ParseSetup {
+    /// A `<parse>` built into a plugin, given as the section's lines (`@type ltsv`): an input's
+    /// default when its configuration has none. The texts are constants of ferry, each read by
+    /// a test; one that did not read would give `@type none`.
+    pub fn built_in(lines: &str) -> Self {
+        let text = format!("<parse>\n{lines}\n</parse>\n");
+        let root = ferry_config::parse_str(&text, "<built-in parse section>").ok();
+        let errors = ferry_config::Errors::new();
+        match root.as_ref().and_then(|r| r.children.first()) {
+            Some(e) => Self::from_section(&Section::new(e, &errors)),
+            None => Self::plain(Parser::None {
+                key: "message".into(),
+            }),
+        }
+    }
+
     /// Reads a `<parse>` section; errors go to the section's sink, and the caller finishes it.
     pub fn from_section(s: &Section<'_>) -> Self {
         Self::from_section_with(s, &ParseDefaults::default())

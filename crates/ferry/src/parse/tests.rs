@@ -445,3 +445,18 @@ fn every_parser_survives_arbitrary_bytes() {
 fn an_unknown_time_format_directive_is_a_configuration_error_naming_it() {
     assert!(config_errors("@type regexp\nexpression /(?<time>.*)/\ntime_format %Q").contains("%Q"));
 }
+
+#[test]
+fn the_built_in_parse_sections_of_the_inputs_read() {
+    // The syslog input's default and kafka_group's `format ltsv`: neither falls back to none.
+    assert!(matches!(
+        ParseSetup::built_in("@type ltsv").parser,
+        Parser::Ltsv(_)
+    ));
+    let syslog = ParseSetup::built_in("@type syslog\nwith_priority true");
+    assert!(syslog.parser.has_capture("pri"), "{:?}", syslog.parser);
+    assert!(matches!(
+        ParseSetup::built_in("@type no_such_parser").parser,
+        Parser::None { .. }
+    ));
+}

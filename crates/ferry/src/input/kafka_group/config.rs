@@ -116,7 +116,7 @@ impl KafkaGroupConfig {
             None => match format {
                 "text" => Payload::Text,
                 "msgpack" => Payload::Msgpack,
-                "ltsv" => Payload::Parse(Box::new(ltsv())),
+                "ltsv" => Payload::Parse(Box::new(ParseSetup::built_in("@type ltsv"))),
                 _ => Payload::Json,
             },
         };
@@ -255,23 +255,6 @@ impl KafkaGroupConfig {
             tag.push_str(sfx);
         }
         tag
-    }
-}
-
-/// `@type ltsv` with its defaults.
-fn ltsv() -> ParseSetup {
-    let none = || {
-        ParseSetup::plain(crate::parse::Parser::None {
-            key: "message".into(),
-        })
-    };
-    let Ok(root) = ferry_config::parse_str("<parse>\n@type ltsv\n</parse>\n", "kafka_group") else {
-        return none();
-    };
-    let errors = ferry_config::Errors::new();
-    match root.children.first() {
-        Some(e) => ParseSetup::from_section(&Section::new(e, &errors)),
-        None => none(),
     }
 }
 

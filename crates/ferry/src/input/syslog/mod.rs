@@ -162,20 +162,7 @@ impl SyslogInputConfig {
 
 /// `<parse> @type syslog, with_priority true`: the syslog input's default.
 fn default_parse() -> ParseSetup {
-    let none = || {
-        ParseSetup::plain(crate::parse::Parser::None {
-            key: "message".into(),
-        })
-    };
-    let text = "<parse>\n@type syslog\nwith_priority true\n</parse>\n";
-    let Ok(root) = ferry_config::parse_str(text, "syslog input") else {
-        return none();
-    };
-    let errors = ferry_config::Errors::new();
-    match root.children.first() {
-        Some(e) => ParseSetup::from_section(&Section::new(e, &errors)),
-        None => none(),
-    }
+    ParseSetup::built_in("@type syslog\nwith_priority true")
 }
 
 /// The priority at the start of a syslog message (`<13>...`) and what follows it.
