@@ -398,8 +398,11 @@ fn seqs_in_copies(dir: &Path) -> BTreeSet<u64> {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         if name.starts_with("app.log.") {
             let text = std::fs::read_to_string(&p).unwrap();
-            out.extend(text.lines().filter_map(|l| {
-                l.strip_prefix("seq=")?
+            // Only whole lines: the copy can end inside a line being written (a write that
+            // spans a page boundary is visible in parts), whose rest the truncation removed.
+            out.extend(text.split_inclusive('\n').filter_map(|l| {
+                l.strip_suffix('\n')?
+                    .strip_prefix("seq=")?
                     .split(' ')
                     .next()?
                     .parse::<u64>()
