@@ -493,17 +493,7 @@ fn a_full_buffer_is_answered_503_with_retry_after_and_every_event_answered_200_a
     assert!(!accepted.is_empty());
     assert_eq!(requests_answered(admin, 503), f64::from(refused));
     // `ferry status` shows the input's answers and says what the 503s mean; the dump has them.
-    let status = Command::new(common::ferry_bin())
-        .args([
-            "status",
-            "--url",
-            &format!("http://127.0.0.1:{admin}"),
-            "--interval",
-            "0.2",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&status.stdout);
+    let text = common::ferry_status(admin, "0.2");
     assert!(
         text.contains("http_0") && text.contains(&format!("503:{refused}")),
         "{text}"

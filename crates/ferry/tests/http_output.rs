@@ -118,17 +118,7 @@ fn every_event_arrives_after_503s_and_timeouts_and_duplicates_are_counted() {
     );
     assert!(log.contains("no answer within 1s (read_timeout)"), "{log}");
     // The operator's views: `ferry status` and the state dump.
-    let out = std::process::Command::new(common::ferry_bin())
-        .args([
-            "status",
-            "--url",
-            &format!("127.0.0.1:{admin}"),
-            "--interval",
-            "0.2",
-        ])
-        .output()
-        .unwrap();
-    let status = String::from_utf8_lossy(&out.stdout);
+    let status = common::ferry_status(admin, "0.2");
     let line = format!(
         "    endpoint http://127.0.0.1:{}/ingest  requests {}",
         recv.port,

@@ -126,17 +126,7 @@ fn every_record_arrives_tagged_by_topic_and_offsets_are_committed_after_the_buff
         std::thread::sleep(Duration::from_millis(500));
     }
     // `ferry status` shows the partitions it holds and their lag; the dump has them too.
-    let status = std::process::Command::new(common::ferry_bin())
-        .args([
-            "status",
-            "--url",
-            &format!("http://127.0.0.1:{admin}"),
-            "--interval",
-            "0.2",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&status.stdout);
+    let text = common::ferry_status(admin, "0.2");
     assert!(
         text.contains("kafka_group") && text.contains("holds logs[0,1,2,3]"),
         "{text}"

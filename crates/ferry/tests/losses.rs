@@ -9,7 +9,6 @@ mod common;
 
 use common::{AckedSender, Ferry, free_port};
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// `ferry_events_dropped_total` samples: (plugin_id, reason) → value.
@@ -81,18 +80,7 @@ fn every_way_of_dropping_events_is_counted_by_plugin_and_reason_and_shown_by_sta
         "whole requests went with their chunks: {oldest}"
     );
     assert_eq!(get("dropper", "lost_at_stop"), 0);
-    let out = Command::new(common::ferry_bin())
-        .args([
-            "status",
-            "--url",
-            &format!("127.0.0.1:{admin}"),
-            "--interval",
-            "0.2",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = common::ferry_status(admin, "0.2");
     let total = 7 + 2 + 5 + oldest;
     assert!(
         text.contains(&format!("dropped events: {total}")),

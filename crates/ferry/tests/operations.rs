@@ -16,27 +16,6 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     ferry::http::client::get(&format!("127.0.0.1:{port}"), path).unwrap()
 }
 
-/// `ferry status` against the monitor API on `admin`: its stdout (it must succeed).
-fn ferry_status(admin: u16, interval: &str) -> String {
-    let out = Command::new(common::ferry_bin())
-        .args([
-            "status",
-            "--url",
-            &format!("127.0.0.1:{admin}"),
-            "--interval",
-            interval,
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
 fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ok() {
@@ -388,7 +367,7 @@ fn ferry_status_shows_buffer_flow_of_a_running_ferry() {
         .unwrap()
         .send("ops.status", 0..1000, 100)
         .unwrap();
-    let text = ferry_status(admin, "0.5");
+    let text = common::ferry_status(admin, "0.5");
     assert!(
         text.contains("archive") && text.contains("stdout"),
         "{text}"
@@ -595,7 +574,7 @@ fn a_two_tier_setup_shows_tail_forward_servers_and_inputs_in_metrics_and_status(
     }
 
     // `ferry status` against the forwarder lists both servers and their state.
-    let text = ferry_status(fwd_admin, "0.3");
+    let text = common::ferry_status(fwd_admin, "0.3");
     let server_line = |name: &str| {
         text.lines()
             .find(|l| l.trim_start().starts_with(&format!("server {name} ")))

@@ -724,3 +724,24 @@ pub fn metric(text: &str, prefix: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
 }
+
+/// `ferry status` against the monitor API on `admin`: its stdout (it must succeed).
+pub fn ferry_status(admin: u16, interval: &str) -> String {
+    let out = Command::new(ferry_bin())
+        .args([
+            "status",
+            "--url",
+            &format!("127.0.0.1:{admin}"),
+            "--interval",
+            interval,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
