@@ -145,12 +145,7 @@ fn inputs_report(
                 }
             }
             "kafka_group" => {
-                let lag: f64 = now
-                    .extra
-                    .get("partitions")
-                    .and_then(Value::as_array)
-                    .map(|ps| ps.iter().filter_map(|p| p["lag"].as_f64()).sum())
-                    .unwrap_or(0.0);
+                let lag = total_lag(now);
                 notes.push(format!(
                     "lag {lag}  pauses {}  rebalances {}  holds {}",
                     n(now, "pauses"),
@@ -163,13 +158,7 @@ fn inputs_report(
                 if n(now, "pauses") > n(&before, "pauses") {
                     advice.push(format!("{id}: consumption was paused because a buffer was full: the outputs take less than the topic brings; see their FREE and DRAIN"));
                 }
-                let lag_before: f64 = before
-                    .extra
-                    .get("partitions")
-                    .and_then(Value::as_array)
-                    .map(|ps| ps.iter().filter_map(|p| p["lag"].as_f64()).sum())
-                    .unwrap_or(0.0);
-                if lag > lag_before && lag > 100_000.0 {
+                if lag > total_lag(&before) && lag > 100_000.0 {
                     advice.push(format!("{id}: consumer lag is {lag} and growing: add aggregators to the group (up to the number of partitions)"));
                 }
             }
@@ -229,6 +218,15 @@ pub(crate) fn duration(secs: f64) -> String {
 }
 
 /// Builds the report from two readings `dt` apart.
+/// A kafka_group input's consumer lag over all its partitions.
+fn total_lag(s: &InputSample) -> f64 {
+    s.extra
+        .get("partitions")
+        .and_then(Value::as_array)
+        .map(|ps| ps.iter().filter_map(|p| p["lag"].as_f64()).sum())
+        .unwrap_or(0.0)
+}
+
 fn report(url: &str, ra: &Reading, rb: &Reading, dt: f64) -> String {
     let (a, b) = (&ra.outputs, &rb.outputs);
     let mut out = String::new();

@@ -94,6 +94,16 @@ impl ConsumerContext for GroupContext {
         }
     }
 
+    /// What the consumer holds after a rebalance, for the metrics, the dump and the task's
+    /// detail (read here once per rebalance, not from librdkafka's main thread every round).
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        let held = consumer
+            .assignment()
+            .map(|a| partitions_text(&a))
+            .unwrap_or_default();
+        self.metrics.set_assignment(&held);
+    }
+
     fn commit_callback(
         &self,
         result: rdkafka::error::KafkaResult<()>,
@@ -225,16 +235,8 @@ impl Group {
                 .name("ferry-kafka-poll".into())
                 .spawn(move || poll::poll_loop(&group.name, &consumer, keep, &tx, &taken, &stop))
         };
-        let mut assigned = String::new();
         loop {
-            let now = consumer
-                .assignment()
-                .map(|a| partitions_text(&a))
-                .unwrap_or_default();
-            if now != assigned {
-                assigned = now;
-                self.metrics.set_assignment(&assigned);
-            }
+            let assigned = self.metrics.assignment();
             h.set_detail("waiting for messages", assigned.clone());
             let pending = tokio::select! {
                 () = h.cancelled() => break,
@@ -249,7 +251,7 @@ impl Group {
                 .messages
                 .fetch_add(pending.len() as u64, Ordering::Relaxed);
             let round = self.read(&pending);
-            h.set_detail("waiting for commit", assigned.clone());
+            h.set_detail("waiting for commit", assigned);
             match self.commit(round.batches, &consumer, &h).await {
                 Ok(()) => {
                     for ((topic, partition), offset) in round.offsets {
