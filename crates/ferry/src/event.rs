@@ -15,6 +15,9 @@ pub struct Batch {
     /// (every event's time lies in this range); lets the buffer place a batch of one time
     /// slice without walking its entries again.
     pub time_range: Option<(u32, u32)>,
+    /// The input already joined multi-line messages with the first `concat` filter of this
+    /// tag's route ([`crate::filter::concat`]); that filter passes the batch on.
+    pub joined_by_input: bool,
 }
 
 impl Batch {
@@ -24,6 +27,7 @@ impl Batch {
             entries,
             records,
             time_range: None,
+            joined_by_input: false,
         }
     }
 

@@ -29,11 +29,14 @@ pub struct Filtered {
     pub first_error: Option<String>,
     /// Events dropped by a filter's verdict.
     pub dropped: u64,
+    /// Events a `concat` filter passed on unjoined (no tail input ran it for them).
+    pub concat_not_applied: u64,
 }
 
 /// Runs `filters` (in order) over `batch`.
 pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filtered {
-    let ctx = TagContext::new(Arc::clone(&batch.tag), Arc::clone(hostname));
+    let mut ctx = TagContext::new(Arc::clone(&batch.tag), Arc::clone(hostname));
+    ctx.joined_by_input = batch.joined_by_input;
     let mut out = Filtered::default();
     let mut kept = Kept::new(&batch.entries);
     let mut errors = BytesMut::new();
@@ -59,6 +62,9 @@ pub fn run(filters: &[Arc<Filter>], batch: &Batch, hostname: &Arc<str>) -> Filte
         let mut modified = false;
         let mut keep = true;
         for filter in filters {
+            if !ctx.joined_by_input && matches!(**filter, Filter::Concat(_)) {
+                out.concat_not_applied += 1;
+            }
             let outcome = filter.apply(&ctx, &mut event);
             if let Some(reason) = outcome.error {
                 if modified {

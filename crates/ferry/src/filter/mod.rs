@@ -6,6 +6,7 @@
 //! | [`grep`] | keep or drop events by regular expressions over fields |
 //! | [`record_transformer`] | add, rewrite and remove fields (`${tag}`, `${record["k"]}`, ...) |
 //! | [`parser`] | parse one field with a `<parse>` section |
+//! | [`concat`] | join the lines of a multi-line message (run by the tail input that reads them) |
 //! | [`stdout`] | print each event that passes (in a `<format>`), unchanged |
 //! | [`chain`] | runs the filters of a route over a batch: view, filter, splice |
 //! | [`raw`] | the record as filters see it: its bytes read in place, edits as an overlay |
@@ -17,6 +18,7 @@
 
 pub mod accessor;
 pub mod chain;
+pub mod concat;
 pub mod grep;
 pub mod parser;
 pub mod raw;
@@ -30,7 +32,7 @@ use raw::RawRecord;
 use std::sync::Arc;
 
 /// Filter plugin types this build of ferry provides.
-pub const FILTER_TYPES: &[&str] = &["grep", "record_transformer", "parser", "stdout"];
+pub const FILTER_TYPES: &[&str] = &["grep", "record_transformer", "parser", "stdout", "concat"];
 
 /// Fluentd filter types that ferry does not provide: refused with a clear message.
 pub const FOREIGN_FILTER_TYPES: &[&str] = &[
@@ -38,7 +40,6 @@ pub const FOREIGN_FILTER_TYPES: &[&str] = &[
     "geoip",
     "kubernetes_metadata",
     "typecast",
-    "concat",
     "rewrite_tag_filter",
     "throttle",
 ];
@@ -50,6 +51,7 @@ pub enum Filter {
     RecordTransformer(record_transformer::RecordTransformer),
     Parser(Box<parser::ParserFilter>),
     Stdout(Box<stdout::StdoutFilter>),
+    Concat(Arc<concat::ConcatRule>),
 }
 
 /// Whether an event goes on.
@@ -98,6 +100,8 @@ pub struct TagContext {
     pub tag: Arc<str>,
     pub parts: Vec<String>,
     pub hostname: Arc<str>,
+    /// The input ran the first `concat` filter of the route ([`crate::event::Batch`]).
+    pub joined_by_input: bool,
 }
 
 impl TagContext {
@@ -107,6 +111,7 @@ impl TagContext {
             tag,
             parts,
             hostname,
+            joined_by_input: false,
         }
     }
 }
@@ -176,6 +181,9 @@ impl Filter {
             "stdout" => {
                 stdout::StdoutFilter::from_section(section).map(|p| Self::Stdout(Box::new(p)))
             }
+            "concat" => {
+                concat::ConcatRule::from_section(section).map(|r| Self::Concat(Arc::new(r)))
+            }
             _ => None,
         }
     }
@@ -186,6 +194,7 @@ impl Filter {
             Self::RecordTransformer(_) => "record_transformer",
             Self::Parser(_) => "parser",
             Self::Stdout(_) => "stdout",
+            Self::Concat(_) => "concat",
         }
     }
 
@@ -196,6 +205,13 @@ impl Filter {
             Self::RecordTransformer(r) => r.apply(ctx, event),
             Self::Parser(p) => p.apply(event),
             Self::Stdout(p) => p.apply(&ctx.tag, event),
+            Self::Concat(c) => {
+                if ctx.joined_by_input {
+                    Outcome::keep()
+                } else {
+                    c.pass(&ctx.tag)
+                }
+            }
         }
     }
 }

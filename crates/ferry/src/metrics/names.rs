@@ -123,6 +123,18 @@ pub const FERRY_TAIL_LONG_LINES: Family = (
     "ferry_tail_long_lines_skipped_total",
     "Lines longer than max_line_size, skipped.",
 );
+pub const FERRY_TAIL_PARTIALS_JOINED: Family = (
+    "ferry_tail_partial_lines_joined_total",
+    "Lines a container runtime split into parts (CRI P/F, Docker 16 KiB), joined.",
+);
+pub const FERRY_TAIL_PARTIALS_CUT: Family = (
+    "ferry_tail_partial_lines_cut_total",
+    "Joined lines cut at max_line_size; each piece is an event.",
+);
+pub const FERRY_TAIL_PARTIALS_UNFINISHED: Family = (
+    "ferry_tail_partial_lines_unfinished_total",
+    "Parts whose end did not come within the timeout or before their file ended, emitted as they were.",
+);
 pub const FERRY_TAIL_UNMATCHED_LINES: Family = (
     "ferry_tail_unmatched_lines_total",
     "Lines the <parse> section did not match.",
@@ -204,6 +216,22 @@ pub const FERRY_BUFFER_TORN_TAILS: Family = (
 pub const FERRY_OUTPUT_EMIT_REFUSED: Family = (
     "ferry_output_emit_refused_total",
     "Batches the output did not commit.",
+);
+pub const FERRY_FILTER_CONCAT_NOT_APPLIED: Family = (
+    "ferry_filter_concat_not_applied_total",
+    "Events a concat filter passed on unjoined: they did not come from a tail input whose route starts with it.",
+);
+pub const FERRY_TAIL_MULTILINE_JOINED: Family = (
+    "ferry_tail_concat_events_total",
+    "Events joined from several lines by the route's concat filter, run in the tail input.",
+);
+pub const FERRY_TAIL_MULTILINE_TIMEOUTS: Family = (
+    "ferry_tail_concat_timeouts_total",
+    "Joined events given out because their end did not come within flush_interval.",
+);
+pub const FERRY_TAIL_MULTILINE_CUT: Family = (
+    "ferry_tail_concat_cut_total",
+    "Joined events cut at max_line_size.",
 );
 pub const FERRY_ROUTER_UNMATCHED: Family = (
     "ferry_router_unmatched_records_total",

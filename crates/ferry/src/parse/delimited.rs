@@ -232,21 +232,15 @@ impl Cri {
     }
 
     pub fn parse(&self, line: &[u8], rec: &mut Record) -> Result<Option<EventTime>, ParseError> {
-        let mut parts = line.splitn(4, |b| *b == b' ');
-        let (Some(time), Some(stream), Some(logtag)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let Some(l) = super::partial::CriLine::split(line) else {
             return Err(ParseError::NoMatch);
         };
-        let message = parts.next().unwrap_or_default();
-        if !matches!(stream, b"stdout" | b"stderr") {
-            return Err(ParseError::NoMatch);
-        }
-        let t = self.time.read(time)?;
+        let t = self.time.read(l.time)?;
         if self.merge_cri_fields {
-            rec.str("stream", stream);
-            rec.str("logtag", logtag);
+            rec.str("stream", l.stream);
+            rec.str("logtag", l.logtag);
         }
-        rec.str(&self.message_key, message);
+        rec.str(&self.message_key, l.message);
         Ok(Some(t))
     }
 }

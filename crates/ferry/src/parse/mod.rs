@@ -13,10 +13,15 @@
 //! | `ltsv` | `label:value` pairs split on tabs | `time_key` if set |
 //! | `csv` / `tsv` | `keys` zipped with the fields | `time_key` if set |
 //! | `cri` | stream, logtag, message | the leading RFC 3339 time |
+//! | `docker` | Docker's json-file object (`log`, `stream`) | its RFC 3339 `time` |
 //! | `multiline` | `format1..N` joined into one expression, matched on the joined lines | as regexp |
 //!
-//! Docker's `json-file` lines (`{"log":..,"stream":..,"time":..}`) are `@type json`: the RFC 3339
-//! `time` is read without a `time_format`.
+//! Docker's `json-file` lines (`{"log":..,"stream":..,"time":..}`) are `@type docker`, or
+//! `@type json`: the RFC 3339 `time` is read without a `time_format`.
+//!
+//! Where the caller can join lines (the tail input), `cri` and `docker` join the parts a
+//! container runtime split a long line into ([`partial`]); `join_partial_lines false` turns it
+//! off, and `@type json` turns it on with `join_partial_lines true`.
 //!
 //! Every parser also takes `types`, `null_value_pattern`, `null_empty_string`,
 //! `estimate_current_event`, and the time parameters (`time_key`, `time_format`, `time_type`,
@@ -27,6 +32,7 @@
 
 mod delimited;
 pub mod json;
+pub mod partial;
 pub mod record;
 mod regexp;
 pub mod rfc3339;
@@ -36,8 +42,8 @@ pub mod time;
 use ferry_config::Section;
 use ferry_proto::time::EventTime;
 pub use record::{FieldType, Record};
-pub use regexp::strip_slashes;
-use regexp::{RegexParser, compile_regex, with_flags};
+use regexp::{RegexParser, with_flags};
+pub use regexp::{compile_regex, strip_slashes};
 use spec::time_for_preset;
 pub use spec::{TimeParse, TimeSpec, default_time_spec, read_time_spec};
 
@@ -87,6 +93,8 @@ pub struct ParseDefaults {
     pub type_name: Option<&'static str>,
     /// `with_priority` of the syslog parser when not written.
     pub with_priority: Option<bool>,
+    /// The caller joins the parts of split lines (`join_partial_lines` is read).
+    pub joins_partials: bool,
 }
 
 impl Parser {
@@ -110,6 +118,8 @@ impl Parser {
 pub struct ParseSetup {
     pub parser: Parser,
     pub multiline: Option<MultilineSetup>,
+    /// Parts of split lines are joined before parsing (`cri`, `docker`).
+    pub partials: Option<partial::PartialFormat>,
     /// `null_value_pattern`, `null_empty_string`: applied to every parser's string values.
     pub values: ValueRules,
     /// `estimate_current_event` (default true): a text without a time gets the current time.
@@ -123,6 +133,7 @@ impl ParseSetup {
         Self {
             parser,
             multiline: None,
+            partials: None,
             values: ValueRules::default(),
             estimate_current_event: true,
         }
@@ -188,6 +199,7 @@ pub const PARSER_TYPES: &[&str] = &[
     "csv",
     "tsv",
     "cri",
+    "docker",
     "multiline",
 ];
 
@@ -246,7 +258,8 @@ impl ParseSetup {
             (None, Some(default)) => default,
             _ => crate::plugin::plugin_type(s, "parser", PARSER_TYPES, &[]).unwrap_or("none"),
         };
-        let time_default = matches!(kind, "json" | "regexp" | "multiline").then_some("time");
+        let time_default =
+            matches!(kind, "json" | "docker" | "regexp" | "multiline").then_some("time");
         let time = read_time_spec(s, time_default);
         let types = read_types(s);
         let mut multiline = None;
@@ -257,6 +270,7 @@ impl ParseSetup {
                 s.no_effect("json_parser", "ferry has one JSON parser");
                 Parser::Json(json::JsonParser { time })
             }
+            "docker" => Parser::Json(json::JsonParser { time }),
             "regexp" => match s.required_str("expression") {
                 Some(e) => match compile_regex(s, "expression", &with_flags(s, &e)) {
                     Some(re) => Parser::Regex(RegexParser::new(re, time, &types)),
@@ -280,6 +294,7 @@ impl ParseSetup {
                 key: s.str_or("message_key", "message"),
             },
         };
+        let partials = read_partials(s, kind, defaults);
         let null_pattern = s
             .str("null_value_pattern")
             .and_then(|e| compile_regex(s, "null_value_pattern", &e));
@@ -290,10 +305,44 @@ impl ParseSetup {
         Self {
             parser,
             multiline,
+            partials,
             values,
             estimate_current_event: s.bool_or("estimate_current_event", true),
         }
     }
+}
+
+/// `join_partial_lines`: on by default for `cri` and `docker`, off for `json`, where the caller
+/// joins lines; refused where it cannot.
+fn read_partials(
+    s: &Section<'_>,
+    kind: &str,
+    defaults: &ParseDefaults,
+) -> Option<partial::PartialFormat> {
+    let (format, default) = match kind {
+        "cri" => (partial::PartialFormat::Cri, true),
+        "docker" => (partial::PartialFormat::Docker, true),
+        "json" => (partial::PartialFormat::Docker, false),
+        _ => {
+            if s.get("join_partial_lines").is_some() {
+                s.error(
+                    Some("join_partial_lines"),
+                    "join_partial_lines applies to @type cri, docker and json only",
+                );
+            }
+            return None;
+        }
+    };
+    if !defaults.joins_partials {
+        if s.get("join_partial_lines").is_some() {
+            s.error(
+                Some("join_partial_lines"),
+                "only the tail input joins the parts of split lines; here each line is parsed alone",
+            );
+        }
+        return None;
+    }
+    s.bool_or("join_partial_lines", default).then_some(format)
 }
 
 fn none_parser() -> Parser {

@@ -73,7 +73,7 @@ pub fn leading_float(v: &[u8]) -> f64 {
 }
 
 /// One record under construction. Reused line after line: [`Record::clear`] keeps the memory.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Record {
     fields: BytesMut,
     count: u32,
@@ -173,6 +173,73 @@ impl Record {
         })
     }
 
+    /// The string value of the first field named `key` (read in place; `None` when there is no
+    /// such field or it is not a string).
+    pub fn get_str(&self, key: &[u8]) -> Option<&[u8]> {
+        use ferry_proto::msgpack::{Head, read_head, skip_value};
+        let buf = &self.fields[..];
+        let mut pos = 0;
+        for _ in 0..self.count {
+            let (head, n) = read_head(buf, pos).ok()?;
+            let Head::Str(len) = head else {
+                pos = skip_value(buf, pos).ok()?;
+                pos = skip_value(buf, pos).ok()?;
+                continue;
+            };
+            let name = buf.get(pos + n..pos + n + len as usize)?;
+            pos += n + len as usize;
+            if name == key {
+                let (head, n) = read_head(buf, pos).ok()?;
+                return match head {
+                    Head::Str(len) => buf.get(pos + n..pos + n + len as usize),
+                    _ => None,
+                };
+            }
+            pos = skip_value(buf, pos).ok()?;
+        }
+        None
+    }
+
+    /// Sets the string value of the fields named `key` (appends the field if there is none).
+    pub fn set_str(&mut self, key: &str, value: &[u8]) {
+        use ferry_proto::msgpack::Value;
+        let mut out = BytesMut::with_capacity(self.fields.len() + value.len());
+        let mut count = 0;
+        let mut found = false;
+        for (k, v) in self.pairs() {
+            k.encode(&mut out);
+            if matches!(&k, Value::Str(name) if name.as_ref() == key.as_bytes()) {
+                write_str(&mut out, value);
+                found = true;
+            } else {
+                v.encode(&mut out);
+            }
+            count += 1;
+        }
+        self.fields = out;
+        self.count = count;
+        if !found {
+            self.str(key, value);
+        }
+    }
+
+    /// Removes the fields named `key`.
+    pub fn remove(&mut self, key: &str) {
+        use ferry_proto::msgpack::Value;
+        let mut out = BytesMut::with_capacity(self.fields.len());
+        let mut count = 0;
+        for (k, v) in self.pairs() {
+            if matches!(&k, Value::Str(name) if name.as_ref() == key.as_bytes()) {
+                continue;
+            }
+            k.encode(&mut out);
+            v.encode(&mut out);
+            count += 1;
+        }
+        self.fields = out;
+        self.count = count;
+    }
+
     /// The record as a msgpack map.
     pub fn write_map(&self, out: &mut BytesMut) {
         write_map_len(out, self.count as usize);
@@ -193,6 +260,24 @@ impl Record {
 mod tests {
     use super::*;
     use ferry_proto::msgpack::Value;
+
+    #[test]
+    fn a_string_field_is_read_in_place_and_replaced() {
+        let mut r = Record::new();
+        r.int("n", 5);
+        r.str("log", b"part\n");
+        r.str("stream", b"stderr");
+        assert_eq!(r.get_str(b"log"), Some(&b"part\n"[..]));
+        assert_eq!(r.get_str(b"stream"), Some(&b"stderr"[..]));
+        assert_eq!(r.get_str(b"n"), None, "not a string");
+        assert_eq!(r.get_str(b"none"), None);
+        r.set_str("log", b"joined");
+        r.set_str("extra", b"x");
+        let keys: Vec<String> = r.pairs().map(|(k, v)| format!("{k:?}={v:?}")).collect();
+        assert_eq!(keys.len(), 4);
+        assert_eq!(r.get_str(b"log"), Some(&b"joined"[..]));
+        assert_eq!(r.get_str(b"extra"), Some(&b"x"[..]));
+    }
 
     #[test]
     fn ruby_style_number_conversions() {

@@ -170,6 +170,22 @@ pub fn build_with(root: &Element, options: &LoadOptions) -> Result<PipelineConfi
         root_filters,
         labels,
     };
+    let filters = routes
+        .root_filters
+        .iter()
+        .chain(routes.labels.iter().flat_map(|l| l.filters.iter()));
+    for rule in filters {
+        if let crate::filter::Filter::Concat(c) = &*rule.filter
+            && let Some(label) = &c.timeout_label
+            && label != "@ROOT"
+            && !label_names.contains(label.as_str())
+        {
+            errors.push(
+                Some(rule.span.clone()),
+                format!("timeout_label {label}, but no <label {label}> is defined"),
+            );
+        }
+    }
     for (label, span) in routes.relabels() {
         if label != "@ROOT" && !label_names.contains(label) {
             errors.push(

@@ -78,6 +78,8 @@ pub struct RouterMetrics {
     pub dropped_error_records: AtomicU64,
     /// Store refusals ignored by `<store ignore_error>`.
     pub ignored_store_errors: AtomicU64,
+    /// Events a `concat` filter passed on unjoined ([`crate::filter::concat`]).
+    pub concat_not_applied: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -165,6 +167,20 @@ impl Router {
         }
     }
 
+    /// The first `concat` filter on the route of `tag` in `label`'s table: the tail input runs
+    /// it where it reads the lines ([`crate::filter::concat`]).
+    pub fn concat_for(
+        &self,
+        label: Option<&str>,
+        tag: &Arc<str>,
+    ) -> Option<Arc<crate::filter::concat::ConcatRule>> {
+        let table = self.tables.get(self.route_for(label)?.0)?;
+        table.lookup(tag).filters.iter().find_map(|f| match &**f {
+            crate::filter::Filter::Concat(c) => Some(Arc::clone(c)),
+            _ => None,
+        })
+    }
+
     pub fn outputs(&self) -> &[Arc<Output>] {
         &self.outputs
     }
@@ -201,6 +217,9 @@ impl Router {
                 self.metrics
                     .filtered_records
                     .fetch_add(filtered.dropped, Ordering::Relaxed);
+                self.metrics
+                    .concat_not_applied
+                    .fetch_add(filtered.concat_not_applied, Ordering::Relaxed);
                 if let Some(errors) = filtered.errors {
                     let reason = filtered.first_error.unwrap_or_default();
                     self.to_error(errors, &reason, hops).await?;
@@ -381,6 +400,11 @@ impl crate::metrics::Collector for Router {
         );
         let m = &self.metrics;
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.counter(
+            crate::metrics::names::FERRY_FILTER_CONCAT_NOT_APPLIED,
+            &[],
+            n(&m.concat_not_applied),
+        );
         out.dropped(
             "router",
             "router",

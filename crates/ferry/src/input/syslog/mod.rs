@@ -70,6 +70,7 @@ impl SyslogInputConfig {
         let defaults = ParseDefaults {
             type_name: Some("syslog"),
             with_priority: Some(true),
+            ..ParseDefaults::default()
         };
         let mut parse = setup::read_parse(s, "syslog", &defaults, Some(default_parse));
         // A parser that reads `<PRI>` gets the whole message; otherwise what follows it.

@@ -61,7 +61,11 @@ impl TailInputConfig {
         let tag = s.required_str("tag").unwrap_or_default();
         let parse = match s.child("parse") {
             Some(p) => {
-                let setup = ParseSetup::from_section(&p);
+                let defaults = crate::parse::ParseDefaults {
+                    joins_partials: true,
+                    ..Default::default()
+                };
+                let setup = ParseSetup::from_section_with(&p, &defaults);
                 p.finish();
                 setup
             }

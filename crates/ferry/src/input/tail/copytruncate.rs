@@ -16,8 +16,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Compressed copies cannot be read in place.
-const COMPRESSED: &[&str] = &[".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z"];
+use super::discover::COMPRESSED;
 
 /// The rotated copy of `path` that starts with `fp` and holds bytes past `from`: the newest
 /// such file beside it whose name is the file's name followed by `.` or `-`.

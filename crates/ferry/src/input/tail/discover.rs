@@ -10,6 +10,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Suffixes of compressed files, which are not read as text.
+pub const COMPRESSED: &[&str] = &[".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z"];
+
+/// Whether `path` is a compressed file that `pattern` does not name on purpose.
+fn compressed_by_chance(path: &Path, pattern: &str) -> bool {
+    let name = path.to_string_lossy();
+    COMPRESSED
+        .iter()
+        .any(|c| name.ends_with(c) && !pattern.ends_with(c))
+}
+
 /// A file a pattern names.
 #[derive(Debug, Clone)]
 pub struct Found {
@@ -66,6 +77,9 @@ pub fn scan(cfg: &TailInputConfig, now: SystemTime) -> Scan {
             vec![PathBuf::from(&pattern)]
         };
         for path in candidates {
+            if compressed_by_chance(&path, &pattern) {
+                continue;
+            }
             if excludes
                 .iter()
                 .any(|x| x.matches_path(&path) || x.matches(&path.to_string_lossy()))
@@ -133,6 +147,32 @@ mod tests {
                 key: "message".into(),
             }),
         }
+    }
+
+    #[test]
+    fn compressed_files_are_left_out_unless_the_pattern_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for name in [
+            "0.log",
+            "0.log.20261207-101500",
+            "0.log.20261207-091500.gz",
+            "x.gz",
+        ] {
+            std::fs::write(d.join(name), b"x\n").unwrap();
+        }
+        let names = |pattern: &str| -> Vec<String> {
+            let s = scan(
+                &cfg(vec![format!("{}/{pattern}", d.display())], vec![]),
+                SystemTime::now(),
+            );
+            s.files
+                .keys()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names("0.log*"), vec!["0.log", "0.log.20261207-101500"]);
+        assert_eq!(names("*.gz"), vec!["0.log.20261207-091500.gz", "x.gz"]);
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub struct Tailed {
     pub state: FileState,
     /// Everything before this offset is committed (or deliberately skipped).
     pub committed: u64,
+    /// Lines from this offset on were handed to the next file of the path, unfinished
+    /// ([`super::decode::LineDecoder::take_held`]); the position stays here until that file
+    /// emitted them at `.1` of its own.
+    pub handed: Option<(u64, u64)>,
     pub gauge: Arc<FileGauge>,
     pub wd: Option<WatchDescriptor>,
     pub throttle: Throttle,
@@ -120,12 +124,14 @@ pub struct Step {
 }
 
 /// What a read step does besides reading.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StepMode {
     /// Emit the multiline event held (flush interval passed).
     pub flush_multiline: bool,
     /// The file is being closed: hand out its partial last line and held lines.
     pub finish: bool,
+    /// The first concat filter of the file's route, run by the decoder.
+    pub concat: Option<std::sync::Arc<crate::filter::concat::ConcatRule>>,
 }
 
 impl Tailed {
@@ -149,6 +155,7 @@ impl Tailed {
             decoder: Some(decoder),
             state: FileState::Current,
             committed: start,
+            handed: None,
             gauge,
             wd: None,
             throttle: Throttle::new(),
@@ -165,10 +172,13 @@ impl Tailed {
         matches!(self.state, FileState::Rotated { .. })
     }
 
-    /// Rotated, read to the end, and `rotate_wait` has passed.
+    /// Rotated, read to the end, no lines handed to the next file unfinished, and
+    /// `rotate_wait` has passed.
     pub fn can_close(&self, rotate_wait: Duration) -> bool {
         match self.state {
-            FileState::Rotated { since } => self.at_eof && since.elapsed() >= rotate_wait,
+            FileState::Rotated { since } => {
+                self.at_eof && self.handed.is_none() && since.elapsed() >= rotate_wait
+            }
             FileState::Current => false,
         }
     }
@@ -293,8 +303,9 @@ fn run_step(
     mode: StepMode,
 ) -> io::Result<(Step, Fingerprint)> {
     let now = EventTime::now();
-    decoder.begin(now);
     let mut step = Step::default();
+    decoder.use_concat(mode.concat.as_ref(), now, &mut step.built);
+    decoder.begin(now);
     // One allocation per batch in the common case (1000 lines of up to ~230 bytes).
     step.built
         .entries
@@ -363,9 +374,14 @@ fn run_step(
             decoder.line(&bytes, start, now, &mut step.built);
         }
         decoder.flush(now, &mut step.built);
-    } else if mode.flush_multiline {
-        decoder.flush(now, &mut step.built);
+    } else {
+        if mode.flush_multiline {
+            decoder.flush_multiline(now, &mut step.built);
+        }
+        decoder.expire(Some(decoder.partial_timeout()), now, &mut step.built);
+        decoder.expire_concat(false, now, &mut step.built);
     }
+    step.built.joined_by_input = decoder.joins_messages();
     step.safe = decoder
         .pending_start()
         .unwrap_or_else(|| reader.safe_offset());

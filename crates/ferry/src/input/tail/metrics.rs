@@ -51,6 +51,16 @@ pub struct TailMetrics {
     /// Records no output could ever take (larger than a buffer chunk): dropped and logged.
     pub records_dropped: AtomicU64,
     pub bytes_read: AtomicU64,
+    /// Lines a container runtime split, joined from their parts.
+    pub partials_joined: AtomicU64,
+    /// Joined lines cut at `max_line_size` (each piece emitted).
+    pub partials_cut: AtomicU64,
+    /// Parts whose end did not come within the timeout (or before their file ended).
+    pub partials_unfinished: AtomicU64,
+    /// Events the route's concat filter joined here; cut at the bound; given out on a timeout.
+    pub concat_joined: AtomicU64,
+    pub concat_cut: AtomicU64,
+    pub concat_timeouts: AtomicU64,
     files: Mutex<BTreeMap<String, Arc<FileGauge>>>,
 }
 
@@ -130,6 +140,24 @@ impl TailMetrics {
             load(&m.records_dropped),
         );
         out.counter(FERRY_TAIL_BYTES_READ, &labels, load(&m.bytes_read));
+        out.counter(
+            FERRY_TAIL_PARTIALS_JOINED,
+            &labels,
+            load(&m.partials_joined),
+        );
+        out.counter(FERRY_TAIL_PARTIALS_CUT, &labels, load(&m.partials_cut));
+        out.counter(FERRY_TAIL_MULTILINE_JOINED, &labels, load(&m.concat_joined));
+        out.counter(FERRY_TAIL_MULTILINE_CUT, &labels, load(&m.concat_cut));
+        out.counter(
+            FERRY_TAIL_MULTILINE_TIMEOUTS,
+            &labels,
+            load(&m.concat_timeouts),
+        );
+        out.counter(
+            FERRY_TAIL_PARTIALS_UNFINISHED,
+            &labels,
+            load(&m.partials_unfinished),
+        );
         out.dropped(id, "tail", dropped::TOO_LARGE, load(&m.records_dropped));
         out.dropped(id, "tail", dropped::LONG_LINE, load(&m.long_lines_skipped));
         out.dropped(

@@ -65,6 +65,8 @@ impl Tail {
             path_field,
             cfg.emit_unmatched_lines,
             max_line,
+            cfg.multiline_flush_interval
+                .unwrap_or(crate::parse::partial::DEFAULT_PARTIAL_TIMEOUT),
         );
         let gauge = self.ctx.metrics.gauge(&slot_str);
         gauge.inode.store(id.ino, Ordering::Relaxed);

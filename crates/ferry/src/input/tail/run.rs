@@ -226,36 +226,57 @@ impl Tail {
     async fn recover_moved(&mut self, path: &Path) {
         let path_str = path.to_string_lossy();
         let (_, entries) = self.ctx.table.snapshot();
-        let Some(entry) = entries.into_iter().find(|e| e.path == path_str) else {
-            return;
-        };
         let Ok(meta) = std::fs::metadata(path) else {
             return;
         };
-        if super::identity::FileId::of(&meta).matches(&entry.id) || self.tracked.contains(&entry.id)
+        let current = super::identity::FileId::of(&meta);
+        // A rotated file stays in the directory of the file the path leads to: the path's own
+        // directory, or, for a symlink (the kubelet's /var/log/containers/*.log), its
+        // target's.
+        let mut dirs = vec![path.parent().unwrap_or(Path::new(".")).to_path_buf()];
+        if let Ok(target) = std::fs::canonicalize(path)
+            && let Some(dir) = target.parent()
+            && !dirs.iter().any(|d| d == dir)
         {
-            return;
+            dirs.push(dir.to_path_buf());
         }
-        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let id = entry.id;
-        let Ok(Some(moved)) =
-            tokio::task::spawn_blocking(move || discover::find_in_dir(&dir, &id)).await
-        else {
-            return;
-        };
-        tracing::info!(
-            "tail input {}: {} was rotated while ferry was stopped; finishing {} from offset {}",
-            self.ctx.id,
-            path.display(),
-            moved.display(),
-            entry.offset
-        );
-        if let Some(mut f) = self.open_file(path, &moved, Start::Startup).await {
-            f.state = FileState::Rotated {
-                since: Instant::now() - self.ctx.cfg.rotate_wait,
-            };
-            if let Some(slot) = self.slots.get_mut(path) {
-                slot.files.push_back(f);
+        let mut found = Vec::new();
+        for entry in entries.into_iter().filter(|e| e.path == path_str) {
+            if current.matches(&entry.id) || self.tracked.contains(&entry.id) {
+                continue;
+            }
+            let id = entry.id;
+            let search = dirs.clone();
+            let moved = tokio::task::spawn_blocking(move || {
+                search
+                    .iter()
+                    .find_map(|dir| discover::find_in_dir(dir, &id))
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(moved) = moved {
+                found.push((entry, moved));
+            }
+        }
+        // Oldest first: the one read furthest from its end is not known, so by modification
+        // time of the file found.
+        found.sort_by_key(|(_, p)| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        for (entry, moved) in found {
+            tracing::info!(
+                "tail input {}: {} was rotated while ferry was stopped; finishing {} from offset {}",
+                self.ctx.id,
+                path.display(),
+                moved.display(),
+                entry.offset
+            );
+            if let Some(mut f) = self.open_file(path, &moved, Start::Startup).await {
+                f.state = FileState::Rotated {
+                    since: Instant::now() - self.ctx.cfg.rotate_wait,
+                };
+                if let Some(slot) = self.slots.get_mut(path) {
+                    slot.files.push_back(f);
+                }
             }
         }
     }
@@ -340,6 +361,9 @@ impl Tail {
                 };
                 (Arc::clone(&slot.tag), f.is_rotated())
             };
+            if rotated {
+                self.hand_over(path, i, false);
+            }
             let closing = {
                 let f = &self.slots[path].files[i];
                 rotated && f.at_eof && f.can_close(self.ctx.cfg.rotate_wait)
@@ -349,6 +373,13 @@ impl Tail {
             };
             let file = &mut slot.files[i];
             let step = step_and_emit(&self.ctx, file, &tag, closing, h).await?;
+            if rotated && !closing {
+                let at_end = step.as_ref().is_some_and(|s| s.eof);
+                self.hand_over(path, i, at_end);
+            }
+            let Some(slot) = self.slots.get_mut(path) else {
+                break;
+            };
             if closing && step.as_ref().is_some_and(|s| s.eof) {
                 let f = slot.files.remove(i);
                 if let Some(f) = f {
@@ -370,6 +401,44 @@ impl Tail {
             self.slots.remove(path);
         }
         Ok(more)
+    }
+
+    /// A rotated file read to its end that holds lines of an unfinished message (parts of a
+    /// split line, a stack trace) hands them to the next file of its path, where the message
+    /// goes on. Its position stays at the first of them until the next file emitted them; then
+    /// it may close. `at_end`: the step just taken reached the file's end (a file read to its
+    /// end earlier may have grown since).
+    fn hand_over(&mut self, path: &Path, i: usize, at_end: bool) {
+        let Some(slot) = self.slots.get_mut(path) else {
+            return;
+        };
+        let mut files = slot.files.iter_mut().skip(i);
+        let (Some(old), Some(new)) = (files.next(), files.next()) else {
+            return;
+        };
+        let (Some(od), Some(nd)) = (old.decoder.as_mut(), new.decoder.as_mut()) else {
+            return;
+        };
+        if let Some((_, at)) = old.handed {
+            if nd.pending_start().is_none_or(|s| s > at) {
+                old.handed = None;
+            }
+            return;
+        }
+        let Some(start) = od.pending_start() else {
+            return;
+        };
+        if !at_end || nd.pending_start().is_some() {
+            return;
+        }
+        let at = new.committed;
+        nd.adopt(od.take_held(), at);
+        old.handed = Some((start, at));
+        tracing::debug!(
+            "tail input {}: {} ended inside a message; its lines from offset {start} go on in the next file",
+            self.ctx.id,
+            old.path.display()
+        );
     }
 
     fn close(&mut self, f: Tailed, nlink: u64) {

@@ -67,6 +67,7 @@ pub async fn step_and_emit(
     let mode = StepMode {
         flush_multiline,
         finish: closing,
+        concat: ctx.routing.current().concat_for(ctx.label.as_deref(), tag),
     };
     h.set_detail("reading", f.path_str.clone());
     let fp_before = f.fp;
@@ -125,6 +126,27 @@ pub async fn step_and_emit(
             );
         }
     }
+    let b = &step.built;
+    TailMetrics::add(&m.partials_joined, b.partials_joined);
+    TailMetrics::add(&m.concat_joined, b.concat_joined);
+    TailMetrics::add(&m.concat_cut, b.concat_cut);
+    TailMetrics::add(&m.concat_timeouts, b.concat_timed_out);
+    if b.partials_cut + b.partials_unfinished > 0 {
+        TailMetrics::add(&m.partials_cut, b.partials_cut);
+        TailMetrics::add(&m.partials_unfinished, b.partials_unfinished);
+        if may_warn(&ctx.last_warn) {
+            tracing::warn!(
+                "tail input {}: in {}, {} joined line(s) passed max_line_size {} and were cut into pieces, and {} line(s) whose last part did not come within {:?} were emitted as they were; counted in ferry_tail_partial_lines_cut_total and ferry_tail_partial_lines_unfinished_total",
+                ctx.id,
+                f.path.display(),
+                b.partials_cut,
+                cfg.max_line_size,
+                b.partials_unfinished,
+                cfg.multiline_flush_interval
+                    .unwrap_or(crate::parse::partial::DEFAULT_PARTIAL_TIMEOUT),
+            );
+        }
+    }
     if step.built.unmatched > 0 {
         TailMetrics::add(&m.unmatched_lines, step.built.unmatched);
         if !cfg.emit_unmatched_lines {
@@ -146,6 +168,7 @@ pub async fn step_and_emit(
             );
         }
     }
+    let joined = step.built.joined_by_input;
     if step.built.records > 0 {
         let records = step.built.records;
         let entries = std::mem::take(&mut step.built.entries).freeze();
@@ -153,11 +176,31 @@ pub async fn step_and_emit(
             "waiting for commit",
             format!("{records} records of {}", f.path_str),
         );
-        emit(ctx, tag, entries, records, h).await?;
+        let to = Emit {
+            tag,
+            label: ctx.label.as_deref(),
+            joined,
+        };
+        emit(ctx, &to, entries, records, h).await?;
         TailMetrics::add(&m.emit_records, records);
     }
-    if step.safe != f.committed || f.fp != fp_before || step.truncated.is_some() {
-        f.committed = step.safe;
+    if step.built.timeout_records > 0 {
+        // Joined events that timed out go to the concat filter's timeout_label (checked to
+        // exist when the configuration was read).
+        let records = step.built.timeout_records;
+        let entries = std::mem::take(&mut step.built.timeout_entries).freeze();
+        let label = mode_timeout_label(ctx, tag);
+        let to = Emit {
+            tag,
+            label: label.as_deref(),
+            joined: true,
+        };
+        emit(ctx, &to, entries, records, h).await?;
+        TailMetrics::add(&m.emit_records, records);
+    }
+    let safe = f.handed.map_or(step.safe, |(at, _)| at.min(step.safe));
+    if safe != f.committed || f.fp != fp_before || step.truncated.is_some() {
+        f.committed = safe;
         f.gauge.position.store(f.committed, Ordering::Relaxed);
         ctx.table.set(PosEntry {
             path: f.path_str.clone(),
@@ -167,6 +210,23 @@ pub async fn step_and_emit(
         });
     }
     Ok(Some(step))
+}
+
+/// Where a step's batch goes.
+struct Emit<'a> {
+    tag: &'a Arc<str>,
+    label: Option<&'a str>,
+    /// The route's first concat filter ran over it.
+    joined: bool,
+}
+
+/// The `timeout_label` of the concat filter on `tag`'s route.
+fn mode_timeout_label(ctx: &Ctx, tag: &Arc<str>) -> Option<String> {
+    ctx.routing
+        .current()
+        .concat_for(ctx.label.as_deref(), tag)
+        .and_then(|c| c.timeout_label.clone())
+        .or_else(|| ctx.label.clone())
 }
 
 /// Whether no retry can ever make the output take this batch.
@@ -186,18 +246,19 @@ fn never_fits(e: &EmitError) -> bool {
 /// Offers a batch until it is committed (see the module docs).
 async fn emit(
     ctx: &Ctx,
-    tag: &Arc<str>,
+    to: &Emit<'_>,
     entries: Bytes,
     records: u64,
     h: &TaskHandle,
 ) -> Result<(), Stop> {
-    let batch = Batch::new(Arc::clone(tag), entries, records);
+    let mut batch = Batch::new(Arc::clone(to.tag), entries, records);
+    batch.joined_by_input = to.joined;
     let mut wait = Duration::from_millis(100);
     let mut attempts = 0u64;
     loop {
         let (held, result) = tokio::select! {
             r = ctx.routing.emit_holding(
-                ctx.label.as_deref(),
+                to.label,
                 &batch,
                 FULL_BUFFER_REPORT,
                 h.cancel_token(),
@@ -221,7 +282,7 @@ async fn emit(
             Err(e) => e,
         };
         if never_fits(&e) {
-            return emit_one_by_one(ctx, &batch, &e, h).await;
+            return emit_one_by_one(ctx, to, &batch, &e, h).await;
         }
         attempts += 1;
         ctx.metrics.emit_retries.fetch_add(1, Ordering::Relaxed);
@@ -255,6 +316,7 @@ async fn emit(
 /// that cannot fit are dropped.
 async fn emit_one_by_one(
     ctx: &Ctx,
+    to: &Emit<'_>,
     batch: &Batch,
     first: &EmitError,
     h: &TaskHandle,
@@ -276,7 +338,7 @@ async fn emit_one_by_one(
         };
         let mut one = BytesMut::with_capacity(entry.raw.len());
         one.extend_from_slice(entry.raw);
-        Box::pin(emit(ctx, &batch.tag, one.freeze(), 1, h)).await?;
+        Box::pin(emit(ctx, to, one.freeze(), 1, h)).await?;
     }
     Ok(())
 }
