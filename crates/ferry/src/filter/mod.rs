@@ -7,6 +7,7 @@
 //! | [`record_transformer`] | add, rewrite and remove fields (`${tag}`, `${record["k"]}`, ...) |
 //! | [`parser`] | parse one field with a `<parse>` section |
 //! | [`concat`] | join the lines of a multi-line message (run by the tail input that reads them) |
+//! | [`kubernetes_metadata`] | add a container log's pod, namespace, container and pod uid, from the tag and the file system |
 //! | [`stdout`] | print each event that passes (in a `<format>`), unchanged |
 //! | [`chain`] | runs the filters of a route over a batch: view, filter, splice |
 //! | [`raw`] | the record as filters see it: its bytes read in place, edits as an overlay |
@@ -20,6 +21,7 @@ pub mod accessor;
 pub mod chain;
 pub mod concat;
 pub mod grep;
+pub mod kubernetes_metadata;
 pub mod parser;
 pub mod raw;
 pub mod record_transformer;
@@ -32,13 +34,19 @@ use raw::RawRecord;
 use std::sync::Arc;
 
 /// Filter plugin types this build of ferry provides.
-pub const FILTER_TYPES: &[&str] = &["grep", "record_transformer", "parser", "stdout", "concat"];
+pub const FILTER_TYPES: &[&str] = &[
+    "grep",
+    "record_transformer",
+    "parser",
+    "stdout",
+    "concat",
+    "kubernetes_metadata",
+];
 
 /// Fluentd filter types that ferry does not provide: refused with a clear message.
 pub const FOREIGN_FILTER_TYPES: &[&str] = &[
     "prometheus",
     "geoip",
-    "kubernetes_metadata",
     "typecast",
     "rewrite_tag_filter",
     "throttle",
@@ -52,6 +60,7 @@ pub enum Filter {
     Parser(Box<parser::ParserFilter>),
     Stdout(Box<stdout::StdoutFilter>),
     Concat(Arc<concat::ConcatRule>),
+    KubernetesMetadata(Box<kubernetes_metadata::KubernetesMetadata>),
 }
 
 /// Whether an event goes on.
@@ -184,6 +193,8 @@ impl Filter {
             "concat" => {
                 concat::ConcatRule::from_section(section).map(|r| Self::Concat(Arc::new(r)))
             }
+            "kubernetes_metadata" => kubernetes_metadata::KubernetesMetadata::from_section(section)
+                .map(|k| Self::KubernetesMetadata(Box::new(k))),
             _ => None,
         }
     }
@@ -195,6 +206,7 @@ impl Filter {
             Self::Parser(_) => "parser",
             Self::Stdout(_) => "stdout",
             Self::Concat(_) => "concat",
+            Self::KubernetesMetadata(_) => "kubernetes_metadata",
         }
     }
 
@@ -212,6 +224,7 @@ impl Filter {
                     c.pass(&ctx.tag)
                 }
             }
+            Self::KubernetesMetadata(k) => k.apply(ctx, event),
         }
     }
 }

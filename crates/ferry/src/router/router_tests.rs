@@ -278,7 +278,22 @@ fn routing_mistakes_are_configuration_errors() {
     );
     assert_eq!(errs("<label @ROOT>\n</label>"), 1);
     assert_eq!(errs("<match **>\n@type secondary_file\n</match>"), 1);
-    assert_eq!(errs("<filter **>\n@type kubernetes_metadata\n</filter>"), 1);
+    assert_eq!(errs("<filter **>\n@type kubernetes_metadata\n</filter>"), 0);
+    assert_eq!(errs("<filter **>\n@type geoip\n</filter>"), 1);
+    let root = ferry_config::parse_str(
+        "<filter **>\n@type kubernetes_metadata\nkubernetes_url https://10.0.0.1:443\n</filter>",
+        "test.conf",
+    )
+    .unwrap();
+    let refused = crate::pipeline::build(&root).err().unwrap();
+    assert_eq!(refused.0.len(), 1);
+    let message = refused.0[0].to_string();
+    assert!(
+        message.starts_with("test.conf:3")
+            && message.contains("'kubernetes_url' is refused")
+            && message.contains("reads no Kubernetes API server"),
+        "{message}"
+    );
     assert_eq!(errs("<filter {a>\n@type grep\n</filter>"), 1);
     assert_eq!(
         errs(
