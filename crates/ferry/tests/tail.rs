@@ -255,6 +255,49 @@ fn symlinked_container_logs_follow_the_runtime_rotation_and_removal() {
 }
 
 #[test]
+fn container_logs_get_their_pods_metadata_from_the_tag_and_the_link() {
+    // A directory whose path a tag can spell: no name starting with a dot.
+    let d = tempfile::Builder::new().prefix("k8s").tempdir().unwrap();
+    let p = |name: &str| d.path().join(name);
+    let (id, uid) = ("ab12".repeat(16), "0c9e64ab-5f3d-4e21-9a7b-6d8c2e1f0a3b");
+    let pod_dir = p(&format!("var/log/pods/shop_web-7f9c_{uid}/app"));
+    std::fs::create_dir_all(&pod_dir).unwrap();
+    std::fs::create_dir_all(p("var/log/containers")).unwrap();
+    append(&pod_dir.join("0.log"), 0..2);
+    std::os::unix::fs::symlink(
+        pod_dir.join("0.log"),
+        p(&format!("var/log/containers/web-7f9c_shop_app-{id}.log")),
+    )
+    .unwrap();
+    let pattern = format!("{}/*.log", p("var/log/containers").display());
+    let config = conf(&pattern, &p("pos"), "", NONE)
+        .replace("tag t.*", "tag kubernetes.*")
+        .replace(
+            "<match **>",
+            "<filter kubernetes.**>\n  @type kubernetes_metadata\n</filter>\n<match **>",
+        );
+    let ferry = Ferry::start_logged(&config, &[]);
+    for (n, r) in records(&ferry, 2).iter().enumerate() {
+        assert_eq!(r["message"], format!("L{n}"), "{r}");
+        assert_eq!(
+            r["docker"],
+            serde_json::json!({ "container_id": id }),
+            "{r}"
+        );
+        assert_eq!(
+            r["kubernetes"],
+            serde_json::json!({
+                "container_name": "app",
+                "namespace_name": "shop",
+                "pod_name": "web-7f9c",
+                "pod_id": uid,
+            }),
+            "{r}"
+        );
+    }
+}
+
+#[test]
 fn the_tag_star_is_the_path_with_dots() {
     let d = Dir::new();
     let log = d.p("app.log");
