@@ -214,6 +214,20 @@ fn zero_byte_chunk_files_are_removed_and_open_succeeds() {
 }
 
 #[test]
+fn a_journal_whose_payload_is_gone_is_a_finished_delivery_and_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), 2, 3, true);
+    let (payload, journal) = chunk_files(dir.path()).remove(0);
+    // A crash between the two deletions of a delivered chunk.
+    fs::remove_file(&payload).unwrap();
+    let (buffer, report) = Buffer::open(config(dir.path()), "out").unwrap();
+    assert!(report.quarantined.is_empty(), "{report:?}");
+    assert_eq!(report.finished_purges, vec![journal.clone()]);
+    assert!(!journal.exists());
+    assert_eq!(all_ids(&buffer).len(), 3, "the other chunk is intact");
+}
+
+#[test]
 fn orphan_payload_is_quarantined_and_orphan_empty_files_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     let a = "00000000000000000000000000000001";

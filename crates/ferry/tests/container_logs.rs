@@ -397,3 +397,72 @@ fn a_message_whose_end_never_comes_goes_to_the_timeout_label() {
         "given out after flush_interval: @TIMEOUT"
     );
 }
+
+#[test]
+fn lines_of_a_file_rotated_around_a_sigkill_arrive_after_the_restart() {
+    for rotate_first in [false, true] {
+        let dir = tempfile::Builder::new().prefix("k8s").tempdir().unwrap();
+        let (mut cri, _dkr) = node(dir.path());
+        let pos = dir.path().join("pos");
+        let config = agent_config(dir.path(), &pos, "");
+        let mut ferry = Ferry::start_logged(&config, &[]);
+        wait_following(&ferry, 2, &mut Vec::new());
+        let mut want = Vec::new();
+        let mut got = Vec::new();
+        for seq in 0..20u64 {
+            let m = message(1, "stdout", seq, 120);
+            cri.write("stdout", &m);
+            want.push(m);
+        }
+        wait_for(&ferry, &mut got, 20, "before the kill");
+        // A restart of the container: a file ferry has to find first.
+        cri.restart();
+        for seq in 20..30u64 {
+            let m = message(1, "stdout", seq, 120);
+            cri.write("stdout", &m);
+            want.push(m);
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        for seq in 30..35u64 {
+            let m = message(1, "stdout", seq, 120);
+            cri.write("stdout", &m);
+            want.push(m);
+        }
+        if rotate_first {
+            cri.rotate();
+        }
+        signal(ferry.child.id(), "KILL");
+        let _ = ferry.child.wait();
+        if !rotate_first {
+            cri.rotate();
+        }
+        for seq in 35..40u64 {
+            let m = message(1, "stdout", seq, 120);
+            cri.write("stdout", &m);
+            want.push(m);
+        }
+        // What the killed ferry printed before it died.
+        std::thread::sleep(Duration::from_millis(200));
+        take(&ferry, &mut got);
+        drop(ferry);
+        let ferry = Ferry::start_logged(&config, &[]);
+        let mut log = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            take(&ferry, &mut got);
+            log.extend(ferry.stderr.try_iter());
+            let texts: std::collections::BTreeSet<&String> = got.iter().map(|g| &g.2).collect();
+            let missing: Vec<&String> = want.iter().filter(|w| !texts.contains(w)).collect();
+            if missing.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rotate_first {rotate_first}: missing {:?}\n{}",
+                missing.iter().map(|m| &m[..30]).collect::<Vec<_>>(),
+                log.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -404,12 +404,31 @@ fn packaging_manifests_parse_with_the_expected_kinds() {
         pod["metadata"]["annotations"]["prometheus.io/scrape"],
         "true"
     );
-    assert!(
-        pod["spec"]["containers"][0]["image"]
-            .as_str()
-            .unwrap()
-            .contains("ferry")
+    let container = &pod["spec"]["containers"][0];
+    assert!(container["image"].as_str().unwrap().contains("ferry"));
+    assert_eq!(
+        container["securityContext"]["readOnlyRootFilesystem"], true,
+        "the node agent writes only to its hostPath"
     );
+    let volumes = pod["spec"]["volumes"].as_sequence().unwrap();
+    let state = volumes.iter().find(|v| v["name"] == "state").unwrap();
+    assert_eq!(state["hostPath"]["path"], "/var/lib/ferry");
+    let conf = forwarder.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"]["ferry.conf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for needed in [
+        "pos_file /var/lib/ferry/",
+        "path /var/lib/ferry/buffer",
+        "@type cri",
+        "@type concat",
+        "@type kubernetes_metadata",
+    ] {
+        assert!(
+            conf.contains(needed),
+            "the forwarder's configuration has {needed}"
+        );
+    }
 
     let aggregator = docs("kubernetes/aggregator-statefulset.yaml");
     let sts = aggregator

@@ -278,7 +278,9 @@ impl FileChunk {
         Ok(())
     }
 
-    /// Deletes both files.
+    /// Deletes both files: the payload first. A journal left alone by a crash in between is
+    /// known at recovery for what it is (a chunk already delivered) and deleted; a payload
+    /// left alone could be a chunk whose journal was lost, and would be quarantined.
     pub fn remove(&self) -> Result<(), FileError> {
         *lock(&self.writer) = None;
         let paths = self.paths();

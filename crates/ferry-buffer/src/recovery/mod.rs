@@ -66,6 +66,10 @@ pub(crate) struct Recovered {
 enum Examined {
     Keep(Box<Recovered>),
     Empty,
+    /// A journal without its payload: the chunk was delivered and its removal interrupted
+    /// ([`crate::file_chunk::FileChunk::remove`] deletes the payload first, and nothing else
+    /// deletes a payload).
+    Purged,
 }
 
 /// Scans the directory and recovers every chunk of this buffer.
@@ -85,6 +89,17 @@ pub(crate) fn recover(ctx: &Context, report: &mut RecoveryReport) -> io::Result<
         };
         match examine(ctx, id, &group, &paths, report) {
             Ok(Examined::Keep(r)) => out.push(*r),
+            Ok(Examined::Purged) => {
+                if let Some(file) = &group.journal {
+                    match ctx.storage.remove(&file.path) {
+                        Ok(()) => report.finished_purges.push(file.path.clone()),
+                        Err(error) => report.failures.push(RecoveryFailure {
+                            path: file.path.clone(),
+                            error,
+                        }),
+                    }
+                }
+            }
             Ok(Examined::Empty) => {
                 for file in [&group.payload, &group.journal].into_iter().flatten() {
                     match ctx.storage.remove(&file.path) {
@@ -243,7 +258,7 @@ fn examine(
         return if scan.content.bytes == 0 {
             Ok(Examined::Empty)
         } else {
-            Err(QuarantineReason::MissingPayload(scan.content.bytes))
+            Ok(Examined::Purged)
         };
     };
     let payload = ctx.storage.open(&paths.payload, OpenMode::ReadWrite)?;

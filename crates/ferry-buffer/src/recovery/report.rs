@@ -15,6 +15,9 @@ pub struct RecoveryReport {
     pub quarantined: Vec<QuarantinedChunk>,
     /// Files of chunks without data, deleted.
     pub removed_empty: Vec<PathBuf>,
+    /// Journals whose payload was gone: a chunk delivered and being removed when the process
+    /// stopped (the payload is removed first). Deleted: nothing of the chunk is pending.
+    pub finished_purges: Vec<PathBuf>,
     /// Files named like this buffer's chunks with an unknown suffix, left alone.
     pub unknown_files: Vec<PathBuf>,
     /// Quarantine or delete operations that failed; the files stay where they are.

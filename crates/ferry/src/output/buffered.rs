@@ -285,6 +285,12 @@ pub(super) fn log_recovery(id: &str, report: &ferry_buffer::RecoveryReport) {
             t.records_removed
         );
     }
+    for j in &report.finished_purges {
+        tracing::info!(
+            "output {id}: {} belonged to a chunk delivered while ferry stopped (its payload was already removed); removed",
+            j.display()
+        );
+    }
     for q in &report.quarantined {
         tracing::error!(
             "output {id}: corrupt chunk {} moved to quarantine at {}: {}",

@@ -9,8 +9,8 @@
 //! - rotation by rename (`0.log` → `0.log.<timestamp>`, the runtime reopening `0.log`), the
 //!   rotated file before the latest one gzipped (`.gz`, the original removed), as the kubelet's
 //!   container log manager does;
-//! - a restart: a new container id, `<restart + 1>.log`, a new symlink; the old symlink is
-//!   removed once the old container is gone.
+//! - a restart: a new container id, `<restart + 1>.log`, a new symlink; the old symlink stays
+//!   until the old container is garbage-collected ([`Container::collect_garbage`]).
 
 #![allow(dead_code)] // each test uses part of it
 
@@ -43,6 +43,8 @@ pub struct Container {
     rotated: Vec<PathBuf>,
     pub rotations: u32,
     clock: u64,
+    /// Symlinks of earlier containers (restarts), with when they stopped.
+    old_links: Vec<(PathBuf, std::time::Instant)>,
 }
 
 fn hex64(seed: u64) -> String {
@@ -58,19 +60,39 @@ fn hex64(seed: u64) -> String {
     s
 }
 
+/// The names of container `n`'s pod.
+pub struct Names {
+    pub namespace: String,
+    pub pod: String,
+    pub uid: String,
+    pub name: String,
+}
+
 impl Container {
-    /// Creates the pod's directory, the container's first log file and its symlink.
-    pub fn new(root: &Path, n: usize, format: Format) -> Self {
-        let namespace = format!("ns{}", n % 7);
+    /// The names [`Container::new`] gives container `n`.
+    pub fn names(n: usize, format: Format) -> Names {
         // The pod's name says which runtime writes it, so that a node's tails can tell them
         // apart by path.
         let runtime = match format {
             Format::Cri => "cri",
             Format::Docker => "dkr",
         };
-        let pod = format!("app-{runtime}-{n}-7d9c5b.web");
-        let uid = format!("{:08x}-0000-4000-8000-{:012x}", n, n * 7919);
-        let name = format!("c{n}");
+        Names {
+            namespace: format!("ns{}", n % 7),
+            pod: format!("app-{runtime}-{n}-7d9c5b.web"),
+            uid: format!("{:08x}-0000-4000-8000-{:012x}", n, n * 7919),
+            name: format!("c{n}"),
+        }
+    }
+
+    /// Creates the pod's directory, the container's first log file and its symlink.
+    pub fn new(root: &Path, n: usize, format: Format) -> Self {
+        let Names {
+            namespace,
+            pod,
+            uid,
+            name,
+        } = Self::names(n, format);
         let mut c = Self {
             root: root.to_path_buf(),
             namespace,
@@ -84,6 +106,7 @@ impl Container {
             rotated: Vec::new(),
             rotations: 0,
             clock: 0,
+            old_links: Vec::new(),
         };
         std::fs::create_dir_all(c.dir()).unwrap();
         std::fs::create_dir_all(root.join("var/log/containers")).unwrap();
@@ -207,14 +230,28 @@ impl Container {
         self.file = self.open();
     }
 
-    /// A restart: a new container id, the next `<n>.log`, a new symlink; the old symlink goes.
+    /// A restart: a new container id, the next `<n>.log`, a new symlink. The old container's
+    /// symlink and files stay until [`Self::collect_garbage`].
     pub fn restart(&mut self) {
-        let old_link = self.link();
+        self.old_links
+            .push((self.link(), std::time::Instant::now()));
         self.restart += 1;
+        self.rotated.clear();
         self.id = hex64(self.id.len() as u64 * 31 + u64::from(self.restart) * 7 + self.clock);
         self.file = self.open();
         symlink(self.log_path(), self.link()).unwrap();
-        std::fs::remove_file(old_link).unwrap();
+    }
+
+    /// Removes the symlinks of containers stopped `after` ago or longer (the kubelet's garbage
+    /// collection of dead containers).
+    pub fn collect_garbage(&mut self, after: std::time::Duration) {
+        self.old_links.retain(|(link, since)| {
+            let old = since.elapsed() >= after;
+            if old {
+                let _ = std::fs::remove_file(link);
+            }
+            !old
+        });
     }
 }
 

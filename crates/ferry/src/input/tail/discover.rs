@@ -4,7 +4,7 @@
 //! run it on a blocking thread.
 
 use super::config::TailInputConfig;
-use super::identity::FileId;
+use super::identity::{FileId, Fingerprint};
 use crate::time::{Strftime, Zone};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -110,13 +110,44 @@ pub fn scan(cfg: &TailInputConfig, now: SystemTime) -> Scan {
     out
 }
 
-/// Looks in `dir` for the file `id` (a file renamed while ferry was stopped).
-pub fn find_in_dir(dir: &Path, id: &FileId) -> Option<PathBuf> {
+/// Looks in `dir` for the file `id` that starts with the bytes `fp` was taken of (a file
+/// renamed while ferry was stopped). Symlinks are not followed: a renamed file is a file, and a
+/// link in `/var/log/containers` leads to another container's file, whose inode may be one
+/// the file sought had before it was deleted. The first bytes tell a reused inode apart.
+pub fn find_in_dir(dir: &Path, id: &FileId, fp: &Fingerprint) -> Option<PathBuf> {
     let entries = std::fs::read_dir(dir).ok()?;
     entries.filter_map(Result::ok).find_map(|e| {
-        let meta = std::fs::metadata(e.path()).ok()?;
-        (meta.is_file() && FileId::of(&meta).matches(id)).then(|| e.path())
+        let meta = std::fs::symlink_metadata(e.path()).ok()?;
+        if !meta.is_file() || !FileId::of(&meta).matches(id) {
+            return None;
+        }
+        let file = std::fs::File::open(e.path()).ok()?;
+        fp.matches(&file).ok()?.then(|| e.path())
     })
+}
+
+/// The rotated copies of `file` (named `<its name>.<suffix>`, beside it, not compressed)
+/// modified after `since`, with their ids.
+pub fn rotated_since(file: &Path, since: SystemTime) -> Vec<(PathBuf, FileId)> {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let prefix = format!("{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let p = e.path();
+            let n = p.file_name()?.to_str()?;
+            if !n.starts_with(&prefix) || COMPRESSED.iter().any(|c| n.ends_with(c)) {
+                return None;
+            }
+            let meta = std::fs::symlink_metadata(&p).ok()?;
+            (meta.is_file() && meta.modified().ok()? > since).then(|| (p, FileId::of(&meta)))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -147,6 +178,29 @@ mod tests {
                 key: "message".into(),
             }),
         }
+    }
+
+    #[test]
+    fn rotated_copies_modified_since_a_time_are_found_beside_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let before = SystemTime::now() - Duration::from_secs(5);
+        for name in [
+            "2.log",
+            "2.log.20261207-1000",
+            "2.log.20261207-0900.gz",
+            "20.log.x",
+        ] {
+            std::fs::write(d.join(name), b"x\n").unwrap();
+        }
+        let found: Vec<String> = rotated_since(&d.join("2.log"), before)
+            .into_iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(found, vec!["2.log.20261207-1000"]);
+        assert!(
+            rotated_since(&d.join("2.log"), SystemTime::now() + Duration::from_secs(5)).is_empty()
+        );
     }
 
     #[test]
@@ -225,10 +279,21 @@ mod tests {
             s.files[&d.join("a.log")].id
         );
         assert_eq!(s.dirs, vec![d.to_path_buf()]);
+        let b = std::fs::File::open(d.join("b.log")).unwrap();
+        let fp = Fingerprint::read(&b).unwrap();
         assert_eq!(
-            find_in_dir(d, &s.files[&d.join("b.log")].id),
+            find_in_dir(d, &s.files[&d.join("b.log")].id, &fp),
             Some(d.join("b.log"))
         );
+        // A link is never the renamed file, even to the same inode; nor is a file that starts
+        // with other bytes (an inode used again).
+        assert_eq!(
+            find_in_dir(d, &s.files[&d.join("a.log")].id, &fp),
+            Some(d.join("a.log")),
+            "not link.log"
+        );
+        let other = Fingerprint::of(b"something else\n");
+        assert_eq!(find_in_dir(d, &s.files[&d.join("b.log")].id, &other), None);
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub async fn start(
         dirs: BTreeSet::new(),
         previous,
         store: store.clone(),
+        last_scan: None,
     };
     if let Some(store) = store {
         let writer_id = id.clone();

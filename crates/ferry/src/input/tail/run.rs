@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
+/// How long before its last position write the last run may not have found a new path yet.
+const UNSEEN_MARGIN: Duration = Duration::from_secs(30);
+
 /// How often rotated, throttled and multiline-holding files are looked at without events.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
@@ -53,6 +56,9 @@ pub struct Tail {
     pub dirs: BTreeSet<PathBuf>,
     pub previous: Previous,
     pub store: Option<Arc<super::position::PositionStore>>,
+    /// When the last scan of the patterns started (files a new path led to before it
+    /// appeared were changed after it).
+    pub last_scan: Option<SystemTime>,
 }
 
 impl Tail {
@@ -81,6 +87,8 @@ impl Tail {
         let mut poll = tokio::time::interval(poll_every);
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         let mut dirty: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut last_refresh = Instant::now();
+        let mut last_housekeeping = Instant::now();
         loop {
             let mut more = false;
             for path in std::mem::take(&mut dirty) {
@@ -94,6 +102,21 @@ impl Tail {
                 if h.is_cancelled() {
                     return Err(Stop);
                 }
+                // A backlog must not starve the rest: new paths (a restarted container's log,
+                // which the kubelet may rotate soon), rotations and timeouts are looked at
+                // while reading too.
+                if let Some(wake) = self.watcher.try_wait() {
+                    self.woken(wake, &mut dirty).await;
+                }
+                if last_refresh.elapsed() >= self.ctx.cfg.refresh_interval {
+                    last_refresh = Instant::now();
+                    self.refresh(false).await;
+                    dirty.extend(self.slots.keys().cloned());
+                }
+                if last_housekeeping.elapsed() >= HOUSEKEEPING {
+                    last_housekeeping = Instant::now();
+                    self.housekeep(&mut dirty);
+                }
                 continue;
             }
             if self.watcher.poll_interval() != poll_every {
@@ -103,27 +126,41 @@ impl Tail {
             h.set("waiting for changes");
             tokio::select! {
                 () = h.cancelled() => return Err(Stop),
-                wake = self.watcher.wait() => {
-                    for p in wake.files {
-                        dirty.extend(self.slot_of(&p));
-                    }
-                    if wake.rescan {
-                        self.refresh(false).await;
-                        dirty.extend(self.slots.keys().cloned());
-                    }
-                }
+                wake = self.watcher.wait() => self.woken(wake, &mut dirty).await,
                 _ = poll.tick() => dirty.extend(self.slots.keys().cloned()),
                 _ = refresh.tick() => {
+                    last_refresh = Instant::now();
                     self.refresh(false).await;
                     dirty.extend(self.slots.keys().cloned());
                 }
                 _ = housekeeping.tick() => {
-                    for (path, slot) in &self.slots {
-                        if slot.files.iter().any(|f| f.is_rotated() || f.has_pending_multiline() || f.throttle.counted) {
-                            dirty.insert(path.clone());
-                        }
-                    }
+                    last_housekeeping = Instant::now();
+                    self.housekeep(&mut dirty);
                 }
+            }
+        }
+    }
+
+    /// What inotify reported: the slots to read, and a rescan when a directory changed.
+    async fn woken(&mut self, wake: super::watcher::Wake, dirty: &mut BTreeSet<PathBuf>) {
+        for p in wake.files {
+            dirty.extend(self.slot_of(&p));
+        }
+        if wake.rescan {
+            self.refresh(false).await;
+            dirty.extend(self.slots.keys().cloned());
+        }
+    }
+
+    /// Slots to look at without events: rotated files, held lines, throttled reads.
+    fn housekeep(&self, dirty: &mut BTreeSet<PathBuf>) {
+        for (path, slot) in &self.slots {
+            if slot
+                .files
+                .iter()
+                .any(|f| f.is_rotated() || f.has_pending_multiline() || f.throttle.counted)
+            {
+                dirty.insert(path.clone());
             }
         }
     }
@@ -155,6 +192,7 @@ impl Tail {
     /// Re-expands the patterns: opens new files, retires paths no longer matched, drops
     /// position entries of files that are gone.
     pub async fn refresh(&mut self, startup: bool) {
+        let scanned = SystemTime::now();
         let cfg = Arc::clone(&self.ctx.cfg);
         let Ok(scan) =
             tokio::task::spawn_blocking(move || discover::scan(&cfg, SystemTime::now())).await
@@ -184,10 +222,13 @@ impl Tail {
             );
             if startup {
                 self.recover_moved(&path).await;
+            } else if let Some(since) = self.last_scan {
+                self.recover_unseen(&path, since, Start::Head).await;
             }
             self.open(&path, if startup { Start::Startup } else { Start::Head })
                 .await;
         }
+        self.last_scan = Some(scanned);
         self.retire_unmatched(&scan);
         let known: HashSet<_> = scan.files.values().map(|f| f.id).collect();
         let tracked = &self.tracked;
@@ -245,12 +286,12 @@ impl Tail {
             if current.matches(&entry.id) || self.tracked.contains(&entry.id) {
                 continue;
             }
-            let id = entry.id;
+            let (id, fp) = (entry.id, entry.fp);
             let search = dirs.clone();
             let moved = tokio::task::spawn_blocking(move || {
                 search
                     .iter()
-                    .find_map(|dir| discover::find_in_dir(dir, &id))
+                    .find_map(|dir| discover::find_in_dir(dir, &id, &fp))
             })
             .await
             .ok()
@@ -271,6 +312,62 @@ impl Tail {
                 entry.offset
             );
             if let Some(mut f) = self.open_file(path, &moved, Start::Startup).await {
+                f.state = FileState::Rotated {
+                    since: Instant::now() - self.ctx.cfg.rotate_wait,
+                };
+                if let Some(slot) = self.slots.get_mut(path) {
+                    slot.files.push_back(f);
+                }
+            }
+        }
+        if let Some(written) = self.previous.written {
+            // A path whose file ferry never followed may have been created and rotated while
+            // the last run had not found it yet (a busy tail finds new paths late): its
+            // rotations from shortly before the last position write count as unseen too.
+            let since = if self.ctx.table.find(&current).is_some() {
+                written
+            } else {
+                written.checked_sub(UNSEEN_MARGIN).unwrap_or(written)
+            };
+            self.recover_unseen(path, since, Start::Startup).await;
+        }
+    }
+
+    /// Rotated copies of the file `path` leads to that ferry never saw, changed since `since`:
+    /// the file was created and rotated before ferry looked at the path (while it was stopped,
+    /// or between two scans: a container restarted and its new log was rotated at once, as
+    /// the kubelet may do). They are read from their head before the current file.
+    async fn recover_unseen(&mut self, path: &Path, since: SystemTime, start: Start) {
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let table = self.ctx.table.clone();
+        let tracked = self.tracked.clone();
+        let mut unseen = tokio::task::spawn_blocking(move || {
+            // Known: an entry of the same inode whose first bytes are this file's (an inode
+            // of a deleted file may be used again, and its entry lingers until the next scan).
+            let known = |p: &Path, id: &super::identity::FileId| {
+                table.find(id).is_some_and(|e| {
+                    std::fs::File::open(p)
+                        .and_then(|f| e.fp.matches(&f))
+                        .unwrap_or(false)
+                })
+            };
+            discover::rotated_since(&target, since)
+                .into_iter()
+                .filter(|(p, id)| !tracked.contains(id) && !known(p, id))
+                .filter_map(|(p, _)| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        unseen.sort();
+        for (_, moved) in unseen {
+            tracing::info!(
+                "tail input {}: {} was rotated before ferry saw it; reading {} from its head",
+                self.ctx.id,
+                path.display(),
+                moved.display()
+            );
+            if let Some(mut f) = self.open_file(path, &moved, start).await {
                 f.state = FileState::Rotated {
                     since: Instant::now() - self.ctx.cfg.rotate_wait,
                 };

@@ -205,6 +205,13 @@ impl Watcher {
         }
     }
 
+    /// The events already queued, without waiting (`None` when there are none).
+    pub fn try_wait(&mut self) -> Option<Wake> {
+        // Cancel-safe: `wait` awaits only its first event, and a stream that has none yet
+        // gives nothing up.
+        self.wait().now_or_never()
+    }
+
     /// Waits for events; pending forever when inotify is not in use.
     pub async fn wait(&mut self) -> Wake {
         let Some(active) = self.active.as_mut() else {
