@@ -89,6 +89,11 @@ impl Record {
         self.count = 0;
     }
 
+    /// Bytes the fields' storage holds without growing.
+    pub fn capacity(&self) -> usize {
+        self.fields.capacity()
+    }
+
     /// Fields written so far.
     pub fn len(&self) -> u32 {
         self.count

@@ -16,6 +16,9 @@ use std::time::Duration;
 
 pub use crate::parse::UNMATCHED_KEY;
 
+/// The most a decoder's scratch storage keeps between lines.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
 /// Entries built from one read.
 #[derive(Debug, Default)]
 pub struct Built {
@@ -287,7 +290,15 @@ impl LineDecoder {
                 line.extend_from_slice(b" F ");
                 line.extend_from_slice(&held.text);
                 self.unit(&line, held.start, now, out);
-                self.scratch = line;
+                // A decoder lives as long as its file is followed: storage grown for a long
+                // line is not kept (200 containers that each once wrote a 200 KiB line would
+                // hold 80 MB between them).
+                if line.capacity() <= KEEP_CAPACITY {
+                    self.scratch = line;
+                }
+                if self.rec.capacity() > KEEP_CAPACITY {
+                    self.rec = Record::new();
+                }
             }
             First::Docker(mut rec, time) => {
                 rec.set_str("log", &held.text);
@@ -709,6 +720,32 @@ mod tests {
         );
         assert_eq!(got[1].0.sec, 1_796_637_600, "the first part's time");
         assert_eq!(got[1].0.nsec, 500_000_000);
+    }
+
+    #[test]
+    fn a_long_joined_line_leaves_no_large_storage_in_the_decoder() {
+        let mut d = container_decoder("@type cri", 1024 * 1024);
+        let now = EventTime::new(1, 0);
+        d.begin(now);
+        let mut out = Built::default();
+        let part = "x".repeat(16 * 1024);
+        for i in 0..12 {
+            let tag = if i == 11 { "F" } else { "P" };
+            let line = format!("2026-12-07T10:00:00Z stdout {tag} {part}");
+            d.line(line.as_bytes(), i * 20_000, now, &mut out);
+        }
+        d.line(
+            b"2026-12-07T10:00:01Z stdout F short",
+            240_000,
+            now,
+            &mut out,
+        );
+        assert_eq!((out.records, out.partials_joined), (2, 1));
+        let got = records(&out);
+        assert!(got[0].1.len() > 12 * 16 * 1024, "the long line is whole");
+        assert!(got[1].1.contains(r#""message":"short""#));
+        assert!(d.scratch.capacity() <= KEEP_CAPACITY);
+        assert!(d.rec.capacity() <= KEEP_CAPACITY);
     }
 
     #[test]
