@@ -32,7 +32,8 @@
 //! Needs `FLUENTBIT_BIN` (`eval "$(bash ../shared/peers/setup.sh)"`); without it only ferry
 //! runs. Knobs: FERRY_BENCH_MB (log bytes per run, default 300), FERRY_BENCH_RUNS (3),
 //! FERRY_BENCH_CONCAT (1: also run ferry with concat; 0: not), FERRY_BENCH_BUFFER (a line added
-//! to ferry's `<buffer>`, such as `total_limit_size 32m`), FERRY_BENCH_KEEP (keep the files).
+//! to ferry's `<buffer>`, such as `total_limit_size 32m`), FERRY_BENCH_FILE_BUFFER=1 (the
+//! DaemonSet's file buffer instead of a memory buffer), FERRY_BENCH_KEEP (keep the files).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: a failed unwrap is a failed run
 
@@ -328,6 +329,22 @@ fn fluentbit_has_kubernetes(bin: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The forward output's `<buffer>`: a memory buffer, or with FERRY_BENCH_FILE_BUFFER=1 the
+/// file buffer of `deploy/kubernetes/forwarder-daemonset.yaml` (per-tag chunks of 4 MiB on
+/// disk; `flush_interval 1s` as Fluent Bit's `Flush 1`).
+fn buffer_section(state: &Path, extra: &str) -> String {
+    if std::env::var_os("FERRY_BENCH_FILE_BUFFER").is_some() {
+        format!(
+            "  <buffer tag>\n    @type file\n    path {}/buffer\n    flush_interval 1s\n    chunk_limit_size 4m\n    total_limit_size 2g\n    overflow_action block\n{extra}  </buffer>\n",
+            state.display()
+        )
+    } else {
+        format!(
+            "  <buffer>\n    @type memory\n    flush_mode interval\n    flush_interval 1s\n{extra}  </buffer>\n"
+        )
+    }
+}
+
 fn ferry_config(node: &Node, state: &Path, port: u16, concat: bool) -> String {
     let concat = if concat {
         "<filter kubernetes.**>\n  @type concat\n  key message\n  multiline_rules java\n  flush_interval 5s\n</filter>\n"
@@ -340,9 +357,10 @@ fn ferry_config(node: &Node, state: &Path, port: u16, concat: bool) -> String {
     format!(
         "<source>\n  @type tail\n  path {links}/*.log\n  pos_file {state}/containers.pos\n  tag kubernetes.*\n  read_from_head true\n  <parse>\n    @type cri\n  </parse>\n</source>\n\
          {concat}<filter kubernetes.**>\n  @type kubernetes_metadata\n  container_links_dir {links}\n</filter>\n\
-         <match **>\n  @type forward\n  <server>\n    host 127.0.0.1\n    port {port}\n  </server>\n  <buffer>\n    @type memory\n    flush_mode interval\n    flush_interval 1s\n{extra}  </buffer>\n</match>\n",
+         <match **>\n  @type forward\n  <server>\n    host 127.0.0.1\n    port {port}\n  </server>\n{buffer}</match>\n",
         links = node.root.join("var/log/containers").display(),
         state = state.display(),
+        buffer = buffer_section(state, &extra),
     )
 }
 
