@@ -498,7 +498,7 @@ fn peer_drill(kind: PeerKind) {
     let plan = Plan {
         containers: 20,
         per_container: 60,
-        rotate_every: 20,
+        rotate_every: 10,
         big_every: 30,
         trace_every: 15,
         rate: 300,
