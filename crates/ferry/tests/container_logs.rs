@@ -466,3 +466,61 @@ fn lines_of_a_file_rotated_around_a_sigkill_arrive_after_the_restart() {
         }
     }
 }
+
+#[test]
+fn a_new_file_on_a_reused_inode_after_a_rotation_while_ferry_was_down_loses_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::Builder::new().prefix("k8s").tempdir().unwrap();
+    let (mut cri, _dkr) = node(dir.path());
+    let pos = dir.path().join("pos");
+    let config = agent_config(dir.path(), &pos, "");
+    let mut ferry = Ferry::start_logged(&config, &[]);
+    wait_following(&ferry, 2, &mut Vec::new());
+    let mut want = Vec::new();
+    let mut got = Vec::new();
+    let mut seq = 0u64;
+    let mut write = |cri: &mut Container, n: u64, want: &mut Vec<String>| {
+        for _ in 0..n {
+            let m = message(1, "stdout", seq, 150);
+            cri.write("stdout", &m);
+            want.push(m);
+            seq += 1;
+        }
+    };
+    write(&mut cri, 15, &mut want);
+    let first_ino = std::fs::metadata(cri.log_path()).unwrap().ino();
+    cri.rotate(); // N.log → t1 (inode X); a new N.log
+    write(&mut cri, 8, &mut want);
+    wait_for(&ferry, &mut got, 23, "before the kill");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(ferry.child.id(), "KILL");
+    let _ = ferry.child.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    take(&ferry, &mut got);
+    drop(ferry);
+    let rotated_ino = std::fs::metadata(cri.log_path()).unwrap().ino();
+    write(&mut cri, 7, &mut want);
+    cri.rotate(); // t1 gzipped (inode X freed), N.log → t2, a new N.log (often inode X again)
+    let reused = std::fs::metadata(cri.log_path()).unwrap().ino();
+    write(&mut cri, 5, &mut want);
+    eprintln!("inodes: first {first_ino}, rotated while down {rotated_ino}, new {reused}");
+    let ferry = Ferry::start_logged(&config, &[]);
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        take(&ferry, &mut got);
+        log.extend(ferry.stderr.try_iter());
+        let texts: std::collections::BTreeSet<&String> = got.iter().map(|g| &g.2).collect();
+        let missing: Vec<&String> = want.iter().filter(|w| !texts.contains(w)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing {:?} (the file rotated while ferry was down had inode {rotated_ino}, the new one {reused})\n{}",
+            missing.iter().map(|m| &m[..28]).collect::<Vec<_>>(),
+            log.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
