@@ -1,4 +1,8 @@
 use super::*;
+use crate::parse::Record;
+use ferry_proto::time::EventTime;
+use std::sync::Arc;
+use std::time::Duration;
 
 fn rule(params: &str) -> Result<ConcatRule, String> {
     let text = format!("<filter **>\n@type concat\n{params}\n</filter>\n");
@@ -302,4 +306,23 @@ fn use_first_timestamp_takes_the_first_lines_time() {
         }
         assert_eq!(out[0].time, Some(EventTime::new(want, 0)), "{params}");
     }
+}
+
+#[test]
+fn in_a_filter_chain_events_pass_unchanged_and_are_counted_unless_the_input_joined_them() {
+    use crate::filter::{Filter, chain};
+    use ferry_proto::msgpack::Value;
+    let filter = Arc::new(Filter::Concat(Arc::new(
+        rule("key message\nmultiline_start_regexp /^S/").unwrap(),
+    )));
+    let record = Value::Map(vec![(Value::Str("message".into()), Value::Str(" x".into()))]);
+    let mut batch = chain::batch_of("k8s", &[(1, record.clone()), (2, record)]);
+    let host: Arc<str> = Arc::from("h");
+    let out = chain::run(std::slice::from_ref(&filter), &batch, &host);
+    assert_eq!(out.concat_not_applied, 2, "from another input: counted");
+    assert_eq!(out.kept.unwrap().entries, batch.entries, "and passed on unchanged");
+    batch.joined_by_input = true;
+    let out = chain::run(std::slice::from_ref(&filter), &batch, &host);
+    assert_eq!(out.concat_not_applied, 0, "the tail ran it");
+    assert_eq!(out.kept.unwrap().entries, batch.entries);
 }
