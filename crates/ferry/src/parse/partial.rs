@@ -42,6 +42,15 @@ impl Stream {
         }
     }
 
+    /// The name CRI and Docker write (empty for another stream).
+    pub fn name(self) -> &'static [u8] {
+        match self {
+            Self::Stdout => b"stdout",
+            Self::Stderr => b"stderr",
+            Self::Other => b"",
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }

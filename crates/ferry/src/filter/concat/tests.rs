@@ -315,12 +315,19 @@ fn in_a_filter_chain_events_pass_unchanged_and_are_counted_unless_the_input_join
     let filter = Arc::new(Filter::Concat(Arc::new(
         rule("key message\nmultiline_start_regexp /^S/").unwrap(),
     )));
-    let record = Value::Map(vec![(Value::Str("message".into()), Value::Str(" x".into()))]);
+    let record = Value::Map(vec![(
+        Value::Str("message".into()),
+        Value::Str(" x".into()),
+    )]);
     let mut batch = chain::batch_of("k8s", &[(1, record.clone()), (2, record)]);
     let host: Arc<str> = Arc::from("h");
     let out = chain::run(std::slice::from_ref(&filter), &batch, &host);
     assert_eq!(out.concat_not_applied, 2, "from another input: counted");
-    assert_eq!(out.kept.unwrap().entries, batch.entries, "and passed on unchanged");
+    assert_eq!(
+        out.kept.unwrap().entries,
+        batch.entries,
+        "and passed on unchanged"
+    );
     batch.joined_by_input = true;
     let out = chain::run(std::slice::from_ref(&filter), &batch, &host);
     assert_eq!(out.concat_not_applied, 0, "the tail ran it");

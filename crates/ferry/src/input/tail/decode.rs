@@ -56,14 +56,6 @@ enum First {
     Docker(Box<Record>, Option<EventTime>),
 }
 
-fn stream_name(s: Stream) -> &'static [u8] {
-    match s {
-        Stream::Stdout => b"stdout",
-        Stream::Stderr => b"stderr",
-        Stream::Other => b"",
-    }
-}
-
 /// Lines held back by multiline assembly.
 #[derive(Debug)]
 struct Pending {
@@ -229,7 +221,7 @@ impl LineDecoder {
                 .partials
                 .part(stream, l.is_partial(), l.message, start, || First::Cri {
                     time: l.time.to_vec(),
-                    stream: stream_name(stream),
+                    stream: stream.name(),
                 });
             match joined {
                 Joined::Held => return,
@@ -257,8 +249,12 @@ impl LineDecoder {
                 // Not a json-file record: an event as it is.
                 return self.parsed(time, line, start, now, out);
             };
-            let stream = Stream::of(self.rec.get_str(b"stream").unwrap_or_default());
             let partial = !log.ends_with(b"\n");
+            if !partial && self.partials.is_empty() {
+                // The common line: whole, and nothing held to end.
+                return self.parsed(time, line, start, now, out);
+            }
+            let stream = Stream::of(self.rec.get_str(b"stream").unwrap_or_default());
             let rec = &self.rec;
             let joined = self.partials.part(stream, partial, log, start, || {
                 First::Docker(Box::new(rec.clone()), time)
