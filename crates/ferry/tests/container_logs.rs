@@ -8,7 +8,7 @@ mod common;
 mod kubelet_support;
 
 use common::{Ferry, signal};
-use kubelet_support::{Container, Format, check, message, stack_traces};
+use kubelet_support::{Container, Format, agent_sources, check, message, stack_traces};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,58 +16,9 @@ use std::time::{Duration, Instant};
 /// A node agent: one tail per runtime format, the route's concat filter with the built-in
 /// rules, events printed as JSON lines (with their tag).
 fn agent_config(root: &Path, pos: &Path, extra: &str) -> String {
-    let containers = root.join("var/log/containers");
     format!(
-        r#"<source>
-  @type tail
-  path {c}/*-cri-*.log
-  pos_file {pos}/cri.pos
-  tag kubernetes.cri.*
-  read_from_head true
-  refresh_interval 1s
-  rotate_wait 2s
-  <parse>
-    @type cri
-  </parse>
-</source>
-<source>
-  @type tail
-  path {c}/*-dkr-*.log
-  pos_file {pos}/dkr.pos
-  tag kubernetes.dkr.*
-  read_from_head true
-  refresh_interval 1s
-  rotate_wait 2s
-  <parse>
-    @type docker
-  </parse>
-</source>
-<filter kubernetes.cri.**>
-  @type concat
-  key message
-  multiline_rules java, python, go
-  flush_interval 3s
-</filter>
-<filter kubernetes.dkr.**>
-  @type concat
-  key log
-  separator ""
-  multiline_rules java, python, go
-  flush_interval 3s
-</filter>
-{extra}
-<match kubernetes.**>
-  @type stdout
-  <format>
-    @type json
-  </format>
-  <inject>
-    tag_key tag
-  </inject>
-</match>
-"#,
-        c = containers.display(),
-        pos = pos.display()
+        "{}{extra}\n<match kubernetes.**>\n  @type stdout\n  <format>\n    @type json\n  </format>\n  <inject>\n    tag_key tag\n  </inject>\n</match>\n",
+        agent_sources(root, pos)
     )
 }
 
@@ -100,6 +51,37 @@ fn wait_for(ferry: &Ferry, got: &mut Vec<(String, String, String)>, n: usize, wh
             ferry.stderr.try_iter().collect::<Vec<_>>().join("\n")
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until every message of `want` arrived (once or more), or fails naming the missing
+/// ones with ferry's log.
+fn wait_for_all(
+    ferry: &Ferry,
+    got: &mut Vec<(String, String, String)>,
+    want: &[String],
+    what: &str,
+) {
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        take(ferry, got);
+        log.extend(ferry.stderr.try_iter());
+        let texts: std::collections::BTreeSet<&String> = got.iter().map(|g| &g.2).collect();
+        let missing: Vec<&str> = want
+            .iter()
+            .filter(|w| !texts.contains(w))
+            .map(|m| &m[..m.len().min(30)])
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: missing {missing:?}\n{}",
+            log.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -446,24 +428,12 @@ fn lines_of_a_file_rotated_around_a_sigkill_arrive_after_the_restart() {
         take(&ferry, &mut got);
         drop(ferry);
         let ferry = Ferry::start_logged(&config, &[]);
-        let mut log = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            take(&ferry, &mut got);
-            log.extend(ferry.stderr.try_iter());
-            let texts: std::collections::BTreeSet<&String> = got.iter().map(|g| &g.2).collect();
-            let missing: Vec<&String> = want.iter().filter(|w| !texts.contains(w)).collect();
-            if missing.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rotate_first {rotate_first}: missing {:?}\n{}",
-                missing.iter().map(|m| &m[..30]).collect::<Vec<_>>(),
-                log.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_all(
+            &ferry,
+            &mut got,
+            &want,
+            &format!("rotate_first {rotate_first}"),
+        );
     }
 }
 
@@ -505,22 +475,8 @@ fn a_new_file_on_a_reused_inode_after_a_rotation_while_ferry_was_down_loses_noth
     write(&mut cri, 5, &mut want);
     eprintln!("inodes: first {first_ino}, rotated while down {rotated_ino}, new {reused}");
     let ferry = Ferry::start_logged(&config, &[]);
-    let mut log = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        take(&ferry, &mut got);
-        log.extend(ferry.stderr.try_iter());
-        let texts: std::collections::BTreeSet<&String> = got.iter().map(|g| &g.2).collect();
-        let missing: Vec<&String> = want.iter().filter(|w| !texts.contains(w)).collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "missing {:?} (the file rotated while ferry was down had inode {rotated_ino}, the new one {reused})\n{}",
-            missing.iter().map(|m| &m[..28]).collect::<Vec<_>>(),
-            log.join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let what = format!(
+        "the file rotated while ferry was down had inode {rotated_ino}, the new one {reused}"
+    );
+    wait_for_all(&ferry, &mut got, &want, &what);
 }

@@ -18,7 +18,7 @@ mod kubelet_support;
 
 use common::{Ferry, free_port, signal};
 use interop_support::{PeerKind, PeerProc, parse_fluentbit_line, parse_fluentd_line, peers};
-use kubelet_support::{Container, Format, check, message, stack_traces};
+use kubelet_support::{Container, Format, agent_sources, check, message, stack_traces};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -139,63 +139,12 @@ fn write_node(root: &Path, plan: Plan, written: &Arc<Mutex<Written>>) {
 /// The forwarder: both runtimes' tails, the concat filters, metadata, forward with acks and a
 /// file buffer.
 fn forwarder_config(root: &Path, state: &Path, port: u16) -> String {
-    let c = root.join("var/log/containers");
     format!(
-        r#"<source>
-  @type tail
-  path {c}/*-cri-*.log
-  pos_file {s}/cri.pos
-  tag kubernetes.cri.*
-  read_from_head true
-  refresh_interval 1s
-  <parse>
-    @type cri
-  </parse>
-</source>
-<source>
-  @type tail
-  path {c}/*-dkr-*.log
-  pos_file {s}/dkr.pos
-  tag kubernetes.dkr.*
-  read_from_head true
-  refresh_interval 1s
-  <parse>
-    @type docker
-  </parse>
-</source>
-<filter kubernetes.cri.**>
-  @type concat
-  key message
-  multiline_rules java, python, go
-  flush_interval 2s
-</filter>
-<filter kubernetes.dkr.**>
-  @type concat
-  key log
-  separator ""
-  multiline_rules java, python, go
-  flush_interval 2s
-</filter>
-<filter kubernetes.**>
-  @type kubernetes_metadata
-</filter>
-<match kubernetes.**>
-  @type forward
-  require_ack_response true
-  <server>
-    host 127.0.0.1
-    port {port}
-  </server>
-  <buffer>
-    @type file
-    path {s}/buffer
-    chunk_limit_size 8m
-    flush_interval 1s
-  </buffer>
-</match>
-"#,
-        c = c.display(),
-        s = state.display()
+        "{}<filter kubernetes.**>\n  @type kubernetes_metadata\n</filter>\n\
+         <match kubernetes.**>\n  @type forward\n  require_ack_response true\n  <server>\n    host 127.0.0.1\n    port {port}\n  </server>\n  \
+         <buffer>\n    @type file\n    path {}/buffer\n    chunk_limit_size 8m\n    flush_interval 1s\n  </buffer>\n</match>\n",
+        agent_sources(root, state),
+        state.display()
     )
 }
 

@@ -255,6 +255,32 @@ impl Container {
     }
 }
 
+/// A node agent's sources for the node at `root`: one tail per runtime (pods named `*-cri-*`
+/// and `*-dkr-*`, tags `kubernetes.cri.*` and `kubernetes.dkr.*`, positions under `state`) and
+/// the concat filters with the built-in stack-trace rules. The caller adds the rest.
+pub fn agent_sources(root: &Path, state: &Path) -> String {
+    let c = root.join("var/log/containers");
+    let tail = |runtime: &str, parse: &str| {
+        format!(
+            "<source>\n  @type tail\n  path {c}/*-{runtime}-*.log\n  pos_file {s}/{runtime}.pos\n  tag kubernetes.{runtime}.*\n  read_from_head true\n  refresh_interval 1s\n  rotate_wait 2s\n  <parse>\n    @type {parse}\n  </parse>\n</source>\n",
+            c = c.display(),
+            s = state.display()
+        )
+    };
+    let concat = |runtime: &str, key_and_separator: &str| {
+        format!(
+            "<filter kubernetes.{runtime}.**>\n  @type concat\n{key_and_separator}  multiline_rules java, python, go\n  flush_interval 3s\n</filter>\n"
+        )
+    };
+    [
+        tail("cri", "cri"),
+        tail("dkr", "docker"),
+        concat("cri", "  key message\n"),
+        concat("dkr", "  key log\n  separator \"\"\n"),
+    ]
+    .concat()
+}
+
 /// `path` → `path.gz`, the original removed (as the kubelet compresses rotated logs).
 pub fn gzip(path: &Path) {
     let data = std::fs::read(path).unwrap();
