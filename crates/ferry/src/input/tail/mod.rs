@@ -14,6 +14,7 @@
 //! | [`open`] | opening a file and where to start reading it |
 //! | [`step`] | emit a step's batch, retry until committed, then advance the position |
 //! | [`run`] | the task: discovery, rotation, the order files are read in |
+//! | `recover` | files renamed while stopped or rotated before they were seen; messages cut by a rotation |
 //! | [`watcher`] | inotify, with polling when inotify runs out |
 //! | [`metrics`] | counters and per-file gauges |
 //!
@@ -32,6 +33,7 @@ pub mod metrics;
 mod open;
 pub mod position;
 pub mod reader;
+mod recover;
 mod run;
 mod step;
 mod table;

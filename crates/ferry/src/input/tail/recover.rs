@@ -1,0 +1,165 @@
+//! Files a path led to that are not where the tail left them: renamed while ferry was
+//! stopped, created and rotated before ferry saw their path, and messages that a rotation cut
+//! in two (the lines held at a rotated file's end go on in the next file).
+
+use super::discover;
+use super::file::FileState;
+use super::run::{Start, Tail, UNSEEN_MARGIN};
+use std::path::Path;
+use std::time::{Instant, SystemTime};
+
+impl Tail {
+    /// Start-up: when the position file knows a file under `path` that is no longer there,
+    /// look for it in the same directory (renamed while ferry was stopped) and finish it first.
+    pub(super) async fn recover_moved(&mut self, path: &Path) {
+        let path_str = path.to_string_lossy();
+        let (_, entries) = self.ctx.table.snapshot();
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let current = super::identity::FileId::of(&meta);
+        // A rotated file stays in the directory of the file the path leads to: the path's own
+        // directory, or, for a symlink (the kubelet's /var/log/containers/*.log), its
+        // target's.
+        let mut dirs = vec![path.parent().unwrap_or(Path::new(".")).to_path_buf()];
+        if let Ok(target) = std::fs::canonicalize(path)
+            && let Some(dir) = target.parent()
+            && !dirs.iter().any(|d| d == dir)
+        {
+            dirs.push(dir.to_path_buf());
+        }
+        let mut found = Vec::new();
+        for entry in entries.into_iter().filter(|e| e.path == path_str) {
+            if current.matches(&entry.id) || self.tracked.contains(&entry.id) {
+                continue;
+            }
+            let (id, fp) = (entry.id, entry.fp);
+            let search = dirs.clone();
+            let moved = tokio::task::spawn_blocking(move || {
+                search
+                    .iter()
+                    .find_map(|dir| discover::find_in_dir(dir, &id, &fp))
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(moved) = moved {
+                found.push((entry, moved));
+            }
+        }
+        // Oldest first: the one read furthest from its end is not known, so by modification
+        // time of the file found.
+        found.sort_by_key(|(_, p)| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        for (entry, moved) in found {
+            tracing::info!(
+                "tail input {}: {} was rotated while ferry was stopped; finishing {} from offset {}",
+                self.ctx.id,
+                path.display(),
+                moved.display(),
+                entry.offset
+            );
+            if let Some(mut f) = self.open_file(path, &moved, Start::Startup).await {
+                f.state = FileState::Rotated {
+                    since: Instant::now() - self.ctx.cfg.rotate_wait,
+                };
+                if let Some(slot) = self.slots.get_mut(path) {
+                    slot.files.push_back(f);
+                }
+            }
+        }
+        if let Some(written) = self.previous.written {
+            // A path whose file ferry never followed may have been created and rotated while
+            // the last run had not found it yet (a busy tail finds new paths late): its
+            // rotations from shortly before the last position write count as unseen too.
+            let since = if self.ctx.table.find(&current).is_some() {
+                written
+            } else {
+                written.checked_sub(UNSEEN_MARGIN).unwrap_or(written)
+            };
+            self.recover_unseen(path, since, Start::Startup).await;
+        }
+    }
+
+    /// Rotated copies of the file `path` leads to that ferry never saw, changed since `since`:
+    /// the file was created and rotated before ferry looked at the path (while it was stopped,
+    /// or between two scans: a container restarted and its new log was rotated at once, as
+    /// the kubelet may do). They are read from their head before the current file.
+    pub(super) async fn recover_unseen(&mut self, path: &Path, since: SystemTime, start: Start) {
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let table = self.ctx.table.clone();
+        let tracked = self.tracked.clone();
+        let mut unseen = tokio::task::spawn_blocking(move || {
+            // Known: an entry of the same inode whose first bytes are this file's (an inode
+            // of a deleted file may be used again, and its entry lingers until the next scan).
+            let known = |p: &Path, id: &super::identity::FileId| {
+                table.find(id).is_some_and(|e| {
+                    std::fs::File::open(p)
+                        .and_then(|f| e.fp.matches(&f))
+                        .unwrap_or(false)
+                })
+            };
+            discover::rotated_since(&target, since)
+                .into_iter()
+                .filter(|(p, id)| !tracked.contains(id) && !known(p, id))
+                .filter_map(|(p, _)| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        unseen.sort();
+        for (_, moved) in unseen {
+            tracing::info!(
+                "tail input {}: {} was rotated before ferry saw it; reading {} from its head",
+                self.ctx.id,
+                path.display(),
+                moved.display()
+            );
+            if let Some(mut f) = self.open_file(path, &moved, start).await {
+                f.state = FileState::Rotated {
+                    since: Instant::now() - self.ctx.cfg.rotate_wait,
+                };
+                if let Some(slot) = self.slots.get_mut(path) {
+                    slot.files.push_back(f);
+                }
+            }
+        }
+    }
+
+    /// A rotated file read to its end that holds lines of an unfinished message (parts of a
+    /// split line, a stack trace) hands them to the next file of its path, where the message
+    /// goes on. Its position stays at the first of them until the next file emitted them; then
+    /// it may close. `at_end`: the step just taken reached the file's end (a file read to its
+    /// end earlier may have grown since).
+    pub(super) fn hand_over(&mut self, path: &Path, i: usize, at_end: bool) {
+        let Some(slot) = self.slots.get_mut(path) else {
+            return;
+        };
+        let mut files = slot.files.iter_mut().skip(i);
+        let (Some(old), Some(new)) = (files.next(), files.next()) else {
+            return;
+        };
+        let (Some(od), Some(nd)) = (old.decoder.as_mut(), new.decoder.as_mut()) else {
+            return;
+        };
+        if let Some((_, at)) = old.handed {
+            if nd.pending_start().is_none_or(|s| s > at) {
+                old.handed = None;
+            }
+            return;
+        }
+        let Some(start) = od.pending_start() else {
+            return;
+        };
+        if !at_end || nd.pending_start().is_some() {
+            return;
+        }
+        let at = new.committed;
+        nd.adopt(od.take_held(), at);
+        old.handed = Some((start, at));
+        tracing::debug!(
+            "tail input {}: {} ended inside a message; its lines from offset {start} go on in the next file",
+            self.ctx.id,
+            old.path.display()
+        );
+    }
+}
