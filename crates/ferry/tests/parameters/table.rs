@@ -277,7 +277,7 @@ pub const EFFECTS: &[(&str, &str, &str)] = &[
     ("<parse>", "rfc5424_time_format", "parse/tests::rfc5424_time_format_reads_the_rfc5424_timestamp"),
     ("<parse>", "format_firstline", "parse/tests::multiline_joins_format_lines_into_one_expression"),
     ("<parse>", "formatN", "parse/tests::multiline_joins_format_lines_into_one_expression"),
-    ("<parse>", "join_partial_lines", "tail/decode::cri_joining_can_be_turned_off"),
+    ("<parse>", "join_partial_lines", "decode/tests::cri_joining_can_be_turned_off"),
     // concat filter (run by the tail input that reads the lines)
     ("concat filter", "key", "concat/tests::start_regexp_joins_until_the_next_start_per_stream"),
     ("concat filter", "multiline_start_regexp", "concat/tests::start_regexp_joins_until_the_next_start_per_stream"),

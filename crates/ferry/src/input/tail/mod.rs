@@ -9,7 +9,7 @@
 //! | [`position`] | the position file: format, atomic replacement, Fluentd migration |
 //! | [`table`] | positions in memory and the coalescing writer task |
 //! | [`reader`] | large reads, `memchr` line splitting, `max_line_size` without holding lines |
-//! | [`decode`] | lines → PackedForward entries (parser, multiline, `path_key`) |
+//! | [`decode`] | lines → PackedForward entries (parts of split lines, parser, multiline, the route's concat filter, `path_key`) |
 //! | [`file`] | one followed file and one read step (truncation check, read, build) |
 //! | [`open`] | opening a file and where to start reading it |
 //! | [`step`] | emit a step's batch, retry until committed, then advance the position |
