@@ -84,6 +84,20 @@ impl Row {
 }
 
 /// The 1, 5 and 15 minute load averages.
+/// The median of a bench's runs (the middle one; NaN when there are none).
+pub fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs.get(runs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// A bench's numeric knob from the environment (`FERRY_BENCH_*`), or its default.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))

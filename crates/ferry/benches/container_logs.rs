@@ -42,6 +42,7 @@ mod kubelet_support;
 
 use ferry_bench::conn::ValueReader;
 use ferry_bench::procstat;
+use ferry_bench::report::{env_or, median};
 use ferry_proto::msgpack::Reader;
 use ferry_proto::{Limits, Request, ack::encode_ack, entries};
 use kubelet_support::{Container, Format, message, stack_traces};
@@ -74,13 +75,6 @@ impl Agent {
             Self::FluentBit => "Fluent Bit",
         }
     }
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// xorshift64: the same node for the same seed.
@@ -542,11 +536,6 @@ fn run(
         receiver_cpu_s,
         fault,
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn met(yes: bool) -> &'static str {

@@ -19,6 +19,7 @@
 use bytes::BytesMut;
 use ferry::event::Batch;
 use ferry::filter::{Filter, chain};
+use ferry_bench::report::median;
 use ferry_proto::entries;
 use ferry_proto::msgpack::{self, Value};
 use ferry_proto::time::EventTime;
@@ -101,11 +102,6 @@ fn thread_cpu() -> f64 {
 struct Figures {
     mb_per_s: f64,
     cpu_s_per_gb: f64,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Each run passes over the data as many times as last [`RUN_SECS`] at least.

@@ -16,6 +16,7 @@
 
 use bytes::{Bytes, BytesMut};
 use ferry_bench::procstat;
+use ferry_bench::report::env_or;
 use ferry_proto::ack::parse_ack;
 use ferry_proto::encode::packed_forward_header;
 use ferry_proto::frame::FrameDecoder;
@@ -42,13 +43,6 @@ const OUTPUTS: [(&str, &str); 2] = [
         "  <buffer>\n    @type memory\n  </buffer>",
     ),
 ];
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Header + payload of the request (shared by every request); the options differ per request.
 fn request_prefix() -> Bytes {

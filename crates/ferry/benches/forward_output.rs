@@ -20,6 +20,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark program: failures abort it
 
+use ferry_bench::report::env_or;
 use ferry_bench::{limits, procstat};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -28,13 +29,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const EVENT_PAD: usize = 200;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn free_port() -> u16 {
     ferry_bench::ferryproc::free_port().unwrap()

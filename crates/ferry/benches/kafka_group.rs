@@ -19,6 +19,7 @@ mod common;
 mod kafka_support;
 
 use common::{Ferry, free_port};
+use ferry_bench::report::{env_or, median};
 use kafka_support::Broker;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -34,13 +35,6 @@ fn payload(seq: u64) -> String {
         seq % 16,
         512 + seq % 4096
     )
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn produce(broker: &Broker, n: u64) -> u64 {
@@ -147,11 +141,6 @@ fn ferry_run(broker: &Broker, n: u64, group: &str) -> Run {
         cpu: cpu(pid) - cpu0,
         broker_cpu: cpu(tansu) - tansu0,
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: a failed unwrap is a failed run
 
 use ferry_bench::procstat;
+use ferry_bench::report::{env_or, median};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -52,13 +53,6 @@ impl Peer {
             Self::FluentBit => "Fluent Bit",
         }
     }
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn free_port() -> u16 {
@@ -337,11 +331,6 @@ fn run(peer: Peer, input: Input, secs: u64, fluentbit: Option<&str>) -> Result {
         mb_per_s: n * line_len / 1e6 / elapsed,
         cpu_s_per_gb: if gb > 0.0 { (c1 - c0) / gb } else { f64::NAN },
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() {

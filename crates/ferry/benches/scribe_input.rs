@@ -12,6 +12,7 @@
 
 use bytes::BytesMut;
 use ferry_bench::procstat;
+use ferry_bench::report::{env_or, median};
 use ferry_proto::ack::parse_ack;
 use ferry_proto::encode::packed_forward_header;
 use ferry_proto::frame::FrameDecoder;
@@ -43,13 +44,6 @@ impl Input {
             Self::Forward => "forward (acks)",
         }
     }
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 struct Ferry {
@@ -237,11 +231,6 @@ fn run(input: Input, secs: u64) -> Result {
         mb_per_s: (b1 - b0) as f64 / 1e6 / elapsed,
         cpu_s_per_gb: if gb > 0.0 { (c1 - c0) / gb } else { f64::NAN },
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() {
