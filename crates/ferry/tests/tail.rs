@@ -647,3 +647,45 @@ fn a_refusing_output_holds_the_file_back_and_nothing_is_skipped() {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_new_file_is_found_while_a_backlog_is_being_read() {
+    let d = Dir::new();
+    let big = d.p("big.log");
+    append(&big, 0..100_000);
+    // Ten lines a read: the big file keeps the tail busy for thousands of reads.
+    let ferry = Ferry::start_logged(
+        &conf(
+            &d.p("*.log").display().to_string(),
+            &d.p("pos"),
+            "  read_lines_limit 10",
+            NONE,
+        ),
+        &[],
+    );
+    let first = seqs(&ferry, 1);
+    assert_eq!(first, vec![0]);
+    append(&d.p("new.log"), 1_000_000..1_000_001);
+    let rest = seqs(&ferry, 100_000);
+    let at = rest
+        .iter()
+        .position(|s| *s == 1_000_000)
+        .expect("the new file's line arrives");
+    assert!(
+        at < 90_000,
+        "at start-up, the new file was found only after {at} lines of the backlog"
+    );
+    // The same with a backlog that comes while running.
+    append(&big, 100_000..200_000);
+    assert_eq!(seqs(&ferry, 1), vec![100_000]);
+    append(&d.p("newer.log"), 2_000_000..2_000_001);
+    let rest = seqs(&ferry, 100_000);
+    let at = rest
+        .iter()
+        .position(|s| *s == 2_000_000)
+        .expect("the newer file's line arrives");
+    assert!(
+        at < 90_000,
+        "while running, the new file was found only after {at} lines of the backlog"
+    );
+}

@@ -25,6 +25,21 @@ pub(super) const UNSEEN_MARGIN: Duration = Duration::from_secs(30);
 /// How often rotated, throttled and multiline-holding files are looked at without events.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
+/// When the patterns were last scanned and held files last looked at.
+struct Pace {
+    refreshed: Instant,
+    housekept: Instant,
+}
+
+impl Pace {
+    fn new() -> Self {
+        Self {
+            refreshed: Instant::now(),
+            housekept: Instant::now(),
+        }
+    }
+}
+
 /// How a newly opened file's start offset is chosen (see [`Tail::start_offset`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -80,15 +95,13 @@ impl Tail {
 
     async fn main(&mut self, h: &TaskHandle) -> Result<(), Stop> {
         self.refresh(true).await;
-        self.drain_startup(h).await?;
+        let mut pace = Pace::new();
+        let mut dirty = self.drain_startup(h, &mut pace).await?;
         let mut refresh = tokio::time::interval(self.ctx.cfg.refresh_interval);
         refresh.reset();
         let mut poll_every = self.watcher.poll_interval();
         let mut poll = tokio::time::interval(poll_every);
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
-        let mut dirty: BTreeSet<PathBuf> = BTreeSet::new();
-        let mut last_refresh = Instant::now();
-        let mut last_housekeeping = Instant::now();
         loop {
             let mut more = false;
             for path in std::mem::take(&mut dirty) {
@@ -102,21 +115,7 @@ impl Tail {
                 if h.is_cancelled() {
                     return Err(Stop);
                 }
-                // A backlog must not starve the rest: new paths (a restarted container's log,
-                // which the kubelet may rotate soon), rotations and timeouts are looked at
-                // while reading too.
-                if let Some(wake) = self.watcher.try_wait() {
-                    self.woken(wake, &mut dirty).await;
-                }
-                if last_refresh.elapsed() >= self.ctx.cfg.refresh_interval {
-                    last_refresh = Instant::now();
-                    self.refresh(false).await;
-                    dirty.extend(self.slots.keys().cloned());
-                }
-                if last_housekeeping.elapsed() >= HOUSEKEEPING {
-                    last_housekeeping = Instant::now();
-                    self.housekeep(&mut dirty);
-                }
+                self.look_around(&mut pace, &mut dirty).await;
                 continue;
             }
             if self.watcher.poll_interval() != poll_every {
@@ -129,12 +128,12 @@ impl Tail {
                 wake = self.watcher.wait() => self.woken(wake, &mut dirty).await,
                 _ = poll.tick() => dirty.extend(self.slots.keys().cloned()),
                 _ = refresh.tick() => {
-                    last_refresh = Instant::now();
+                    pace.refreshed = Instant::now();
                     self.refresh(false).await;
                     dirty.extend(self.slots.keys().cloned());
                 }
                 _ = housekeeping.tick() => {
-                    last_housekeeping = Instant::now();
+                    pace.housekept = Instant::now();
                     self.housekeep(&mut dirty);
                 }
             }
@@ -172,7 +171,14 @@ impl Tail {
 
     /// Start-up: files that have data are read to their end, the oldest first, so rotated
     /// files (still matched by the glob) are finished before the files that replaced them.
-    async fn drain_startup(&mut self, h: &TaskHandle) -> Result<(), Stop> {
+    /// New paths and timeouts are looked at meanwhile, and new paths read; returns the slots
+    /// left to read.
+    async fn drain_startup(
+        &mut self,
+        h: &TaskHandle,
+        pace: &mut Pace,
+    ) -> Result<BTreeSet<PathBuf>, Stop> {
+        let mut dirty = BTreeSet::new();
         let mut order: Vec<(SystemTime, PathBuf)> = self
             .slots
             .iter()
@@ -182,11 +188,43 @@ impl Tail {
             })
             .collect();
         order.sort();
+        let draining: HashSet<PathBuf> = order.iter().map(|(_, p)| p.clone()).collect();
         for (_, path) in order {
             h.set_detail("reading files at start-up", path.display().to_string());
-            while self.service_slot(&path, h).await? {}
+            while self.service_slot(&path, h).await? {
+                self.look_around(pace, &mut dirty).await;
+                // Paths found meanwhile are read too, a step at a time; the ones found at
+                // start-up keep their order.
+                let found: Vec<PathBuf> = dirty
+                    .iter()
+                    .filter(|p| !draining.contains(*p))
+                    .cloned()
+                    .collect();
+                for p in found {
+                    if !self.service_slot(&p, h).await? {
+                        dirty.remove(&p);
+                    }
+                }
+            }
         }
-        Ok(())
+        Ok(dirty)
+    }
+
+    /// While a backlog is read: new paths (a restarted container's log, which the kubelet may
+    /// rotate soon), rotations and timeouts must not wait for its end.
+    async fn look_around(&mut self, pace: &mut Pace, dirty: &mut BTreeSet<PathBuf>) {
+        if let Some(wake) = self.watcher.try_wait() {
+            self.woken(wake, dirty).await;
+        }
+        if pace.refreshed.elapsed() >= self.ctx.cfg.refresh_interval {
+            pace.refreshed = Instant::now();
+            self.refresh(false).await;
+            dirty.extend(self.slots.keys().cloned());
+        }
+        if pace.housekept.elapsed() >= HOUSEKEEPING {
+            pace.housekept = Instant::now();
+            self.housekeep(dirty);
+        }
     }
 
     /// Re-expands the patterns: opens new files, retires paths no longer matched, drops
