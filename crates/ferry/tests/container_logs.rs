@@ -61,7 +61,7 @@ fn wait_for_all(
     got: &mut Vec<(String, String, String)>,
     want: &[String],
     what: &str,
-) {
+) -> Vec<String> {
     let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -74,7 +74,7 @@ fn wait_for_all(
             .map(|m| &m[..m.len().min(30)])
             .collect();
         if missing.is_empty() {
-            return;
+            return log;
         }
         assert!(
             Instant::now() < deadline,
@@ -479,4 +479,68 @@ fn a_new_file_on_a_reused_inode_after_a_rotation_while_ferry_was_down_loses_noth
         "the file rotated while ferry was down had inode {rotated_ino}, the new one {reused}"
     );
     wait_for_all(&ferry, &mut got, &want, &what);
+}
+
+#[test]
+fn lines_of_a_file_rotated_and_gzipped_while_ferry_was_down_are_read_from_the_gz() {
+    let dir = tempfile::Builder::new().prefix("k8s").tempdir().unwrap();
+    let (mut cri, mut dkr) = node(dir.path());
+    let pos = dir.path().join("pos");
+    let config = agent_config(dir.path(), &pos, "");
+    let mut ferry = Ferry::start_logged(&config, &[]);
+    wait_following(&ferry, 2, &mut Vec::new());
+    let mut want = Vec::new();
+    let mut got = Vec::new();
+    let mut seq = 0u64;
+    let mut write = |c: &mut Container, n: u64, want: &mut Vec<String>| {
+        for _ in 0..n {
+            let m = message(1, "stdout", seq, 150);
+            c.write("stdout", &m);
+            want.push(m);
+            seq += 1;
+        }
+    };
+    write(&mut cri, 10, &mut want);
+    write(&mut dkr, 10, &mut want);
+    wait_for(&ferry, &mut got, 20, "before the kill");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(ferry.child.id(), "KILL");
+    let _ = ferry.child.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    take(&ferry, &mut got);
+    drop(ferry);
+    // While ferry is down, each container writes lines ferry has not read, rotates, writes,
+    // and rotates again: the kubelet gzips the first copy and removes it.
+    for c in [&mut cri, &mut dkr] {
+        write(c, 12, &mut want);
+        c.rotate();
+        write(c, 6, &mut want);
+        c.rotate();
+        write(c, 4, &mut want);
+    }
+    let gz = std::fs::read_dir(cri.dir())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".gz"))
+        })
+        .count();
+    assert_eq!(gz, 1, "the first rotated copy was gzipped");
+    let ferry = Ferry::start_logged(&config, &[]);
+    let log = wait_for_all(&ferry, &mut got, &want, "after two rotations while down");
+    std::thread::sleep(Duration::from_millis(2000));
+    take(&ferry, &mut got);
+    let mut seen = BTreeMap::new();
+    for (_, _, text) in &got {
+        *seen.entry(text).or_insert(0) += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "read twice: {twice:?}");
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.contains("was rotated and compressed while ferry was stopped"))
+            .count(),
+        2,
+        "one gzip file per container read: {log:#?}"
+    );
 }

@@ -9,6 +9,9 @@
 //! - `two_hundred_containers_...`: a ferry aggregator, 200 containers, 5 SIGKILLs;
 //! - `..._into_fluentd` / `..._into_fluent_bit`: the real peers as aggregators (`../shared/peers`),
 //!   a smaller node, one SIGKILL.
+//!
+//! `FERRY_DRILL_LOG=<file>` writes the forwarder's log there; when lines were lost, the node
+//! (its files, the positions and the buffer) is then kept and its directory printed.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -251,13 +254,26 @@ fn tally(written: &Written, got: &[Got]) -> (Tally, Vec<String>) {
     t.lost = written.messages.len() - seen.len();
     t.duplicated = seen.values().map(|n| (n - 1) as usize).sum();
     if t.lost > 0 {
-        let missing: Vec<_> = written
+        let mut missing: Vec<_> = written
             .messages
             .keys()
             .filter(|k| !seen.contains_key(k))
-            .take(5)
             .collect();
-        problems.push(format!("lost, for example: {missing:?}"));
+        missing.sort();
+        problems.push(format!(
+            "lost, for example: {:?}",
+            missing.iter().take(5).collect::<Vec<_>>()
+        ));
+        // Where the losses fall: per container and stream, the numbers lost.
+        let mut by_container: std::collections::BTreeMap<(usize, &str), Vec<u64>> =
+            std::collections::BTreeMap::new();
+        for (n, stream, seq) in missing {
+            by_container.entry((*n, stream)).or_default().push(*seq);
+        }
+        problems.push(format!(
+            "lost in {} containers' streams: {by_container:?}",
+            by_container.len()
+        ));
     }
     (t, problems)
 }
@@ -323,8 +339,15 @@ fn drill(plan: Plan, kills: usize, mut agg: Aggregator, port: u16, what: &str) -
         thread::sleep(Duration::from_secs_f64(total_secs / (kills + 1) as f64));
         signal(forwarder.child.id(), "KILL");
         let _ = forwarder.child.wait();
+        // Every line it wrote before it died: the pipe is read to its end.
+        let until = Instant::now() + Duration::from_secs(5);
+        while let Some(wait) = until.checked_duration_since(Instant::now()) {
+            match forwarder.stderr.recv_timeout(wait) {
+                Ok(line) => logs.push(line),
+                Err(_) => break,
+            }
+        }
         thread::sleep(Duration::from_millis(200));
-        logs.extend(forwarder.stderr.try_iter());
         logs.push(format!("==== SIGKILL {k}"));
         drop(forwarder);
         thread::sleep(Duration::from_millis(300 + 200 * k as u64));
@@ -378,6 +401,10 @@ fn drill(plan: Plan, kills: usize, mut agg: Aggregator, port: u16, what: &str) -
         .collect();
     if let Ok(path) = std::env::var("FERRY_DRILL_LOG") {
         std::fs::write(path, logs.join("\n")).unwrap();
+        if t.lost > 0 {
+            // The node's files, positions and buffer, to see where the lines stopped.
+            eprintln!("the node is kept at {}", node.keep().display());
+        }
     }
     assert!(
         t.lost == 0 && t.broken == 0 && t.wrong_metadata == 0,

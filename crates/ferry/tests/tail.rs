@@ -381,6 +381,67 @@ fn rotations_while_stopped_are_finished_oldest_first_then_the_new_file() {
     assert_quiet(&ferry, Duration::from_millis(2500));
 }
 
+/// `path` → `path.gz`, the original removed (the kubelet's and logrotate's `compress`).
+fn gzip(path: &Path) {
+    let data = std::fs::read(path).unwrap();
+    let mut gz = path.as_os_str().to_owned();
+    gz.push(".gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(&data).unwrap();
+    enc.finish().unwrap();
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn a_file_rotated_and_compressed_while_stopped_is_finished_from_its_gzip_copy() {
+    let d = Dir::new();
+    let log = d.p("app.log");
+    append(&log, 0..100);
+    let config = conf(&log.display().to_string(), &d.p("pos"), "", NONE);
+    let ferry = Ferry::start_logged(&config, &[]);
+    assert_eq!(seqs(&ferry, 100), range(0, 100));
+    thread::sleep(Duration::from_millis(300)); // let the position be written
+    signal(ferry.child.id(), "KILL");
+    drop(ferry);
+    // While ferry is down: lines it has not read, two rotations, and the older copy
+    // compressed and removed.
+    append(&log, 100..150);
+    std::fs::rename(&log, d.p("app.log.1")).unwrap();
+    thread::sleep(Duration::from_millis(50));
+    append(&log, 150..200);
+    thread::sleep(Duration::from_millis(50));
+    gzip(&d.p("app.log.1"));
+    std::fs::rename(&log, d.p("app.log.2")).unwrap();
+    thread::sleep(Duration::from_millis(50));
+    append(&log, 200..260);
+    let ferry = Ferry::start_logged(&config, &[]);
+    assert_eq!(seqs(&ferry, 160), range(100, 260), "in order, exactly once");
+    let mut logs = Vec::new();
+    wait_log(
+        &ferry,
+        "was rotated and compressed while ferry was stopped; finishing",
+        &mut logs,
+    );
+    // Killed again: the compressed copy is not read a second time.
+    thread::sleep(Duration::from_millis(300));
+    signal(ferry.child.id(), "KILL");
+    drop(ferry);
+    append(&log, 260..270);
+    let ferry = Ferry::start_logged(&config, &[]);
+    assert_eq!(seqs(&ferry, 10), range(260, 270));
+    assert_quiet(&ferry, Duration::from_millis(2500));
+    let left: Vec<_> = std::fs::read_dir(d.tmp.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("unpacked"))
+        .collect();
+    assert!(left.is_empty(), "scratch files left behind: {left:?}");
+}
+
 #[test]
 fn sigterm_writes_the_final_positions_so_a_restart_repeats_nothing() {
     let d = Dir::new();

@@ -11,6 +11,9 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 /// How many leading bytes the fingerprint covers once the file is that long.
 pub const FINGERPRINT_BYTES: usize = 256;
 
+/// The device of [`FileId::unpacked`] ids.
+pub const UNPACKED_DEV: u64 = u64::MAX;
+
 /// Device and inode. `dev == 0` means "unknown" (positions migrated from Fluentd carry only the
 /// inode) and matches any device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,6 +27,16 @@ impl FileId {
         Self {
             dev: meta.dev(),
             ino: meta.ino(),
+        }
+    }
+
+    /// The id of a file unpacked from a compressed copy ([`super::compressed`]): the scratch
+    /// file's inode on a device no real file has, so that it never matches a file in the
+    /// tailed directories and, after a crash, is found again by its first bytes only.
+    pub fn unpacked(scratch: &Metadata) -> Self {
+        Self {
+            dev: UNPACKED_DEV,
+            ino: scratch.ino(),
         }
     }
 

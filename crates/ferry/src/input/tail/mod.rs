@@ -15,6 +15,7 @@
 //! | [`step`] | emit a step's batch, retry until committed, then advance the position |
 //! | [`run`] | the task: discovery, rotation, the order files are read in |
 //! | `recover` | files renamed while stopped or rotated before they were seen; messages cut by a rotation |
+//! | `compressed` | rotated files compressed and removed while ferry was stopped, found by their first bytes |
 //! | [`watcher`] | inotify, with polling when inotify runs out |
 //! | [`metrics`] | counters and per-file gauges |
 //!
@@ -22,6 +23,7 @@
 //! again (at most the lines committed since the last position write), never lost, as long as
 //! the file still holds it. See `docs/tail-input.md` for rotation semantics.
 
+mod compressed;
 pub mod config;
 mod copytruncate;
 mod ctx;

@@ -53,6 +53,28 @@ impl Tail {
             return None;
         }
         let (offset, reason) = self.start_offset(&file, id, &meta, start);
+        let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
+        let mut t = self.follow(slot_path, file, id, fp, offset, mtime);
+        t.wd = self.watcher.watch_file(file_path, slot_path);
+        tracing::info!(
+            "following tail of {} from offset {offset} ({reason}) (tail input {})",
+            file_path.display(),
+            self.ctx.id
+        );
+        Some(t)
+    }
+
+    /// Follows the open `file` as the file `id` of the slot `slot_path` from `offset`, and
+    /// records it in the position table.
+    pub(super) fn follow(
+        &mut self,
+        slot_path: &Path,
+        file: File,
+        id: FileId,
+        fp: Fingerprint,
+        offset: u64,
+        mtime: std::time::SystemTime,
+    ) -> Tailed {
         let cfg = &self.ctx.cfg;
         let max_line = usize::try_from(cfg.max_line_size).unwrap_or(usize::MAX);
         let slot_str = slot_path.to_string_lossy().into_owned();
@@ -71,9 +93,8 @@ impl Tail {
         let gauge = self.ctx.metrics.gauge(&slot_str);
         gauge.inode.store(id.ino, Ordering::Relaxed);
         gauge.position.store(offset, Ordering::Relaxed);
-        let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
         let reader = FileReader::new(file, offset, max_line);
-        let mut t = Tailed::new(
+        let t = Tailed::new(
             slot_path.to_path_buf(),
             id,
             fp,
@@ -83,7 +104,6 @@ impl Tail {
             gauge,
             mtime,
         );
-        t.wd = self.watcher.watch_file(file_path, slot_path);
         self.tracked.insert(id);
         let m = &self.ctx.metrics;
         m.files_opened.fetch_add(1, Ordering::Relaxed);
@@ -94,12 +114,7 @@ impl Tail {
             id,
             fp,
         });
-        tracing::info!(
-            "following tail of {} from offset {offset} ({reason}) (tail input {})",
-            file_path.display(),
-            self.ctx.id
-        );
-        Some(t)
+        t
     }
 
     fn start_offset(

@@ -2,11 +2,29 @@
 //! stopped, created and rotated before ferry saw their path, and messages that a rotation cut
 //! in two (the lines held at a rotated file's end go on in the next file).
 
-use super::discover;
-use super::file::FileState;
+use super::file::{FileState, Tailed};
+use super::identity::FileId;
+use super::position::PosEntry;
 use super::run::{Start, Tail, UNSEEN_MARGIN};
-use std::path::Path;
+use super::{compressed, discover};
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
+
+/// Where the file a position names went while ferry was stopped.
+enum Moved {
+    /// Renamed (same inode, same first bytes).
+    Renamed(PathBuf),
+    /// Compressed, and removed: a gzip file whose content starts with its first bytes.
+    Compressed(PathBuf),
+}
+
+impl Moved {
+    fn path(&self) -> &Path {
+        match self {
+            Moved::Renamed(p) | Moved::Compressed(p) => p,
+        }
+    }
+}
 
 impl Tail {
     /// Start-up: when the position file knows a file under `path` that is no longer there,
@@ -17,7 +35,7 @@ impl Tail {
         let Ok(meta) = std::fs::metadata(path) else {
             return;
         };
-        let current = super::identity::FileId::of(&meta);
+        let current = FileId::of(&meta);
         // A rotated file stays in the directory of the file the path leads to: the path's own
         // directory, or, for a symlink (the kubelet's /var/log/containers/*.log), its
         // target's.
@@ -30,15 +48,35 @@ impl Tail {
         }
         let mut found = Vec::new();
         for entry in entries.into_iter().filter(|e| e.path == path_str) {
-            if current.matches(&entry.id) || self.tracked.contains(&entry.id) {
+            if self.tracked.contains(&entry.id) {
                 continue;
             }
             let (id, fp) = (entry.id, entry.fp);
             let search = dirs.clone();
+            let is_current = current.matches(&id);
+            let link = path.to_path_buf();
             let moved = tokio::task::spawn_blocking(move || {
-                search
+                if is_current {
+                    // The path's file has the recorded inode: it is the file recorded, unless
+                    // its first bytes changed (the inode of a file deleted while ferry was
+                    // stopped went to a new file). Then the file recorded may live on
+                    // compressed.
+                    let same = std::fs::File::open(&link)
+                        .and_then(|f| fp.matches(&f))
+                        .unwrap_or(true);
+                    if same {
+                        return None;
+                    }
+                } else if let Some(p) = search
                     .iter()
                     .find_map(|dir| discover::find_in_dir(dir, &id, &fp))
+                {
+                    return Some(Moved::Renamed(p));
+                }
+                search
+                    .iter()
+                    .find_map(|dir| compressed::find(dir, &fp))
+                    .map(Moved::Compressed)
             })
             .await
             .ok()
@@ -49,16 +87,22 @@ impl Tail {
         }
         // Oldest first: the one read furthest from its end is not known, so by modification
         // time of the file found.
-        found.sort_by_key(|(_, p)| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        found.sort_by_key(|(_, m)| std::fs::metadata(m.path()).and_then(|m| m.modified()).ok());
         for (entry, moved) in found {
-            tracing::info!(
-                "tail input {}: {} was rotated while ferry was stopped; finishing {} from offset {}",
-                self.ctx.id,
-                path.display(),
-                moved.display(),
-                entry.offset
-            );
-            if let Some(mut f) = self.open_file(path, &moved, Start::Startup).await {
+            let f = match moved {
+                Moved::Renamed(moved) => {
+                    tracing::info!(
+                        "tail input {}: {} was rotated while ferry was stopped; finishing {} from offset {}",
+                        self.ctx.id,
+                        path.display(),
+                        moved.display(),
+                        entry.offset
+                    );
+                    self.open_file(path, &moved, Start::Startup).await
+                }
+                Moved::Compressed(gz) => self.open_unpacked(path, &gz, &entry).await,
+            };
+            if let Some(mut f) = f {
                 f.state = FileState::Rotated {
                     since: Instant::now() - self.ctx.cfg.rotate_wait,
                 };
@@ -80,6 +124,63 @@ impl Tail {
         }
     }
 
+    /// The file `entry` names, compressed into `gz` and removed while ferry was stopped:
+    /// unpacked into a scratch file beside the position file and read from the recorded
+    /// offset, under an id of its own ([`FileId::unpacked`]) that is recorded in place of the
+    /// old one, so a crash meanwhile finds `gz` again.
+    async fn open_unpacked(&mut self, path: &Path, gz: &Path, entry: &PosEntry) -> Option<Tailed> {
+        let scratch = self
+            .ctx
+            .cfg
+            .pos_file
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let source = gz.to_path_buf();
+        let unpacked = tokio::task::spawn_blocking(move || {
+            let (file, len) = compressed::unpack(&source, &scratch)?;
+            let meta = file.metadata()?;
+            Ok::<_, std::io::Error>((file, len, meta))
+        })
+        .await
+        .ok()?;
+        let (file, len, meta) = match unpacked {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(
+                    "tail input {}: {} was compressed into {} while ferry was stopped, with lines from offset {} not read yet, and cannot be unpacked: {e}",
+                    self.ctx.id,
+                    path.display(),
+                    gz.display(),
+                    entry.offset
+                );
+                return None;
+            }
+        };
+        if entry.offset > len {
+            tracing::info!(
+                "tail input {}: {} holds {len} bytes, fewer than the recorded offset {} of the file it starts like; not read",
+                self.ctx.id,
+                gz.display(),
+                entry.offset
+            );
+            return None;
+        }
+        tracing::info!(
+            "tail input {}: {} was rotated and compressed while ferry was stopped; finishing {} from offset {} of its content",
+            self.ctx.id,
+            path.display(),
+            gz.display(),
+            entry.offset
+        );
+        self.ctx.table.remove(&entry.id);
+        let id = FileId::unpacked(&meta);
+        let mtime = std::fs::metadata(gz)
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH);
+        Some(self.follow(path, file, id, entry.fp, entry.offset, mtime))
+    }
+
     /// Rotated copies of the file `path` leads to that ferry never saw, changed since `since`:
     /// the file was created and rotated before ferry looked at the path (while it was stopped,
     /// or between two scans: a container restarted and its new log was rotated at once, as
@@ -91,7 +192,7 @@ impl Tail {
         let mut unseen = tokio::task::spawn_blocking(move || {
             // Known: an entry of the same inode whose first bytes are this file's (an inode
             // of a deleted file may be used again, and its entry lingers until the next scan).
-            let known = |p: &Path, id: &super::identity::FileId| {
+            let known = |p: &Path, id: &FileId| {
                 table.find(id).is_some_and(|e| {
                     std::fs::File::open(p)
                         .and_then(|f| e.fp.matches(&f))

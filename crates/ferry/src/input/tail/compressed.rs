@@ -1,0 +1,169 @@
+//! Rotated files that were compressed while ferry was stopped.
+//!
+//! The kubelet gzips a container's older rotated logs and removes the originals, and so does
+//! logrotate with `compress` (`delaycompress` only delays it by one rotation). When ferry is
+//! stopped, or killed, before it finished such a file, the position file still names it, but
+//! the file is gone: its lines now live in `<name>.gz`. A gzip file in the same directory whose
+//! content starts with the bytes the position's fingerprint was taken of is that file; it is
+//! unpacked into a scratch file beside the position file (removed at once, so nothing is left
+//! behind) and read from the recorded offset on, like the file it was.
+
+use super::identity::{FINGERPRINT_BYTES, Fingerprint};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The gzip files (by their magic number, whatever their name) directly in `dir` whose content
+/// starts with the bytes `fp` was taken of. Symlinks are not followed. An empty fingerprint
+/// identifies nothing.
+pub fn find(dir: &Path, fp: &Fingerprint) -> Option<PathBuf> {
+    if fp.len == 0 {
+        return None;
+    }
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries.filter_map(Result::ok).find_map(|e| {
+        let path = e.path();
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        if !meta.is_file() || !path.to_string_lossy().ends_with(".gz") {
+            return None;
+        }
+        let head = head(&path, usize::from(fp.len)).ok()?;
+        (Fingerprint::of(&head) == *fp).then_some(path)
+    })
+}
+
+/// Up to `want` (≤ [`FINGERPRINT_BYTES`]) leading bytes of the content of the gzip file `gz`.
+fn head(gz: &Path, want: usize) -> io::Result<Vec<u8>> {
+    let mut out = vec![0u8; want.min(FINGERPRINT_BYTES)];
+    let mut src = flate2::read::MultiGzDecoder::new(File::open(gz)?);
+    let mut got = 0;
+    while got < out.len() {
+        match src.read(&mut out[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.truncate(got);
+    Ok(out)
+}
+
+/// Unpacks the gzip file `gz` into a new scratch file in `scratch`, removed from the directory
+/// at once (the returned handle keeps its content until it is dropped). Returns the handle
+/// and the content's length. A gzip stream cut short (the compressor was killed) yields what
+/// it holds up to the cut.
+pub fn unpack(gz: &Path, scratch: &Path) -> io::Result<(File, u64)> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        ".ferry-unpacked-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let path = scratch.join(name);
+    let mut out = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    let mut src = flate2::read::MultiGzDecoder::new(io::BufReader::new(File::open(gz)?));
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0u64;
+    loop {
+        match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                io::Write::write_all(&mut out, &buf[..n])?;
+                len += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A truncated stream: keep what came before the cut.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((out, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(path: &Path, data: &[u8]) {
+        let mut enc =
+            flate2::write::GzEncoder::new(File::create(path).unwrap(), flate2::Compression::fast());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap();
+    }
+
+    #[test]
+    fn the_gzip_file_holding_a_files_content_is_found_by_its_first_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let content: Vec<u8> = (0..2000).map(|i| b'a' + (i % 26) as u8).collect();
+        let fp = Fingerprint::of(&content);
+        gzip(&d.join("0.log.1.gz"), b"another file's lines\n");
+        gzip(&d.join("0.log.2.gz"), &content);
+        // Not gzip, or not named .gz: not looked at.
+        std::fs::write(d.join("0.log.3.gz"), &content).unwrap();
+        gzip(&d.join("0.log.4"), &content);
+        assert_eq!(find(d, &fp), Some(d.join("0.log.2.gz")));
+        assert_eq!(find(d, &Fingerprint::of(b"nothing like it")), None);
+        assert_eq!(
+            find(d, &Fingerprint::default()),
+            None,
+            "an empty fingerprint"
+        );
+
+        let scratch = tempfile::tempdir().unwrap();
+        let (file, len) = unpack(&d.join("0.log.2.gz"), scratch.path()).unwrap();
+        assert_eq!(len, content.len() as u64);
+        let mut got = vec![0u8; content.len()];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut got, 0).unwrap();
+        assert!(got == content, "the content unpacked");
+        assert_eq!(
+            std::fs::read_dir(scratch.path()).unwrap().count(),
+            0,
+            "the scratch file is removed at once"
+        );
+    }
+
+    #[test]
+    fn a_gzip_stream_cut_short_yields_what_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("x.gz");
+        let content: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        gzip(&gz, &content);
+        let whole = std::fs::read(&gz).unwrap();
+        std::fs::write(&gz, &whole[..whole.len() / 2]).unwrap();
+        let (_, len) = unpack(&gz, dir.path()).unwrap();
+        assert!(len > 0 && len < content.len() as u64, "{len}");
+    }
+
+    proptest::proptest! {
+        /// Whatever a file named .gz holds (here a gzip stream with bytes changed and cut),
+        /// finding and unpacking it never panics.
+        #[test]
+        fn any_bytes_named_gz_never_panic(
+            content in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            changes in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 0..8),
+            cut in proptest::num::usize::ANY,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let gz = dir.path().join("f.gz");
+            gzip(&gz, &content);
+            let mut bytes = std::fs::read(&gz).unwrap();
+            for (at, b) in changes {
+                let n = bytes.len();
+                bytes[at % n] = b;
+            }
+            bytes.truncate(cut % (bytes.len() + 1));
+            std::fs::write(&gz, &bytes).unwrap();
+            let _ = find(dir.path(), &Fingerprint::of(b"x"));
+            let _ = unpack(&gz, dir.path());
+        }
+    }
+}
