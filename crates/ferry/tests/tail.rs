@@ -443,6 +443,41 @@ fn a_file_rotated_and_compressed_while_stopped_is_finished_from_its_gzip_copy() 
 }
 
 #[test]
+fn a_file_created_and_rotated_between_two_looks_at_its_path_is_read() {
+    let d = Dir::new();
+    let log = d.p("app.log");
+    append(&log, 0..100);
+    let config = conf(&log.display().to_string(), &d.p("pos"), "", NONE);
+    let ferry = Ferry::start_logged(&config, &[]);
+    assert_eq!(seqs(&ferry, 100), range(0, 100));
+    // Stopped, ferry cannot look: two rotations meanwhile, the file between them never seen.
+    signal(ferry.child.id(), "STOP");
+    append(&log, 100..150);
+    std::fs::rename(&log, d.p("app.log.1")).unwrap();
+    thread::sleep(Duration::from_millis(50));
+    append(&log, 150..200);
+    thread::sleep(Duration::from_millis(50));
+    std::fs::rename(d.p("app.log.1"), d.p("app.log.2")).unwrap();
+    std::fs::rename(&log, d.p("app.log.1")).unwrap();
+    append(&log, 200..260);
+    signal(ferry.child.id(), "CONT");
+    assert_eq!(seqs(&ferry, 160), range(100, 260), "in order, exactly once");
+    let mut logs = Vec::new();
+    wait_log(&ferry, "was rotated before ferry saw it", &mut logs);
+    // The rotated files are let go; the oldest is written to afterwards (a writer that still
+    // held it), then the path rotates again: the files ferry let go are not read again.
+    thread::sleep(Duration::from_millis(2500));
+    append(&d.p("app.log.2"), 1000..1001);
+    thread::sleep(Duration::from_millis(50));
+    std::fs::rename(d.p("app.log.2"), d.p("app.log.3")).unwrap();
+    std::fs::rename(d.p("app.log.1"), d.p("app.log.2")).unwrap();
+    std::fs::rename(&log, d.p("app.log.1")).unwrap();
+    append(&log, 260..270);
+    assert_eq!(seqs(&ferry, 10), range(260, 270));
+    assert_quiet(&ferry, Duration::from_millis(2500));
+}
+
+#[test]
 fn sigterm_writes_the_final_positions_so_a_restart_repeats_nothing() {
     let d = Dir::new();
     let log = d.p("app.log");

@@ -92,6 +92,9 @@ pub struct Tailed {
     /// The last read reached the end of the file.
     pub at_eof: bool,
     pub mtime: std::time::SystemTime,
+    /// When ferry began following it: files rotated from its path later than this were
+    /// written after it.
+    pub opened: std::time::SystemTime,
     /// The file's size at the last read step.
     pub last_size: u64,
     /// Lines and bytes read from this file (for the mean line length).
@@ -162,6 +165,7 @@ impl Tailed {
             last_line: Instant::now(),
             at_eof: false,
             mtime,
+            opened: std::time::SystemTime::now(),
             last_size: 0,
             lines_read: 0,
             bytes_read: 0,

@@ -126,6 +126,7 @@ pub async fn start(
         watcher,
         slots: BTreeMap::new(),
         tracked: HashSet::new(),
+        closed: std::collections::VecDeque::new(),
         dirs: BTreeSet::new(),
         previous,
         store: store.clone(),

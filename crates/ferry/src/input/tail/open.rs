@@ -57,8 +57,9 @@ impl Tail {
         let mut t = self.follow(slot_path, file, id, fp, offset, mtime);
         t.wd = self.watcher.watch_file(file_path, slot_path);
         tracing::info!(
-            "following tail of {} from offset {offset} ({reason}) (tail input {})",
+            "following tail of {} from offset {offset} ({reason}; inode {}) (tail input {})",
             file_path.display(),
+            id.ino,
             self.ctx.id
         );
         Some(t)

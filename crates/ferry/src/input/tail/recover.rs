@@ -184,20 +184,27 @@ impl Tail {
     /// Rotated copies of the file `path` leads to that ferry never saw, changed since `since`:
     /// the file was created and rotated before ferry looked at the path (while it was stopped,
     /// or between two scans: a container restarted and its new log was rotated at once, as
-    /// the kubelet may do). They are read from their head before the current file.
+    /// the kubelet may do, or a path rotated twice between two looks at it). They are read
+    /// from their head before the current file.
     pub(super) async fn recover_unseen(&mut self, path: &Path, since: SystemTime, start: Start) {
         let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let table = self.ctx.table.clone();
         let tracked = self.tracked.clone();
+        let closed: Vec<_> = self.closed.iter().copied().collect();
         let mut unseen = tokio::task::spawn_blocking(move || {
-            // Known: an entry of the same inode whose first bytes are this file's (an inode
-            // of a deleted file may be used again, and its entry lingers until the next scan).
+            // Known: an entry, or a file closed lately, of the same inode whose first bytes
+            // are this file's (an inode of a deleted file may be used again, and its entry
+            // lingers until the next scan).
             let known = |p: &Path, id: &FileId| {
-                table.find(id).is_some_and(|e| {
+                let same = |fp: &super::identity::Fingerprint| {
                     std::fs::File::open(p)
-                        .and_then(|f| e.fp.matches(&f))
+                        .and_then(|f| fp.matches(&f))
                         .unwrap_or(false)
-                })
+                };
+                table.find(id).is_some_and(|e| same(&e.fp))
+                    || closed
+                        .iter()
+                        .any(|(c, fp)| fp.len > 0 && c.matches(id) && same(fp))
             };
             discover::rotated_since(&target, since)
                 .into_iter()

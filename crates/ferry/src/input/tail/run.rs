@@ -74,7 +74,13 @@ pub struct Tail {
     /// When the last scan of the patterns started (files a new path led to before it
     /// appeared were changed after it).
     pub last_scan: Option<SystemTime>,
+    /// The files closed most recently (their entries leave the position table), so that a
+    /// rotated copy written to after ferry let it go is not taken for one never seen.
+    pub closed: VecDeque<(super::identity::FileId, super::identity::Fingerprint)>,
 }
+
+/// How many closed files [`Tail::closed`] remembers.
+pub(super) const CLOSED_REMEMBERED: usize = 1024;
 
 impl Tail {
     pub async fn run(mut self, h: TaskHandle) {
@@ -340,6 +346,10 @@ impl Tail {
                     path.display(),
                     rotate_wait.as_secs_f64()
                 );
+                // The path may have been rotated more than once since it was looked at (a
+                // burst of writes, a busy tail): the files between are beside the new one.
+                let since = cur.opened;
+                self.recover_unseen(path, since, Start::Head).await;
                 if !self.tracked.contains(&id) {
                     self.open(path, Start::Head).await;
                 }
@@ -425,6 +435,10 @@ impl Tail {
     fn close(&mut self, f: Tailed, nlink: u64) {
         self.watcher.unwatch(f.wd.clone());
         self.tracked.remove(&f.id);
+        if self.closed.len() >= CLOSED_REMEMBERED {
+            self.closed.pop_front();
+        }
+        self.closed.push_back((f.id, f.fp));
         let m = &self.ctx.metrics;
         m.files_closed.fetch_add(1, Ordering::Relaxed);
         m.files_tracked.fetch_sub(1, Ordering::Relaxed);
