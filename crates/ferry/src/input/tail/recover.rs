@@ -111,17 +111,24 @@ impl Tail {
                 }
             }
         }
-        if let Some(written) = self.previous.written {
-            // A path whose file ferry never followed may have been created and rotated while
-            // the last run had not found it yet (a busy tail finds new paths late): its
-            // rotations from shortly before the last position write count as unseen too.
-            let since = if self.ctx.table.find(&current).is_some() {
-                written
-            } else {
-                written.checked_sub(UNSEEN_MARGIN).unwrap_or(written)
-            };
-            self.recover_unseen(path, since, Start::Startup).await;
-        }
+    }
+
+    /// Start-up: since when rotated copies of what `path` leads to that no position names
+    /// count as never seen (`None`: ferry has not run with this position file before). Asked
+    /// before the path's file is opened, which records it.
+    pub(super) fn unseen_since_startup(&self, path: &Path) -> Option<SystemTime> {
+        let written = self.previous.written?;
+        let known = std::fs::metadata(path)
+            .ok()
+            .is_some_and(|m| self.ctx.table.find(&FileId::of(&m)).is_some());
+        // A path whose file ferry never followed may have been created and rotated while
+        // the last run had not found it yet (a busy tail finds new paths late): its
+        // rotations from shortly before the last position write count as unseen too.
+        Some(if known {
+            written
+        } else {
+            written.checked_sub(UNSEEN_MARGIN).unwrap_or(written)
+        })
     }
 
     /// The file `entry` names, compressed into `gz` and removed while ferry was stopped:
@@ -186,7 +193,10 @@ impl Tail {
     /// or between two scans: a container restarted and its new log was rotated at once, as
     /// the kubelet may do, or a path rotated twice between two looks at it). They are read
     /// from their head before the current file.
-    pub(super) async fn recover_unseen(&mut self, path: &Path, since: SystemTime, start: Start) {
+    ///
+    /// Called once the path's current file is open (a rotation just before would otherwise go
+    /// unseen), they go before it in the slot.
+    pub(super) async fn recover_unseen(&mut self, path: &Path, since: SystemTime) {
         let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let table = self.ctx.table.clone();
         let tracked = self.tracked.clone();
@@ -222,12 +232,17 @@ impl Tail {
                 path.display(),
                 moved.display()
             );
-            if let Some(mut f) = self.open_file(path, &moved, start).await {
+            if let Some(mut f) = self.open_file(path, &moved, Start::Head).await {
                 f.state = FileState::Rotated {
                     since: Instant::now() - self.ctx.cfg.rotate_wait,
                 };
                 if let Some(slot) = self.slots.get_mut(path) {
-                    slot.files.push_back(f);
+                    let at = slot
+                        .files
+                        .iter()
+                        .position(|f| f.state == FileState::Current)
+                        .unwrap_or(slot.files.len());
+                    slot.files.insert(at, f);
                 }
             }
         }

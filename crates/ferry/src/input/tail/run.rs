@@ -264,13 +264,17 @@ impl Tail {
                     files: VecDeque::new(),
                 },
             );
-            if startup {
+            let unseen_since = if startup {
                 self.recover_moved(&path).await;
-            } else if let Some(since) = self.last_scan {
-                self.recover_unseen(&path, since, Start::Head).await;
-            }
+                self.unseen_since_startup(&path)
+            } else {
+                self.last_scan
+            };
             self.open(&path, if startup { Start::Startup } else { Start::Head })
                 .await;
+            if let Some(since) = unseen_since {
+                self.recover_unseen(&path, since).await;
+            }
         }
         self.last_scan = Some(scanned);
         self.retire_unmatched(&scan);
@@ -349,7 +353,7 @@ impl Tail {
                 // The path may have been rotated more than once since it was looked at (a
                 // burst of writes, a busy tail): the files between are beside the new one.
                 let since = cur.opened;
-                self.recover_unseen(path, since, Start::Head).await;
+                self.recover_unseen(path, since).await;
                 if !self.tracked.contains(&id) {
                     self.open(path, Start::Head).await;
                 }
