@@ -369,8 +369,13 @@ fn drill(plan: Plan, kills: usize, mut agg: Aggregator, port: u16, what: &str) -
     };
     logs.extend(forwarder.stderr.try_iter());
     let gz = glob_count(&root.join("var/log/pods/*/*/*.gz"));
+    // How the forwarder found files again after its restarts.
+    let count = |needle: &str| logs.iter().filter(|l| l.contains(needle)).count();
+    let renamed = count("was rotated while ferry was stopped; finishing");
+    let unpacked = count("was rotated and compressed while ferry was stopped");
+    let unseen = count("was rotated before ferry saw it");
     eprintln!(
-        "{what}: {} containers, {} messages ({} long, up to 1 MB; {:.1} MB), {} rotations ({gz} files gzipped), {} restarts, {kills} SIGKILLs of the forwarder; {} events received: {t:?}",
+        "{what}: {} containers, {} messages ({} long, up to 1 MB; {:.1} MB), {} rotations ({gz} files gzipped), {} restarts, {kills} SIGKILLs of the forwarder; files found again: {renamed} renamed while the forwarder was down, {unpacked} read from their .gz, {unseen} rotated before it saw them; {} events received: {t:?}",
         plan.containers,
         t.written,
         w.big,

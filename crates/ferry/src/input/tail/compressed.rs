@@ -51,10 +51,13 @@ fn head(gz: &Path, want: usize) -> io::Result<Vec<u8>> {
 }
 
 /// Unpacks the gzip file `gz` into a new scratch file in `scratch`, removed from the directory
-/// at once (the returned handle keeps its content until it is dropped). Returns the handle
-/// and the content's length. A gzip stream cut short (the compressor was killed) yields what
-/// it holds up to the cut.
-pub fn unpack(gz: &Path, scratch: &Path) -> io::Result<(File, u64)> {
+/// at once (the returned handle keeps its content until it is dropped), and returns the
+/// handle and the content's length. Only what a reader resuming at `from` needs is written:
+/// the first bytes (for the fingerprint) and everything from `from` on; the part between is
+/// left a hole, which takes no disk. A gzip stream cut short (the compressor was killed)
+/// yields what it holds up to the cut.
+pub fn unpack(gz: &Path, scratch: &Path, from: u64) -> io::Result<(File, u64)> {
+    use std::os::unix::fs::FileExt;
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = format!(
         ".ferry-unpacked-{}-{}",
@@ -62,7 +65,7 @@ pub fn unpack(gz: &Path, scratch: &Path) -> io::Result<(File, u64)> {
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
     let path = scratch.join(name);
-    let mut out = std::fs::OpenOptions::new()
+    let out = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
@@ -70,21 +73,30 @@ pub fn unpack(gz: &Path, scratch: &Path) -> io::Result<(File, u64)> {
     std::fs::remove_file(&path)?;
     let mut src = flate2::read::MultiGzDecoder::new(io::BufReader::new(File::open(gz)?));
     let mut buf = vec![0u8; 256 * 1024];
-    let mut len = 0u64;
+    let head = FINGERPRINT_BYTES as u64;
+    let mut at = 0u64;
     loop {
-        match src.read(&mut buf) {
+        let n = match src.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => {
-                io::Write::write_all(&mut out, &buf[..n])?;
-                len += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // A truncated stream: keep what came before the cut.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(e),
+        };
+        let end = at + n as u64;
+        // The parts of [at, end) a reader needs: [0, head) and [from, ∞).
+        for (lo, hi) in [(at, end.min(head)), (at.max(from), end)] {
+            if lo < hi {
+                let slice = &buf[(lo - at) as usize..(hi - at) as usize];
+                out.write_all_at(slice, lo)?;
+            }
         }
+        at = end;
     }
-    Ok((out, len))
+    // The length is the content's, also when its end is a hole.
+    out.set_len(at)?;
+    Ok((out, at))
 }
 
 #[cfg(test)]
@@ -119,11 +131,22 @@ mod tests {
         );
 
         let scratch = tempfile::tempdir().unwrap();
-        let (file, len) = unpack(&d.join("0.log.2.gz"), scratch.path()).unwrap();
+        let (file, len) = unpack(&d.join("0.log.2.gz"), scratch.path(), 0).unwrap();
         assert_eq!(len, content.len() as u64);
         let mut got = vec![0u8; content.len()];
         std::os::unix::fs::FileExt::read_exact_at(&file, &mut got, 0).unwrap();
         assert!(got == content, "the content unpacked");
+        // Resuming at 1500: the first bytes and what follows 1500, the rest a hole.
+        let (file, len) = unpack(&d.join("0.log.2.gz"), scratch.path(), 1500).unwrap();
+        assert_eq!(len, content.len() as u64);
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut got, 0).unwrap();
+        assert_eq!(&got[..FINGERPRINT_BYTES], &content[..FINGERPRINT_BYTES]);
+        assert!(got[FINGERPRINT_BYTES..1500].iter().all(|b| *b == 0));
+        assert_eq!(&got[1500..], &content[1500..]);
+        assert!(
+            Fingerprint::read(&file).unwrap() == Fingerprint::of(&content),
+            "the fingerprint is the file's"
+        );
         assert_eq!(
             std::fs::read_dir(scratch.path()).unwrap().count(),
             0,
@@ -139,7 +162,7 @@ mod tests {
         gzip(&gz, &content);
         let whole = std::fs::read(&gz).unwrap();
         std::fs::write(&gz, &whole[..whole.len() / 2]).unwrap();
-        let (_, len) = unpack(&gz, dir.path()).unwrap();
+        let (_, len) = unpack(&gz, dir.path(), 0).unwrap();
         assert!(len > 0 && len < content.len() as u64, "{len}");
     }
 
@@ -163,7 +186,7 @@ mod tests {
             bytes.truncate(cut % (bytes.len() + 1));
             std::fs::write(&gz, &bytes).unwrap();
             let _ = find(dir.path(), &Fingerprint::of(b"x"));
-            let _ = unpack(&gz, dir.path());
+            let _ = unpack(&gz, dir.path(), cut as u64 % 4096);
         }
     }
 }

@@ -144,8 +144,9 @@ impl Tail {
             .and_then(|p| p.parent())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let source = gz.to_path_buf();
+        let from = entry.offset;
         let unpacked = tokio::task::spawn_blocking(move || {
-            let (file, len) = compressed::unpack(&source, &scratch)?;
+            let (file, len) = compressed::unpack(&source, &scratch, from)?;
             let meta = file.metadata()?;
             Ok::<_, std::io::Error>((file, len, meta))
         })
@@ -164,6 +165,17 @@ impl Tail {
                 return None;
             }
         };
+        if entry.offset == len {
+            // It had been read to its end; only its position was left.
+            tracing::debug!(
+                "tail input {}: {} holds the rest of a file of {} read to its end",
+                self.ctx.id,
+                gz.display(),
+                path.display()
+            );
+            self.ctx.table.remove(&entry.id);
+            return None;
+        }
         if entry.offset > len {
             tracing::info!(
                 "tail input {}: {} holds {len} bytes, fewer than the recorded offset {} of the file it starts like; not read",
