@@ -350,17 +350,22 @@ impl Tail {
                     path.display(),
                     rotate_wait.as_secs_f64()
                 );
-                // The path may have been rotated more than once since it was looked at (a
-                // burst of writes, a busy tail): the files between are beside the new one.
                 let since = cur.opened;
-                self.recover_unseen(path, since).await;
                 if !self.tracked.contains(&id) {
                     self.open(path, Start::Head).await;
                 }
+                // The path may have been rotated more than once since it was looked at (a
+                // burst of writes, a busy tail; also between the look and the open): the
+                // files between are beside the one now open.
+                self.recover_unseen(path, since).await;
             }
             (Some(m), None) => {
+                let since = slot.files.back().map(|f| f.opened);
                 if !self.tracked.contains(&super::identity::FileId::of(&m)) {
                     self.open(path, Start::Head).await;
+                }
+                if let Some(since) = since {
+                    self.recover_unseen(path, since).await;
                 }
             }
             (None, Some(cur)) => {
