@@ -371,7 +371,8 @@ fn drill(plan: Plan, kills: usize, mut agg: Aggregator, port: u16, what: &str) -
     let gz = glob_count(&root.join("var/log/pods/*/*/*.gz"));
     // How the forwarder found files again after its restarts.
     let count = |needle: &str| logs.iter().filter(|l| l.contains(needle)).count();
-    let renamed = count("was rotated while ferry was stopped; finishing");
+    let renamed = count("was rotated while ferry was stopped; finishing")
+        + count("was rotated before ferry looked again");
     let unpacked = count("was rotated and compressed while ferry was stopped");
     let unseen = count("was rotated before ferry saw it");
     eprintln!(

@@ -200,11 +200,13 @@ impl Tail {
         Some(self.follow(path, file, id, entry.fp, entry.offset, mtime))
     }
 
-    /// Rotated copies of the file `path` leads to that ferry never saw, changed since `since`:
-    /// the file was created and rotated before ferry looked at the path (while it was stopped,
-    /// or between two scans: a container restarted and its new log was rotated at once, as
-    /// the kubelet may do, or a path rotated twice between two looks at it). They are read
-    /// from their head before the current file.
+    /// Rotated copies of the file `path` leads to that ferry does not follow, changed since
+    /// `since` (files it closed lately excepted), read before the current file:
+    /// - never seen, read from their head: created and rotated before ferry looked at the path
+    ///   (while it was stopped, or between two scans: a container restarted and its new log
+    ///   was rotated at once, as the kubelet may do, or a path rotated twice between two looks);
+    /// - named by a position, resumed there: renamed between the look at the path and its
+    ///   opening (at start-up, after [`Self::recover_moved`] looked).
     ///
     /// Called once the path's current file is open (a rotation just before would otherwise go
     /// unseen), they go before it in the slot.
@@ -214,36 +216,49 @@ impl Tail {
         let tracked = self.tracked.clone();
         let closed: Vec<_> = self.closed.iter().copied().collect();
         let mut unseen = tokio::task::spawn_blocking(move || {
-            // Known: an entry, or a file closed lately, of the same inode whose first bytes
-            // are this file's (an inode of a deleted file may be used again, and its entry
-            // lingers until the next scan).
-            let known = |p: &Path, id: &FileId| {
-                let same = |fp: &super::identity::Fingerprint| {
-                    std::fs::File::open(p)
-                        .and_then(|f| fp.matches(&f))
-                        .unwrap_or(false)
-                };
-                table.find(id).is_some_and(|e| same(&e.fp))
-                    || closed
-                        .iter()
-                        .any(|(c, fp)| fp.len > 0 && c.matches(id) && same(fp))
+            let same = |p: &Path, fp: &super::identity::Fingerprint| {
+                std::fs::File::open(p)
+                    .and_then(|f| fp.matches(&f))
+                    .unwrap_or(false)
             };
+            // Let go: a file closed lately, read to its end (same inode and first bytes: an
+            // inode of a deleted file may be used again).
+            let let_go = |p: &Path, id: &FileId| {
+                closed
+                    .iter()
+                    .any(|(c, fp)| fp.len > 0 && c.matches(id) && same(p, fp))
+            };
+            // Recorded: a position names it (it was renamed between the look at the path
+            // and its opening, or while ferry was stopped); it resumes there.
+            let recorded = |p: &Path, id: &FileId| table.find(id).is_some_and(|e| same(p, &e.fp));
             discover::rotated_since(&target, since)
                 .into_iter()
-                .filter(|(p, id)| !tracked.contains(id) && !known(p, id))
-                .filter_map(|(p, _)| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+                .filter(|(p, id)| !tracked.contains(id) && !let_go(p, id))
+                .filter_map(|(p, id)| {
+                    let mtime = std::fs::metadata(&p).ok()?.modified().ok()?;
+                    Some((mtime, recorded(&p, &id), p))
+                })
                 .collect::<Vec<_>>()
         })
         .await
         .unwrap_or_default();
         unseen.sort();
-        for (_, moved) in unseen {
-            tracing::info!(
-                "tail input {}: {} was rotated before ferry saw it; reading {} from its head",
-                self.ctx.id,
-                path.display(),
-                moved.display()
-            );
+        for (_, recorded, moved) in unseen {
+            if recorded {
+                tracing::info!(
+                    "tail input {}: {} was rotated before ferry looked again; finishing {} from its recorded position",
+                    self.ctx.id,
+                    path.display(),
+                    moved.display()
+                );
+            } else {
+                tracing::info!(
+                    "tail input {}: {} was rotated before ferry saw it; reading {} from its head",
+                    self.ctx.id,
+                    path.display(),
+                    moved.display()
+                );
+            }
             if let Some(mut f) = self.open_file(path, &moved, Start::Head).await {
                 f.state = FileState::Rotated {
                     since: Instant::now() - self.ctx.cfg.rotate_wait,
