@@ -437,6 +437,32 @@ fn lines_of_a_file_rotated_around_a_sigkill_arrive_after_the_restart() {
     }
 }
 
+/// Numbered 150-byte stdout messages written to containers, and what was written.
+#[derive(Default)]
+struct Written {
+    seq: u64,
+    want: Vec<String>,
+}
+
+impl Written {
+    fn write(&mut self, c: &mut Container, n: u64) {
+        for _ in 0..n {
+            let m = message(1, "stdout", self.seq, 150);
+            c.write("stdout", &m);
+            self.want.push(m);
+            self.seq += 1;
+        }
+    }
+}
+
+/// SIGKILLs `ferry` and takes what it printed before it died.
+fn kill_and_take(mut ferry: Ferry, got: &mut Vec<(String, String, String)>) {
+    signal(ferry.child.id(), "KILL");
+    let _ = ferry.child.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    take(&ferry, got);
+}
+
 #[test]
 fn a_new_file_on_a_reused_inode_after_a_rotation_while_ferry_was_down_loses_nothing() {
     use std::os::unix::fs::MetadataExt;
@@ -444,41 +470,28 @@ fn a_new_file_on_a_reused_inode_after_a_rotation_while_ferry_was_down_loses_noth
     let (mut cri, _dkr) = node(dir.path());
     let pos = dir.path().join("pos");
     let config = agent_config(dir.path(), &pos, "");
-    let mut ferry = Ferry::start_logged(&config, &[]);
+    let ferry = Ferry::start_logged(&config, &[]);
     wait_following(&ferry, 2, &mut Vec::new());
-    let mut want = Vec::new();
+    let mut w = Written::default();
     let mut got = Vec::new();
-    let mut seq = 0u64;
-    let mut write = |cri: &mut Container, n: u64, want: &mut Vec<String>| {
-        for _ in 0..n {
-            let m = message(1, "stdout", seq, 150);
-            cri.write("stdout", &m);
-            want.push(m);
-            seq += 1;
-        }
-    };
-    write(&mut cri, 15, &mut want);
+    w.write(&mut cri, 15);
     let first_ino = std::fs::metadata(cri.log_path()).unwrap().ino();
     cri.rotate(); // N.log → t1 (inode X); a new N.log
-    write(&mut cri, 8, &mut want);
+    w.write(&mut cri, 8);
     wait_for(&ferry, &mut got, 23, "before the kill");
     std::thread::sleep(Duration::from_millis(1500));
-    signal(ferry.child.id(), "KILL");
-    let _ = ferry.child.wait();
-    std::thread::sleep(Duration::from_millis(200));
-    take(&ferry, &mut got);
-    drop(ferry);
+    kill_and_take(ferry, &mut got);
     let rotated_ino = std::fs::metadata(cri.log_path()).unwrap().ino();
-    write(&mut cri, 7, &mut want);
+    w.write(&mut cri, 7);
     cri.rotate(); // t1 gzipped (inode X freed), N.log → t2, a new N.log (often inode X again)
     let reused = std::fs::metadata(cri.log_path()).unwrap().ino();
-    write(&mut cri, 5, &mut want);
+    w.write(&mut cri, 5);
     eprintln!("inodes: first {first_ino}, rotated while down {rotated_ino}, new {reused}");
     let ferry = Ferry::start_logged(&config, &[]);
     let what = format!(
         "the file rotated while ferry was down had inode {rotated_ino}, the new one {reused}"
     );
-    wait_for_all(&ferry, &mut got, &want, &what);
+    wait_for_all(&ferry, &mut got, &w.want, &what);
 }
 
 #[test]
@@ -487,36 +500,23 @@ fn lines_of_a_file_rotated_and_gzipped_while_ferry_was_down_are_read_from_the_gz
     let (mut cri, mut dkr) = node(dir.path());
     let pos = dir.path().join("pos");
     let config = agent_config(dir.path(), &pos, "");
-    let mut ferry = Ferry::start_logged(&config, &[]);
+    let ferry = Ferry::start_logged(&config, &[]);
     wait_following(&ferry, 2, &mut Vec::new());
-    let mut want = Vec::new();
+    let mut w = Written::default();
     let mut got = Vec::new();
-    let mut seq = 0u64;
-    let mut write = |c: &mut Container, n: u64, want: &mut Vec<String>| {
-        for _ in 0..n {
-            let m = message(1, "stdout", seq, 150);
-            c.write("stdout", &m);
-            want.push(m);
-            seq += 1;
-        }
-    };
-    write(&mut cri, 10, &mut want);
-    write(&mut dkr, 10, &mut want);
+    w.write(&mut cri, 10);
+    w.write(&mut dkr, 10);
     wait_for(&ferry, &mut got, 20, "before the kill");
     std::thread::sleep(Duration::from_millis(1500));
-    signal(ferry.child.id(), "KILL");
-    let _ = ferry.child.wait();
-    std::thread::sleep(Duration::from_millis(200));
-    take(&ferry, &mut got);
-    drop(ferry);
+    kill_and_take(ferry, &mut got);
     // While ferry is down, each container writes lines ferry has not read, rotates, writes,
     // and rotates again: the kubelet gzips the first copy and removes it.
     for c in [&mut cri, &mut dkr] {
-        write(c, 12, &mut want);
+        w.write(c, 12);
         c.rotate();
-        write(c, 6, &mut want);
+        w.write(c, 6);
         c.rotate();
-        write(c, 4, &mut want);
+        w.write(c, 4);
     }
     let gz = std::fs::read_dir(cri.dir())
         .unwrap()
@@ -527,7 +527,7 @@ fn lines_of_a_file_rotated_and_gzipped_while_ferry_was_down_are_read_from_the_gz
         .count();
     assert_eq!(gz, 1, "the first rotated copy was gzipped");
     let ferry = Ferry::start_logged(&config, &[]);
-    let log = wait_for_all(&ferry, &mut got, &want, "after two rotations while down");
+    let log = wait_for_all(&ferry, &mut got, &w.want, "after two rotations while down");
     std::thread::sleep(Duration::from_millis(2000));
     take(&ferry, &mut got);
     let mut seen = BTreeMap::new();

@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+mod kubelet_support;
 
 use common::{Ferry, collect, signal};
+use kubelet_support::gzip;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -78,6 +80,15 @@ fn wait_log(ferry: &Ferry, needle: &str, seen: &mut Vec<String>) {
 
 fn range(a: u64, b: u64) -> Vec<u64> {
     (a..b).collect()
+}
+
+/// Starts ferry on `config`, waits for `L0`..`L<n>` and SIGKILLs it once their position is
+/// written.
+fn read_then_kill(config: &str, n: u64) {
+    let ferry = Ferry::start_logged(config, &[]);
+    assert_eq!(seqs(&ferry, n as usize), range(0, n));
+    thread::sleep(Duration::from_millis(300)); // let the position be written
+    signal(ferry.child.id(), "KILL");
 }
 
 struct Dir {
@@ -360,11 +371,7 @@ fn rotations_while_stopped_are_finished_oldest_first_then_the_new_file() {
     append(&log, 0..100);
     let pattern = format!("{}*", log.display());
     let config = conf(&pattern, &d.p("pos"), "", NONE);
-    let ferry = Ferry::start_logged(&config, &[]);
-    assert_eq!(seqs(&ferry, 100), range(0, 100));
-    thread::sleep(Duration::from_millis(300)); // let the position be written
-    signal(ferry.child.id(), "KILL");
-    drop(ferry);
+    read_then_kill(&config, 100);
     // Two rotations while ferry is down, each leaving lines behind.
     append(&log, 100..150);
     std::fs::rename(&log, d.p("app.log.1")).unwrap();
@@ -381,31 +388,13 @@ fn rotations_while_stopped_are_finished_oldest_first_then_the_new_file() {
     assert_quiet(&ferry, Duration::from_millis(2500));
 }
 
-/// `path` → `path.gz`, the original removed (the kubelet's and logrotate's `compress`).
-fn gzip(path: &Path) {
-    let data = std::fs::read(path).unwrap();
-    let mut gz = path.as_os_str().to_owned();
-    gz.push(".gz");
-    let mut enc = flate2::write::GzEncoder::new(
-        std::fs::File::create(&gz).unwrap(),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(&data).unwrap();
-    enc.finish().unwrap();
-    std::fs::remove_file(path).unwrap();
-}
-
 #[test]
 fn a_file_rotated_and_compressed_while_stopped_is_finished_from_its_gzip_copy() {
     let d = Dir::new();
     let log = d.p("app.log");
     append(&log, 0..100);
     let config = conf(&log.display().to_string(), &d.p("pos"), "", NONE);
-    let ferry = Ferry::start_logged(&config, &[]);
-    assert_eq!(seqs(&ferry, 100), range(0, 100));
-    thread::sleep(Duration::from_millis(300)); // let the position be written
-    signal(ferry.child.id(), "KILL");
-    drop(ferry);
+    read_then_kill(&config, 100);
     // While ferry is down: lines it has not read, two rotations, and the older copy
     // compressed and removed.
     append(&log, 100..150);
