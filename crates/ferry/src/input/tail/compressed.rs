@@ -14,9 +14,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The gzip files (by their magic number, whatever their name) directly in `dir` whose content
-/// starts with the bytes `fp` was taken of. Symlinks are not followed. An empty fingerprint
-/// identifies nothing.
+/// The first `.gz` file directly in `dir` whose content, unpacked, starts with the bytes `fp`
+/// was taken of (a file so named that is not gzip does not match). Symlinks are not followed.
+/// An empty fingerprint identifies nothing.
 pub fn find(dir: &Path, fp: &Fingerprint) -> Option<PathBuf> {
     if fp.len == 0 {
         return None;

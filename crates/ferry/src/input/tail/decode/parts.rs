@@ -22,6 +22,16 @@ pub(super) enum First {
     Docker(Box<Record>, Option<EventTime>),
 }
 
+/// What is left to do with a part once [`LineDecoder::settle`] emitted what it ended.
+enum Settled {
+    /// Held, or it ended a joined line: nothing.
+    Done,
+    /// A whole line with nothing held: emit it as it is.
+    Alone,
+    /// The held parts were cut at the bound: offer the part again.
+    Again,
+}
+
 impl LineDecoder {
     /// A CRI line: a `P` part is held, an `F` part ends its stream's line.
     pub(super) fn cri_part(&mut self, line: &[u8], start: u64, now: EventTime, out: &mut Built) {
@@ -37,17 +47,10 @@ impl LineDecoder {
                     time: l.time.to_vec(),
                     stream: stream.name(),
                 });
-            match joined {
-                Joined::Held => return,
-                Joined::Whole(None) => return self.unit(line, start, now, out),
-                Joined::Whole(Some(held)) => {
-                    out.partials_joined += 1;
-                    return self.held(held, now, out);
-                }
-                Joined::Cut(held) => {
-                    out.partials_cut += 1;
-                    self.held(held, now, out);
-                }
+            match self.settle(joined, now, out) {
+                Settled::Done => return,
+                Settled::Alone => return self.unit(line, start, now, out),
+                Settled::Again => {}
             }
         }
     }
@@ -73,17 +76,28 @@ impl LineDecoder {
             let joined = self.partials.part(stream, partial, log, start, || {
                 First::Docker(Box::new(rec.clone()), time)
             });
-            match joined {
-                Joined::Held => return,
-                Joined::Whole(None) => return self.parsed(time, line, start, now, out),
-                Joined::Whole(Some(held)) => {
-                    out.partials_joined += 1;
-                    return self.held(held, now, out);
-                }
-                Joined::Cut(held) => {
-                    out.partials_cut += 1;
-                    self.held(held, now, out);
-                }
+            match self.settle(joined, now, out) {
+                Settled::Done => return,
+                Settled::Alone => return self.parsed(time, line, start, now, out),
+                Settled::Again => {}
+            }
+        }
+    }
+
+    /// Emits what a part ended: a joined line, or the parts held when the bound cut them.
+    fn settle(&mut self, joined: Joined<First>, now: EventTime, out: &mut Built) -> Settled {
+        match joined {
+            Joined::Held => Settled::Done,
+            Joined::Whole(None) => Settled::Alone,
+            Joined::Whole(Some(held)) => {
+                out.partials_joined += 1;
+                self.held(held, now, out);
+                Settled::Done
+            }
+            Joined::Cut(held) => {
+                out.partials_cut += 1;
+                self.held(held, now, out);
+                Settled::Again
             }
         }
     }
