@@ -13,7 +13,8 @@
 //! | [`file`] | one followed file and one read step (truncation check, read, build) |
 //! | [`open`] | opening a file and where to start reading it |
 //! | [`step`] | emit a step's batch, retry until committed, then advance the position |
-//! | [`run`] | the task: discovery, rotation, the order files are read in |
+//! | [`run`] | the task: the order files are read in, wake-ups, closing |
+//! | `paths` | what the patterns name now: scans, new paths, rotations, removals |
 //! | `recover` | files renamed while stopped or rotated before they were seen; messages cut by a rotation |
 //! | `compressed` | rotated files compressed and removed while ferry was stopped, found by their first bytes |
 //! | [`watcher`] | inotify, with polling when inotify runs out |
@@ -33,6 +34,7 @@ mod file;
 pub mod identity;
 pub mod metrics;
 mod open;
+mod paths;
 pub mod position;
 pub mod reader;
 mod recover;
