@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
 mod forward_support;
 
 use ferry::output::forward::dns::{BoxFuture, Resolve};
@@ -649,4 +650,160 @@ async fn verify_connection_at_startup_fails_start_unless_network_errors_are_igno
             .await
             .is_ok()
     );
+}
+
+/// Hands the chunks of a buffer to [`Forward::stream`] as the flusher does, and keeps the
+/// delivered ones.
+struct TestFeed {
+    buffer: Arc<ferry_buffer::Buffer>,
+    done: Vec<ferry_buffer::Chunk>,
+}
+
+impl ferry::output::feed::ChunkFeed for TestFeed {
+    fn next(&mut self) -> ferry::output::feed::NextChunk {
+        let chunk = self.buffer.take(std::time::SystemTime::now());
+        Box::pin(async move { chunk })
+    }
+
+    fn done(&mut self, chunk: ferry_buffer::Chunk) {
+        self.done.push(chunk);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_chunks_are_in_flight_on_one_connection_and_each_is_settled_by_its_own_acks() {
+    // Twelve one-request chunks (twelve tags); the aggregator acks nothing until five
+    // requests arrived on the connection, so a sender that waited for a chunk's ack before
+    // the next chunk would time out.
+    let agg = FakeAggregator::start(AckPolicy::AfterRequests(5)).await;
+    let params = "  require_ack_response true\n  ack_response_timeout 2s\n  heartbeat_type none\n";
+    let fwd = Forward::new(
+        "streamed",
+        forward_config(&conf(params, &server("a", agg.port, ""))),
+    );
+    assert!(fwd.streams());
+    let buffer = Arc::new(memory_buffer_with("many", 12, 30, 40));
+    let first = buffer.take(std::time::SystemTime::now()).unwrap();
+    let mut feed = TestFeed {
+        buffer: Arc::clone(&buffer),
+        done: Vec::new(),
+    };
+    let left = fwd.stream(first, &mut feed).await;
+    assert!(left.is_empty(), "{} chunks not delivered", left.len());
+    assert_eq!(feed.done.len(), 12);
+    assert_eq!(
+        agg.state.accepts.load(Ordering::SeqCst),
+        1,
+        "one connection"
+    );
+    let requests = agg.state.requests();
+    assert_eq!(requests.len(), 12);
+    let tags: Vec<_> = requests.iter().map(|r| r.tag.clone()).collect();
+    let in_order: Vec<_> = (0..12).map(|c| format!("many.{c}")).collect();
+    assert_eq!(
+        tags, in_order,
+        "chunks are written in the order they were taken"
+    );
+    let mut seqs = agg.state.seqs();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..360).collect::<Vec<_>>());
+    for chunk in feed.done.drain(..) {
+        buffer.ack(chunk).unwrap();
+    }
+    assert_eq!(buffer.stats().total_records, 0);
+    assert_eq!(fwd.metrics().acks_received.load(Ordering::Relaxed), 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_of_a_stream_whose_acks_are_lost_are_given_back_and_none_is_reported_done() {
+    // Requests from the fourth on are read and never acknowledged: the first three chunks are
+    // delivered; every other chunk taken comes back, to be written again one by one.
+    let agg = FakeAggregator::start(AckPolicy::Ack).await;
+    *agg.state.fail_from.lock().unwrap() = Some(3);
+    let params =
+        "  require_ack_response true\n  ack_response_timeout 300ms\n  heartbeat_type none\n";
+    let fwd = Forward::new(
+        "lost",
+        forward_config(&conf(params, &server("a", agg.port, ""))),
+    );
+    let buffer = Arc::new(memory_buffer_with("lost", 8, 10, 40));
+    let first = buffer.take(std::time::SystemTime::now()).unwrap();
+    let mut feed = TestFeed {
+        buffer: Arc::clone(&buffer),
+        done: Vec::new(),
+    };
+    let left = fwd.stream(first, &mut feed).await;
+    let done: Vec<_> = feed
+        .done
+        .iter()
+        .map(|c| c.key().tag.clone().unwrap())
+        .collect();
+    assert_eq!(done, ["lost.0", "lost.1", "lost.2"]);
+    assert!(!left.is_empty());
+    let left_tags: Vec<_> = left.iter().map(|c| c.key().tag.clone().unwrap()).collect();
+    let written: Vec<_> = agg.state.requests().iter().map(|r| r.tag.clone()).collect();
+    for tag in &written[3..] {
+        assert!(
+            left_tags.contains(tag),
+            "{tag} was written, not acked, and not given back"
+        );
+    }
+    assert_eq!(fwd.metrics().acks_lost.load(Ordering::Relaxed), 1);
+    // Given back and written again (the aggregator acks again): every event arrives.
+    *agg.state.fail_from.lock().unwrap() = None;
+    for chunk in left {
+        fwd.write_chunk(&chunk).await.unwrap();
+        buffer.ack(chunk).unwrap();
+    }
+    while let Some(chunk) = buffer.take(std::time::SystemTime::now()) {
+        fwd.write_chunk(&chunk).await.unwrap();
+        buffer.ack(chunk).unwrap();
+    }
+    let mut seqs = agg.state.seqs();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs, (0..80).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_flush_thread_keeps_the_chunks_of_many_tags_in_flight_and_delivers_every_event() {
+    // A ferry forwarder with the default single flush thread and sixteen tags' chunks sealed
+    // at once (SIGUSR1); the aggregator acks nothing until four requests arrived.
+    let agg = FakeAggregator::start(AckPolicy::AfterRequests(4)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let conf = format!(
+        "<source>\n  @type forward\n  bind 127.0.0.1\n  port {port}\n</source>\n\
+         <match **>\n  @type forward\n  require_ack_response true\n  ack_response_timeout 3s\n  heartbeat_type none\n{}\
+         <buffer tag>\n    @type file\n    path {}\n    flush_mode interval\n    flush_interval 1h\n  </buffer>\n</match>\n",
+        server("a", agg.port, ""),
+        dir.path().join("buffer").display()
+    );
+    let fwd = common::Ferry::start(&conf, port);
+    tokio::task::spawn_blocking(move || {
+        let mut sender = common::AckedSender::connect(port).unwrap();
+        for t in 0..16u64 {
+            sender
+                .send(&format!("app.{t}"), t * 50..t * 50 + 50, 40)
+                .unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    common::signal(fwd.child.id(), "USR1");
+    eventually(
+        Duration::from_secs(20),
+        "every event at the aggregator",
+        || agg.state.seqs().len() >= 800,
+    )
+    .await;
+    let mut seqs = agg.state.seqs();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..800).collect::<Vec<_>>(), "each event once");
+    assert_eq!(
+        agg.state.accepts.load(Ordering::SeqCst),
+        1,
+        "one connection"
+    );
+    assert_eq!(agg.state.requests().len(), 16);
 }

@@ -4,12 +4,16 @@
 //! A repeated failure is logged once per episode ([`crate::logging::Episode`]).
 
 use super::buffered::Buffered;
+use super::feed::{ChunkFeed, NextChunk};
+use super::forward::Forward;
 use super::{OutputMetrics, Sink};
 use crate::task::TaskHandle;
 use ferry_buffer::{Chunk, RetryDecision};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinSet;
 
 /// The flushers of one buffered output (`flush_thread_count` tasks share one).
 #[derive(Debug)]
@@ -37,7 +41,7 @@ impl Flusher {
     }
 }
 
-async fn flush_loop(ctx: &Flusher, h: &TaskHandle) {
+async fn flush_loop(ctx: &Arc<Flusher>, h: &TaskHandle) {
     let buffer = Arc::clone(&ctx.buffered.buffer);
     loop {
         if h.is_cancelled() {
@@ -53,9 +57,12 @@ async fn flush_loop(ctx: &Flusher, h: &TaskHandle) {
         .await
         .flatten();
         match taken {
-            Some(chunk) => {
-                flush_chunk(ctx, chunk, h).await;
-            }
+            Some(chunk) => match &*ctx.sink {
+                Sink::Forward(f) if f.streams() => stream_chunks(ctx, f, chunk, h).await,
+                _ => {
+                    flush_chunk(ctx, chunk, h).await;
+                }
+            },
             None => {
                 let wait = buffer
                     .next_due()
@@ -93,14 +100,72 @@ async fn flush_loop(ctx: &Flusher, h: &TaskHandle) {
     }
 }
 
-/// Writes one chunk and settles it. Returns whether it was delivered.
-async fn flush_chunk(ctx: &Flusher, chunk: Chunk, h: &TaskHandle) -> bool {
+/// Sends chunks several in flight on one connection (the forward output with acks), from
+/// `first` on while more are ready; delivered chunks are deleted as their last ack arrives,
+/// and those the stream could not deliver are written one by one, with the usual retries.
+async fn stream_chunks(ctx: &Arc<Flusher>, f: &Forward, first: Chunk, h: &TaskHandle) {
+    h.set("sending chunks, several in flight");
+    let mut feed = Feed {
+        ctx: Arc::clone(ctx),
+        cancel: h.cancel_token(),
+        taken: Arc::new(Mutex::new(HashMap::from([(
+            first.id().to_hex(),
+            Instant::now(),
+        )]))),
+        settling: JoinSet::new(),
+    };
+    let left = f.stream(first, &mut feed).await;
+    while feed.settling.join_next().await.is_some() {}
+    for chunk in left {
+        flush_chunk(ctx, chunk, h).await;
+    }
+}
+
+/// The flusher's side of a stream: ready chunks out, delivered chunks deleted.
+struct Feed {
+    ctx: Arc<Flusher>,
+    cancel: tokio_util::sync::CancellationToken,
+    /// When each chunk in the stream was taken, for the flush time.
+    taken: Arc<Mutex<HashMap<String, Instant>>>,
+    settling: JoinSet<()>,
+}
+
+impl ChunkFeed for Feed {
+    fn next(&mut self) -> NextChunk {
+        while self.settling.try_join_next().is_some() {}
+        if self.cancel.is_cancelled() {
+            return Box::pin(async { None });
+        }
+        let b = Arc::clone(&self.ctx.buffered.buffer);
+        let times = Arc::clone(&self.taken);
+        let taken = blocking(move || {
+            let now = SystemTime::now();
+            b.enqueue_due(now);
+            let chunk = b.take(now)?;
+            lock(&times).insert(chunk.id().to_hex(), Instant::now());
+            Some(chunk)
+        });
+        Box::pin(async move { taken.await.flatten() })
+    }
+
+    fn done(&mut self, chunk: Chunk) {
+        let started = lock(&self.taken).remove(&chunk.id().to_hex());
+        if let Some(t) = started {
+            timed(&self.ctx, t.elapsed());
+        }
+        let ctx = Arc::clone(&self.ctx);
+        self.settling
+            .spawn(async move { delivered(&ctx, chunk, None).await });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Counts a flush's time, and logs it if slow.
+fn timed(ctx: &Flusher, took: Duration) {
     let m = &ctx.metrics;
-    let chunk_id = chunk.id().to_hex();
-    h.set_detail("writing chunk", chunk_id.clone());
-    let started = Instant::now();
-    let result = ctx.sink.write_chunk(&chunk).await;
-    let took = started.elapsed();
     m.flush_time_ms
         .fetch_add(took.as_millis() as u64, Ordering::Relaxed);
     if took >= ctx.buffered.setup.slow_flush_log_threshold {
@@ -112,30 +177,49 @@ async fn flush_chunk(ctx: &Flusher, chunk: Chunk, h: &TaskHandle) -> bool {
             ctx.id
         );
     }
+}
+
+/// A chunk the destination took: counted, logged if it ends a run of failures, deleted.
+async fn delivered(ctx: &Flusher, chunk: Chunk, h: Option<&TaskHandle>) {
+    let chunk_id = chunk.id().to_hex();
+    ctx.metrics.write_count.fetch_add(1, Ordering::Relaxed);
+    if let Some(end) = ctx.failures.ended() {
+        tracing::warn!(
+            "retry succeeded. chunk_id=\"{chunk_id}\" plugin_id=\"{}\" after {} failed flushes (the last: {})",
+            ctx.id,
+            end.failures,
+            end.last
+        );
+    } else if chunk.retry().steps > 0 {
+        tracing::debug!(
+            "retry succeeded. chunk_id=\"{chunk_id}\" plugin_id=\"{}\"",
+            ctx.id
+        );
+    }
+    if let Some(h) = h {
+        h.set_detail("deleting chunk", chunk_id);
+    }
+    let buffer = Arc::clone(&ctx.buffered.buffer);
+    if let Some(Err(e)) = blocking(move || buffer.ack(chunk)).await {
+        tracing::error!(
+            "output {}: delivered chunk could not be deleted: {e}",
+            ctx.id
+        );
+    }
+}
+
+/// Writes one chunk and settles it. Returns whether it was delivered.
+async fn flush_chunk(ctx: &Flusher, chunk: Chunk, h: &TaskHandle) -> bool {
+    let m = &ctx.metrics;
+    let chunk_id = chunk.id().to_hex();
+    h.set_detail("writing chunk", chunk_id.clone());
+    let started = Instant::now();
+    let result = ctx.sink.write_chunk(&chunk).await;
+    timed(ctx, started.elapsed());
     let buffer = Arc::clone(&ctx.buffered.buffer);
     match result {
         Ok(()) => {
-            m.write_count.fetch_add(1, Ordering::Relaxed);
-            if let Some(end) = ctx.failures.ended() {
-                tracing::warn!(
-                    "retry succeeded. chunk_id=\"{chunk_id}\" plugin_id=\"{}\" after {} failed flushes (the last: {})",
-                    ctx.id,
-                    end.failures,
-                    end.last
-                );
-            } else if chunk.retry().steps > 0 {
-                tracing::debug!(
-                    "retry succeeded. chunk_id=\"{chunk_id}\" plugin_id=\"{}\"",
-                    ctx.id
-                );
-            }
-            h.set_detail("deleting chunk", chunk_id);
-            if let Some(Err(e)) = blocking(move || buffer.ack(chunk)).await {
-                tracing::error!(
-                    "output {}: delivered chunk could not be deleted: {e}",
-                    ctx.id
-                );
-            }
+            delivered(ctx, chunk, Some(h)).await;
             true
         }
         Err(e) if e.rolls_back() => {

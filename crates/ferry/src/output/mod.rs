@@ -9,6 +9,7 @@
 pub mod buffer_section;
 pub mod buffered;
 mod error;
+pub mod feed;
 pub mod file;
 pub mod flusher;
 

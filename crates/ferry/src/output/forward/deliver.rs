@@ -39,6 +39,7 @@ const MAX_PROGRESS_ENTRIES: usize = 4096;
 
 /// The spans of a chunk still to send, from the progress notes of earlier attempts (also
 /// before a restart, for a file buffer): a span the server acknowledged is not sent again.
+#[derive(Default)]
 pub(super) struct Todo {
     pub(super) done: Vec<bool>,
     /// Spans written by an earlier run of the process and not acknowledged: a crash
@@ -101,6 +102,11 @@ pub struct Progress {
 }
 
 impl Shared {
+    /// The piece of a cut span the next attempt starts from (0: none of it was sent).
+    pub(super) fn progress_sub(&self, uid: &[u8; 16]) -> usize {
+        self.progress(uid).sub
+    }
+
     fn progress(&self, uid: &[u8; 16]) -> Progress {
         let map = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(uid).cloned().unwrap_or_default()
@@ -125,9 +131,32 @@ impl Shared {
         f(map.entry(uid).or_default());
     }
 
-    fn forget_progress(&self, uid: &[u8; 16]) {
+    pub(super) fn forget_progress(&self, uid: &[u8; 16]) {
         let mut map = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
         map.remove(uid);
+    }
+
+    /// What is left to send of `chunk`, from its notes; logs the requests a crash
+    /// interrupted.
+    pub(super) fn todo_for(&self, chunk: &Chunk, spans: &[Span]) -> Todo {
+        let todo = Todo::new(chunk, spans, run_id());
+        let interrupted = todo.interrupted.iter().filter(|i| **i).count();
+        if interrupted > 0 {
+            let done = todo.done.iter().filter(|d| **d).count();
+            let records: u64 = spans
+                .iter()
+                .zip(&todo.interrupted)
+                .filter(|(_, i)| **i)
+                .map(|(s, _)| s.records)
+                .sum();
+            tracing::info!(
+                "output {}: chunk {}: {done} of {} requests were acknowledged before a restart and are not sent again; {interrupted} a crash interrupted are sent again ({records} events may arrive twice)",
+                self.id,
+                chunk.id(),
+                spans.len()
+            );
+        }
+        todo
     }
 
     pub(super) async fn write_chunk(&self, chunk: &Chunk) -> Result<(), ForwardError> {
@@ -164,23 +193,7 @@ impl Shared {
         if spans.len() > 1 {
             bump(&self.metrics.chunks_split, 1);
         }
-        let mut todo = Todo::new(chunk, &spans, run_id());
-        let interrupted = todo.interrupted.iter().filter(|i| **i).count();
-        if interrupted > 0 {
-            let done = todo.done.iter().filter(|d| **d).count();
-            let records: u64 = spans
-                .iter()
-                .zip(&todo.interrupted)
-                .filter(|(_, i)| **i)
-                .map(|(s, _)| s.records)
-                .sum();
-            tracing::info!(
-                "output {}: chunk {}: {done} of {} requests were acknowledged before a restart and are not sent again; {interrupted} a crash interrupted are sent again ({records} events may arrive twice)",
-                self.id,
-                chunk.id(),
-                spans.len()
-            );
-        }
+        let mut todo = self.todo_for(chunk, &spans);
         let start = self.progress(&uid);
         if cfg.require_ack_response && start.sub == 0 {
             self.pipeline(chunk, tag, uid, &spans, &mut todo).await;

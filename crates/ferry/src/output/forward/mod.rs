@@ -87,6 +87,9 @@ pub struct Shared {
     pub clock: Clock,
     pub metrics: ForwardMetrics,
     progress: Mutex<HashMap<[u8; 16], deliver::Progress>>,
+    /// The server the balancer chose for the next chunk when a stream of chunks to another one
+    /// stopped there ([`pipeline`]): the next pipeline goes to it.
+    handoff: Mutex<Option<usize>>,
     tasks: OnceLock<Tasks>,
     fault: RwLock<Option<HeartbeatFault>>,
 }
@@ -224,6 +227,7 @@ impl Forward {
             clock,
             metrics: ForwardMetrics::default(),
             progress: Mutex::new(HashMap::new()),
+            handoff: Mutex::new(None),
             tasks: OnceLock::new(),
             fault: RwLock::new(None),
         });
@@ -270,6 +274,22 @@ impl Forward {
     /// `require_ack_response`).
     pub async fn write_chunk(&self, chunk: &Chunk) -> Result<(), ForwardError> {
         self.shared.write_chunk(chunk).await
+    }
+
+    /// Whether chunks go out as a stream (several in flight on one connection): with acks.
+    pub fn streams(&self) -> bool {
+        self.shared.config.require_ack_response
+    }
+
+    /// Sends `first` and the chunks `feed` gives while there is room, several in flight on
+    /// one connection ([`pipeline`]); each delivered chunk goes to `feed.done` as its last ack
+    /// arrives. Returns the chunks not delivered, in order, for [`Self::write_chunk`].
+    pub async fn stream(
+        &self,
+        first: ferry_buffer::Chunk,
+        feed: &mut dyn crate::output::feed::ChunkFeed,
+    ) -> Vec<ferry_buffer::Chunk> {
+        self.shared.stream(first, feed).await
     }
 
     /// Sends one batch as it arrives (the forward output is always buffered; this serves
