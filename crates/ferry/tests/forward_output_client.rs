@@ -665,6 +665,10 @@ impl ferry::output::feed::ChunkFeed for TestFeed {
         Box::pin(async move { chunk })
     }
 
+    fn ready(&self) -> ferry::output::feed::Ready {
+        Box::pin(std::future::pending())
+    }
+
     fn done(&mut self, chunk: ferry_buffer::Chunk) {
         self.done.push(chunk);
     }

@@ -313,10 +313,16 @@ fn forwarder(port: u16, agg: u16, buffer: &str) -> String {
 #[test]
 fn flush_thread_count_flushes_that_many_chunks_at_once() {
     for (threads, in_flight) in [("", 1), ("    flush_thread_count 3", 3)] {
-        // The aggregator never acks: each flusher holds its chunk, waiting.
+        // The aggregator never acks: each flusher holds its chunk, waiting. The chunks are
+        // sent with integer times (rewritten, not as stored), so one at a time per flusher:
+        // as stored they would go several on one flusher's connection (see the next test).
         let (agg, requests) = aggregator(None);
         let port = free_port();
-        let _ferry = Ferry::start(&forwarder(port, agg, threads), port);
+        let conf = forwarder(port, agg, threads).replace(
+            "  heartbeat_type none\n",
+            "  heartbeat_type none\n  time_as_integer true\n",
+        );
+        let _ferry = Ferry::start(&conf, port);
         let mut sender = AckedSender::connect(port).unwrap();
         for n in 0..6 {
             sender.send(&format!("t{n}"), n..n + 1, 1).unwrap();
@@ -324,6 +330,24 @@ fn flush_thread_count_flushes_that_many_chunks_at_once() {
         thread::sleep(Duration::from_secs(2));
         assert_eq!(requests.load(Ordering::SeqCst), in_flight, "{threads:?}");
     }
+}
+
+#[test]
+fn one_flush_thread_keeps_every_queued_chunk_in_flight_when_sent_as_stored() {
+    // The same aggregator that never acks: the default single flusher writes every chunk on
+    // its one connection without waiting for the first ack.
+    let (agg, requests) = aggregator(None);
+    let port = free_port();
+    let _ferry = Ferry::start(&forwarder(port, agg, ""), port);
+    let mut sender = AckedSender::connect(port).unwrap();
+    for n in 0..6 {
+        sender.send(&format!("t{n}"), n..n + 1, 1).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while requests.load(Ordering::SeqCst) < 6 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 6);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! A repeated failure is logged once per episode ([`crate::logging::Episode`]).
 
 use super::buffered::Buffered;
-use super::feed::{ChunkFeed, NextChunk};
+use super::feed::{ChunkFeed, NextChunk, Ready};
 use super::forward::Forward;
 use super::{OutputMetrics, Sink};
 use crate::task::TaskHandle;
@@ -146,6 +146,11 @@ impl ChunkFeed for Feed {
             Some(chunk)
         });
         Box::pin(async move { taken.await.flatten() })
+    }
+
+    fn ready(&self) -> Ready {
+        let notify = Arc::clone(&self.ctx.buffered.notify);
+        Box::pin(async move { notify.notified().await })
     }
 
     fn done(&mut self, chunk: Chunk) {

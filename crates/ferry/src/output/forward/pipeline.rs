@@ -35,7 +35,7 @@ use super::metrics::bump;
 use super::node::Node;
 use super::pool::{checkin, checkout};
 use super::send::{Request, Span, ack_id, plan, read_ack_half, write_request};
-use crate::output::feed::{ChunkFeed, NextChunk};
+use crate::output::feed::{ChunkFeed, NextChunk, Ready};
 use ferry_buffer::Chunk;
 use ferry_proto::options::ChunkId;
 use std::collections::VecDeque;
@@ -283,6 +283,13 @@ impl Shared {
                 if write.is_none() && in_flight.is_empty() && pull.is_none() {
                     break None;
                 }
+                // Nothing was ready at the last look: a chunk queued since wakes the stream.
+                let woken: Ready = match feed.as_deref() {
+                    Some(f) if !pulling && !moved && pull.is_none() && refused.is_none() => {
+                        f.ready()
+                    }
+                    _ => Box::pin(std::future::pending()),
+                };
                 let written = async {
                     match write.as_mut() {
                         Some(f) => f.await,
@@ -296,6 +303,7 @@ impl Shared {
                     }
                 };
                 tokio::select! {
+                    () = woken => pulling = true,
                     (w, r) = written => {
                         write = None;
                         writing = None;
