@@ -23,8 +23,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Bytes read per step at most (a batch stays well under a buffer chunk).
 pub const MAX_STEP_BYTES: u64 = 4 * 1024 * 1024;
-/// Steps of one file read while the one before is being committed, per turn of the file.
-const READ_AHEAD: usize = 3;
 /// Longest wait between two offers of a refused batch.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// A full buffer that frees no room for this long is reported (and waited for again).
@@ -44,11 +42,7 @@ fn may_warn(last: &std::sync::atomic::AtomicU64) -> bool {
             .is_ok()
 }
 
-/// Reads one step of `f`, emits it, and records the new position once committed. While a
-/// batch is being committed, the next one is read and parsed (up to [`READ_AHEAD`] more
-/// steps of the same file, while it has more): a buffer that syncs to disk costs its
-/// sync's wait once, not once per step on top of the reading. Batches are still committed one
-/// after the other, in order, and each position is recorded after its own commit. `Ok(None)`
+/// Reads one step of `f`, emits it, and records the new position once committed. `Ok(None)`
 /// when nothing was read (throttled, or a read error that was logged).
 pub async fn step_and_emit(
     ctx: &Ctx,
@@ -57,128 +51,6 @@ pub async fn step_and_emit(
     closing: bool,
     h: &TaskHandle,
 ) -> Result<Option<Step>, Stop> {
-    let Some(mut cur) = read_step(ctx, f, tag, closing, h).await? else {
-        return Ok(None);
-    };
-    for _ in 0..READ_AHEAD {
-        if cur.step.eof || closing || cur.step.truncated.is_some() {
-            break;
-        }
-        let batches = Batches::take(&mut cur.step, &f.path_str);
-        let (emitted, next) = tokio::join!(
-            batches.emit(ctx, tag, h),
-            read_step(ctx, f, tag, closing, h)
-        );
-        emitted?;
-        record(ctx, f, &cur);
-        match next? {
-            Some(n) => cur = n,
-            None => return Ok(Some(cur.step)),
-        }
-    }
-    Batches::take(&mut cur.step, &f.path_str)
-        .emit(ctx, tag, h)
-        .await?;
-    record(ctx, f, &cur);
-    Ok(Some(cur.step))
-}
-
-/// A step read, with what its position entry will say once it is committed (the file's
-/// identity as of this step: reading ahead may already see it truncated).
-struct Read {
-    step: Step,
-    changed: bool,
-    id: super::identity::FileId,
-    fp: super::identity::Fingerprint,
-}
-
-/// The batches of a step: its records, and the joined events whose wait timed out.
-struct Batches {
-    path: String,
-    records: Option<(Bytes, u64, bool)>,
-    timed_out: Option<(Bytes, u64)>,
-}
-
-impl Batches {
-    fn take(step: &mut Step, path: &str) -> Self {
-        let b = &mut step.built;
-        let records = (b.records > 0).then(|| {
-            (
-                std::mem::take(&mut b.entries).freeze(),
-                b.records,
-                b.joined_by_input,
-            )
-        });
-        let timed_out = (b.timeout_records > 0).then(|| {
-            (
-                std::mem::take(&mut b.timeout_entries).freeze(),
-                b.timeout_records,
-            )
-        });
-        Self {
-            path: path.to_string(),
-            records,
-            timed_out,
-        }
-    }
-
-    async fn emit(self, ctx: &Ctx, tag: &Arc<str>, h: &TaskHandle) -> Result<(), Stop> {
-        let m = &ctx.metrics;
-        if let Some((entries, records, joined)) = self.records {
-            h.set_detail(
-                "waiting for commit",
-                format!("{records} records of {}", self.path),
-            );
-            let to = Emit {
-                tag,
-                label: ctx.label.as_deref(),
-                joined,
-            };
-            emit(ctx, &to, entries, records, h).await?;
-            TailMetrics::add(&m.emit_records, records);
-        }
-        if let Some((entries, records)) = self.timed_out {
-            // Joined events that timed out go to the concat filter's timeout_label (checked to
-            // exist when the configuration was read).
-            let label = mode_timeout_label(ctx, tag);
-            let to = Emit {
-                tag,
-                label: label.as_deref(),
-                joined: true,
-            };
-            emit(ctx, &to, entries, records, h).await?;
-            TailMetrics::add(&m.emit_records, records);
-        }
-        Ok(())
-    }
-}
-
-/// Records the position a committed step reached.
-fn record(ctx: &Ctx, f: &mut Tailed, read: &Read) {
-    let safe = f
-        .handed
-        .map_or(read.step.safe, |(at, _)| at.min(read.step.safe));
-    if safe != f.committed || read.changed {
-        f.committed = safe;
-        f.gauge.position.store(f.committed, Ordering::Relaxed);
-        ctx.table.set(PosEntry {
-            path: f.path_str.clone(),
-            offset: f.committed,
-            id: read.id,
-            fp: read.fp,
-        });
-    }
-}
-
-/// Reads one step of `f` and counts and logs what it found. `Ok(None)` when nothing was read
-/// (throttled, or a read error that was logged).
-async fn read_step(
-    ctx: &Ctx,
-    f: &mut Tailed,
-    tag: &Arc<str>,
-    closing: bool,
-    h: &TaskHandle,
-) -> Result<Option<Read>, Stop> {
     let cfg = &ctx.cfg;
     let m = &ctx.metrics;
     let allowance = f.throttle.allowance(cfg.read_bytes_limit_per_second);
@@ -199,7 +71,7 @@ async fn read_step(
     };
     h.set_detail("reading", f.path_str.clone());
     let fp_before = f.fp;
-    let step = match f
+    let mut step = match f
         .step(cfg.read_lines_limit, allowance.min(MAX_STEP_BYTES), mode)
         .await
     {
@@ -296,13 +168,48 @@ async fn read_step(
             );
         }
     }
-    let changed = f.fp != fp_before || step.truncated.is_some();
-    Ok(Some(Read {
-        step,
-        changed,
-        id: f.id,
-        fp: f.fp,
-    }))
+    let joined = step.built.joined_by_input;
+    if step.built.records > 0 {
+        let records = step.built.records;
+        let entries = std::mem::take(&mut step.built.entries).freeze();
+        h.set_detail(
+            "waiting for commit",
+            format!("{records} records of {}", f.path_str),
+        );
+        let to = Emit {
+            tag,
+            label: ctx.label.as_deref(),
+            joined,
+        };
+        emit(ctx, &to, entries, records, h).await?;
+        TailMetrics::add(&m.emit_records, records);
+    }
+    if step.built.timeout_records > 0 {
+        // Joined events that timed out go to the concat filter's timeout_label (checked to
+        // exist when the configuration was read).
+        let records = step.built.timeout_records;
+        let entries = std::mem::take(&mut step.built.timeout_entries).freeze();
+        let label = mode_timeout_label(ctx, tag);
+        let to = Emit {
+            tag,
+            label: label.as_deref(),
+            joined: true,
+        };
+        emit(ctx, &to, entries, records, h).await?;
+        TailMetrics::add(&m.emit_records, records);
+    }
+    let safe = f.handed.map_or(step.safe, |(at, _)| at.min(step.safe));
+    if safe != f.committed || f.fp != fp_before || step.truncated.is_some() {
+        f.committed = safe;
+        f.gauge.position.store(f.committed, Ordering::Relaxed);
+        ctx.table.set(PosEntry {
+            path: f.path_str.clone(),
+            offset: f.committed,
+            id: f.id,
+            fp: f.fp,
+        });
+    }
+    Ok(Some(step))
 }
 
 /// Where a step's batch goes.
