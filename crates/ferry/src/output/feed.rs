@@ -18,7 +18,8 @@ pub trait ChunkFeed: Send {
     /// become ready, and gives none once the flusher is stopping).
     fn next(&mut self) -> NextChunk;
 
-    /// Resolves when a chunk may have become ready since the last `next` found none.
+    /// Resolves when a chunk may have become ready since the last `next` found none (when
+    /// the next staged chunk is due).
     fn ready(&self) -> Ready;
 
     /// Every event of `chunk` was delivered: it is acknowledged to the buffer (deleted).

@@ -121,6 +121,9 @@ async fn stream_chunks(ctx: &Arc<Flusher>, f: &Forward, first: Chunk, h: &TaskHa
     }
 }
 
+/// Shortest wait of a stream for its next chunk to become ready.
+const STREAM_LOOK: Duration = Duration::from_millis(5);
+
 /// The flusher's side of a stream: ready chunks out, delivered chunks deleted.
 struct Feed {
     ctx: Arc<Flusher>,
@@ -149,8 +152,19 @@ impl ChunkFeed for Feed {
     }
 
     fn ready(&self) -> Ready {
-        let notify = Arc::clone(&self.ctx.buffered.notify);
-        Box::pin(async move { notify.notified().await })
+        // When the next staged chunk is due (a full one is at once), looked at no more often
+        // than every STREAM_LOOK, and at least every second.
+        let b = Arc::clone(&self.ctx.buffered.buffer);
+        Box::pin(async move {
+            let wait = match b.next_due() {
+                Some(t) => t
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO)
+                    .max(STREAM_LOOK),
+                None => Duration::from_secs(1),
+            };
+            tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+        })
     }
 
     fn done(&mut self, chunk: Chunk) {
