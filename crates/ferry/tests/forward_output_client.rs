@@ -744,7 +744,20 @@ async fn chunks_of_a_stream_whose_acks_are_lost_are_given_back_and_none_is_repor
         .collect();
     assert_eq!(done, ["lost.0", "lost.1", "lost.2"]);
     assert!(!left.is_empty());
-    let left_tags: Vec<_> = left.iter().map(|c| c.key().tag.clone().unwrap()).collect();
+    let left_tags: Vec<_> = left
+        .iter()
+        .map(|(c, _)| c.key().tag.clone().unwrap())
+        .collect();
+    let rolled_back = left.iter().filter(|(_, e)| e.is_some()).count();
+    assert!(
+        rolled_back >= 1,
+        "the chunks whose acks were lost are rolled back, as a chunk sent alone is"
+    );
+    for (_, e) in &left {
+        if let Some(e) = e {
+            assert!(e.rolls_back(), "{e}");
+        }
+    }
     let written: Vec<_> = agg.state.requests().iter().map(|r| r.tag.clone()).collect();
     for tag in &written[3..] {
         assert!(
@@ -755,7 +768,7 @@ async fn chunks_of_a_stream_whose_acks_are_lost_are_given_back_and_none_is_repor
     assert_eq!(fwd.metrics().acks_lost.load(Ordering::Relaxed), 1);
     // Given back and written again (the aggregator acks again): every event arrives.
     *agg.state.fail_from.lock().unwrap() = None;
-    for chunk in left {
+    for (chunk, _) in left {
         fwd.write_chunk(&chunk).await.unwrap();
         buffer.ack(chunk).unwrap();
     }

@@ -6,7 +6,7 @@
 use super::buffered::Buffered;
 use super::feed::{ChunkFeed, NextChunk, Ready};
 use super::forward::Forward;
-use super::{OutputMetrics, Sink};
+use super::{OutputMetrics, Sink, SinkError};
 use crate::task::TaskHandle;
 use ferry_buffer::{Chunk, RetryDecision};
 use std::collections::HashMap;
@@ -116,8 +116,15 @@ async fn stream_chunks(ctx: &Arc<Flusher>, f: &Forward, first: Chunk, h: &TaskHa
     };
     let left = f.stream(first, &mut feed).await;
     while feed.settling.join_next().await.is_some() {}
-    for chunk in left {
-        flush_chunk(ctx, chunk, h).await;
+    for (chunk, failed) in left {
+        match failed {
+            Some(e) => {
+                settle(ctx, chunk, Err(SinkError::Forward(e)), h).await;
+            }
+            None => {
+                flush_chunk(ctx, chunk, h).await;
+            }
+        }
     }
 }
 
@@ -229,12 +236,23 @@ async fn delivered(ctx: &Flusher, chunk: Chunk, h: Option<&TaskHandle>) {
 
 /// Writes one chunk and settles it. Returns whether it was delivered.
 async fn flush_chunk(ctx: &Flusher, chunk: Chunk, h: &TaskHandle) -> bool {
-    let m = &ctx.metrics;
-    let chunk_id = chunk.id().to_hex();
-    h.set_detail("writing chunk", chunk_id.clone());
+    h.set_detail("writing chunk", chunk.id().to_hex());
     let started = Instant::now();
     let result = ctx.sink.write_chunk(&chunk).await;
     timed(ctx, started.elapsed());
+    settle(ctx, chunk, result, h).await
+}
+
+/// Settles a chunk by the outcome of its write: deleted, rolled back, retried later, or
+/// given up. Returns whether it was delivered.
+async fn settle(
+    ctx: &Flusher,
+    chunk: Chunk,
+    result: Result<(), SinkError>,
+    h: &TaskHandle,
+) -> bool {
+    let m = &ctx.metrics;
+    let chunk_id = chunk.id().to_hex();
     let buffer = Arc::clone(&ctx.buffered.buffer);
     match result {
         Ok(()) => {

@@ -167,17 +167,21 @@ impl Shared {
                 self.forget_progress(&uid);
                 Ok(())
             }
-            Err(e) => {
-                let free = self.progress(&uid).free_rollbacks;
-                if e.ack_lost() && free < self.nodes().len() {
-                    self.update_progress(uid, |p| p.free_rollbacks += 1);
-                    bump(&self.metrics.rollbacks, 1);
-                    Err(ForwardError::RolledBack(Box::new(e)))
-                } else {
-                    self.update_progress(uid, |p| p.free_rollbacks = 0);
-                    Err(e)
-                }
-            }
+            Err(e) => Err(self.chunk_failed(uid, e)),
+        }
+    }
+
+    /// What a chunk that failed with `e` gets: a lost ack rolls it back to the queue without
+    /// counting a retry, at most once per registered server in a row; anything else is `e`.
+    pub(super) fn chunk_failed(&self, uid: [u8; 16], e: ForwardError) -> ForwardError {
+        let free = self.progress(&uid).free_rollbacks;
+        if e.ack_lost() && free < self.nodes().len() {
+            self.update_progress(uid, |p| p.free_rollbacks += 1);
+            bump(&self.metrics.rollbacks, 1);
+            ForwardError::RolledBack(Box::new(e))
+        } else {
+            self.update_progress(uid, |p| p.free_rollbacks = 0);
+            e
         }
     }
 

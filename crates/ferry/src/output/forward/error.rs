@@ -207,6 +207,22 @@ impl ForwardError {
         )
     }
 
+    /// The same lost ack, for another chunk that was waiting on the same connection.
+    pub fn lost_ack_again(&self) -> Option<Self> {
+        match self {
+            Self::AckTimeout { node, after } => Some(Self::AckTimeout {
+                node: node.clone(),
+                after: *after,
+            }),
+            Self::AckClosed { node, detail } => Some(Self::AckClosed {
+                node: node.clone(),
+                detail: detail.clone(),
+            }),
+            Self::DetachedInFlight { node } => Some(Self::DetachedInFlight { node: node.clone() }),
+            _ => None,
+        }
+    }
+
     /// The chunk should go back to the queue without counting a retry.
     pub fn rolls_back(&self) -> bool {
         matches!(self, Self::RolledBack(_))

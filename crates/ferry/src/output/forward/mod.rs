@@ -283,12 +283,13 @@ impl Forward {
 
     /// Sends `first` and the chunks `feed` gives while there is room, several in flight on
     /// one connection ([`pipeline`]); each delivered chunk goes to `feed.done` as its last ack
-    /// arrives. Returns the chunks not delivered, in order, for [`Self::write_chunk`].
+    /// arrives. Returns the chunks not delivered, in order: with the error to settle them with
+    /// when their acks were lost (a rollback), else `None`, for [`Self::write_chunk`].
     pub async fn stream(
         &self,
         first: ferry_buffer::Chunk,
         feed: &mut dyn crate::output::feed::ChunkFeed,
-    ) -> Vec<ferry_buffer::Chunk> {
+    ) -> Vec<(ferry_buffer::Chunk, Option<ForwardError>)> {
         self.shared.stream(first, feed).await
     }
 

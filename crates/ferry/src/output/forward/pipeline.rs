@@ -100,6 +100,7 @@ impl Piped<'_> {
 
 /// How a pipeline ended.
 struct Ended<'c> {
+    failure: Option<ForwardError>,
     /// Chunks not finished, in order (a lent one too, to give its notes back).
     unfinished: VecDeque<Piped<'c>>,
     /// A chunk taken from the feed that cannot be pipelined.
@@ -148,22 +149,37 @@ impl Shared {
     /// Sends `first` and the chunks `feed` gives while the window has room, pipelined on one
     /// connection (see the module docs). Chunks all of whose events were acknowledged are
     /// handed to `feed.done` as their last ack arrives. Returns the chunks not delivered, in
-    /// the order they were taken, for the one-by-one path.
-    pub(super) async fn stream(&self, first: Chunk, feed: &mut dyn ChunkFeed) -> Vec<Chunk> {
+    /// the order they were taken: with the error to settle them with when their acks were lost
+    /// (a rollback, as for a chunk sent alone), else `None`, for the one-by-one path.
+    pub(super) async fn stream(
+        &self,
+        first: Chunk,
+        feed: &mut dyn ChunkFeed,
+    ) -> Vec<(Chunk, Option<ForwardError>)> {
         let piped = match self.join_stream(first, 0) {
             Ok(p) => p,
-            Err(chunk) => return vec![*chunk],
+            Err(chunk) => return vec![(*chunk, None)],
         };
         let mut pipes = VecDeque::from([piped]);
         let Some(ended) = self.run_pipeline(&mut pipes, Some(feed)).await else {
-            return pipes.into_iter().filter_map(|p| owned(p.held)).collect();
+            return pipes
+                .into_iter()
+                .filter_map(|p| owned(p.held))
+                .map(|c| (c, None))
+                .collect();
         };
-        let mut left: Vec<Chunk> = ended
-            .unfinished
-            .into_iter()
-            .filter_map(|p| owned(p.held))
-            .collect();
-        left.extend(ended.refused);
+        let mut left: Vec<(Chunk, Option<ForwardError>)> = Vec::new();
+        for p in ended.unfinished {
+            let lost = match &ended.failure {
+                Some(e) if p.open > 0 => e.lost_ack_again(),
+                _ => None,
+            };
+            let uid = p.uid;
+            if let Some(chunk) = owned(p.held) {
+                left.push((chunk, lost.map(|e| self.chunk_failed(uid, e))));
+            }
+        }
+        left.extend(ended.refused.map(|c| (c, None)));
         left
     }
 
@@ -373,6 +389,7 @@ impl Shared {
             None => checkin(self, node, conn),
         }
         Some(Ended {
+            failure,
             unfinished: std::mem::take(pipes),
             refused,
         })
