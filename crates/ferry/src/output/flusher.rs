@@ -64,11 +64,7 @@ async fn flush_loop(ctx: &Arc<Flusher>, h: &TaskHandle) {
                 }
             },
             None => {
-                let wait = buffer
-                    .next_due()
-                    .and_then(|t| t.duration_since(SystemTime::now()).ok())
-                    .unwrap_or(Duration::from_secs(1))
-                    .min(Duration::from_secs(1));
+                let wait = until_due(&buffer);
                 h.set("waiting for chunks");
                 tokio::select! {
                     () = ctx.buffered.notify.notified() => {}
@@ -128,8 +124,23 @@ async fn stream_chunks(ctx: &Arc<Flusher>, f: &Forward, first: Chunk, h: &TaskHa
     }
 }
 
-/// Shortest wait of a stream for its next chunk to become ready.
-const STREAM_LOOK: Duration = Duration::from_millis(5);
+/// Shortest wait for the next chunk to become ready: a chunk due already is looked at again
+/// this soon (it may be waiting for an append in progress to finish).
+const MIN_LOOK: Duration = Duration::from_millis(5);
+
+/// How long to wait before the next staged chunk is due (a queued one is ready at once), at
+/// most a second: new chunks and freed room wake the flusher earlier.
+fn until_due(buffer: &ferry_buffer::Buffer) -> Duration {
+    match buffer.next_due() {
+        // A chunk that came due since the last look waits no longer (not a whole second).
+        Some(t) => t
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .max(MIN_LOOK),
+        None => Duration::from_secs(1),
+    }
+    .min(Duration::from_secs(1))
+}
 
 /// The flusher's side of a stream: ready chunks out, delivered chunks deleted.
 struct Feed {
@@ -159,19 +170,9 @@ impl ChunkFeed for Feed {
     }
 
     fn ready(&self) -> Ready {
-        // When the next staged chunk is due (a full one is at once), looked at no more often
-        // than every STREAM_LOOK, and at least every second.
+        // When the next staged chunk is due (a full one is at once).
         let b = Arc::clone(&self.ctx.buffered.buffer);
-        Box::pin(async move {
-            let wait = match b.next_due() {
-                Some(t) => t
-                    .duration_since(SystemTime::now())
-                    .unwrap_or(Duration::ZERO)
-                    .max(STREAM_LOOK),
-                None => Duration::from_secs(1),
-            };
-            tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
-        })
+        Box::pin(async move { tokio::time::sleep(until_due(&b)).await })
     }
 
     fn done(&mut self, chunk: Chunk) {
@@ -379,5 +380,57 @@ async fn settle_failed(ctx: &Flusher, chunk: Chunk, reason: &str) {
             tracing::error!("output {id}: chunk {chunk_id} could not be quarantined: {e}")
         }
         None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buffer(interval: Duration) -> ferry_buffer::Buffer {
+        let mut config = ferry_buffer::BufferConfig::memory();
+        config.flush_mode = ferry_buffer::FlushMode::Interval;
+        config.flush_interval = interval;
+        ferry_buffer::Buffer::open(config, "test").unwrap().0
+    }
+
+    #[test]
+    fn a_chunk_that_came_due_since_the_last_look_is_waited_for_no_longer() {
+        let b = buffer(Duration::from_millis(10));
+        let key = ferry_buffer::ChunkKey::tag("t");
+        let mut entries = bytes::BytesMut::new();
+        ferry_proto::encode::write_entry(
+            &mut entries,
+            ferry_proto::time::EventTime::new(1, 0),
+            false,
+            &[0x80],
+        );
+        b.append(&key, &entries, 1).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        // Due 20 ms ago and not sealed yet: the flusher looks again at once, not in a second.
+        assert!(until_due(&b) <= MIN_LOOK, "{:?}", until_due(&b));
+    }
+
+    #[test]
+    fn the_wait_is_until_the_next_chunk_is_due_and_at_most_a_second() {
+        assert_eq!(
+            until_due(&buffer(Duration::from_secs(5))),
+            Duration::from_secs(1)
+        );
+        let b = buffer(Duration::from_millis(400));
+        let key = ferry_buffer::ChunkKey::tag("t");
+        let mut entries = bytes::BytesMut::new();
+        ferry_proto::encode::write_entry(
+            &mut entries,
+            ferry_proto::time::EventTime::new(1, 0),
+            false,
+            &[0x80],
+        );
+        b.append(&key, &entries, 1).unwrap();
+        let wait = until_due(&b);
+        assert!(
+            wait >= MIN_LOOK && wait <= Duration::from_millis(400),
+            "{wait:?}"
+        );
     }
 }
