@@ -20,6 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark program: failures abort it
 
 use bytes::BytesMut;
+use ferry_bench::ferryproc::{Ferry, Ready};
 use ferry_bench::procstat;
 use ferry_bench::receiver::{Receiver, ReceiverConfig};
 use ferry_bench::record::RecordShape;
@@ -27,7 +28,6 @@ use ferry_bench::report::env_or;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -36,15 +36,6 @@ use std::time::{Duration, Instant};
 const EVENTS_PER_REQUEST: u64 = 50;
 const RECORD_SIZE: usize = 230;
 const SENDERS: u64 = 4;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Copies bytes from `from` to `to`, each `delay` after it was read.
 fn pump(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
@@ -106,26 +97,6 @@ fn delay_proxy(target: u16, rtt: Duration) -> (u16, Arc<AtomicBool>) {
         }
     });
     (port, stop)
-}
-
-fn start_ferry(bin: &str, config: &str, dir: &Path, port: u16) -> Proc {
-    let path = dir.join("forwarder.conf");
-    std::fs::write(&path, config).unwrap();
-    let log = std::fs::File::create(dir.join("forwarder.log")).unwrap();
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ferry_bench::ferryproc::listening(port) {
-        assert!(Instant::now() < deadline, "the forwarder did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Proc(child)
 }
 
 /// Sends `requests` acked requests at `per_sec` requests per second, tag by tag in turn;
@@ -198,8 +169,15 @@ fn run(
          <server>\n    host 127.0.0.1\n    port {proxy}\n  </server>\n\
          <buffer tag>\n    @type memory\n    flush_mode interval\n    flush_interval 1s\n  </buffer>\n</match>\n"
     );
-    let fwd = start_ferry(bin, &config, dir.path(), port);
-    let cpu0 = procstat::cpu_seconds(fwd.0.id()).unwrap();
+    let fwd = Ferry::start(
+        Path::new(bin),
+        dir.path(),
+        "forwarder",
+        &config,
+        Ready::Port(port),
+    )
+    .unwrap();
+    let cpu0 = procstat::cpu_seconds(fwd.id()).unwrap();
     let requests = rate * secs / EVENTS_PER_REQUEST;
     let per_sender = requests / SENDERS;
     let events = per_sender * SENDERS * EVENTS_PER_REQUEST;
@@ -220,7 +198,7 @@ fn run(
         std::thread::sleep(Duration::from_millis(5));
     }
     let done = Instant::now();
-    let cpu = procstat::cpu_seconds(fwd.0.id()).unwrap() - cpu0;
+    let cpu = procstat::cpu_seconds(fwd.id()).unwrap() - cpu0;
     drop(fwd);
     stop.store(true, Ordering::Relaxed);
     let _ = TcpStream::connect(("127.0.0.1", proxy));

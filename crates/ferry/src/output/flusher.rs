@@ -394,18 +394,19 @@ mod tests {
         ferry_buffer::Buffer::open(config, "test").unwrap().0
     }
 
+    /// Appends one event (an empty record): a chunk is staged.
+    fn append_one(b: &ferry_buffer::Buffer) {
+        let mut entries = bytes::BytesMut::new();
+        let time = ferry_proto::time::EventTime::new(1, 0);
+        ferry_proto::encode::write_entry(&mut entries, time, false, &[0x80]);
+        b.append(&ferry_buffer::ChunkKey::tag("t"), &entries, 1)
+            .unwrap();
+    }
+
     #[test]
     fn a_chunk_that_came_due_since_the_last_look_is_waited_for_no_longer() {
         let b = buffer(Duration::from_millis(10));
-        let key = ferry_buffer::ChunkKey::tag("t");
-        let mut entries = bytes::BytesMut::new();
-        ferry_proto::encode::write_entry(
-            &mut entries,
-            ferry_proto::time::EventTime::new(1, 0),
-            false,
-            &[0x80],
-        );
-        b.append(&key, &entries, 1).unwrap();
+        append_one(&b);
         std::thread::sleep(Duration::from_millis(30));
         // Due 20 ms ago and not sealed yet: the flusher looks again at once, not in a second.
         assert!(until_due(&b) <= MIN_LOOK, "{:?}", until_due(&b));
@@ -418,15 +419,7 @@ mod tests {
             Duration::from_secs(1)
         );
         let b = buffer(Duration::from_millis(400));
-        let key = ferry_buffer::ChunkKey::tag("t");
-        let mut entries = bytes::BytesMut::new();
-        ferry_proto::encode::write_entry(
-            &mut entries,
-            ferry_proto::time::EventTime::new(1, 0),
-            false,
-            &[0x80],
-        );
-        b.append(&key, &entries, 1).unwrap();
+        append_one(&b);
         let wait = until_due(&b);
         assert!(
             wait >= MIN_LOOK && wait <= Duration::from_millis(400),
