@@ -657,10 +657,28 @@ async fn verify_connection_at_startup_fails_start_unless_network_errors_are_igno
 struct TestFeed {
     buffer: Arc<ferry_buffer::Buffer>,
     done: Vec<ferry_buffer::Chunk>,
+    /// Two looks in three find nothing ready (a quiet forwarder).
+    gaps: bool,
+    looks: usize,
+}
+
+impl TestFeed {
+    fn new(buffer: &Arc<ferry_buffer::Buffer>) -> Self {
+        Self {
+            buffer: Arc::clone(buffer),
+            done: Vec::new(),
+            gaps: false,
+            looks: 0,
+        }
+    }
 }
 
 impl ferry::output::feed::ChunkFeed for TestFeed {
     fn next(&mut self) -> ferry::output::feed::NextChunk {
+        self.looks += 1;
+        if self.gaps && self.looks % 3 != 0 {
+            return Box::pin(async { None });
+        }
         let chunk = self.buffer.take(std::time::SystemTime::now());
         Box::pin(async move { chunk })
     }
@@ -688,10 +706,7 @@ async fn several_chunks_are_in_flight_on_one_connection_and_each_is_settled_by_i
     assert!(fwd.streams());
     let buffer = Arc::new(memory_buffer_with("many", 12, 30, 40));
     let first = buffer.take(std::time::SystemTime::now()).unwrap();
-    let mut feed = TestFeed {
-        buffer: Arc::clone(&buffer),
-        done: Vec::new(),
-    };
+    let mut feed = TestFeed::new(&buffer);
     let left = fwd.stream(first, &mut feed).await;
     assert!(left.is_empty(), "{} chunks not delivered", left.len());
     assert_eq!(feed.done.len(), 12);
@@ -732,10 +747,7 @@ async fn chunks_of_a_stream_whose_acks_are_lost_are_given_back_and_none_is_repor
     );
     let buffer = Arc::new(memory_buffer_with("lost", 8, 10, 40));
     let first = buffer.take(std::time::SystemTime::now()).unwrap();
-    let mut feed = TestFeed {
-        buffer: Arc::clone(&buffer),
-        done: Vec::new(),
-    };
+    let mut feed = TestFeed::new(&buffer);
     let left = fwd.stream(first, &mut feed).await;
     let done: Vec<_> = feed
         .done
@@ -823,4 +835,36 @@ async fn one_flush_thread_keeps_the_chunks_of_many_tags_in_flight_and_delivers_e
         "one connection"
     );
     assert_eq!(agg.state.requests().len(), 16);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_chunks_keep_the_servers_weights_however_often_none_is_ready() {
+    // Weights 60 and 20: the rotation is a shuffled array of 24 turns (each server at least 6
+    // times), so of 48 chunks 36 and 12 when each chunk takes one turn, also when the stream
+    // often finds nothing ready (a look that finds no chunk draws no turn).
+    let (a, b) = (
+        FakeAggregator::start(AckPolicy::Ack).await,
+        FakeAggregator::start(AckPolicy::Ack).await,
+    );
+    let params = "  require_ack_response true\n  ack_response_timeout 2s\n  heartbeat_type none\n";
+    let servers = server("a", a.port, "    weight 60\n") + &server("b", b.port, "    weight 20\n");
+    let fwd = Forward::new("weights", forward_config(&conf(params, &servers)));
+    let buffer = Arc::new(memory_buffer_with("w", 48, 5, 20));
+    let mut feed = TestFeed::new(&buffer);
+    feed.gaps = true;
+    while let Some(first) = buffer.take(std::time::SystemTime::now()) {
+        for (chunk, _) in fwd.stream(first, &mut feed).await {
+            fwd.write_chunk(&chunk).await.unwrap();
+            buffer.ack(chunk).unwrap();
+        }
+        for chunk in feed.done.drain(..) {
+            buffer.ack(chunk).unwrap();
+        }
+    }
+    assert_eq!(a.state.requests().len() + b.state.requests().len(), 48);
+    assert_eq!(
+        (a.state.requests().len(), b.state.requests().len()),
+        (36, 12),
+        "chunks by weight"
+    );
 }

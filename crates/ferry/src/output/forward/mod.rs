@@ -87,8 +87,8 @@ pub struct Shared {
     pub clock: Clock,
     pub metrics: ForwardMetrics,
     progress: Mutex<HashMap<[u8; 16], deliver::Progress>>,
-    /// The server the balancer chose for the next chunk when a stream of chunks to another one
-    /// stopped there ([`pipeline`]): the next pipeline goes to it.
+    /// The server the balancer chose for a chunk a stream of chunks to another one took and
+    /// gave back ([`pipeline`]): the next pick returns it.
     handoff: Mutex<Option<usize>>,
     tasks: OnceLock<Tasks>,
     fault: RwLock<Option<HeartbeatFault>>,
@@ -125,8 +125,28 @@ impl Shared {
     }
 
     /// The next healthy server in rotation, still in the set, that `usable` accepts (by id).
+    /// A turn a stream of chunks already drew for the next chunk ([`pipeline`]) comes first.
     pub fn pick(&self, usable: impl Fn(usize) -> bool) -> Option<Arc<Node>> {
         let nodes = self.nodes();
+        let handed = self
+            .handoff
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .filter(|id| usable(*id) && self.balancer.in_rotation().contains(id))
+            .and_then(|id| nodes.iter().find(|n| n.id == id && n.is_available()));
+        if let Some(n) = handed {
+            return Some(Arc::clone(n));
+        }
+        self.next_in_rotation(&nodes, usable)
+    }
+
+    /// The balancer's next turn: a healthy server in the set that `usable` accepts.
+    fn next_in_rotation(
+        &self,
+        nodes: &[Arc<Node>],
+        usable: impl Fn(usize) -> bool,
+    ) -> Option<Arc<Node>> {
         self.balancer.pick(|id| {
             if !usable(id) {
                 return None;

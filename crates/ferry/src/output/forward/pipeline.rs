@@ -17,9 +17,9 @@
 //!   the order they were taken. Each chunk is handed back to the feed (acknowledged to the
 //!   buffer) as soon as its own last ack arrives. A chunk joins a stream only if each of its
 //!   requests still to send goes out as stored; the first one that does not ends the pulling,
-//!   and is returned with the rest. Each chunk takes its turn in the balancer's rotation, as a
-//!   chunk sent alone does: when the turn falls to another server, the stream takes no more
-//!   and the next pipeline goes to that server. With one aggregator (or one address in front
+//!   and is returned with the rest. Each chunk taken takes its turn in the balancer's rotation,
+//!   as a chunk sent alone does: when the turn falls to another server, the stream takes no
+//!   more and that chunk is returned, to go to that server. With one aggregator (or one address in front
 //!   of several) a stream runs as long as chunks are ready; with several, the chunks are
 //!   spread by weight as before, one stream per turn.
 //!
@@ -103,7 +103,8 @@ struct Ended<'c> {
     failure: Option<ForwardError>,
     /// Chunks not finished, in order (a lent one too, to give its notes back).
     unfinished: VecDeque<Piped<'c>>,
-    /// A chunk taken from the feed that cannot be pipelined.
+    /// A chunk taken from the feed that cannot be pipelined, or whose turn fell to another
+    /// server.
     refused: Option<Chunk>,
 }
 
@@ -224,7 +225,7 @@ impl Shared {
         mut feed: Option<&mut dyn ChunkFeed>,
     ) -> Option<Ended<'c>> {
         let cfg = &self.config;
-        let node = self.pick_for_pipeline()?;
+        let node = self.pick(|_| true)?;
         let node = &node;
         let detached = node.detach_signal();
         tokio::pin!(detached);
@@ -289,12 +290,7 @@ impl Shared {
                     && in_flight.admits(1, window)
                     && let Some(f) = feed.as_deref_mut()
                 {
-                    if self.stays_on(node) {
-                        pull = Some(f.next());
-                    } else {
-                        pulling = false;
-                        moved = true;
-                    }
+                    pull = Some(f.next());
                 }
                 if write.is_none() && in_flight.is_empty() && pull.is_none() {
                     break None;
@@ -332,6 +328,11 @@ impl Shared {
                     taken = taking => {
                         pull = None;
                         match taken {
+                            Some(chunk) if !self.stays_on(node) => {
+                                moved = true;
+                                pulling = false;
+                                refused = Some(chunk);
+                            }
                             Some(chunk) => match self.join_stream(chunk, next_seq) {
                                 Ok(p) => {
                                     next_seq += 1;
@@ -395,30 +396,12 @@ impl Shared {
         })
     }
 
-    /// The server a pipeline goes to: the one a stream that stopped handed the next chunk to,
-    /// if it is still healthy and in rotation, else the balancer's next.
-    fn pick_for_pipeline(&self) -> Option<Arc<Node>> {
-        let handed = self
-            .handoff
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        handed
-            .filter(|id| self.balancer.in_rotation().contains(id))
-            .and_then(|id| {
-                self.nodes()
-                    .iter()
-                    .find(|n| n.id == id && n.is_available())
-                    .cloned()
-            })
-            .or_else(|| self.pick(|_| true))
-    }
-
-    /// Whether the next chunk goes to `node` too. Each chunk of a stream takes its turn in the
-    /// balancer's rotation, as a chunk sent alone does: when the turn falls to another server
-    /// the stream takes no more, and the server chosen is kept for the next pipeline.
+    /// Whether a chunk just taken goes to `node` too: it takes its turn in the balancer's
+    /// rotation, as a chunk sent alone does (a turn is drawn only for a chunk in hand, so the
+    /// weights hold however often the stream finds nothing ready). When the turn falls to
+    /// another server the stream takes no more, and that server is kept for the chunk's pick.
     fn stays_on(&self, node: &Node) -> bool {
-        match self.pick(|_| true) {
+        match self.next_in_rotation(&self.nodes(), |_| true) {
             Some(next) if next.id == node.id => true,
             Some(next) => {
                 *self
