@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{AckedSender, Ferry, free_port, python, run_python, signal};
+use common::{AckedSender, Ferry, free_port, metric, metrics, python, run_python, signal};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -484,4 +484,68 @@ fn a_configuration_with_every_routing_feature_passes_dry_run() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
+}
+
+#[test]
+fn chunks_queued_for_one_file_are_archived_together_with_one_sync() {
+    const TAGS: u64 = 64;
+    const PER: u64 = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let port = free_port();
+    let admin = free_port();
+    // A chunk per tag, all bound for one file; nothing is due before SIGUSR1 queues them all.
+    let conf = format!(
+        "<source>\n@type forward\nbind 127.0.0.1\nport {port}\n</source>\n\
+         <source>\n@type prometheus\nbind 127.0.0.1\nport {admin}\n</source>\n\
+         <match app.**>\n@type file\n@id archive\npath {out}/events\nappend true\n\
+         <format>\n@type json\n</format>\n<inject>\ntag_key tag\n</inject>\n\
+         <buffer tag>\n@type memory\nflush_mode interval\nflush_interval 1h\n</buffer>\n</match>\n",
+        out = out.display()
+    );
+    let ferry = Ferry::start(&conf, port);
+    let mut client = AckedSender::connect(port).unwrap();
+    for t in 0..TAGS {
+        client
+            .send(&format!("app.t{t}"), t * PER..(t + 1) * PER, 20)
+            .unwrap();
+    }
+    signal(ferry.child.id(), "USR1");
+    let events = || {
+        let text = files_under(&out)
+            .iter()
+            .map(|f| text_of(f).unwrap_or_default())
+            .collect::<String>();
+        text.lines().map(String::from).collect::<Vec<_>>()
+    };
+    wait_for(
+        "every event in the archive",
+        Duration::from_secs(30),
+        &ferry,
+        || events().len() as u64 >= TAGS * PER,
+    );
+    let m = metrics(admin);
+    let written = metric(&m, "fluentd_output_status_write_count{");
+    let syncs = metric(&m, "ferry_file_output_syncs_total{");
+    let mut seqs: Vec<u64> = events()
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let tag = v["tag"].as_str().unwrap();
+            let seq = v["seq"].as_u64().unwrap();
+            assert_eq!(tag, format!("app.t{}", seq / PER), "{l}");
+            seq
+        })
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..TAGS * PER).collect::<Vec<_>>(), "each event once");
+    assert_eq!(files_under(&out).len(), 1, "one file");
+    assert_eq!(written, TAGS as f64, "a chunk per tag");
+    // 16 chunks to a group: 4 syncs of the file and one of its new directory entry, where
+    // chunks written one by one cost 64.
+    assert!(
+        syncs <= (TAGS / 8) as f64,
+        "{syncs} syncs for {written} chunks"
+    );
+    eprintln!("{written} chunks archived with {syncs} syncs");
 }

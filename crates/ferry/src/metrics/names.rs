@@ -369,6 +369,10 @@ pub const FERRY_FILE_BYTES_UNDONE: Family = (
     "ferry_file_output_partial_write_bytes_undone_total",
     "Bytes of those appends cut back.",
 );
+pub const FERRY_FILE_SYNCS: Family = (
+    "ferry_file_output_syncs_total",
+    "Files and directories synced to make archived chunks durable (a group of chunks shares its syncs).",
+);
 pub const FERRY_TAIL_INOTIFY_FALLBACKS: Family = (
     "ferry_tail_polling_fallback_total",
     "Times inotify could not be used (no instance, no watch, queue overflow) and polling took over.",

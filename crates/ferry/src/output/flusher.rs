@@ -5,6 +5,7 @@
 
 use super::buffered::Buffered;
 use super::feed::{ChunkFeed, NextChunk, Ready};
+use super::file::FileOut;
 use super::forward::Forward;
 use super::{OutputMetrics, Sink, SinkError};
 use crate::task::TaskHandle;
@@ -59,6 +60,7 @@ async fn flush_loop(ctx: &Arc<Flusher>, h: &TaskHandle) {
         match taken {
             Some(chunk) => match &*ctx.sink {
                 Sink::Forward(f) if f.streams() => stream_chunks(ctx, f, chunk, h).await,
+                Sink::File(f) => flush_group(ctx, f, chunk, h).await,
                 _ => {
                     flush_chunk(ctx, chunk, h).await;
                 }
@@ -121,6 +123,50 @@ async fn stream_chunks(ctx: &Arc<Flusher>, f: &Forward, first: Chunk, h: &TaskHa
                 flush_chunk(ctx, chunk, h).await;
             }
         }
+    }
+}
+
+/// The most chunks the file output writes as one group, and the bytes after which a group
+/// takes no more (a group can pass it by its last chunk).
+const GROUP_CHUNKS: usize = 16;
+const GROUP_BYTES: u64 = 64 << 20;
+
+/// Writes `first` and the chunks ready behind it as one group with one sync per file (the
+/// file output's group commit), then settles each by its own outcome. With several flush
+/// threads a group leaves a ready chunk for each of the others.
+async fn flush_group(ctx: &Flusher, f: &FileOut, first: Chunk, h: &TaskHandle) {
+    let b = Arc::clone(&ctx.buffered.buffer);
+    let others = ctx.buffered.setup.flush_thread_count.saturating_sub(1) as u64;
+    let mut bytes = first.bytes();
+    let more = blocking(move || {
+        let mut more = Vec::new();
+        while more.len() + 1 < GROUP_CHUNKS && bytes < GROUP_BYTES {
+            let s = b.stats();
+            if s.queue_length.saturating_sub(s.in_flight_length) <= others {
+                break;
+            }
+            let Some(chunk) = b.take(SystemTime::now()) else {
+                break;
+            };
+            bytes += chunk.bytes();
+            more.push(chunk);
+        }
+        more
+    })
+    .await
+    .unwrap_or_default();
+    let mut chunks = vec![first];
+    chunks.extend(more);
+    if chunks.len() == 1 {
+        h.set_detail("writing chunk", chunks[0].id().to_hex());
+    } else {
+        h.set_detail("writing chunks", format!("{} chunks", chunks.len()));
+    }
+    let started = Instant::now();
+    let results = f.write_chunks(&chunks).await;
+    timed(ctx, started.elapsed());
+    for (chunk, result) in chunks.into_iter().zip(results) {
+        settle(ctx, chunk, result, h).await;
     }
 }
 

@@ -45,6 +45,7 @@ impl Collector for Output {
                 );
                 out.counter(FERRY_FILE_APPENDS_UNDONE, &labels, c(&f.appends_undone));
                 out.counter(FERRY_FILE_BYTES_UNDONE, &labels, c(&f.bytes_undone));
+                out.counter(FERRY_FILE_SYNCS, &labels, f.syncs());
             }
             _ => {}
         }
@@ -140,6 +141,7 @@ impl Collector for Output {
                 fields.push(("parts_already_written", c(&f.parts_already_written)));
                 fields.push(("partial_writes_undone", c(&f.appends_undone)));
                 fields.push(("partial_write_bytes_undone", c(&f.bytes_undone)));
+                fields.push(("syncs", serde_json::json!(f.syncs())));
             }
             Sink::Http(h) => fields.extend(h.metrics().info(h.endpoint())),
             Sink::Scribe(s) => {

@@ -42,7 +42,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use writer::{ChunkNotes, FileWriter, WriterConfig};
+use writer::{ChunkNotes, FileWriter, GroupItem, WriterConfig};
 
 /// ferry's default time slice for the file output.
 pub const DEFAULT_TIMEKEY: Duration = Duration::from_secs(3600);
@@ -270,53 +270,113 @@ impl FileOut {
 
     /// Formats and writes one chunk on a blocking thread, one segment at a time.
     pub async fn write_chunk(&self, chunk: &Chunk) -> Result<(), SinkError> {
-        let chunk_id = chunk.id().to_hex();
-        let earlier = chunk.notes();
-        if earlier.iter().any(|n| Code::WriteDone.is(n)) {
-            self.chunks_already_written.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                "output {}: chunk {chunk_id} was written whole before a crash; not written again",
-                self.id
-            );
-            return Ok(());
-        }
-        let notes = ChunkNotes::new(chunk.notebook(), &earlier);
-        if notes.published > 0 {
-            self.parts_already_written
-                .fetch_add(u64::from(notes.published), Ordering::Relaxed);
-        }
-        let rendered = self.config.template.render(chunk.key(), &chunk_id);
-        let tag = chunk.key().tag.clone().unwrap_or_default();
-        let mut reader = SegmentReader::new(chunk)?;
-        let config = Arc::clone(&self.config);
-        let writer = Arc::clone(&self.writer);
-        let (written, broken) = tokio::task::spawn_blocking(move || {
-            let mut broken = 0;
-            let mut next = |buf: &mut Vec<u8>| -> Result<bool, SinkError> {
-                match reader.next_blocking()? {
-                    Some(stream) => {
-                        broken += config.format.write_stream(&tag, &stream, buf);
-                        Ok(true)
-                    }
-                    None => Ok(false),
+        self.write_chunks(std::slice::from_ref(chunk))
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Formats and writes chunks in one pass on a blocking thread, made durable together with
+    /// one sync per file ([`FileWriter::write_group`]); each chunk's outcome, in order.
+    pub async fn write_chunks(&self, chunks: &[Chunk]) -> Vec<Result<(), SinkError>> {
+        let mut results: Vec<Option<Result<(), SinkError>>> = Vec::new();
+        // Each chunk to write: its place, id, paths and notes; and its tag and reader.
+        let mut jobs = Vec::new();
+        let mut sources = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let chunk_id = chunk.id().to_hex();
+            let earlier = chunk.notes();
+            if earlier.iter().any(|n| Code::WriteDone.is(n)) {
+                self.chunks_already_written.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    "output {}: chunk {chunk_id} was written whole before a crash; not written again",
+                    self.id
+                );
+                results.push(Some(Ok(())));
+                continue;
+            }
+            let notes = ChunkNotes::new(chunk.notebook(), &earlier);
+            if notes.published > 0 {
+                self.parts_already_written
+                    .fetch_add(u64::from(notes.published), Ordering::Relaxed);
+            }
+            match SegmentReader::new(chunk) {
+                Ok(reader) => {
+                    let rendered = self.config.template.render(chunk.key(), &chunk_id);
+                    let tag = chunk.key().tag.clone().unwrap_or_default();
+                    jobs.push((i, chunk_id, rendered, notes));
+                    sources.push((tag, reader));
+                    results.push(None);
                 }
-            };
-            let written = writer.write_noted(&rendered, &chunk_id, &mut next, &notes);
-            (written, broken)
-        })
-        .await
-        .map_err(|e| SinkError::Io(std::io::Error::other(e)))?;
-        if broken > 0 {
-            self.broken_entries.fetch_add(broken, Ordering::Relaxed);
-            tracing::error!(
-                "output {}: {broken} entries could not be formatted",
-                self.id
-            );
+                Err(e) => results.push(Some(Err(e))),
+            }
         }
-        let written = written?;
-        self.files_written
-            .fetch_add(written.len() as u64, Ordering::Relaxed);
-        Ok(())
+        if !jobs.is_empty() {
+            let config = Arc::clone(&self.config);
+            let writer = Arc::clone(&self.writer);
+            let done = tokio::task::spawn_blocking(move || {
+                let broken = std::cell::Cell::new(0);
+                let mut nexts: Vec<_> = sources
+                    .iter_mut()
+                    .map(|(tag, reader)| {
+                        let (config, tag, broken) = (&config, &*tag, &broken);
+                        move |buf: &mut Vec<u8>| -> Result<bool, SinkError> {
+                            match reader.next_blocking()? {
+                                Some(stream) => {
+                                    let n = config.format.write_stream(tag, &stream, buf);
+                                    broken.set(broken.get() + n);
+                                    Ok(true)
+                                }
+                                None => Ok(false),
+                            }
+                        }
+                    })
+                    .collect();
+                let items = jobs
+                    .iter()
+                    .zip(nexts.iter_mut())
+                    .map(|((_, id, rendered, notes), next)| GroupItem {
+                        rendered,
+                        chunk_id: id,
+                        next,
+                        notes,
+                    })
+                    .collect();
+                let written = writer.write_group(items);
+                let places: Vec<usize> = jobs.iter().map(|j| j.0).collect();
+                (places, written, broken.get())
+            })
+            .await;
+            match done {
+                Ok((places, written, broken)) => {
+                    if broken > 0 {
+                        self.broken_entries.fetch_add(broken, Ordering::Relaxed);
+                        tracing::error!(
+                            "output {}: {broken} entries could not be formatted",
+                            self.id
+                        );
+                    }
+                    for (i, w) in places.into_iter().zip(written) {
+                        if let Ok(files) = &w {
+                            self.files_written
+                                .fetch_add(files.len() as u64, Ordering::Relaxed);
+                        }
+                        results[i] = Some(w.map(|_| ()));
+                    }
+                }
+                Err(e) => {
+                    for r in results.iter_mut().filter(|r| r.is_none()) {
+                        *r = Some(Err(SinkError::Io(std::io::Error::other(e.to_string()))));
+                    }
+                }
+            }
+        }
+        results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
+    }
+
+    /// Files and directories synced so far.
+    pub fn syncs(&self) -> u64 {
+        self.writer.syncs()
     }
 
     pub fn config(&self) -> &FileConfig {

@@ -18,6 +18,15 @@
 //! line-based formats) before writing, and logs what it removed; the chunk itself is written
 //! again (at least once).
 //!
+//! **Groups**: the flusher hands the chunks queued together to [`FileWriter::write_group`]
+//! (group commit). All of their bytes are written first; then each file is synced once (the
+//! appends of several chunks to one file share one `fdatasync`), and each directory that
+//! gained a file once; only then is each chunk noted done and acknowledged. A chunk that fails
+//! is undone alone; a sync that fails fails every chunk that shared it. A crash before the
+//! syncs leaves each chunk of the group without its "done" note, so each is cut back and
+//! written again, once; "done" notes are made durable in the order the chunks were appended,
+//! so an undo never cuts what a later chunk, noted done, appended.
+//!
 //! **Size rotation (`max_file_size`)**: a file is closed once it holds at least that many bytes
 //! (checked between pieces of a chunk, so a file can pass the limit by up to one piece, about
 //! 1 MiB of events); the next bytes go to the next number. With gzip the size is the
@@ -33,6 +42,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Cached next file numbers kept before the cache is cleared.
@@ -61,6 +71,8 @@ pub struct FileWriter {
     next_index: Mutex<HashMap<String, u32>>,
     checked_tails: Mutex<HashSet<PathBuf>>,
     stripes: Vec<Mutex<()>>,
+    /// Files and directories synced (each a commit the file system waits for).
+    syncs: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,12 +130,13 @@ impl Write for Sink {
 }
 
 impl Sink {
-    /// Writes what is pending and fdatasyncs.
-    fn finish(self) -> io::Result<()> {
+    /// Writes what is pending, without a sync; the file, to be synced with the others of its
+    /// group (none for a discarded part).
+    fn close(self) -> io::Result<Option<File>> {
         match self {
-            Sink::Cached(w) => w.into_inner().map_err(|e| e.into_error())?.sync_data(),
-            Sink::Direct(w) => w.finish()?.sync_data(),
-            Sink::Discard => Ok(()),
+            Sink::Cached(w) => Ok(Some(w.into_inner().map_err(|e| e.into_error())?)),
+            Sink::Direct(w) => Ok(Some(w.finish()?)),
+            Sink::Discard => Ok(None),
         }
     }
 }
@@ -178,16 +191,28 @@ impl Out {
         }
     }
 
-    /// Ends the gzip member, writes what is pending, and fdatasyncs.
-    fn finish(self) -> io::Result<()> {
+    /// Ends the gzip member and writes what is pending, without a sync (see [`Sink::close`]).
+    fn close(self) -> io::Result<Option<File>> {
         let counting = match self {
             Out::Plain(w) => w,
             Out::Gzip(w) => w.finish()?,
         };
-        counting.inner.finish()
+        counting.inner.close()
     }
 }
 
+/// The directory holding `path`.
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn sync_dir_at(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Syncs the directory holding `path`.
 fn sync_dir(path: &Path) -> io::Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
@@ -215,19 +240,52 @@ fn create_parent(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// A temporary file being filled; removed if dropped unpublished. Without a path, a part
-/// published before, only formatted again.
+/// A temporary file being filled, then written and waiting for its group's sync; removed
+/// if dropped unpublished. Without a path, a part published before, only formatted again.
 struct Temp {
     path: Option<PathBuf>,
     out: Option<Out>,
+    /// The file once its bytes are written, to be synced.
+    written: Option<File>,
+}
+
+impl Temp {
+    /// Writes what is pending; the sync comes with the group's.
+    fn close(&mut self) -> io::Result<()> {
+        if let Some(out) = self.out.take() {
+            self.written = out.close()?;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Temp {
     fn drop(&mut self) {
-        if let (Some(path), Some(_)) = (&self.path, &self.out) {
+        if let Some(path) = &self.path
+            && (self.out.is_some() || self.written.is_some())
+        {
             let _ = fs::remove_file(path);
         }
     }
+}
+
+/// One chunk of a group written with one sync per file (see [`FileWriter::write_group`]).
+pub struct GroupItem<'a, 'b> {
+    pub rendered: &'a Rendered,
+    pub chunk_id: &'a str,
+    pub next: &'a mut NextPiece<'b>,
+    pub notes: &'a ChunkNotes,
+}
+
+/// The files a chunk was written to, in order.
+pub type Written = Result<Vec<PathBuf>, SinkError>;
+
+/// A chunk's parts given their numbers: the part and its file.
+type Published = Vec<(u32, PathBuf)>;
+
+/// An error that fails every chunk of a group that shared the failed step.
+fn shared(e: &io::Error) -> SinkError {
+    SinkError::Io(io::Error::new(e.kind(), e.to_string()))
 }
 
 /// What a chunk's progress notes say was done before (see [`crate::output::progress`]), and
@@ -297,7 +355,23 @@ impl FileWriter {
             next_index: Mutex::default(),
             checked_tails: Mutex::default(),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            syncs: AtomicU64::new(0),
         }
+    }
+
+    /// Files and directories synced so far.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    fn sync_file(&self, f: &File) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        f.sync_data()
+    }
+
+    fn sync_dir_at(&self, dir: &Path) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        sync_dir_at(dir)
     }
 
     /// Writes a chunk's pieces without progress notes; returns the files written, in order.
@@ -319,33 +393,133 @@ impl FileWriter {
         next: &mut NextPiece<'_>,
         notes: &ChunkNotes,
     ) -> Result<Vec<PathBuf>, SinkError> {
-        let written = if self.config.append {
-            self.append(r, next, notes)?
-        } else {
-            let files = self.new_files(r, chunk_id, next, notes)?;
-            notes.keep(Code::WriteDone.note(0, 0, 0));
-            files
+        let item = GroupItem {
+            rendered: r,
+            chunk_id,
+            next,
+            notes,
         };
-        if let (Some(link), Some(last)) = (&self.config.symlink_path, written.last()) {
-            update_symlink(link, last).map_err(io_err)?;
-        }
-        Ok(written)
+        self.write_group(vec![item])
+            .pop()
+            .unwrap_or_else(|| Ok(Vec::new()))
     }
 
-    fn new_files(
+    /// Writes several chunks in one pass and makes them durable together (group commit):
+    /// every file is synced once, after all the chunks' bytes are written, and each directory
+    /// that gained a file once. A chunk counts as written only after those syncs. Returns each
+    /// chunk's files, in the order of `items`; a chunk that fails leaves nothing of itself.
+    pub fn write_group(&self, items: Vec<GroupItem<'_, '_>>) -> Vec<Written> {
+        let mut results = if self.config.append {
+            self.append_group(items)
+        } else {
+            self.new_files_group(items)
+        };
+        let last = results
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, r)| Some((i, r.as_ref().ok()?.last()?.clone())));
+        if let (Some(link), Some((i, last))) = (&self.config.symlink_path, last)
+            && let Err(e) = update_symlink(link, &last)
+        {
+            results[i] = Err(io_err(e));
+        }
+        results
+    }
+
+    /// `append false`: each chunk's parts go to temporary files; all are synced, then given
+    /// their numbers, then each directory is synced once.
+    fn new_files_group(&self, mut items: Vec<GroupItem<'_, '_>>) -> Vec<Written> {
+        let mut early: Vec<Vec<PathBuf>> = items.iter().map(|_| Vec::new()).collect();
+        let staged: Vec<Result<Vec<(u32, Temp)>, SinkError>> = items
+            .iter_mut()
+            .zip(early.iter_mut())
+            .map(|(item, early)| self.stage_new_files(item, early))
+            .collect();
+        // Each file is synced after all of the group's writes, so the file system commits
+        // them together.
+        let staged = staged.into_iter().map(|parts| {
+            let parts = parts?;
+            for (_, t) in &parts {
+                if let Some(f) = &t.written {
+                    self.sync_file(f).map_err(io_err)?;
+                }
+            }
+            Ok(parts)
+        });
+        // Each chunk's published parts, and the error that stopped it.
+        let mut linked: Vec<(Published, Option<SinkError>)> = Vec::new();
+        for (item, parts) in items.iter().zip(staged) {
+            let mut done = Vec::new();
+            let mut failed = None;
+            match parts {
+                Ok(parts) => {
+                    for (part, mut temp) in parts {
+                        match self.link(&mut temp, item.rendered) {
+                            Ok(path) => done.push((part, path)),
+                            Err(e) => {
+                                failed = Some(io_err(e));
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => failed = Some(e),
+            }
+            linked.push((done, failed));
+        }
+        let mut dirs: Vec<PathBuf> = linked
+            .iter()
+            .flat_map(|(done, _)| done.iter().map(|(_, p)| dir_of(p).to_path_buf()))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let mut unsynced: Vec<(PathBuf, io::Error)> = Vec::new();
+        for dir in dirs {
+            if let Err(e) = self.sync_dir_at(&dir) {
+                unsynced.push((dir, e));
+            }
+        }
+        let mut results = Vec::new();
+        for ((item, (done, mut failed)), early) in items.iter().zip(linked).zip(early) {
+            let mut files = early;
+            for (part, path) in done {
+                match unsynced.iter().find(|(d, _)| d == dir_of(&path)) {
+                    Some((_, e)) => {
+                        failed.get_or_insert_with(|| shared(e));
+                    }
+                    None => {
+                        item.notes.keep(Code::FilePublished.note(part, 0, 0));
+                        files.push(path);
+                    }
+                }
+            }
+            results.push(match failed.take() {
+                Some(e) => Err(e),
+                None => {
+                    item.notes.keep(Code::WriteDone.note(0, 0, 0));
+                    Ok(files)
+                }
+            });
+        }
+        results
+    }
+
+    /// Writes a chunk's parts to temporary files; the last is left for the group to sync
+    /// and publish, the full ones before it (`max_file_size`) are published at once, into
+    /// `early`.
+    fn stage_new_files(
         &self,
-        r: &Rendered,
-        chunk_id: &str,
-        next: &mut NextPiece<'_>,
-        notes: &ChunkNotes,
-    ) -> Result<Vec<PathBuf>, SinkError> {
-        let mut published = Vec::new();
+        item: &mut GroupItem<'_, '_>,
+        early: &mut Vec<PathBuf>,
+    ) -> Result<Vec<(u32, Temp)>, SinkError> {
+        let mut staged = Vec::new();
         let mut current: Option<Temp> = None;
         let mut buf = Vec::new();
         let mut part = 0u32;
         loop {
             buf.clear();
-            if !next(&mut buf)? {
+            if !(item.next)(&mut buf)? {
                 break;
             }
             if buf.is_empty() {
@@ -353,11 +527,15 @@ impl FileWriter {
             }
             let temp = match &mut current {
                 Some(t) => t,
-                slot @ None if part < notes.published => slot.insert(Temp {
+                slot @ None if part < item.notes.published => slot.insert(Temp {
                     path: None,
                     out: Some(Out::new(Sink::Discard, self.config.gzip)),
+                    written: None,
                 }),
-                slot @ None => slot.insert(self.create_temp(r, chunk_id, part).map_err(io_err)?),
+                slot @ None => slot.insert(
+                    self.create_temp(item.rendered, item.chunk_id, part)
+                        .map_err(io_err)?,
+                ),
             };
             let full = match temp.out.as_mut() {
                 Some(out) => {
@@ -369,31 +547,25 @@ impl FileWriter {
                 None => false,
             };
             if full && let Some(t) = current.take() {
-                self.publish_part(t, r, part, notes, &mut published)?;
+                // A full part is published at once, so a crash later in a big chunk keeps it.
+                let mut done = Vec::new();
+                stage(t, part, &mut done)?;
+                for (part, mut t) in done {
+                    if let Some(f) = &t.written {
+                        self.sync_file(f).map_err(io_err)?;
+                    }
+                    let path = self.link(&mut t, item.rendered).map_err(io_err)?;
+                    self.sync_dir_at(dir_of(&path)).map_err(io_err)?;
+                    item.notes.keep(Code::FilePublished.note(part, 0, 0));
+                    early.push(path);
+                }
                 part += 1;
             }
         }
         if let Some(t) = current {
-            self.publish_part(t, r, part, notes, &mut published)?;
+            stage(t, part, &mut staged)?;
         }
-        Ok(published)
-    }
-
-    /// Publishes part `part` and notes it (a part published before is only dropped).
-    fn publish_part(
-        &self,
-        t: Temp,
-        r: &Rendered,
-        part: u32,
-        notes: &ChunkNotes,
-        published: &mut Vec<PathBuf>,
-    ) -> Result<(), SinkError> {
-        if t.path.is_none() {
-            return Ok(());
-        }
-        published.push(self.publish(t, r).map_err(io_err)?);
-        notes.keep(Code::FilePublished.note(part, 0, 0));
-        Ok(())
+        Ok(staged)
     }
 
     fn create_temp(&self, r: &Rendered, chunk_id: &str, part: u32) -> io::Result<Temp> {
@@ -408,21 +580,16 @@ impl FileWriter {
         Ok(Temp {
             path: Some(path),
             out: Some(out),
+            written: None,
         })
     }
 
-    /// Syncs the temporary file and gives it the first free number.
-    fn publish(&self, mut temp: Temp, r: &Rendered) -> io::Result<PathBuf> {
-        let Some(path) = temp.path.take() else {
+    /// Gives a written and synced temporary file the first free number (the directory is
+    /// synced by the caller).
+    fn link(&self, temp: &mut Temp, r: &Rendered) -> io::Result<PathBuf> {
+        let Some(temp_path) = temp.path.clone() else {
             return Err(io::Error::other("a discarded part cannot be published"));
         };
-        let temp_path = path;
-        if let Some(out) = temp.out.take() {
-            if let Err(e) = out.finish() {
-                let _ = fs::remove_file(&temp_path);
-                return Err(e);
-            }
-        }
         let family = r.family();
         let mut index = lock(&self.next_index).get(&family).copied().unwrap_or(0);
         let mut linked = false;
@@ -441,10 +608,11 @@ impl FileWriter {
                 }
             }
         };
+        // Published: the temporary name is no longer removed on drop.
+        temp.path = None;
         if linked {
             fs::remove_file(&temp_path)?;
         }
-        sync_dir(&target)?;
         let mut cache = lock(&self.next_index);
         if cache.len() >= INDEX_CACHE_LIMIT {
             cache.clear();
@@ -452,6 +620,15 @@ impl FileWriter {
         cache.insert(family, index + 1);
         Ok(target)
     }
+}
+
+/// Closes a written part and keeps it for the group's sync (a discarded part is dropped).
+fn stage(mut t: Temp, part: u32, staged: &mut Vec<(u32, Temp)>) -> Result<(), SinkError> {
+    t.close().map_err(io_err)?;
+    if t.path.is_some() {
+        staged.push((part, t));
+    }
+    Ok(())
 }
 
 /// Points `link` at `target`, replacing it atomically.

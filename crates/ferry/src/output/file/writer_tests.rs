@@ -377,3 +377,160 @@ fn parts_published_before_a_crash_are_not_written_again() {
     assert_eq!(lines.len(), 50);
     assert_eq!(unique.len(), 50, "no line twice");
 }
+
+/// Writes `sources` as one group of chunks named `c0` … into `r`'s files, with notes from
+/// `notes`.
+fn write_group_of(
+    w: &FileWriter,
+    r: &Rendered,
+    sources: &mut [Box<NextPiece<'static>>],
+    notes: &[ChunkNotes],
+) -> Vec<Written> {
+    let ids: Vec<String> = (0..sources.len()).map(|i| format!("c{i}")).collect();
+    let items = sources
+        .iter_mut()
+        .zip(&ids)
+        .zip(notes)
+        .map(|((next, id), notes)| GroupItem {
+            rendered: r,
+            chunk_id: id,
+            next: next.as_mut(),
+            notes,
+        })
+        .collect();
+    w.write_group(items)
+}
+
+fn sources(n: usize, fail: Option<usize>) -> Vec<Box<NextPiece<'static>>> {
+    (0..n)
+        .map(|i| {
+            let fail_at = (Some(i) == fail).then_some(1);
+            Box::new(source(2, 5, fail_at)) as Box<NextPiece<'static>>
+        })
+        .collect()
+}
+
+#[test]
+fn appended_chunks_of_a_group_share_one_sync_of_their_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = rendered(dir.path(), "app");
+    let w = FileWriter::new(config(true));
+    let notes: Vec<ChunkNotes> = (0..8).map(|_| ChunkNotes::none()).collect();
+    let written = write_group_of(&w, &r, &mut sources(8, None), &notes);
+    assert!(written.iter().all(Result::is_ok));
+    assert_eq!(all_lines(dir.path()).len(), 8 * 10);
+    // One sync of the file, one of the directory that gained it.
+    assert_eq!(w.syncs(), 2);
+    // Written one at a time, the same chunks cost a sync each.
+    let one_by_one = FileWriter::new(config(true));
+    for mut s in sources(8, None) {
+        one_by_one.write(&r, "c", s.as_mut()).unwrap();
+    }
+    assert_eq!(one_by_one.syncs(), 8);
+    assert_eq!(all_lines(dir.path()).len(), 16 * 10);
+}
+
+#[test]
+fn new_files_of_a_group_share_one_sync_of_their_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = rendered(dir.path(), "app");
+    let w = FileWriter::new(config(false));
+    let notes: Vec<ChunkNotes> = (0..8).map(|_| ChunkNotes::none()).collect();
+    let written = write_group_of(&w, &r, &mut sources(8, None), &notes);
+    let files: Vec<PathBuf> = written.into_iter().flat_map(Result::unwrap).collect();
+    assert_eq!(files.len(), 8, "a file per chunk");
+    assert_eq!(names(dir.path()).len(), 8, "no temporary file is left");
+    // Each file's data once, the directory once (one at a time: 16).
+    assert_eq!(w.syncs(), 9);
+    let one_by_one = FileWriter::new(config(false));
+    for mut s in sources(8, None) {
+        one_by_one.write(&r, "c", s.as_mut()).unwrap();
+    }
+    assert_eq!(one_by_one.syncs(), 16);
+}
+
+#[test]
+fn a_chunk_that_fails_in_a_group_leaves_nothing_and_the_others_are_written() {
+    for append in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = rendered(dir.path(), "app");
+        let w = FileWriter::new(config(append));
+        let notes: Vec<ChunkNotes> = (0..5).map(|_| ChunkNotes::none()).collect();
+        let written = write_group_of(&w, &r, &mut sources(5, Some(2)), &notes);
+        let ok: Vec<bool> = written.iter().map(Result::is_ok).collect();
+        assert_eq!(ok, [true, true, false, true, true], "append {append}");
+        let lines = all_lines(dir.path());
+        assert_eq!(
+            lines.len(),
+            4 * 10,
+            "append {append}: the failed chunk left nothing"
+        );
+        assert!(
+            names(dir.path()).iter().all(|n| !n.ends_with(".ferry-tmp")),
+            "append {append}: no temporary file"
+        );
+    }
+}
+
+#[test]
+fn a_crash_before_a_groups_sync_cuts_back_all_of_its_chunks_and_each_is_written_once() {
+    let out = tempfile::tempdir().unwrap();
+    let buf_dir = tempfile::tempdir().unwrap();
+    let r = rendered(out.path(), "app");
+    let target = r.path(0, true);
+    fs::write(&target, "an earlier chunk\n").unwrap();
+    {
+        let buffer = noted_buffer(buf_dir.path());
+        for t in ["a", "b", "c"] {
+            buffer.append(&ChunkKey::tag(t), b"x", 1).unwrap();
+        }
+        buffer.flush_all();
+        let chunks: Vec<_> = (0..3).map(|_| buffer.take(later()).unwrap()).collect();
+        let notes: Vec<ChunkNotes> = chunks
+            .iter()
+            .map(|c| ChunkNotes::new(c.notebook(), &c.notes()))
+            .collect();
+        let w = FileWriter::new(config(true));
+        let mut srcs: Vec<Box<NextPiece<'static>>> = vec![
+            Box::new(source(2, 10, None)),
+            Box::new(source(2, 10, None)),
+            Box::new(crashing_source(4, 10, 2)),
+        ];
+        crash_during(|| {
+            let _ = write_group_of(&w, &r, &mut srcs, &notes);
+        });
+        drop(chunks);
+    }
+    assert!(
+        all_lines(out.path()).len() > 1,
+        "the crash left appends behind"
+    );
+    // The restart: every chunk of the group is undone, back to before the first of them.
+    let buffer = noted_buffer(buf_dir.path());
+    let w = FileWriter::new(config(true));
+    for c in buffer.noted_chunks() {
+        let notes = ChunkNotes::new(c.notebook.clone(), &c.notes);
+        w.undo_interrupted(&r, &c.notes, &notes).unwrap();
+    }
+    assert_eq!(fs::read_to_string(&target).unwrap(), "an earlier chunk\n");
+    let chunks: Vec<_> = (0..3).map(|_| buffer.take(later()).unwrap()).collect();
+    let notes: Vec<ChunkNotes> = chunks
+        .iter()
+        .map(|c| ChunkNotes::new(c.notebook(), &c.notes()))
+        .collect();
+    let mut srcs: Vec<Box<NextPiece<'static>>> = vec![
+        Box::new(source(2, 10, None)),
+        Box::new(source(2, 10, None)),
+        Box::new(source(4, 10, None)),
+    ];
+    let written = write_group_of(&w, &r, &mut srcs, &notes);
+    assert!(written.iter().all(Result::is_ok));
+    assert_eq!(
+        all_lines(out.path()).len(),
+        1 + 20 + 20 + 40,
+        "each chunk once"
+    );
+    for c in &chunks {
+        assert!(c.notes().iter().any(|n| Code::WriteDone.is(n)));
+    }
+}

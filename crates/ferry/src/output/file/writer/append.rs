@@ -10,8 +10,8 @@
 
 use super::INDEX_CACHE_LIMIT;
 use super::{
-    ChunkNotes, FileWriter, NextPiece, Out, Rendered, STRIPES, create_parent, io_err, lock,
-    path_hash, sync_dir,
+    ChunkNotes, FileWriter, GroupItem, NextPiece, Out, Rendered, STRIPES, Written, create_parent,
+    dir_of, io_err, lock, path_hash, shared, sync_dir,
 };
 use crate::output::SinkError;
 use crate::output::progress::Code;
@@ -21,64 +21,111 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+/// A chunk appended and not yet synced: the files it touched with their length before it
+/// (`None`: created by it), and the handles to sync.
+struct Appended {
+    touched: Vec<(PathBuf, Option<u64>)>,
+    files: Vec<File>,
+}
+
 impl FileWriter {
-    pub(super) fn append(
-        &self,
-        r: &Rendered,
-        next: &mut NextPiece<'_>,
-        notes: &ChunkNotes,
-    ) -> Result<Vec<PathBuf>, SinkError> {
+    /// Appends each chunk in turn, then syncs every file touched once, then notes each chunk
+    /// done, synced, in order (see the module docs). A failure in the common part fails the
+    /// chunks from there on, undone last first.
+    pub(super) fn append_group(&self, mut items: Vec<GroupItem<'_, '_>>) -> Vec<Written> {
+        let mut stripes: Vec<usize> = items
+            .iter()
+            .map(|i| stripe_of(&i.rendered.family()))
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let _guards: Vec<_> = stripes
+            .iter()
+            .filter_map(|i| self.stripes.get(*i))
+            .map(lock)
+            .collect();
+        let mut appended: Vec<Result<Appended, SinkError>> =
+            items.iter_mut().map(|item| self.append_one(item)).collect();
+        let mut failed = self.sync_appended(&appended).err().map(|e| (0, e));
+        if failed.is_none() {
+            failed = items
+                .iter()
+                .zip(&appended)
+                .enumerate()
+                .filter(|(_, (_, a))| a.is_ok())
+                .find_map(|(i, (item, _))| {
+                    let done = item.notes.keep_durably(Code::WriteDone.note(0, 0, 0));
+                    done.err().map(|e| (i, e))
+                });
+        }
+        if let Some((from, e)) = failed {
+            for i in (from..appended.len()).rev() {
+                if let (Ok(a), Some(item)) = (&appended[i], items.get(i)) {
+                    undo(&a.touched, item.notes);
+                    appended[i] = Err(shared(&e));
+                }
+            }
+        }
+        appended
+            .into_iter()
+            .map(|a| a.map(|a| a.touched.into_iter().map(|(p, _)| p).collect()))
+            .collect()
+    }
+
+    /// Syncs each file the chunks appended to, once, and the directories of the files they
+    /// created.
+    fn sync_appended(&self, appended: &[Result<Appended, SinkError>]) -> io::Result<()> {
+        let mut synced: Vec<&Path> = Vec::new();
+        for a in appended.iter().flatten() {
+            for ((path, _), file) in a.touched.iter().zip(&a.files) {
+                if !synced.contains(&path.as_path()) {
+                    self.sync_file(file)?;
+                    synced.push(path);
+                }
+            }
+        }
+        let mut dirs: Vec<&Path> = appended
+            .iter()
+            .flatten()
+            .flat_map(|a| a.touched.iter())
+            .filter(|(_, before)| before.is_none())
+            .map(|(path, _)| dir_of(path))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        for dir in dirs {
+            self.sync_dir_at(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Appends one chunk's pieces, not synced; a chunk that fails part way is undone at once.
+    fn append_one(&self, item: &mut GroupItem<'_, '_>) -> Result<Appended, SinkError> {
+        let r = item.rendered;
         let family = r.family();
-        let _guard = self.stripe(&family).map(lock);
         let mut index = match lock(&self.next_index).get(&family) {
             Some(i) => *i,
             None => (0..).find(|i| !r.path(i + 1, true).exists()).unwrap_or(0),
         };
-        // Files touched by this chunk and their length before it (None: created by it).
-        let mut touched: Vec<(PathBuf, Option<u64>)> = Vec::new();
-        let result = self
-            .append_pieces(r, &mut index, &mut touched, next, notes)
-            .and_then(|()| {
-                notes
-                    .keep_durably(Code::WriteDone.note(0, 0, 0))
-                    .map_err(io_err)
-            });
+        let mut done = Appended {
+            touched: Vec::new(),
+            files: Vec::new(),
+        };
+        let result = self.append_pieces(r, &mut index, &mut done, item.next, item.notes);
         if result.is_err() {
-            for (path, len) in touched.iter().rev() {
-                let undone = match len {
-                    Some(len) => OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .and_then(|f| f.set_len(*len)),
-                    None => fs::remove_file(path),
-                };
-                if let Err(e) = undone {
-                    tracing::error!("could not undo a failed append to {}: {e}", path.display());
-                }
-            }
-            if !touched.is_empty()
-                && let Err(e) = notes.keep_durably(Code::AppendsUndone.note(0, 0, 0))
-            {
-                tracing::error!(
-                    "could not note the undo of a failed append to {}: {e}",
-                    touched[0].0.display()
-                );
-            }
+            undo(&done.touched, item.notes);
         }
         let mut cache = lock(&self.next_index);
         if cache.len() >= INDEX_CACHE_LIMIT {
             cache.clear();
         }
         cache.insert(family, index);
-        result.map(|()| touched.into_iter().map(|(p, _)| p).collect())
+        result.map(|()| done)
     }
 
     /// The lock that serializes appends to the files of `family`.
     fn stripe(&self, family: &str) -> Option<&std::sync::Mutex<()>> {
-        let h = family.bytes().fold(0usize, |h, b| {
-            h.wrapping_mul(31).wrapping_add(usize::from(b))
-        });
-        self.stripes.get(h % STRIPES)
+        self.stripes.get(stripe_of(family))
     }
 
     /// Cuts the files a crash interrupted a chunk's append to back to their noted lengths
@@ -148,7 +195,7 @@ impl FileWriter {
         &self,
         r: &Rendered,
         index: &mut u32,
-        touched: &mut Vec<(PathBuf, Option<u64>)>,
+        done: &mut Appended,
         next: &mut NextPiece<'_>,
         notes: &ChunkNotes,
     ) -> Result<(), SinkError> {
@@ -166,7 +213,7 @@ impl FileWriter {
             if let Some((out, base)) = current.take() {
                 let size = base + out.written();
                 if max.is_some_and(|m| size > 0 && size + buf.len() as u64 > m) {
-                    out.finish().map_err(io_err)?;
+                    done.files.extend(out.close().map_err(io_err)?);
                     *index += 1;
                 } else {
                     current = Some((out, base));
@@ -175,9 +222,9 @@ impl FileWriter {
             let (out, _) = match &mut current {
                 Some(c) => c,
                 slot @ None => {
-                    let opened = self.open_append(r, index, buf.len() as u64, touched);
+                    let opened = self.open_append(r, index, buf.len() as u64, &mut done.touched);
                     let opened = opened.map_err(io_err)?;
-                    if let Some((path, before)) = touched.last() {
+                    if let Some((path, before)) = done.touched.last() {
                         let before = before.unwrap_or(0);
                         notes.keep(Code::AppendBegun.note(*index, path_hash(path), before));
                     }
@@ -187,12 +234,7 @@ impl FileWriter {
             out.write_all(&buf).map_err(io_err)?;
         }
         if let Some((out, _)) = current {
-            out.finish().map_err(io_err)?;
-        }
-        for (path, before) in touched.iter() {
-            if before.is_none() {
-                sync_dir(path).map_err(io_err)?;
-            }
+            done.files.extend(out.close().map_err(io_err)?);
         }
         Ok(())
     }
@@ -233,6 +275,39 @@ impl FileWriter {
             touched.push((path, existed.then_some(len)));
             return Ok((Out::cached(file, self.config.gzip), len));
         }
+    }
+}
+
+/// Which of the append locks serializes the files of `family`.
+fn stripe_of(family: &str) -> usize {
+    let h = family.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
+    h % STRIPES
+}
+
+/// Cuts the files a chunk appended to back to their length before it (removes those it
+/// created), last first, and notes the undo.
+fn undo(touched: &[(PathBuf, Option<u64>)], notes: &ChunkNotes) {
+    for (path, len) in touched.iter().rev() {
+        let undone = match len {
+            Some(len) => OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(*len)),
+            None => fs::remove_file(path),
+        };
+        if let Err(e) = undone {
+            tracing::error!("could not undo a failed append to {}: {e}", path.display());
+        }
+    }
+    if let Some((first, _)) = touched.first()
+        && let Err(e) = notes.keep_durably(Code::AppendsUndone.note(0, 0, 0))
+    {
+        tracing::error!(
+            "could not note the undo of a failed append to {}: {e}",
+            first.display()
+        );
     }
 }
 
