@@ -234,6 +234,39 @@ pub fn records(data: &[u8]) {
     }
 }
 
+/// Arbitrary bytes as a JSON log line read in one pass ([`crate::json::flat_object`]): never
+/// panics, and a line it reads becomes exactly the msgpack map the full parser makes of it.
+pub fn json_flat(data: &[u8]) {
+    use crate::json::{Scalar, flat_object, to_msgpack};
+    use crate::msgpack::{write_bool, write_int, write_map_len, write_nil, write_str, write_uint};
+    let mut pairs = bytes::BytesMut::new();
+    let mut count = 0usize;
+    let read = flat_object(data, |key, value| {
+        assert!(std::str::from_utf8(key).is_ok(), "keys are UTF-8");
+        write_str(&mut pairs, key);
+        match value {
+            Scalar::Str(s) => {
+                assert!(std::str::from_utf8(s).is_ok(), "strings are UTF-8");
+                write_str(&mut pairs, s);
+            }
+            Scalar::UInt(n) => write_uint(&mut pairs, n),
+            Scalar::Int(n) => write_int(&mut pairs, n),
+            Scalar::Bool(b) => write_bool(&mut pairs, b),
+            Scalar::Null => write_nil(&mut pairs),
+        }
+        count += 1;
+        true
+    });
+    if read.is_some() {
+        let mut mine = bytes::BytesMut::new();
+        write_map_len(&mut mine, count);
+        mine.extend_from_slice(&pairs);
+        let mut full = bytes::BytesMut::new();
+        assert!(to_msgpack(data, &mut full).is_ok(), "a flat object is JSON");
+        assert_eq!(&mine[..], &full[..], "the same map as the full parser");
+    }
+}
+
 /// Arbitrary bytes as a Scribe connection ([`crate::thrift`]): the first byte picks the
 /// transport, the rest arrives in reads of a few bytes. Never panics; every call decoded has
 /// whole entries when it is a `Log`, and its reply reads back.

@@ -7,6 +7,10 @@
 //! The one JSON → msgpack conversion of ferry: the json parser, the Forward input's JSON mode,
 //! the http input's bodies, the record_transformer's values.
 
+mod flat;
+
+pub use flat::{Scalar, flat_object};
+
 use crate::msgpack::{
     write_array_len, write_bool, write_f64, write_int, write_map_len, write_nil, write_str,
     write_uint,

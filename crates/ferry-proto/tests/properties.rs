@@ -177,6 +177,25 @@ proptest! {
         fuzzing::handshake(&data);
         fuzzing::delimited(&data);
         fuzzing::syslog_framing(&data);
+        fuzzing::json_flat(&data);
+    }
+
+    #[test]
+    fn json_shaped_lines_read_in_one_pass_are_what_the_full_parser_reads(
+        body in prop::collection::vec(prop_oneof![
+            Just(&b"{"[..]), Just(&b"}"[..]), Just(&b"\""[..]), Just(&b":"[..]), Just(&b","[..]),
+            Just(&b"\\"[..]), Just(&b"-"[..]), Just(&b"0"[..]), Just(&b"7"[..]), Just(&b"."[..]),
+            Just(&b"e"[..]), Just(&b" "[..]), Just(&b"\t"[..]), Just(&b"true"[..]), Just(&b"null"[..]),
+            Just(&b"k"[..]), Just("é".as_bytes()), Just(&b"\xff"[..]), Just(&b"\x01"[..]),
+            Just(&b"[1]"[..]), Just(&b"{\"a\":\"b\"}"[..]), Just(&b"\"k\":"[..]),
+            Just(&b"\"v\","[..]), Just(&b"12345678901234567890"[..]),
+        ], 0..40),
+    ) {
+        let mut data = b"{".to_vec();
+        for piece in body {
+            data.extend_from_slice(piece);
+        }
+        fuzzing::json_flat(&data);
     }
 
     #[test]
@@ -234,6 +253,7 @@ fn inputs_the_fuzzers_found_stay_fixed() {
             Some("handshake") => ferry_proto::fuzzing::handshake(&data),
             Some("delimited") => ferry_proto::fuzzing::delimited(&data),
             Some("syslog_framing") => ferry_proto::fuzzing::syslog_framing(&data),
+            Some("json_flat") => ferry_proto::fuzzing::json_flat(&data),
             _ => panic!("{name}: name it after its fuzz target (codec-..., handshake-...)"),
         }
         replayed += 1;

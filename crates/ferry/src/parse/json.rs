@@ -4,8 +4,8 @@
 use super::record::Record;
 use super::{ParseError, TimeSpec};
 use bytes::BytesMut;
-use ferry_proto::json::{KeySeed, ValueSeed, write_tree};
-use ferry_proto::msgpack::write_str;
+use ferry_proto::json::{KeySeed, Scalar, ValueSeed, flat_object, write_tree};
+use ferry_proto::msgpack::{write_bool, write_int, write_nil, write_str, write_uint};
 use ferry_proto::time::EventTime;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use std::fmt;
@@ -17,6 +17,18 @@ pub struct JsonParser {
 
 impl JsonParser {
     pub fn parse(&self, line: &[u8], rec: &mut Record) -> Result<Option<EventTime>, ParseError> {
+        // Most lines are flat objects of plain values: read in one pass. Any other line is
+        // read by serde_json, from the same start.
+        let mark = rec.mark();
+        if let Some(time) = self.flat(line, rec) {
+            return Ok(time);
+        }
+        rec.back_to(mark);
+        self.parse_full(line, rec)
+    }
+
+    /// Any line, by serde_json.
+    fn parse_full(&self, line: &[u8], rec: &mut Record) -> Result<Option<EventTime>, ParseError> {
         if line.trim_ascii_start().first() != Some(&b'{') {
             return Err(
                 match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
@@ -35,6 +47,43 @@ impl JsonParser {
             .map_err(|e| ParseError::Json(e.to_string()))?;
         de.end().map_err(|e| ParseError::Json(e.to_string()))?;
         time
+    }
+}
+
+impl JsonParser {
+    /// A flat object ([`flat_object`]) into `rec`; `None` for any other line, and for a time
+    /// key whose value is not a plain string or that does not parse (the full parser reads it
+    /// and reports what is wrong).
+    fn flat(&self, line: &[u8], rec: &mut Record) -> Option<Option<EventTime>> {
+        let spec = &self.time;
+        let time_key = spec.key.as_deref().map(str::as_bytes);
+        let mut time = None;
+        flat_object(line, |key, value| {
+            if Some(key) == time_key {
+                let Scalar::Str(text) = value else {
+                    return false;
+                };
+                match spec.read(text) {
+                    Ok(t) => time = Some(t),
+                    Err(_) => return false,
+                }
+                if !spec.keep {
+                    return true;
+                }
+            }
+            let out = rec.buf();
+            write_str(out, key);
+            match value {
+                Scalar::Str(s) => write_str(out, s),
+                Scalar::UInt(n) => write_uint(out, n),
+                Scalar::Int(n) => write_int(out, n),
+                Scalar::Bool(b) => write_bool(out, b),
+                Scalar::Null => write_nil(out),
+            }
+            rec.add_field();
+            true
+        })?;
+        Some(time)
     }
 }
 
@@ -95,5 +144,91 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
             self.rec.add_field();
         }
         Ok(Ok(time))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::Parser;
+    use crate::parse::tests::setup;
+    use proptest::prelude::*;
+
+    fn json_parser(conf: &str) -> JsonParser {
+        match setup(conf).parser {
+            Parser::Json(p) => p,
+            _ => unreachable!("a json parser"),
+        }
+    }
+
+    /// A JSON value's text, plain or not: what log lines hold, and what the one-pass read
+    /// must leave to serde_json.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ -~]{0,24}".prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
+            "[a-z]{0,8}".prop_map(|s| format!("\"{s}\"")),
+            "\\PC{0,8}".prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| serde_json::to_string(&f).unwrap_or_default()),
+            Just("-0".to_string()),
+            Just("18446744073709551616".to_string()),
+            Just("-9223372036854775808".to_string()),
+            Just("01".to_string()),
+            Just("1e3".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            Just("null".to_string()),
+            Just("{\"n\":[1,\"x\"]}".to_string()),
+            Just("\"tab\there\"".to_string()),
+            Just("\"2026-12-07T10:00:00Z\"".to_string()),
+            Just("\"not a time\"".to_string()),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("time".to_string()),
+            "[a-z]{1,6}",
+            Just("k\\\"q".to_string())
+        ];
+        let ws = prop_oneof![Just(""), Just(" "), Just("\t"), Just(" \r")];
+        (
+            proptest::collection::vec((key, value(), ws.clone()), 0..6),
+            ws,
+            any::<bool>(),
+        )
+            .prop_map(|(pairs, pad, broken)| {
+                let body: Vec<String> = pairs
+                    .iter()
+                    .map(|(k, v, w)| format!("{w}\"{k}\"{w}:{w}{v}{w}"))
+                    .collect();
+                let tail = if broken { "," } else { "" };
+                format!("{pad}{{{}{tail}}}{pad}", body.join(","))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn the_one_pass_read_gives_what_serde_json_gives(line in line(), keep in any::<bool>()) {
+            let conf = if keep {
+                "@type json\ntime_format %Y-%m-%dT%H:%M:%SZ\nkeep_time_key true"
+            } else {
+                "@type json\ntime_format %Y-%m-%dT%H:%M:%SZ"
+            };
+            let p = json_parser(conf);
+            let (mut fast, mut full) = (Record::new(), Record::new());
+            let a = p.parse(line.as_bytes(), &mut fast);
+            let b = p.parse_full(line.as_bytes(), &mut full);
+            prop_assert_eq!(format!("{a:?}"), format!("{b:?}"), "{}", line);
+            if a.is_ok() {
+                let (mut x, mut y) = (BytesMut::new(), BytesMut::new());
+                fast.write_map(&mut x);
+                full.write_map(&mut y);
+                prop_assert_eq!(&x[..], &y[..], "{}", line);
+            }
+        }
     }
 }

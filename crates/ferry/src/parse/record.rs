@@ -136,6 +136,17 @@ impl Record {
         self.count += 1;
     }
 
+    /// Where the record stands, to go back to with [`Record::back_to`].
+    pub fn mark(&self) -> (usize, u32) {
+        (self.fields.len(), self.count)
+    }
+
+    /// Drops the fields written since `mark`.
+    pub fn back_to(&mut self, mark: (usize, u32)) {
+        self.fields.truncate(mark.0);
+        self.count = mark.1;
+    }
+
     /// Raw access for encoders that write a key and a value themselves (JSON); each such pair
     /// must be followed by [`Record::add_field`].
     pub fn buf(&mut self) -> &mut BytesMut {
