@@ -30,24 +30,48 @@ fn read_segment(reader: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
 }
 
 /// Reads a chunk's segments one at a time on a blocking thread, decompressing gzip chunks.
+/// The segments of an uncompressed memory chunk are handed out as they are stored, without a
+/// copy.
 pub struct SegmentReader {
     reader: Option<ferry_buffer::ChunkReader>,
     lens: std::vec::IntoIter<u64>,
     gzip: bool,
+    /// An uncompressed memory chunk's segments.
+    stored: Option<std::vec::IntoIter<Bytes>>,
 }
 
 impl SegmentReader {
     pub fn new(chunk: &Chunk) -> Result<Self, SinkError> {
         let lens: Vec<u64> = chunk.segments().iter().map(|s| s.len).collect();
+        let in_memory = !chunk.compressed() && chunk.memory_slices(0, 0).is_some();
+        let stored = if in_memory {
+            let mut segments = Vec::with_capacity(lens.len());
+            for s in chunk.segments() {
+                let len = usize::try_from(s.len)
+                    .map_err(|_| SinkError::BadChunk("segment too large".into()))?;
+                segments.push(
+                    chunk
+                        .read_range(s.offset, len)
+                        .map_err(SinkError::ReadChunk)?,
+                );
+            }
+            Some(segments.into_iter())
+        } else {
+            None
+        };
         Ok(Self {
             reader: Some(chunk.reader().map_err(SinkError::ReadChunk)?),
             lens: lens.into_iter(),
             gzip: chunk.compressed(),
+            stored,
         })
     }
 
     /// The next segment's entry stream, or `None` at the end.
     pub async fn next(&mut self) -> Result<Option<Bytes>, SinkError> {
+        if let Some(stored) = &mut self.stored {
+            return Ok(stored.next());
+        }
         let Some(len) = self.lens.next() else {
             return Ok(None);
         };
@@ -68,6 +92,9 @@ impl SegmentReader {
 
     /// [`Self::next`] on the calling thread, for sinks that already run on a blocking thread.
     pub fn next_blocking(&mut self) -> Result<Option<Bytes>, SinkError> {
+        if let Some(stored) = &mut self.stored {
+            return Ok(stored.next());
+        }
         let Some(len) = self.lens.next() else {
             return Ok(None);
         };

@@ -124,6 +124,8 @@ pub struct Step {
     pub size: u64,
     /// The file's link count (0: deleted).
     pub nlink: u64,
+    /// The file's fingerprint after this step.
+    pub fp: Fingerprint,
 }
 
 /// What a read step does besides reading.
@@ -193,13 +195,18 @@ impl Tailed {
             .is_some_and(|d| d.pending_start().is_some())
     }
 
-    /// One read step on a blocking thread. `None` if the thread could not run (shutdown).
+    /// Read steps on a blocking thread: one, then more while each ended on `max_lines` with
+    /// more to read and nothing else to report (up to `steps` of them and `max_bytes` in all),
+    /// so a busy file is read in one trip to the blocking pool per few batches. Each step is
+    /// its own batch of at most `max_lines` lines, emitted and committed in turn. At least one
+    /// step unless the read failed; `None` if the thread could not run (shutdown).
     pub async fn step(
         &mut self,
         max_lines: usize,
         max_bytes: u64,
+        steps: usize,
         mode: StepMode,
-    ) -> Option<io::Result<Step>> {
+    ) -> Option<io::Result<Vec<Step>>> {
         let mut reader = self.reader.take()?;
         let mut decoder = self.decoder.take()?;
         let fp = self.fp;
@@ -209,13 +216,12 @@ impl Tailed {
             mean_line: (self.lines_read > 0).then(|| self.bytes_read / self.lines_read),
         };
         let joined = tokio::task::spawn_blocking(move || {
-            let r = run_step(
+            let r = run_steps(
                 &mut reader,
                 &mut decoder,
                 fp,
                 &seen,
-                max_lines,
-                max_bytes,
+                (max_lines, max_bytes, steps),
                 mode,
             );
             (reader, decoder, r)
@@ -225,19 +231,21 @@ impl Tailed {
         let (reader, decoder, result) = joined;
         self.reader = Some(reader);
         self.decoder = Some(decoder);
-        let (step, fp) = match result {
+        let steps = match result {
             Ok(ok) => ok,
             Err(e) => return Some(Err(e)),
         };
-        self.fp = fp;
-        self.at_eof = step.eof;
-        self.last_size = step.size;
-        self.lines_read += step.lines as u64;
-        self.bytes_read += step.consumed;
-        if step.lines > 0 {
-            self.last_line = Instant::now();
+        for step in &steps {
+            self.fp = step.fp;
+            self.at_eof = step.eof;
+            self.last_size = step.size;
+            self.lines_read += step.lines as u64;
+            self.bytes_read += step.consumed;
+            if step.lines > 0 {
+                self.last_line = Instant::now();
+            }
         }
-        Some(Ok(step))
+        Some(Ok(steps))
     }
 }
 
@@ -295,6 +303,51 @@ struct Seen {
     /// Its size at the previous step.
     size: u64,
     mean_line: Option<u64>,
+}
+
+/// [`run_step`] once, then again while the last step read a whole batch of plain lines (see
+/// [`Tailed::step`]); a read error after the first step ends the run (the next trip reports
+/// it).
+fn run_steps(
+    reader: &mut FileReader,
+    decoder: &mut LineDecoder,
+    mut fp: Fingerprint,
+    seen: &Seen,
+    (max_lines, max_bytes, steps): (usize, u64, usize),
+    mode: StepMode,
+) -> io::Result<Vec<Step>> {
+    let mut out: Vec<Step> = Vec::new();
+    let mut budget = max_bytes;
+    let later = StepMode {
+        flush_multiline: false,
+        ..mode.clone()
+    };
+    loop {
+        let this = if out.is_empty() {
+            mode.clone()
+        } else {
+            later.clone()
+        };
+        let result = run_step(reader, decoder, fp, seen, max_lines, budget, this);
+        let (mut step, next_fp) = match result {
+            Ok(ok) => ok,
+            Err(e) if out.is_empty() => return Err(e),
+            Err(_) => break,
+        };
+        fp = next_fp;
+        step.fp = fp;
+        budget = budget.saturating_sub(step.bytes_read);
+        let plain = step.lines >= max_lines
+            && !step.eof
+            && step.truncated.is_none()
+            && step.skipped_long.is_empty()
+            && step.built.timeout_records == 0;
+        out.push(step);
+        if !plain || mode.finish || out.len() >= steps || budget < max_bytes / 2 {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 fn run_step(

@@ -21,8 +21,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Bytes read per step at most (a batch stays well under a buffer chunk).
+/// Bytes read per trip to the blocking pool at most (a batch stays well under a buffer chunk).
 pub const MAX_STEP_BYTES: u64 = 4 * 1024 * 1024;
+/// Batches of `read_lines_limit` lines read per trip to the blocking pool at most, while a
+/// file has whole batches to read: each is still emitted and committed on its own.
+pub const STEPS_PER_READ: usize = 8;
 /// Longest wait between two offers of a refused batch.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// A full buffer that frees no room for this long is reported (and waited for again).
@@ -42,8 +45,9 @@ fn may_warn(last: &std::sync::atomic::AtomicU64) -> bool {
             .is_ok()
 }
 
-/// Reads one step of `f`, emits it, and records the new position once committed. `Ok(None)`
-/// when nothing was read (throttled, or a read error that was logged).
+/// Reads the next steps of `f` (one trip to the blocking pool, see [`Tailed::step`]), emits
+/// each step's batch and records the position after it once committed, in turn. Returns the
+/// last step; `Ok(None)` when nothing was read (throttled, or a read error that was logged).
 pub async fn step_and_emit(
     ctx: &Ctx,
     f: &mut Tailed,
@@ -70,9 +74,14 @@ pub async fn step_and_emit(
         concat: ctx.routing.current().concat_for(ctx.label.as_deref(), tag),
     };
     h.set_detail("reading", f.path_str.clone());
-    let fp_before = f.fp;
-    let mut step = match f
-        .step(cfg.read_lines_limit, allowance.min(MAX_STEP_BYTES), mode)
+    let mut fp_before = f.fp;
+    let steps = match f
+        .step(
+            cfg.read_lines_limit,
+            allowance.min(MAX_STEP_BYTES),
+            STEPS_PER_READ,
+            mode,
+        )
         .await
     {
         None => return Err(Stop),
@@ -88,6 +97,26 @@ pub async fn step_and_emit(
         }
         Some(Ok(s)) => s,
     };
+    let mut last = None;
+    for step in steps {
+        let fp = step.fp;
+        last = Some(settle(ctx, f, tag, step, fp_before, h).await?);
+        fp_before = fp;
+    }
+    Ok(last)
+}
+
+/// Reports, emits and commits one step's batch, then records the position after it.
+async fn settle(
+    ctx: &Ctx,
+    f: &mut Tailed,
+    tag: &Arc<str>,
+    mut step: Step,
+    fp_before: super::identity::Fingerprint,
+    h: &TaskHandle,
+) -> Result<Step, Stop> {
+    let cfg = &ctx.cfg;
+    let m = &ctx.metrics;
     f.throttle.spend(step.consumed);
     TailMetrics::add(&m.bytes_read, step.bytes_read);
     if let Some((size, read)) = step.truncated {
@@ -199,17 +228,17 @@ pub async fn step_and_emit(
         TailMetrics::add(&m.emit_records, records);
     }
     let safe = f.handed.map_or(step.safe, |(at, _)| at.min(step.safe));
-    if safe != f.committed || f.fp != fp_before || step.truncated.is_some() {
+    if safe != f.committed || step.fp != fp_before || step.truncated.is_some() {
         f.committed = safe;
         f.gauge.position.store(f.committed, Ordering::Relaxed);
         ctx.table.set(PosEntry {
             path: f.path_str.clone(),
             offset: f.committed,
             id: f.id,
-            fp: f.fp,
+            fp: step.fp,
         });
     }
-    Ok(Some(step))
+    Ok(step)
 }
 
 /// Where a step's batch goes.
