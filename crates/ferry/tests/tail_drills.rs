@@ -363,8 +363,8 @@ fn sigkill_during_rotations_loses_nothing_and_duplicates_only_unrecorded_lines()
         &wrong[..wrong.len().min(5)]
     );
     // The bound the tail docs state: per kill, at most the lines of the batches committed
-    // while the last position write ran, one batch (read_lines_limit, 1000) per file in
-    // practice; two files are open around a rotation.
+    // while the last position write ran, one batch (read_lines_limit, 1000) per file when
+    // lines are read as they are written (as here); two files are open around a rotation.
     assert!(
         dups.len() <= 3 * 2 * 1000,
         "{} lines delivered twice after 3 SIGKILLs: more than one batch per file per kill",
