@@ -1,11 +1,10 @@
 //! The common shape of a JSON log line read in one pass: one object whose values are all
-//! written plainly (strings without escapes, integers without fraction or exponent, `true`,
-//! `false`, `null`). Anything else (an escape, a float, a nested value, a syntax error) is left
+//! written plainly (strings without escapes, numbers, `true`, `false`, `null`). Anything else (an escape, a float, a nested value, a syntax error) is left
 //! to the full parser: [`flat_object`] then gives `None`, and what it gives is exactly what the
 //! full parser would have read.
 
 /// A value of a flat object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Scalar<'a> {
     /// A string's bytes: valid UTF-8, no escapes.
     Str(&'a [u8]),
@@ -13,6 +12,8 @@ pub enum Scalar<'a> {
     UInt(u64),
     /// A negative integer (the full parser's `i64`).
     Int(i64),
+    /// A number with a fraction or an exponent, read as the full parser reads it.
+    Float(f64),
     Bool(bool),
     Null,
 }
@@ -37,8 +38,8 @@ fn plain_str(b: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     Some((s, pos + end + 1))
 }
 
-/// An integer as the full parser reads it, and the position after it; `None` for any other
-/// number (a fraction, an exponent, `-0`, out of range) or a malformed one.
+/// A number as the full parser reads it, and the position after it; `None` for an integer it
+/// reads as a float (`-0`, out of range) or a malformed number.
 #[inline]
 fn plain_int(b: &[u8], pos: usize) -> Option<(Scalar<'static>, usize)> {
     let neg = b.get(pos) == Some(&b'-');
@@ -55,7 +56,14 @@ fn plain_int(b: &[u8], pos: usize) -> Option<(Scalar<'static>, usize)> {
         return None;
     }
     if matches!(b.get(i), Some(b'.' | b'e' | b'E')) {
-        return None;
+        // The token is read by serde_json itself, so the float is the same to the bit.
+        let end = i + b
+            .get(i..)?
+            .iter()
+            .take_while(|c| matches!(c, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+            .count();
+        let f = serde_json::from_slice::<f64>(b.get(pos..end)?).ok()?;
+        return Some((Scalar::Float(f), end));
     }
     let value = if neg {
         // `-0` and the magnitudes past i64 are floats to the full parser.
@@ -156,6 +164,13 @@ mod tests {
             ("e".to_string(), Scalar::Str(b"")),
         ];
         assert_eq!(got, want);
+        let got = pairs(r#"{"f":1.5,"g":-2e-3,"h":0.1E+2}"#).unwrap();
+        let want = vec![
+            ("f".to_string(), Scalar::Float(1.5)),
+            ("g".to_string(), Scalar::Float(-2e-3)),
+            ("h".to_string(), Scalar::Float(10.0)),
+        ];
+        assert_eq!(got, want);
         assert_eq!(pairs("{}\r").unwrap(), vec![]);
         assert_eq!(
             pairs(r#"{"k":"日本語のログ","u":18446744073709551615}"#).unwrap(),
@@ -170,9 +185,10 @@ mod tests {
     fn anything_else_is_left_to_the_full_parser() {
         for line in [
             r#"{"a":"x\"y"}"#,
-            r#"{"a":1.5}"#,
-            r#"{"a":1e3}"#,
             r#"{"a":-0}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":1.5.5}"#,
+            r#"{"a":1e}"#,
             r#"{"a":01}"#,
             r#"{"a":18446744073709551616}"#,
             r#"{"a":-9223372036854775808}"#,

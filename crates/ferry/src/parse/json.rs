@@ -5,7 +5,7 @@ use super::record::Record;
 use super::{ParseError, TimeSpec};
 use bytes::BytesMut;
 use ferry_proto::json::{KeySeed, Scalar, ValueSeed, flat_object, write_tree};
-use ferry_proto::msgpack::{write_bool, write_int, write_nil, write_str, write_uint};
+use ferry_proto::msgpack::{write_bool, write_f64, write_int, write_nil, write_str, write_uint};
 use ferry_proto::time::EventTime;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use std::fmt;
@@ -77,6 +77,7 @@ impl JsonParser {
                 Scalar::Str(s) => write_str(out, s),
                 Scalar::UInt(n) => write_uint(out, n),
                 Scalar::Int(n) => write_int(out, n),
+                Scalar::Float(f) => write_f64(out, f),
                 Scalar::Bool(b) => write_bool(out, b),
                 Scalar::Null => write_nil(out),
             }
@@ -176,6 +177,16 @@ mod tests {
             Just("-9223372036854775808".to_string()),
             Just("01".to_string()),
             Just("1e3".to_string()),
+            Just("1.50".to_string()),
+            Just("-0.0".to_string()),
+            Just("1E+5".to_string()),
+            Just("123.456e-7".to_string()),
+            Just("0.30000000000000004".to_string()),
+            Just("3.14159265358979323846264338327950288419716939937510".to_string()),
+            Just("2.2250738585072011e-308".to_string()),
+            Just("1e400".to_string()),
+            Just("1.".to_string()),
+            "[0-9]{1,25}\\.[0-9]{1,25}(e-?[0-9]{1,3})?",
             Just("true".to_string()),
             Just("false".to_string()),
             Just("null".to_string()),
