@@ -238,25 +238,16 @@ pub fn records(data: &[u8]) {
 /// panics, and a line it reads becomes exactly the msgpack map the full parser makes of it.
 pub fn json_flat(data: &[u8]) {
     use crate::json::{Scalar, flat_object, to_msgpack};
-    use crate::msgpack::{
-        write_bool, write_f64, write_int, write_map_len, write_nil, write_str, write_uint,
-    };
+    use crate::msgpack::{write_map_len, write_str};
     let mut pairs = bytes::BytesMut::new();
     let mut count = 0usize;
     let read = flat_object(data, |key, value| {
         assert!(std::str::from_utf8(key).is_ok(), "keys are UTF-8");
-        write_str(&mut pairs, key);
-        match value {
-            Scalar::Str(s) => {
-                assert!(std::str::from_utf8(s).is_ok(), "strings are UTF-8");
-                write_str(&mut pairs, s);
-            }
-            Scalar::UInt(n) => write_uint(&mut pairs, n),
-            Scalar::Int(n) => write_int(&mut pairs, n),
-            Scalar::Float(f) => write_f64(&mut pairs, f),
-            Scalar::Bool(b) => write_bool(&mut pairs, b),
-            Scalar::Null => write_nil(&mut pairs),
+        if let Scalar::Str(s) = value {
+            assert!(std::str::from_utf8(s).is_ok(), "strings are UTF-8");
         }
+        write_str(&mut pairs, key);
+        value.write(&mut pairs);
         count += 1;
         true
     });

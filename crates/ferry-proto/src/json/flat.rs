@@ -1,7 +1,10 @@
 //! The common shape of a JSON log line read in one pass: one object whose values are all
-//! written plainly (strings without escapes, numbers, `true`, `false`, `null`). Anything else (an escape, a float, a nested value, a syntax error) is left
-//! to the full parser: [`flat_object`] then gives `None`, and what it gives is exactly what the
-//! full parser would have read.
+//! written plainly (strings without escapes, numbers, `true`, `false`, `null`). Anything else
+//! (an escape, a nested value, a syntax error) is left to the full parser: [`flat_object`]
+//! then gives `None`, and what it gives is exactly what the full parser would have read.
+
+use crate::msgpack::{write_bool, write_f64, write_int, write_nil, write_str, write_uint};
+use bytes::BytesMut;
 
 /// A value of a flat object.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -16,6 +19,20 @@ pub enum Scalar<'a> {
     Float(f64),
     Bool(bool),
     Null,
+}
+
+impl Scalar<'_> {
+    /// The value as msgpack, as the full parser's transcoder writes it.
+    pub fn write(self, out: &mut BytesMut) {
+        match self {
+            Scalar::Str(s) => write_str(out, s),
+            Scalar::UInt(n) => write_uint(out, n),
+            Scalar::Int(n) => write_int(out, n),
+            Scalar::Float(f) => write_f64(out, f),
+            Scalar::Bool(b) => write_bool(out, b),
+            Scalar::Null => write_nil(out),
+        }
+    }
 }
 
 /// The string whose first byte (after the opening quote) is at `pos`, and the position after

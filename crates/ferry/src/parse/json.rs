@@ -5,7 +5,7 @@ use super::record::Record;
 use super::{ParseError, TimeSpec};
 use bytes::BytesMut;
 use ferry_proto::json::{KeySeed, Scalar, ValueSeed, flat_object, write_tree};
-use ferry_proto::msgpack::{write_bool, write_f64, write_int, write_nil, write_str, write_uint};
+use ferry_proto::msgpack::write_str;
 use ferry_proto::time::EventTime;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use std::fmt;
@@ -71,16 +71,8 @@ impl JsonParser {
                     return true;
                 }
             }
-            let out = rec.buf();
-            write_str(out, key);
-            match value {
-                Scalar::Str(s) => write_str(out, s),
-                Scalar::UInt(n) => write_uint(out, n),
-                Scalar::Int(n) => write_int(out, n),
-                Scalar::Float(f) => write_f64(out, f),
-                Scalar::Bool(b) => write_bool(out, b),
-                Scalar::Null => write_nil(out),
-            }
+            write_str(rec.buf(), key);
+            value.write(rec.buf());
             rec.add_field();
             true
         })?;
