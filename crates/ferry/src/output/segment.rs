@@ -33,77 +33,85 @@ fn read_segment(reader: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
 /// The segments of an uncompressed memory chunk are handed out as they are stored, without a
 /// copy.
 pub struct SegmentReader {
-    reader: Option<ferry_buffer::ChunkReader>,
-    lens: std::vec::IntoIter<u64>,
+    source: Source,
     gzip: bool,
+}
+
+enum Source {
     /// An uncompressed memory chunk's segments.
-    stored: Option<std::vec::IntoIter<Bytes>>,
+    Stored(std::vec::IntoIter<Bytes>),
+    /// The payload, read a segment's length at a time (`None` while a read is away on a
+    /// blocking thread, or after one failed there).
+    Read {
+        reader: Option<ferry_buffer::ChunkReader>,
+        lens: std::vec::IntoIter<u64>,
+    },
+}
+
+fn segment_len(len: u64) -> Result<usize, SinkError> {
+    usize::try_from(len).map_err(|_| SinkError::BadChunk("segment too large".into()))
 }
 
 impl SegmentReader {
     pub fn new(chunk: &Chunk) -> Result<Self, SinkError> {
-        let lens: Vec<u64> = chunk.segments().iter().map(|s| s.len).collect();
-        let in_memory = !chunk.compressed() && chunk.memory_slices(0, 0).is_some();
-        let stored = if in_memory {
-            let mut segments = Vec::with_capacity(lens.len());
+        let gzip = chunk.compressed();
+        let source = if !gzip && chunk.memory_slices(0, 0).is_some() {
+            let mut segments = Vec::with_capacity(chunk.segments().len());
             for s in chunk.segments() {
-                let len = usize::try_from(s.len)
-                    .map_err(|_| SinkError::BadChunk("segment too large".into()))?;
+                let len = segment_len(s.len)?;
                 segments.push(
                     chunk
                         .read_range(s.offset, len)
                         .map_err(SinkError::ReadChunk)?,
                 );
             }
-            Some(segments.into_iter())
+            Source::Stored(segments.into_iter())
         } else {
-            None
+            let lens: Vec<u64> = chunk.segments().iter().map(|s| s.len).collect();
+            Source::Read {
+                reader: Some(chunk.reader().map_err(SinkError::ReadChunk)?),
+                lens: lens.into_iter(),
+            }
         };
-        Ok(Self {
-            reader: Some(chunk.reader().map_err(SinkError::ReadChunk)?),
-            lens: lens.into_iter(),
-            gzip: chunk.compressed(),
-            stored,
-        })
+        Ok(Self { source, gzip })
     }
 
     /// The next segment's entry stream, or `None` at the end.
     pub async fn next(&mut self) -> Result<Option<Bytes>, SinkError> {
-        if let Some(stored) = &mut self.stored {
-            return Ok(stored.next());
-        }
-        let Some(len) = self.lens.next() else {
+        let (reader, lens) = match &mut self.source {
+            Source::Stored(stored) => return Ok(stored.next()),
+            Source::Read { reader, lens } => (reader, lens),
+        };
+        let Some(len) = lens.next() else {
             return Ok(None);
         };
-        let Some(mut reader) = self.reader.take() else {
+        let Some(mut taken) = reader.take() else {
             return Ok(None);
         };
-        let len =
-            usize::try_from(len).map_err(|_| SinkError::BadChunk("segment too large".into()))?;
-        let (reader, data) = tokio::task::spawn_blocking(move || {
-            let read = read_segment(&mut reader, len);
-            (reader, read)
+        let len = segment_len(len)?;
+        let (taken, data) = tokio::task::spawn_blocking(move || {
+            let read = read_segment(&mut taken, len);
+            (taken, read)
         })
         .await
         .map_err(|e| SinkError::ReadChunk(io::Error::other(e)))?;
-        self.reader = Some(reader);
+        *reader = Some(taken);
         self.decode(data.map_err(SinkError::ReadChunk)?)
     }
 
     /// [`Self::next`] on the calling thread, for sinks that already run on a blocking thread.
     pub fn next_blocking(&mut self) -> Result<Option<Bytes>, SinkError> {
-        if let Some(stored) = &mut self.stored {
-            return Ok(stored.next());
-        }
-        let Some(len) = self.lens.next() else {
+        let (reader, lens) = match &mut self.source {
+            Source::Stored(stored) => return Ok(stored.next()),
+            Source::Read { reader, lens } => (reader, lens),
+        };
+        let Some(len) = lens.next() else {
             return Ok(None);
         };
-        let Some(reader) = self.reader.as_mut() else {
+        let Some(reader) = reader.as_mut() else {
             return Ok(None);
         };
-        let len =
-            usize::try_from(len).map_err(|_| SinkError::BadChunk("segment too large".into()))?;
-        let buf = read_segment(reader, len).map_err(SinkError::ReadChunk)?;
+        let buf = read_segment(reader, segment_len(len)?).map_err(SinkError::ReadChunk)?;
         self.decode(buf)
     }
 
@@ -114,6 +122,55 @@ impl SegmentReader {
             Ok(Some(Bytes::from(plain)))
         } else {
             Ok(Some(Bytes::from(data)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_buffer::{Buffer, BufferConfig, ChunkKey};
+
+    fn entries(n: u8) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        for i in 0..n {
+            let time = ferry_proto::time::EventTime::new(u32::from(i), 0);
+            ferry_proto::encode::write_entry(&mut out, time, false, &[0x81, 0xa1, b'k', i]);
+        }
+        out.to_vec()
+    }
+
+    fn segments_of(config: BufferConfig) -> Vec<Vec<u8>> {
+        let (buffer, _) = Buffer::open(config, "b").unwrap();
+        for n in 1..=3 {
+            buffer
+                .append(&ChunkKey::tag("t"), &entries(n), u64::from(n))
+                .unwrap();
+        }
+        buffer.flush_all();
+        let chunk = buffer.take(std::time::SystemTime::now()).unwrap();
+        let mut reader = SegmentReader::new(&chunk).unwrap();
+        let mut out = Vec::new();
+        while let Some(s) = reader.next_blocking().unwrap() {
+            out.push(s.to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn memory_and_file_chunks_hand_out_every_appended_byte_in_whole_entries() {
+        let want: Vec<u8> = (1..=3).flat_map(entries).collect();
+        let dir = tempfile::tempdir().unwrap();
+        for config in [BufferConfig::memory(), BufferConfig::file(dir.path())] {
+            let segments = segments_of(config);
+            assert!(!segments.is_empty());
+            for s in &segments {
+                assert!(
+                    ferry_proto::entries::iter(s).all(|e| e.is_ok()),
+                    "whole entries"
+                );
+            }
+            assert_eq!(segments.concat(), want);
         }
     }
 }
