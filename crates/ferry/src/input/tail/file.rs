@@ -336,14 +336,14 @@ fn run_steps(
         };
         fp = next_fp;
         step.fp = fp;
-        budget = budget.saturating_sub(step.bytes_read);
+        budget = budget.saturating_sub(step.consumed);
         let plain = step.lines >= max_lines
             && !step.eof
             && step.truncated.is_none()
             && step.skipped_long.is_empty()
             && step.built.timeout_records == 0;
         out.push(step);
-        if !plain || mode.finish || out.len() >= steps || budget < max_bytes / 2 {
+        if !plain || mode.finish || out.len() >= steps || budget == 0 {
             break;
         }
     }
@@ -449,4 +449,71 @@ fn run_step(
         reader.release_buffer();
     }
     Ok((step, fp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{ParseSetup, Parser};
+    use std::io::Write;
+
+    /// One trip over a file of `lines` lines of 10 bytes from its start: each step's lines and
+    /// whether it reached the end.
+    fn trip(lines: usize, max_lines: usize, max_bytes: u64, steps: usize) -> Vec<(usize, bool)> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        for i in 0..lines {
+            writeln!(file, "line {i:04}").unwrap();
+        }
+        let mut reader = FileReader::new(file.reopen().unwrap(), 0, 1 << 20);
+        let setup = ParseSetup::plain(Parser::None {
+            key: "message".into(),
+        });
+        let mut decoder = LineDecoder::new(setup, None, true, 1 << 20, Duration::from_secs(5));
+        let seen = Seen {
+            path: file.path().to_path_buf(),
+            size: 0,
+            mean_line: None,
+        };
+        let fp = Fingerprint::default();
+        let mode = StepMode::default();
+        run_steps(
+            &mut reader,
+            &mut decoder,
+            fp,
+            &seen,
+            (max_lines, max_bytes, steps),
+            mode,
+        )
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(
+                s.built.records as usize, s.lines,
+                "each step is its own batch"
+            );
+            (s.lines, s.eof)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_trip_reads_whole_batches_while_there_are_more_each_its_own_batch() {
+        // Until the end of the file, at most `steps` batches.
+        let all = trip(3500, 1000, 4 << 20, 8);
+        assert_eq!(
+            all.iter().map(|s| s.0).collect::<Vec<_>>(),
+            [1000, 1000, 1000, 500]
+        );
+        assert!(all[3].1, "the last step reached the end");
+        assert_eq!(trip(3500, 1000, 4 << 20, 2), [(1000, false), (1000, false)]);
+        // A batch that ends short of `read_lines_limit` ends the trip.
+        assert_eq!(trip(700, 1000, 4 << 20, 8), [(700, true)]);
+        // The bytes of a trip are bounded: 25,000 bytes are 2,500 lines of 10 bytes.
+        let bounded = trip(3500, 1000, 25_000, 8);
+        assert_eq!(
+            bounded.iter().map(|s| s.0).sum::<usize>(),
+            2500,
+            "{bounded:?}"
+        );
+    }
 }
