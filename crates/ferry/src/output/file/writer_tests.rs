@@ -534,3 +534,49 @@ fn a_crash_before_a_groups_sync_cuts_back_all_of_its_chunks_and_each_is_written_
         assert!(c.notes().iter().any(|n| Code::WriteDone.is(n)));
     }
 }
+
+#[test]
+fn a_chunk_of_a_group_whose_done_note_was_lost_is_cut_back_alone() {
+    let out = tempfile::tempdir().unwrap();
+    let buf_dir = tempfile::tempdir().unwrap();
+    let r = rendered(out.path(), "app");
+    let buffer = noted_buffer(buf_dir.path());
+    for t in ["a", "b"] {
+        buffer.append(&ChunkKey::tag(t), b"x", 1).unwrap();
+    }
+    buffer.flush_all();
+    let chunks: Vec<_> = (0..2).map(|_| buffer.take(later()).unwrap()).collect();
+    let notes: Vec<ChunkNotes> = chunks
+        .iter()
+        .map(|c| ChunkNotes::new(c.notebook(), &c.notes()))
+        .collect();
+    let w = FileWriter::new(config(true));
+    let mut srcs: Vec<Box<NextPiece<'static>>> =
+        vec![Box::new(source(2, 10, None)), Box::new(source(3, 10, None))];
+    assert!(
+        write_group_of(&w, &r, &mut srcs, &notes)
+            .iter()
+            .all(Result::is_ok)
+    );
+    assert_eq!(all_lines(out.path()).len(), 50);
+    // A crash between the two done notes: the second chunk's note never reached the disk.
+    let second = &chunks[1];
+    let without_done: Vec<_> = second
+        .notes()
+        .into_iter()
+        .filter(|n| !Code::WriteDone.is(n))
+        .collect();
+    let w = FileWriter::new(config(true));
+    let undone = w
+        .undo_interrupted(&r, &without_done, &ChunkNotes::none())
+        .unwrap();
+    assert_eq!(undone.map(|(n, _)| n), Some(1));
+    // Only the second chunk's 30 lines are cut: the first, noted done, keeps its 20.
+    let lines = all_lines(out.path());
+    assert_eq!(lines.len(), 20, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("piece 0 ") || l.starts_with("piece 1 "))
+    );
+}
